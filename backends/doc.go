@@ -1,0 +1,31 @@
+// Package backends is fragcache's general cache API: the Go form of
+// Flask-Caching's Cache object and its backends.
+//
+// The design follows database/sql. Backend authors implement the small
+// [Backend] interface, which speaks raw bytes and explicit TTLs. Users hold a
+// [Cache], the frontend that adds typed values (through a [Codec]), the key
+// prefix, the default timeout and the whole Flask-Caching API: Get, Set, Add,
+// Delete, GetMany, SetMany, DeleteMany, Has, Clear, Inc, Dec and GetDict.
+// Backends are chosen by name through a registry ([Register], [Open]) that
+// knows Flask-Caching's CACHE_TYPE names, old and new, and is configured with
+// the same CACHE_* keys ([FromMap], [FromEnv]).
+//
+// Timeouts follow Flask-Caching: an omitted timeout means the cache's default
+// (CACHE_DEFAULT_TIMEOUT, 300 s unless configured), 0 means the entry never
+// expires, and a negative timeout is rejected with [ErrInvalidTimeout] before
+// any backend sees it.
+//
+// Values are stored in a small envelope so that every backend agrees on the
+// bytes: integers as bare decimal text (so Inc and Dec work on values written
+// by Set, and map to atomic server commands such as Redis INCRBY), strings and
+// byte slices verbatim behind a one-byte marker, and everything else as '!'
+// followed by codec bytes (msgpack by default). No codec decodes into types
+// chosen by the stored bytes, so cache contents are treated as untrusted
+// input, never as code (unlike Python's pickle).
+//
+// Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
+// stopping at the first missing key, never-expiring entries evicted first,
+// key prefixes ignored by some backends, Inc resetting TTLs), this package
+// does what the documentation promises, the same way on every backend. The
+// README lists each difference.
+package backends

@@ -1,0 +1,238 @@
+package fragment
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/keys"
+)
+
+// Options configure a fragment Cache. The zero value keeps Flask-Caching's
+// exact keys and the backend cache's default timeout, and fails open.
+type Options struct {
+	// DefaultTimeout is the TTL of blocks whose timeout is nil. 0 means the
+	// backends.Cache's own default (itself possibly "never").
+	DefaultTimeout time.Duration
+	// KeyPrefix is prepended to every fragment key, after the backend
+	// cache's own prefix. Leave it empty to keep keys equal to
+	// keys.MakeTemplateFragmentKey, so app code can delete fragments with it.
+	KeyPrefix string
+	// Version, when set, is added to every key (KeyPrefix + Version + ":" +
+	// fragment key); changing it on deploy invalidates every fragment at once.
+	Version string
+	// Strict returns backend errors from Render (Flask-Caching's debug
+	// behaviour) instead of rendering uncached.
+	Strict bool
+	// SourceDigest adds the body's source digest to the names of unnamed
+	// fragments, so editing a block's body changes its key. Named fragments
+	// keep exact Flask keys.
+	SourceDigest bool
+	// Logger receives backend error reports; nil means slog.Default().
+	Logger *slog.Logger
+	// LogInterval is the least time between two backend error reports;
+	// errors in between are counted and summarised in the next report.
+	// 0 means 10 s.
+	LogInterval time.Duration
+}
+
+// Stats counts what a fragment Cache did.
+type Stats struct {
+	Hits          uint64 // blocks served from the cache
+	Misses        uint64 // blocks not found in the cache
+	Renders       uint64 // bodies rendered for a miss (at most Misses - Waits)
+	Waits         uint64 // misses served by another goroutine's render of the same key
+	Deletes       uint64 // blocks with timeout "del"
+	BackendErrors uint64 // backend failures, whether failed open or returned
+}
+
+// Cache renders cache blocks over a backends.Cache. One Cache serves any
+// number of templates and engines; it is safe for concurrent use.
+type Cache struct {
+	store  *backends.Cache
+	opts   Options
+	prefix string // KeyPrefix and Version, prepended to every key
+	group  group
+
+	hits, misses, renders, waits, deletes, backendErrors atomic.Uint64
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed uint64
+}
+
+// New returns a fragment Cache storing into store.
+func New(store *backends.Cache, opts Options) *Cache {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LogInterval == 0 {
+		opts.LogInterval = 10 * time.Second
+	}
+	prefix := opts.KeyPrefix
+	if opts.Version != "" {
+		prefix += opts.Version + ":"
+	}
+	return &Cache{store: store, opts: opts, prefix: prefix}
+}
+
+// Store returns the backends.Cache fragments are stored in.
+func (c *Cache) Store() *backends.Cache { return c.store }
+
+// Stats returns a snapshot of the counters.
+func (c *Cache) Stats() Stats {
+	return Stats{
+		Hits:          c.hits.Load(),
+		Misses:        c.misses.Load(),
+		Renders:       c.renders.Load(),
+		Waits:         c.waits.Load(),
+		Deletes:       c.deletes.Load(),
+		BackendErrors: c.backendErrors.Load(),
+	}
+}
+
+// Key returns the key (within the backend cache's prefix) that a block named
+// name with the given vary_on values stores under. With no KeyPrefix and
+// Version it equals keys.MakeTemplateFragmentKey(name, varyOn...).
+func (c *Cache) Key(name string, varyOn ...string) string {
+	return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+}
+
+// Delete removes the fragment stored for name and vary_on values, as a block
+// with timeout "del" would; deleted reports whether one was there.
+func (c *Cache) Delete(ctx context.Context, name string, varyOn ...string) (deleted bool, err error) {
+	return c.store.Delete(ctx, c.Key(name, varyOn...))
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Render executes one block: it writes the stored fragment on a hit, and
+// on a miss calls body to render it into a buffer, stores the result and
+// writes it. Errors about the call itself (a bad timeout or key value, a
+// re-entered fragment) are *SiteError naming the block's position; an error
+// from body is returned as body returned it, and nothing is stored.
+func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) error {
+	mode, ttl, err := parseTimeout(call.Timeout)
+	if err != nil {
+		return &SiteError{Site: call.Site, Err: err}
+	}
+	key, err := c.blockKey(call)
+	if err != nil {
+		return &SiteError{Site: call.Site, Err: err}
+	}
+	if mode == deleteKey {
+		c.deletes.Add(1)
+		if _, err := c.store.Delete(ctx, key); err != nil {
+			if err := c.backendError(call.Site, "delete", err); err != nil {
+				return err
+			}
+		}
+		return body(w)
+	}
+
+	v, err := c.store.GetValue(ctx, key)
+	if err != nil {
+		if err := c.backendError(call.Site, "get", err); err != nil {
+			return err
+		}
+		return body(w)
+	}
+	if b, ok := v.Bytes(); ok && v.Found() {
+		c.hits.Add(1)
+		_, err := w.Write(b)
+		return err
+	}
+	c.misses.Add(1)
+
+	out, shared, err := c.group.do(ctx, key, func() ([]byte, error) {
+		c.renders.Add(1)
+		buf := bufPool.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer bufPool.Put(buf)
+		if err := body(buf); err != nil {
+			return nil, err
+		}
+		out := bytes.Clone(buf.Bytes())
+		var setErr error
+		switch {
+		case mode == useTTL:
+			setErr = c.store.Set(ctx, key, out, ttl)
+		case c.opts.DefaultTimeout > 0:
+			setErr = c.store.Set(ctx, key, out, c.opts.DefaultTimeout)
+		default:
+			setErr = c.store.Set(ctx, key, out)
+		}
+		if setErr != nil {
+			if err := c.backendError(call.Site, "set", setErr); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	})
+	if shared {
+		c.waits.Add(1)
+	}
+	if err != nil {
+		if errors.Is(err, ErrRecursive) {
+			return &SiteError{Site: call.Site, Err: err}
+		}
+		return err
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+// blockKey builds the backend key of a call in one allocation.
+func (c *Cache) blockKey(call Call) (string, error) {
+	var arr [128]byte
+	b := append(arr[:0], c.prefix...)
+	b = append(b, keys.TemplateFragmentPrefix...)
+	var err error
+	if call.HasName && call.Name != nil {
+		if b, err = AppendKeyValue(b, call.Name); err != nil {
+			return "", err
+		}
+	} else {
+		b = append(b, keys.FragmentName(call.Site.Path, call.Site.Line)...)
+		if c.opts.SourceDigest && call.Site.Digest != "" {
+			b = append(b, '@')
+			b = append(b, call.Site.Digest...)
+		}
+	}
+	for _, v := range call.VaryOn {
+		b = append(b, '_')
+		if b, err = AppendKeyValue(b, v); err != nil {
+			return "", err
+		}
+	}
+	return string(b), nil
+}
+
+// backendError counts a backend failure and, in strict mode, returns it;
+// otherwise it logs it (at most once per LogInterval) and returns nil so the
+// block renders uncached.
+func (c *Cache) backendError(site *Site, op string, err error) error {
+	c.backendErrors.Add(1)
+	if c.opts.Strict {
+		return &SiteError{Site: site, Err: err}
+	}
+	c.logMu.Lock()
+	now := time.Now()
+	if now.Sub(c.lastLog) < c.opts.LogInterval {
+		c.suppressed++
+		c.logMu.Unlock()
+		return nil
+	}
+	suppressed := c.suppressed
+	c.lastLog, c.suppressed = now, 0
+	c.logMu.Unlock()
+	c.opts.Logger.Warn("fragcache: cache backend failed, rendering uncached",
+		"op", op, "site", site.String(), "err", err, "suppressed_since_last_report", suppressed)
+	return nil
+}

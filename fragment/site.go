@@ -1,0 +1,53 @@
+package fragment
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// Site is where a cache block stands: the static part of a block, computed
+// once when its template is parsed.
+type Site struct {
+	// Path is the template's loader-relative, slash-separated path (never
+	// an absolute filesystem path: keys must agree across hosts). It names
+	// unnamed fragments and prefixes error messages.
+	Path string
+	// Line and Col locate the block's opening tag, 1-based.
+	Line, Col int
+	// Digest is a hash of the block's body source, or "". With
+	// Options.SourceDigest, an unnamed fragment's name includes it, so that
+	// editing the body changes the key.
+	Digest string
+}
+
+// String returns "path:line:col", the position errors name.
+func (s *Site) String() string {
+	return s.Path + ":" + strconv.Itoa(s.Line) + ":" + strconv.Itoa(s.Col)
+}
+
+// SiteError is an error tied to a block's position in a template.
+type SiteError struct {
+	Site *Site
+	Err  error
+}
+
+func (e *SiteError) Error() string { return fmt.Sprintf("%s: cache: %v", e.Site, e.Err) }
+
+// Unwrap returns the underlying error.
+func (e *SiteError) Unwrap() error { return e.Err }
+
+// Call is one execution of a block: its site and its evaluated arguments.
+type Call struct {
+	Site *Site
+	// Timeout is the evaluated timeout argument: integer or float seconds,
+	// a time.Duration, nil for the default, or "del".
+	Timeout any
+	// HasName reports whether the block gave a name argument; if not, the
+	// name is keys.FragmentName(Site.Path, Site.Line).
+	HasName bool
+	// Name is the evaluated name argument; see AppendKeyValue for how it
+	// becomes text.
+	Name any
+	// VaryOn are the evaluated vary_on arguments.
+	VaryOn []any
+}

@@ -1,0 +1,122 @@
+package fragment
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strconv"
+	"time"
+)
+
+// Errors a block's execution can return, wrapped in a *SiteError.
+var (
+	// ErrTimeout is returned for a timeout argument that is not a number of
+	// seconds, a time.Duration, nil or "del".
+	ErrTimeout = errors.New("fragment: invalid cache timeout")
+	// ErrKeyValue is returned for a name or vary_on value that has no
+	// documented text form.
+	ErrKeyValue = errors.New("fragment: invalid cache key value")
+	// ErrRecursive is returned when a block's key is requested while that
+	// same key is being rendered by the same goroutine, or by a goroutine
+	// that is itself waiting for the requester: waiting would deadlock.
+	ErrRecursive = errors.New("fragment: cache block re-enters a fragment that is still rendering")
+)
+
+// timeoutMode says what a block's timeout argument asks for.
+type timeoutMode uint8
+
+const (
+	useDefault timeoutMode = iota // nil: the cache's default timeout
+	useTTL                        // an explicit TTL (0 = never expire)
+	deleteKey                     // "del": delete, render, do not store
+)
+
+// parseTimeout interprets a block's evaluated timeout argument: integers and
+// floats are seconds, a time.Duration is itself, nil is the default, "del"
+// deletes.
+func parseTimeout(v any) (timeoutMode, time.Duration, error) {
+	switch t := v.(type) {
+	case nil:
+		return useDefault, 0, nil
+	case string:
+		if t == "del" {
+			return deleteKey, 0, nil
+		}
+		return 0, 0, fmt.Errorf("%w: %q (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, t)
+	case time.Duration:
+		if t < 0 {
+			return 0, 0, fmt.Errorf("%w: %v is negative", ErrTimeout, t)
+		}
+		return useTTL, t, nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		n := rv.Int()
+		if n < 0 || n > math.MaxInt64/int64(time.Second) {
+			return 0, 0, fmt.Errorf("%w: %d seconds is out of range", ErrTimeout, n)
+		}
+		return useTTL, time.Duration(n) * time.Second, nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		n := rv.Uint()
+		if n > math.MaxInt64/uint64(time.Second) {
+			return 0, 0, fmt.Errorf("%w: %d seconds is out of range", ErrTimeout, n)
+		}
+		return useTTL, time.Duration(n) * time.Second, nil
+	case reflect.Float32, reflect.Float64:
+		f := rv.Float()
+		if math.IsNaN(f) || f < 0 || f > math.MaxInt64/float64(time.Second) {
+			return 0, 0, fmt.Errorf("%w: %v seconds is out of range", ErrTimeout, f)
+		}
+		return useTTL, time.Duration(f * float64(time.Second)), nil
+	}
+	return 0, 0, fmt.Errorf("%w: %T %v (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, v, v)
+}
+
+// AppendKeyValue appends the text form of a name or vary_on value to b, as
+// every engine's block uses it in keys: strings and []byte as they are,
+// integers in decimal, floats in the shortest form that round-trips
+// (strconv 'g'), booleans as "true"/"false", a fmt.Stringer through its
+// String method, nil as "None" (Flask's spelling). Pointers are followed.
+// Any other type is an error wrapping ErrKeyValue: a struct or map has no
+// stable text form, and keys must agree across processes.
+func AppendKeyValue(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case string:
+		return append(b, x...), nil
+	case []byte:
+		return append(b, x...), nil
+	case int:
+		return strconv.AppendInt(b, int64(x), 10), nil
+	case int64:
+		return strconv.AppendInt(b, x, 10), nil
+	case nil:
+		return append(b, "None"...), nil
+	case bool:
+		return strconv.AppendBool(b, x), nil
+	case fmt.Stringer:
+		return append(b, x.String()...), nil
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.String:
+		return append(b, rv.String()...), nil
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(b, rv.Int(), 10), nil
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return strconv.AppendUint(b, rv.Uint(), 10), nil
+	case reflect.Float32:
+		return strconv.AppendFloat(b, rv.Float(), 'g', -1, 32), nil
+	case reflect.Float64:
+		return strconv.AppendFloat(b, rv.Float(), 'g', -1, 64), nil
+	case reflect.Bool:
+		return strconv.AppendBool(b, rv.Bool()), nil
+	case reflect.Pointer, reflect.Interface:
+		if rv.IsNil() {
+			return append(b, "None"...), nil
+		}
+		return AppendKeyValue(b, rv.Elem().Interface())
+	}
+	return b, fmt.Errorf("%w: %T has no text form for a cache key (use a string or a number)", ErrKeyValue, v)
+}
