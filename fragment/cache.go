@@ -3,7 +3,6 @@ package fragment
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -114,9 +113,11 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Render executes one block: it writes the stored fragment on a hit, and
 // on a miss calls body to render it into a buffer, stores the result and
-// writes it. Errors about the call itself (a bad timeout or key value, a
-// re-entered fragment) are *SiteError naming the block's position; an error
-// from body is returned as body returned it, and nothing is stored.
+// writes it. A stored value that is not text (an integer or a codec-encoded
+// value app code wrote under the key) is a miss and gets overwritten. Errors
+// about the call itself (a bad timeout or key value, a re-entered fragment)
+// are *SiteError naming the block's position; an error from body is
+// returned as body returned it, and nothing is stored.
 func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) error {
 	mode, ttl, err := parseTimeout(call.Timeout)
 	if err != nil {
@@ -143,7 +144,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		}
 		return body(w)
 	}
-	if b, ok := v.Bytes(); ok && v.Found() {
+	if b, ok := storedText(v); ok {
 		c.hits.Add(1)
 		_, err := w.Write(b)
 		return err
@@ -179,13 +180,52 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		c.waits.Add(1)
 	}
 	if err != nil {
-		if errors.Is(err, ErrRecursive) {
+		// Only the group's own refusal names this block; an ErrRecursive
+		// inside a body's error already names the block that re-entered.
+		if err == ErrRecursive {
 			return &SiteError{Site: call.Site, Err: err}
 		}
 		return err
 	}
 	_, err = w.Write(out)
 	return err
+}
+
+// storedText returns the fragment held in v. A value no block could have
+// stored (an integer or a codec-encoded value that app code wrote under the
+// key) counts as absent, so the render overwrites it.
+func storedText(v backends.Value) ([]byte, bool) {
+	b, ok := v.Bytes()
+	if !ok || !v.Found() {
+		return nil, false
+	}
+	if isDecimal(b) {
+		// Bytes also gives a stored integer's decimal text. Only an
+		// integer decodes into a float64; text is refused. This costs an
+		// allocation, but only for fragments that are a bare number.
+		var f float64
+		if v.Decode(&f) == nil {
+			return nil, false
+		}
+	}
+	return b, true
+}
+
+// isDecimal reports whether b is an optionally negative run of digits, the
+// form in which backends store integers.
+func isDecimal(b []byte) bool {
+	if len(b) > 0 && b[0] == '-' {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // blockKey builds the backend key of a call in one allocation.

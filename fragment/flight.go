@@ -67,7 +67,7 @@ func (g *group) do(ctx context.Context, key string, fn func() ([]byte, error)) (
 	finished := false
 	defer func() {
 		if !finished { // fn panicked: release the waiters, then let the panic go on
-			f.err = fmt.Errorf("fragment: render of %q panicked", key)
+			f.err = fmt.Errorf("%w: render of %q", ErrPanicked, key)
 		}
 		g.mu.Lock()
 		delete(g.flights, key)

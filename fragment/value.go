@@ -21,6 +21,9 @@ var (
 	// same key is being rendered by the same goroutine, or by a goroutine
 	// that is itself waiting for the requester: waiting would deadlock.
 	ErrRecursive = errors.New("fragment: cache block re-enters a fragment that is still rendering")
+	// ErrPanicked is returned to the renders that waited for a block whose
+	// body panicked; the panic itself goes on up the rendering goroutine.
+	ErrPanicked = errors.New("fragment: cache block panicked while rendering")
 )
 
 // timeoutMode says what a block's timeout argument asks for.
@@ -78,9 +81,10 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 // every engine's block uses it in keys: strings and []byte as they are,
 // integers in decimal, floats in the shortest form that round-trips
 // (strconv 'g'), booleans as "true"/"false", a fmt.Stringer through its
-// String method, nil as "None" (Flask's spelling). Pointers are followed.
-// Any other type is an error wrapping ErrKeyValue: a struct or map has no
-// stable text form, and keys must agree across processes.
+// String method, nil as "None" (Flask's spelling). Pointers are followed; a
+// nil pointer is "None" too. Any other type is an error wrapping
+// ErrKeyValue: a struct or map has no stable text form, and keys must agree
+// across processes.
 func AppendKeyValue(b []byte, v any) ([]byte, error) {
 	switch x := v.(type) {
 	case string:
@@ -96,6 +100,11 @@ func AppendKeyValue(b []byte, v any) ([]byte, error) {
 	case bool:
 		return strconv.AppendBool(b, x), nil
 	case fmt.Stringer:
+		if rv := reflect.ValueOf(v); rv.Kind() == reflect.Pointer && rv.IsNil() {
+			// A nil pointer is None like any other: calling String through
+			// it panics when the method has a value receiver.
+			return append(b, "None"...), nil
+		}
 		return append(b, x.String()...), nil
 	}
 	rv := reflect.ValueOf(v)

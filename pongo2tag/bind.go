@@ -1,0 +1,79 @@
+package pongo2tag
+
+import (
+	"context"
+	"errors"
+
+	"github.com/flosch/pongo2/v6"
+
+	"github.com/fragcache/fragcache/fragment"
+)
+
+// ContextKey is the pongo2 context key a cache block reads its
+// *fragment.Cache from. Bind puts it into a set's Globals and With into one
+// render's context. The value may be what those functions store, or a
+// *fragment.Cache itself (its backend calls then use context.Background()).
+// A template passes it on through {% include … only %} with
+// `with _fragcache=_fragcache`.
+const ContextKey = "_fragcache"
+
+// ErrNotBound is the error (inside the *pongo2.Error's OrigError) of a cache
+// block executed with no *fragment.Cache under ContextKey.
+var ErrNotBound = errors.New("pongo2tag: no fragment cache bound; use pongo2tag.Bind(set, fc) or render with pongo2tag.With(ctx, fc, data)")
+
+// binding is what Bind and With store under ContextKey.
+type binding struct {
+	ctx context.Context
+	fc  *fragment.Cache
+}
+
+// String keeps a template that prints the binding from dumping its fields.
+func (b *binding) String() string { return "fragcache" }
+
+// Bind makes every template of set render its cache blocks through fc, with
+// context.Background() for backend calls. It writes set.Globals, so call it
+// before the set renders anything. A render's own binding (With) takes
+// precedence.
+func Bind(set *pongo2.TemplateSet, fc *fragment.Cache) {
+	if set.Globals == nil {
+		set.Globals = make(pongo2.Context)
+	}
+	set.Globals[ContextKey] = &binding{ctx: context.Background(), fc: fc}
+}
+
+// With returns a copy of data that also binds fc for one render, with ctx
+// (typically the request's) for its backend calls: cancelling ctx ends
+// waits for another goroutine's render of the same fragment. data is not
+// modified; nil is allowed, and a nil ctx means context.Background().
+func With(ctx context.Context, fc *fragment.Cache, data pongo2.Context) pongo2.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out := make(pongo2.Context, len(data)+1)
+	for k, v := range data {
+		out[k] = v
+	}
+	out[ContextKey] = &binding{ctx: ctx, fc: fc}
+	return out
+}
+
+// bound finds the cache bound to a render. A value passed through
+// `{% include … with _fragcache=_fragcache %}` arrives wrapped in a
+// *pongo2.Value.
+func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool) {
+	v := ctx.Public[ContextKey]
+	if pv, ok := v.(*pongo2.Value); ok {
+		v = pv.Interface()
+	}
+	switch b := v.(type) {
+	case *binding:
+		if b != nil && b.fc != nil {
+			return b.ctx, b.fc, true
+		}
+	case *fragment.Cache:
+		if b != nil {
+			return context.Background(), b, true
+		}
+	}
+	return nil, nil, false
+}

@@ -1,0 +1,144 @@
+package pongo2tag
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flosch/pongo2/v6"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/keys"
+)
+
+// deadline bounds every wait in these tests, so a deadlock fails instead of
+// hanging.
+const deadline = 10 * time.Second
+
+// waitingRenders counts goroutines blocked waiting for another goroutine's
+// render of a fragment: those in fragment's flight wait (a select inside
+// (*group).do). The renderer itself is in do too, but not in a select.
+// fragment counts Stats.Waits only when a wait ends, so it cannot serve as
+// this barrier.
+func waitingRenders() int {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, _, _ := strings.Cut(g, "\n")
+		if strings.Contains(header, "[select") && strings.Contains(g, "fragment.(*group).do(") {
+			count++
+		}
+	}
+	return count
+}
+
+// gate is a template function for a block's body: it counts its calls and,
+// while armed, blocks until want other goroutines wait for the render it is
+// part of, then returns fail (nil for success).
+type gate struct {
+	calls atomic.Int64
+	armed atomic.Bool
+	want  int
+	fail  error
+}
+
+func (g *gate) call() (string, error) {
+	g.calls.Add(1)
+	if g.armed.Load() {
+		stop := time.Now().Add(deadline)
+		for waitingRenders() < g.want {
+			if time.Now().After(stop) {
+				return "", errors.New("gate: timed out waiting for the other renders")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if g.fail != nil {
+		return "", g.fail
+	}
+	return "body", nil
+}
+
+func TestStampedeRendersOnce(t *testing.T) {
+	const n = 32
+	errBody := errors.New("body failed")
+	cases := []struct {
+		name string
+		fail error
+	}{
+		{"successful render is shared", nil},
+		{"failed render is shared, not stored, retried", errBody},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, simple := newCache(fragment.Options{})
+			tpl := fromString(t, newSet(t), `<p>{% cache 300, "hot" %}{{ gate() }}{% endcache %}</p>`)
+			g := &gate{want: n - 1, fail: tc.fail}
+			g.armed.Store(true)
+			data := With(context.Background(), fc, pongo2.Context{"gate": g.call})
+
+			outs := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outs[i], errs[i] = tpl.Execute(data)
+				}()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * deadline):
+				t.Fatal("renders did not return: deadlock")
+			}
+
+			assert.Equal(t, int64(1), g.calls.Load(), "body evaluations")
+			st := fc.Stats()
+			assert.Equal(t, uint64(1), st.Renders)
+			assert.Equal(t, uint64(n-1), st.Waits)
+			for i := range n {
+				if tc.fail == nil {
+					require.NoError(t, errs[i])
+					assert.Equal(t, "<p>body</p>", outs[i])
+					continue
+				}
+				require.Error(t, errs[i], "goroutine %d", i)
+				assert.Contains(t, errs[i].Error(), errBody.Error())
+				pe := pongoError(t, errs[i])
+				assert.Equal(t, positionOf(t, "<p>{% cache 300, \"hot\" %}{{ gate() }}", "gate()"), position{pe.Line, pe.Column})
+			}
+			if tc.fail == nil {
+				assert.Equal(t, 1, simple.Len())
+				return
+			}
+			assert.Zero(t, simple.Len(), "a failed render was stored")
+
+			g.armed.Store(false)
+			g.fail = nil // no goroutine uses g now
+			out, err := tpl.Execute(data)
+			require.NoError(t, err)
+			assert.Equal(t, "<p>body</p>", out)
+			ok, err := fc.Store().Has(context.Background(), keys.MakeTemplateFragmentKey("hot"))
+			require.NoError(t, err)
+			assert.True(t, ok, "the retry was not stored")
+		})
+	}
+}

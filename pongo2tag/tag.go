@@ -1,0 +1,268 @@
+package pongo2tag
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/flosch/pongo2/v6"
+
+	"github.com/fragcache/fragcache/fragment"
+)
+
+// sender is the Sender of the *pongo2.Error values the tag builds, as
+// pongo2's error.go asks of custom tags.
+const sender = "tag:" + TagName
+
+// eofMessage is what WrapUntilTag reports when the end tag never comes; the
+// tag replaces it with an error at the opening tag, which is where the
+// mistake is.
+const eofMessage = "Unexpected EOF, expected tag " + EndTagName + "."
+
+// cacheNode is one parsed block. It is shared by every execution of its
+// template and never changes after parsing.
+type cacheNode struct {
+	site  *fragment.Site
+	start *pongo2.Token // the "cache" token: position of block-level errors
+	args  []arg         // timeout, then the optional name, then vary_on values
+	body  *pongo2.NodeWrapper
+}
+
+// arg is one argument expression. A single literal (300, 0.05, "sidebar",
+// "del") is evaluated once at parse time, so the common block costs no
+// evaluation and no allocation per execution.
+type arg struct {
+	expr  pongo2.IEvaluator
+	tok   *pongo2.Token // where errors about this argument point
+	fixed bool
+	value any
+}
+
+func (a *arg) eval(ctx *pongo2.ExecutionContext) (any, *pongo2.Error) {
+	if a.fixed {
+		return a.value, nil
+	}
+	v, err := a.expr.Evaluate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.Interface(), nil
+}
+
+// tagError is a parse error at tok (or the parser's current token) with
+// the tag as its sender.
+func tagError(p *pongo2.Parser, msg string, tok *pongo2.Token) *pongo2.Error {
+	e := p.Error("cache: "+msg, tok)
+	e.Sender = sender
+	return e
+}
+
+// parseCache is the pongo2.TagParser of {% cache timeout[, name[, vary_on...]] %}.
+func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
+	cfg := current.Load()
+	if cfg == nil {
+		cfg = &config{}
+	}
+	n := &cacheNode{start: start}
+	if args.Remaining() == 0 {
+		return nil, tagError(args, "missing timeout; the syntax is {% cache timeout[, name[, vary_on...]] %}", start)
+	}
+	for {
+		before := args.Remaining()
+		expr, err := args.ParseExpression()
+		if err != nil {
+			return nil, err
+		}
+		a := arg{expr: expr, tok: expr.GetPositionToken()}
+		if a.tok == nil {
+			a.tok = args.GetR(-(before - args.Remaining()))
+		}
+		if isLiteral(args, before-args.Remaining()) {
+			// Literal resolvers ignore the context, so an empty one is safe.
+			if v, err := expr.Evaluate(&pongo2.ExecutionContext{}); err == nil {
+				a.fixed, a.value = true, v.Interface()
+			}
+		}
+		n.args = append(n.args, a)
+		if args.Remaining() == 0 {
+			break
+		}
+		comma := args.Match(pongo2.TokenSymbol, ",")
+		if comma == nil {
+			return nil, tagError(args, "expected ',' between arguments", nil)
+		}
+		if args.Remaining() == 0 {
+			return nil, tagError(args, "trailing ',' after the last argument", comma)
+		}
+	}
+
+	p, perr := cfg.sitePath(start.Filename)
+	if perr != nil {
+		return nil, tagError(args, perr.Error(), start)
+	}
+
+	first := doc.Current()
+	body, endArgs, err := doc.WrapUntilTag(EndTagName)
+	if err != nil {
+		if err.OrigError != nil && err.OrigError.Error() == eofMessage {
+			return nil, tagError(doc, "block is never closed: {% "+EndTagName+" %} is missing", start)
+		}
+		return nil, err
+	}
+	if endArgs.Remaining() > 0 {
+		return nil, tagError(endArgs, EndTagName+" takes no arguments", nil)
+	}
+	n.body = body
+	n.site = &fragment.Site{Path: p, Line: start.Line, Col: start.Col, Digest: bodyDigest(doc, first)}
+	return n, nil
+}
+
+// isLiteral reports whether the last n tokens p consumed are one number,
+// float or string literal.
+func isLiteral(p *pongo2.Parser, n int) bool {
+	switch n {
+	case 1:
+		t := p.GetR(-1)
+		return t.Typ == pongo2.TokenNumber || t.Typ == pongo2.TokenString
+	case 3: // pongo2 lexes 0.05 as "0" "." "05"
+		return p.GetR(-3).Typ == pongo2.TokenNumber && p.GetR(-2).Typ == pongo2.TokenSymbol &&
+			p.GetR(-2).Val == "." && p.GetR(-1).Typ == pongo2.TokenNumber
+	}
+	return false
+}
+
+// bodyDigest hashes the tokens between the opening tag and {% endcache %}.
+// doc stands just after the end tag, whose three tokens ("{%", "endcache",
+// "%}") end the range; first is the body's first token (the end tag's "{%"
+// for an empty body).
+func bodyDigest(doc *pongo2.Parser, first *pongo2.Token) string {
+	const endTagTokens = 3
+	k := endTagTokens
+	for doc.GetR(-k) != first {
+		if doc.GetR(-k) == nil {
+			return ""
+		}
+		k++
+	}
+	h := sha256.New()
+	var hdr [2 * binary.MaxVarintLen64]byte
+	for i := -k; i < -endTagTokens; i++ {
+		t := doc.GetR(i)
+		typ := int64(t.Typ)
+		if t.TrimWhitespaces { // {%- and -%} change the output, so the key
+			typ = -typ - 1
+		}
+		b := binary.AppendVarint(hdr[:0], typ)
+		b = binary.AppendUvarint(b, uint64(len(t.Val)))
+		h.Write(b)
+		io.WriteString(h, t.Val)
+	}
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:8])
+}
+
+// Execute renders the block through the bound fragment.Cache.
+func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
+	bctx, fc, ok := bound(ctx)
+	if !ok {
+		return n.notBound(ctx)
+	}
+	r := renderers.get(n, ctx)
+	defer renderers.put(r)
+	call := fragment.Call{Site: n.site}
+	var err *pongo2.Error
+	if call.Timeout, err = n.args[0].eval(ctx); err != nil {
+		return err
+	}
+	if len(n.args) > 1 {
+		call.HasName = true
+		if call.Name, err = n.args[1].eval(ctx); err != nil {
+			return err
+		}
+	}
+	for i := 2; i < len(n.args); i++ {
+		v, err := n.args[i].eval(ctx)
+		if err != nil {
+			return err
+		}
+		r.varyOn = append(r.varyOn, v)
+	}
+	call.VaryOn = r.varyOn
+	if err := fc.Render(bctx, call, w, r.body); err != nil {
+		return n.execError(ctx, err, call)
+	}
+	return nil
+}
+
+// renderBody renders the block's body into w for fragment.Render.
+func (n *cacheNode) renderBody(ctx *pongo2.ExecutionContext, w io.Writer) error {
+	tw, ok := w.(pongo2.TemplateWriter)
+	if !ok {
+		tw = templateWriter{w}
+	}
+	if err := n.body.Execute(ctx, tw); err != nil {
+		return err
+	}
+	return nil
+}
+
+// templateWriter adds the WriteString pongo2 needs to an io.Writer.
+type templateWriter struct{ io.Writer }
+
+func (w templateWriter) WriteString(s string) (int, error) { return io.WriteString(w.Writer, s) }
+
+func (n *cacheNode) notBound(ctx *pongo2.ExecutionContext) *pongo2.Error {
+	err := ErrNotBound
+	if v, ok := ctx.Public[ContextKey]; ok {
+		err = fmt.Errorf("%w (context key %q holds %T)", ErrNotBound, ContextKey, v)
+	}
+	return n.errorAt(ctx, err, n.start)
+}
+
+// execError turns an error from fragment.Render into a *pongo2.Error at the
+// block or at the argument it is about.
+func (n *cacheNode) execError(ctx *pongo2.ExecutionContext, err error, call fragment.Call) *pongo2.Error {
+	if pe, ok := err.(*pongo2.Error); ok {
+		// The body's own error, positioned by pongo2. Goroutines that
+		// waited for this render share it, and pongo2 may fill in fields of
+		// an error on its way up (macro calls do), so each gets a copy.
+		cp := *pe
+		return &cp
+	}
+	tok := n.start
+	var se *fragment.SiteError
+	if errors.As(err, &se) {
+		err = se.Err // the position goes into the pongo2 error instead
+		switch {
+		case errors.Is(err, fragment.ErrTimeout):
+			tok = n.args[0].tok
+		case errors.Is(err, fragment.ErrKeyValue):
+			tok = n.keyArgToken(call)
+		}
+	}
+	return n.errorAt(ctx, fmt.Errorf("cache: %w", err), tok)
+}
+
+// keyArgToken finds the name or vary_on argument that has no key text.
+func (n *cacheNode) keyArgToken(call fragment.Call) *pongo2.Token {
+	if call.HasName {
+		if _, err := fragment.AppendKeyValue(nil, call.Name); err != nil {
+			return n.args[1].tok
+		}
+	}
+	for i, v := range call.VaryOn {
+		if _, err := fragment.AppendKeyValue(nil, v); err != nil {
+			return n.args[2+i].tok
+		}
+	}
+	return n.start
+}
+
+func (n *cacheNode) errorAt(ctx *pongo2.ExecutionContext, err error, tok *pongo2.Token) *pongo2.Error {
+	e := ctx.OrigError(err, tok)
+	e.Sender = sender
+	return e
+}
