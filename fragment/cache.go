@@ -151,7 +151,17 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	}
 	c.misses.Add(1)
 
+	servedByOther := false
 	out, shared, err := c.group.do(ctx, key, func() ([]byte, error) {
+		// Another goroutine's render of key may have been stored between
+		// the lookup above and the start of this flight: look once more
+		// rather than render twice. (A failed lookup here just renders.)
+		if v, err := c.store.GetValue(ctx, key); err == nil {
+			if b, ok := storedText(v); ok {
+				servedByOther = true
+				return bytes.Clone(b), nil
+			}
+		}
 		c.renders.Add(1)
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
@@ -176,7 +186,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		}
 		return out, nil
 	})
-	if shared {
+	if shared || servedByOther {
 		c.waits.Add(1)
 	}
 	if err != nil {

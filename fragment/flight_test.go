@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
 )
 
 // stampede renders call from n goroutines at once with a body that blocks
@@ -317,3 +319,35 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// lateStoreBackend misses the first Get and, at that moment, stores the
+// fragment as a render finishing on another goroutine would.
+type lateStoreBackend struct {
+	*backends.Simple
+	once  sync.Once
+	value []byte
+}
+
+func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	first := false
+	b.once.Do(func() { first = true })
+	if first {
+		_ = b.Simple.Set(ctx, key, b.value, 0) // Simple.Set fails only after Close
+		return nil, false, nil
+	}
+	return b.Simple.Get(ctx, key)
+}
+
+func TestMissStoredByAnotherRenderBeforeTheFlightIsNotRenderedAgain(t *testing.T) {
+	backend := &lateStoreBackend{Simple: backends.NewSimple(0), value: []byte("bstored elsewhere")}
+	c := New(backends.New(backend, backends.Options{}), Options{})
+	body, calls := countingBody("rendered here")
+
+	out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "late"}, body)
+
+	require.NoError(t, err)
+	assert.Equal(t, "stored elsewhere", out)
+	assert.Zero(t, calls.Load(), "the body must not run when the fragment appeared before the flight started")
+	st := c.Stats()
+	assert.Equal(t, Stats{Misses: 1, Waits: 1}, st)
+}
