@@ -1,0 +1,55 @@
+//go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
+
+package backends
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+// dirLockAcrossProcesses reports whether dirLock excludes other processes.
+const dirLockAcrossProcesses = true
+
+// dirLock is the cross-process half of a FileSystem's lock: flock(2) on a
+// file in the cache directory. flock locks belong to an open file
+// description, so two FileSystem values that open the same directory, in one
+// process or in two, exclude each other. Goroutines of one FileSystem share
+// the descriptor and are ordered by its mutex instead.
+type dirLock struct{ f *os.File }
+
+func openDirLock(path string) (*dirLock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &dirLock{f}, nil
+}
+
+func (l *dirLock) lock() error { return l.flock(syscall.LOCK_EX) }
+
+// unlock cannot fail in a way worth reporting: the lock is released at the
+// latest when the descriptor is closed.
+func (l *dirLock) unlock() { _ = l.flock(syscall.LOCK_UN) }
+
+func (l *dirLock) flock(how int) error {
+	rc, err := l.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	err = rc.Control(func(fd uintptr) {
+		for {
+			ferr = syscall.Flock(int(fd), how)
+			if !errors.Is(ferr, syscall.EINTR) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return ferr
+}
+
+func (l *dirLock) close() error { return l.f.Close() }
