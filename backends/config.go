@@ -360,7 +360,7 @@ func seconds(v any) (time.Duration, error) {
 	case time.Duration:
 		d = n
 	case float32:
-		d = time.Duration(float64(n) * float64(time.Second))
+		return seconds(float64(n)) // NaN and infinities need the same checks
 	case float64:
 		if math.IsNaN(n) || math.IsInf(n, 0) || math.Abs(n) > math.MaxInt64/float64(time.Second) {
 			return 0, fmt.Errorf("%v is not a usable number of seconds", n)

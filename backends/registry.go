@@ -123,6 +123,9 @@ func Open(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
+	if b == nil { // a factory bug, reported here rather than as a nil dereference later
+		return nil, fmt.Errorf("open %s: factory returned a nil Backend and no error", name)
+	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.Default()

@@ -9,12 +9,12 @@ import (
 	"github.com/fragcache/fragcache/backends"
 )
 
-// benchKeys is the working set of the read and overwrite benchmarks: large
+// simpleBenchWorkingSet is the working set of the read and overwrite benchmarks: large
 // enough to spread over the map, small enough to stay in cache so that the
 // benchmarks measure Simple rather than memory latency.
-const benchKeys = 1 << 12
+const simpleBenchWorkingSet = 1 << 12
 
-func makeKeys(prefix string, n int) []string {
+func simpleBenchKeys(prefix string, n int) []string {
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = prefix + strconv.Itoa(i)
@@ -22,13 +22,13 @@ func makeKeys(prefix string, n int) []string {
 	return keys
 }
 
-// filledSimple returns an unbounded Simple holding benchKeys never-expiring
+// simpleBenchFilled returns an unbounded Simple holding simpleBenchWorkingSet never-expiring
 // 64-byte values, and their keys.
-func filledSimple(b *testing.B) (*backends.Simple, []string) {
+func simpleBenchFilled(b *testing.B) (*backends.Simple, []string) {
 	b.Helper()
 	ctx := context.Background()
 	s := backends.NewSimple(0)
-	keys := makeKeys("fragment:", benchKeys)
+	keys := simpleBenchKeys("fragment:", simpleBenchWorkingSet)
 	for _, k := range keys {
 		if err := s.Set(ctx, k, make([]byte, 64), 0); err != nil {
 			b.Fatal(err)
@@ -39,11 +39,11 @@ func filledSimple(b *testing.B) (*backends.Simple, []string) {
 
 func BenchmarkSimpleGet(b *testing.B) {
 	ctx := context.Background()
-	s, keys := filledSimple(b)
+	s, keys := simpleBenchFilled(b)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, ok, _ := s.Get(ctx, keys[i&(benchKeys-1)]); !ok {
+		if _, ok, _ := s.Get(ctx, keys[i&(simpleBenchWorkingSet-1)]); !ok {
 			b.Fatal("miss")
 		}
 		i++
@@ -52,13 +52,13 @@ func BenchmarkSimpleGet(b *testing.B) {
 
 func BenchmarkSimpleGetParallel(b *testing.B) {
 	ctx := context.Background()
-	s, keys := filledSimple(b)
+	s, keys := simpleBenchFilled(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, ok, _ := s.Get(ctx, keys[i&(benchKeys-1)]); !ok {
+			if _, ok, _ := s.Get(ctx, keys[i&(simpleBenchWorkingSet-1)]); !ok {
 				b.Error("miss")
 				return
 			}
@@ -72,7 +72,7 @@ func BenchmarkSimpleGetParallel(b *testing.B) {
 func BenchmarkSimpleGetExpiring(b *testing.B) {
 	ctx := context.Background()
 	s := backends.NewSimple(0)
-	keys := makeKeys("fragment:", benchKeys)
+	keys := simpleBenchKeys("fragment:", simpleBenchWorkingSet)
 	for _, k := range keys {
 		if err := s.Set(ctx, k, make([]byte, 64), time.Hour); err != nil {
 			b.Fatal(err)
@@ -83,7 +83,7 @@ func BenchmarkSimpleGetExpiring(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, ok, _ := s.Get(ctx, keys[i&(benchKeys-1)]); !ok {
+			if _, ok, _ := s.Get(ctx, keys[i&(simpleBenchWorkingSet-1)]); !ok {
 				b.Error("miss")
 				return
 			}
@@ -94,12 +94,12 @@ func BenchmarkSimpleGetExpiring(b *testing.B) {
 
 func BenchmarkSimpleSet(b *testing.B) {
 	ctx := context.Background()
-	s, keys := filledSimple(b)
+	s, keys := simpleBenchFilled(b)
 	val := make([]byte, 64)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := s.Set(ctx, keys[i&(benchKeys-1)], val, 5*time.Minute); err != nil {
+		if err := s.Set(ctx, keys[i&(simpleBenchWorkingSet-1)], val, 5*time.Minute); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -108,14 +108,14 @@ func BenchmarkSimpleSet(b *testing.B) {
 
 func BenchmarkSimpleSetParallel(b *testing.B) {
 	ctx := context.Background()
-	s, keys := filledSimple(b)
+	s, keys := simpleBenchFilled(b)
 	val := make([]byte, 64)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if err := s.Set(ctx, keys[i&(benchKeys-1)], val, 5*time.Minute); err != nil {
+			if err := s.Set(ctx, keys[i&(simpleBenchWorkingSet-1)], val, 5*time.Minute); err != nil {
 				b.Error(err)
 				return
 			}
@@ -134,7 +134,7 @@ func BenchmarkSimpleSetAtThreshold(b *testing.B) {
 			// Cycling through size+1 keys makes each Set's key the one
 			// evicted by the previous Set: always an insert, never an
 			// overwrite.
-			keys := makeKeys("fragment:", size+1)
+			keys := simpleBenchKeys("fragment:", size+1)
 			s := backends.NewSimple(size)
 			for _, k := range keys[:size] {
 				if err := s.Set(ctx, k, val, 5*time.Minute); err != nil {
@@ -156,7 +156,7 @@ func BenchmarkSimpleSetAtThreshold(b *testing.B) {
 	}
 }
 
-type benchPage struct {
+type cacheBenchPage struct {
 	Title string
 	Tags  []string
 	Views int64
@@ -169,7 +169,7 @@ func BenchmarkCacheGet(b *testing.B) {
 	if err := c.Set(ctx, "bytes", make([]byte, 64)); err != nil {
 		b.Fatal(err)
 	}
-	page := benchPage{Title: "Home", Tags: []string{"a", "b"}, Views: 42, Body: make([]byte, 64)}
+	page := cacheBenchPage{Title: "Home", Tags: []string{"a", "b"}, Views: 42, Body: make([]byte, 64)}
 	if err := c.Set(ctx, "struct", page); err != nil {
 		b.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func BenchmarkCacheGet(b *testing.B) {
 	b.Run("struct/Get", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			var dst benchPage
+			var dst cacheBenchPage
 			if ok, err := c.Get(ctx, "struct", &dst); !ok || err != nil {
 				b.Fatal(ok, err)
 			}

@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -82,13 +83,17 @@ func (v Value) Bytes() (b []byte, ok bool) {
 
 // Decode stores the value into dst, which must be a non-nil pointer.
 // Integers decode into any integer or float kind (range-checked), into a
-// string or []byte as their decimal text, and into `any` as int64. Strings and
-// byte slices decode into string, []byte or `any` (as the type they were
-// stored with). Other values go through the cache's codec. Decoding a miss
-// is an error wrapping ErrDecode.
+// string or []byte as their decimal text, and into `any` as int64 (uint64
+// above MaxInt64). Strings and byte slices decode into string, []byte or
+// `any` (as the type they were stored with). Other values go through the
+// cache's codec. Every failure, including a miss and a dst that is not a
+// non-nil pointer, is an error wrapping ErrDecode.
 func (v Value) Decode(dst any) error {
 	if v.data == nil {
 		return fmt.Errorf("%w: no value (cache miss)", ErrDecode)
+	}
+	if rv := reflect.ValueOf(dst); rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("%w: destination %T is not a non-nil pointer", ErrDecode, dst)
 	}
 	if len(v.data) == 0 {
 		return fmt.Errorf("%w: empty stored value", ErrDecode)
@@ -115,12 +120,12 @@ func decodeText(b []byte, dst any, isString bool) error {
 	case *string:
 		*d = string(b)
 	case *[]byte:
-		*d = append((*d)[:0:0], b...)
+		*d = bytes.Clone(b) // non-nil even when empty: a found value is never nil
 	case *any:
 		if isString {
 			*d = string(b)
 		} else {
-			*d = append([]byte(nil), b...)
+			*d = bytes.Clone(b)
 		}
 	default:
 		return fmt.Errorf("stored value is a %s", map[bool]string{true: "string", false: "[]byte"}[isString])
@@ -134,7 +139,7 @@ func decodeInt(b []byte, dst any) error {
 		*d = string(b)
 		return nil
 	case *[]byte:
-		*d = append((*d)[:0:0], b...)
+		*d = bytes.Clone(b)
 		return nil
 	case *any:
 		n, err := strconv.ParseInt(string(b), 10, 64)
@@ -149,11 +154,7 @@ func decodeInt(b []byte, dst any) error {
 		*d = n
 		return nil
 	}
-	rv := reflect.ValueOf(dst)
-	if rv.Kind() != reflect.Pointer || rv.IsNil() {
-		return fmt.Errorf("destination must be a non-nil pointer")
-	}
-	e := rv.Elem()
+	e := reflect.ValueOf(dst).Elem() // Decode checked for a non-nil pointer
 	switch e.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, err := strconv.ParseInt(string(b), 10, e.Type().Bits())

@@ -1,0 +1,465 @@
+package backends
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// simpleClock is a stopped clock for Simple.now, so tests move time
+// instead of sleeping.
+type simpleClock struct{ ns atomic.Int64 }
+
+func (c *simpleClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+func newSimpleWithClock(threshold int) (*Simple, *simpleClock) {
+	s := NewSimple(threshold)
+	c := &simpleClock{}
+	c.ns.Store(1) // Simple's clock never reads 0
+	s.now = c.ns.Load
+	return s, c
+}
+
+// simpleLiveKeys returns which of keys hold a live entry, sorted.
+func simpleLiveKeys(t *testing.T, s *Simple, keys ...string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range keys {
+		ok, err := s.Has(context.Background(), k)
+		require.NoError(t, err)
+		if ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// checkSimpleInvariants verifies Simple's bookkeeping: every entry is in
+// exactly one TTL list, each list is in write order and therefore expiry
+// order, and heads lists each non-empty class once at its index.
+func checkSimpleInvariants(t *testing.T, s *Simple) {
+	t.Helper()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	require.Len(t, s.heads, len(s.classes))
+	seen := 0
+	for ttl, c := range s.classes {
+		require.Equal(t, ttl, c.ttl)
+		require.Same(t, c, s.heads[c.index], "class %v is at its index in heads", ttl)
+		require.NotNil(t, c.head, "empty class %v was not dropped", ttl)
+		var prev *simpleEntry
+		for e := c.head; e != nil; e = e.next {
+			require.Same(t, e, s.items[e.key], "entry %q is in the map", e.key)
+			require.Same(t, c, e.class)
+			require.Same(t, prev, e.prev)
+			if prev != nil {
+				require.Less(t, prev.seq, e.seq, "class %v is in write order", ttl)
+				require.LessOrEqual(t, prev.expires, e.expires, "class %v is in expiry order", ttl)
+			}
+			prev = e
+			seen++
+		}
+		require.Same(t, prev, c.tail)
+	}
+	require.Equal(t, len(s.items), seen, "every entry is in a list")
+	if s.threshold > 0 {
+		require.LessOrEqual(t, len(s.items), s.threshold)
+	}
+}
+
+type simpleWrite struct {
+	key string
+	ttl time.Duration
+}
+
+func TestSimpleEvictsAnExpiredEntryElseTheOldestWrite(t *testing.T) {
+	const sec = time.Second
+	tests := []struct {
+		name    string
+		writes  []simpleWrite
+		advance time.Duration // after the writes, before the insert
+		want    []string      // live keys after inserting "new"
+	}{
+		{
+			// Flask sorts by expiry with 0 first, so it evicts "forever".
+			name:   "a never-expiring entry is not evicted before an older write",
+			writes: []simpleWrite{{"long", 1000 * sec}, {"forever", 0}, {"short", 10 * sec}},
+			want:   []string{"forever", "new", "short"},
+		},
+		{
+			name:   "with nothing expired the oldest write goes, whatever its TTL",
+			writes: []simpleWrite{{"forever", 0}, {"long", 1000 * sec}, {"short", 10 * sec}},
+			want:   []string{"long", "new", "short"},
+		},
+		{
+			// Flask's scenario: its _remove_expired also drops "forever"
+			// (expires 0 < now).
+			name:    "an expired entry goes before the oldest write",
+			writes:  []simpleWrite{{"forever", 0}, {"long", 1000 * sec}, {"short", 10 * sec}},
+			advance: 11 * sec,
+			want:    []string{"forever", "long", "new"},
+		},
+		{
+			name:    "an expired entry goes even if it is the newest write",
+			writes:  []simpleWrite{{"forever", 0}, {"long", 1000 * sec}, {"short", sec}},
+			advance: sec,
+			want:    []string{"forever", "long", "new"},
+		},
+		{
+			name:    "an expired entry in a list behind live TTL classes",
+			writes:  []simpleWrite{{"a", 100 * sec}, {"b", 0}, {"c", 5 * sec}},
+			advance: 6 * sec,
+			want:    []string{"a", "b", "new"},
+		},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, clock := newSimpleWithClock(len(tt.writes))
+			for _, w := range tt.writes {
+				require.NoError(t, s.Set(ctx, w.key, []byte(w.key), w.ttl))
+				clock.advance(time.Millisecond) // distinct write times
+			}
+			clock.advance(tt.advance)
+			require.NoError(t, s.Set(ctx, "new", []byte("new"), 0))
+			checkSimpleInvariants(t, s)
+			assert.Equal(t, len(tt.writes), s.Len(), "one entry made room")
+			all := []string{"new"}
+			for _, w := range tt.writes {
+				all = append(all, w.key)
+			}
+			assert.Equal(t, tt.want, simpleLiveKeys(t, s, all...))
+		})
+	}
+}
+
+func TestSimpleHoldsExactlyThresholdEntries(t *testing.T) {
+	ctx := context.Background()
+	for _, threshold := range []int{1, 2, 3, 10, DefaultThreshold} {
+		t.Run(fmt.Sprint(threshold), func(t *testing.T) {
+			s, _ := newSimpleWithClock(threshold)
+			var keys []string
+			for i := range 3 * threshold {
+				k := fmt.Sprint("k", i)
+				keys = append(keys, k)
+				require.NoError(t, s.Set(ctx, k, []byte(k), 0))
+				require.Equal(t, min(i+1, threshold), s.Len(), "Flask would hold threshold+1")
+			}
+			checkSimpleInvariants(t, s)
+			want := slices.Clone(keys[len(keys)-threshold:])
+			slices.Sort(want)
+			assert.Equal(t, want, simpleLiveKeys(t, s, keys...), "the newest writes stay")
+		})
+	}
+}
+
+func TestSimpleThresholdZeroIsUnlimited(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(0)
+	const n = 10 * DefaultThreshold // Flask's SimpleCache turns 0 into 500
+	for i := range n {
+		require.NoError(t, s.Set(ctx, fmt.Sprint(i), []byte{1}, time.Hour))
+	}
+	assert.Equal(t, n, s.Len())
+}
+
+func TestSimpleEveryWayOfInsertingRespectsTheThreshold(t *testing.T) {
+	ctx := context.Background()
+	inserts := map[string]func(s *Simple, key string) error{
+		"Set": func(s *Simple, k string) error { return s.Set(ctx, k, []byte(k), 0) },
+		"Add": func(s *Simple, k string) error { _, err := s.Add(ctx, k, []byte(k), 0); return err },
+		"SetMany": func(s *Simple, k string) error {
+			return s.SetMany(ctx, map[string][]byte{k: []byte(k)}, 0)
+		},
+		"Inc": func(s *Simple, k string) error { _, err := s.Inc(ctx, k, 1, 0); return err },
+	}
+	for name, insert := range inserts {
+		t.Run(name, func(t *testing.T) {
+			s, clock := newSimpleWithClock(2)
+			for _, k := range []string{"a", "b", "c"} {
+				require.NoError(t, insert(s, k))
+				clock.advance(time.Millisecond)
+			}
+			checkSimpleInvariants(t, s)
+			assert.Equal(t, []string{"b", "c"}, simpleLiveKeys(t, s, "a", "b", "c"))
+		})
+	}
+	t.Run("SetMany larger than the threshold", func(t *testing.T) {
+		s, _ := newSimpleWithClock(2)
+		require.NoError(t, s.SetMany(ctx, map[string][]byte{"a": {1}, "b": {2}, "c": {3}, "d": {4}}, 0))
+		checkSimpleInvariants(t, s)
+		assert.Equal(t, 2, s.Len())
+	})
+}
+
+func TestSimpleOverwriteMakesAnEntryTheNewest(t *testing.T) {
+	ctx := context.Background()
+	overwrites := map[string]func(s *Simple) error{
+		"Set with the same TTL":       func(s *Simple) error { return s.Set(ctx, "a", []byte("a2"), time.Hour) },
+		"Set with another TTL":        func(s *Simple) error { return s.Set(ctx, "a", []byte("a2"), 0) },
+		"SetMany":                     func(s *Simple) error { return s.SetMany(ctx, map[string][]byte{"a": []byte("a2")}, time.Hour) },
+		"Add over an expired entry":   func(s *Simple) error { _, err := s.Add(ctx, "a", []byte("a2"), time.Hour); return err },
+		"Inc of an expired entry":     func(s *Simple) error { _, err := s.Inc(ctx, "a", 1, time.Hour); return err },
+		"Set after Delete of the key": func(s *Simple) error { _, _ = s.Delete(ctx, "a"); return s.Set(ctx, "a", []byte("a2"), time.Hour) },
+	}
+	for name, overwrite := range overwrites {
+		t.Run(name, func(t *testing.T) {
+			s, clock := newSimpleWithClock(3)
+			require.NoError(t, s.Set(ctx, "a", []byte("a"), time.Second))
+			require.NoError(t, s.Set(ctx, "b", []byte("b"), 0))
+			require.NoError(t, s.Set(ctx, "c", []byte("c"), time.Hour))
+			clock.advance(time.Second) // "a" expires; b and c stay live
+			require.NoError(t, overwrite(s))
+			require.NoError(t, s.Set(ctx, "d", []byte("d"), time.Hour))
+			checkSimpleInvariants(t, s)
+			assert.Equal(t, []string{"a", "c", "d"}, simpleLiveKeys(t, s, "a", "b", "c", "d"),
+				"b is now the oldest write")
+		})
+	}
+}
+
+func TestSimpleIncKeepsPositionAndExpiry(t *testing.T) {
+	ctx := context.Background()
+	t.Run("position", func(t *testing.T) {
+		s, clock := newSimpleWithClock(3)
+		for _, k := range []string{"n", "b", "c"} {
+			require.NoError(t, s.Set(ctx, k, []byte("1"), 0))
+			clock.advance(time.Millisecond)
+		}
+		n, err := s.Inc(ctx, "n", 5, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, int64(6), n)
+		require.NoError(t, s.Set(ctx, "d", []byte("1"), 0))
+		checkSimpleInvariants(t, s)
+		assert.Equal(t, []string{"b", "c", "d"}, simpleLiveKeys(t, s, "n", "b", "c", "d"), "n is still the oldest write")
+	})
+	t.Run("expiry", func(t *testing.T) {
+		s, clock := newSimpleWithClock(0)
+		require.NoError(t, s.Set(ctx, "n", []byte("1"), 10*time.Second))
+		clock.advance(9 * time.Second)
+		_, err := s.Inc(ctx, "n", 1, time.Hour) // the ttl is for a missing key only
+		require.NoError(t, err)
+		clock.advance(time.Second)
+		ok, err := s.Has(ctx, "n")
+		require.NoError(t, err)
+		assert.False(t, ok, "the entry expires when it did before Inc")
+	})
+	t.Run("a missing key gets the given ttl", func(t *testing.T) {
+		s, clock := newSimpleWithClock(0)
+		n, err := s.Inc(ctx, "n", -2, time.Minute)
+		require.NoError(t, err)
+		assert.Equal(t, int64(-2), n)
+		clock.advance(time.Minute - 1)
+		ok, _ := s.Has(ctx, "n")
+		assert.True(t, ok)
+		clock.advance(1)
+		ok, _ = s.Has(ctx, "n")
+		assert.False(t, ok)
+	})
+	t.Run("a value that is not an integer is untouched", func(t *testing.T) {
+		s, _ := newSimpleWithClock(0)
+		require.NoError(t, s.Set(ctx, "n", []byte("sfive"), 0))
+		_, err := s.Inc(ctx, "n", 1, 0)
+		require.ErrorIs(t, err, ErrNotInteger)
+		v, _, _ := s.Get(ctx, "n")
+		assert.Equal(t, "sfive", string(v))
+	})
+}
+
+func TestSimpleExpiryBoundary(t *testing.T) {
+	ctx := context.Background()
+	s, clock := newSimpleWithClock(0)
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), 10*time.Second))
+	clock.advance(10*time.Second - 1)
+	_, found, err := s.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.True(t, found, "live until its expiry instant")
+	clock.advance(1)
+	_, found, _ = s.Get(ctx, "k")
+	assert.False(t, found, "dead at its expiry instant")
+	vals, err := s.GetMany(ctx, []string{"k"})
+	require.NoError(t, err)
+	assert.Nil(t, vals[0])
+	assert.Equal(t, 1, s.Len(), "an expired entry occupies a slot until evicted or deleted")
+
+	deleted, err := s.Delete(ctx, "k")
+	require.NoError(t, err)
+	assert.False(t, deleted, "an expired entry was not live")
+	assert.Equal(t, 0, s.Len(), "but it is gone")
+}
+
+func TestSimpleNeverExpiringEntriesDoNotReadTheClockOnGet(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(0)
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
+	s.now = func() int64 { panic("clock read") }
+	assert.NotPanics(t, func() {
+		_, _, _ = s.Get(ctx, "k")
+		require.NoError(t, s.Set(ctx, "k", []byte("v2"), 0))
+	})
+}
+
+func TestSimpleClearWithPrefixKeepsTheRestEvictable(t *testing.T) {
+	ctx := context.Background()
+	s, clock := newSimpleWithClock(4)
+	for _, k := range []string{"x:1", "y:1", "x:2", "y:2"} {
+		require.NoError(t, s.Set(ctx, k, []byte(k), time.Hour))
+		clock.advance(time.Millisecond)
+	}
+	require.NoError(t, s.Clear(ctx, "x:"))
+	checkSimpleInvariants(t, s)
+	assert.Equal(t, []string{"y:1", "y:2"}, simpleLiveKeys(t, s, "x:1", "y:1", "x:2", "y:2"))
+	for _, k := range []string{"z:1", "z:2", "z:3"} {
+		require.NoError(t, s.Set(ctx, k, []byte(k), 0))
+	}
+	checkSimpleInvariants(t, s)
+	assert.Equal(t, []string{"y:2", "z:1", "z:2", "z:3"}, simpleLiveKeys(t, s, "y:1", "y:2", "z:1", "z:2", "z:3"))
+}
+
+func TestSimpleClearEverythingThenRefill(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newSimpleWithClock(2)
+	require.NoError(t, s.Set(ctx, "a", []byte("a"), time.Hour))
+	require.NoError(t, s.Set(ctx, "b", []byte("b"), 0))
+	require.NoError(t, s.Clear(ctx, ""))
+	assert.Equal(t, 0, s.Len())
+	checkSimpleInvariants(t, s)
+	for _, k := range []string{"c", "d", "e"} {
+		require.NoError(t, s.Set(ctx, k, []byte(k), time.Minute))
+	}
+	checkSimpleInvariants(t, s)
+	assert.Equal(t, []string{"d", "e"}, simpleLiveKeys(t, s, "a", "b", "c", "d", "e"))
+}
+
+func TestSimpleAfterCloseEveryOperationIsErrClosed(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(0)
+	require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
+	require.NoError(t, s.Close())
+	assert.Equal(t, 0, s.Len(), "Close drops the entries")
+	ops := map[string]func() error{
+		"Get":        func() error { _, _, err := s.Get(ctx, "k"); return err },
+		"GetMany":    func() error { _, err := s.GetMany(ctx, []string{"k"}); return err },
+		"Set":        func() error { return s.Set(ctx, "k", []byte("v"), 0) },
+		"SetMany":    func() error { return s.SetMany(ctx, map[string][]byte{"k": {1}}, 0) },
+		"Add":        func() error { _, err := s.Add(ctx, "n", []byte("v"), 0); return err },
+		"Delete":     func() error { _, err := s.Delete(ctx, "k"); return err },
+		"DeleteMany": func() error { _, err := s.DeleteMany(ctx, []string{"k"}); return err },
+		"Has":        func() error { _, err := s.Has(ctx, "k"); return err },
+		"Inc":        func() error { _, err := s.Inc(ctx, "n", 1, 0); return err },
+		"Clear":      func() error { return s.Clear(ctx, "") },
+	}
+	for name, op := range ops {
+		t.Run(name, func(t *testing.T) {
+			assert.ErrorIs(t, op(), ErrClosed)
+		})
+	}
+	assert.NoError(t, s.Close(), "closing twice is harmless")
+}
+
+// TestSimpleEvictionRuleUnderRandomOperations drives Simple with random
+// writes, deletes and clock moves and checks every eviction against the
+// rule: an expired entry if any existed, else the oldest write.
+func TestSimpleEvictionRuleUnderRandomOperations(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	const threshold = 16
+	ttls := []time.Duration{0, time.Second, 5 * time.Second, time.Minute}
+	s, clock := newSimpleWithClock(threshold)
+
+	type modelEntry struct {
+		written int
+		expires int64 // 0 = never
+	}
+	model := map[string]modelEntry{} // what Simple holds, expired entries included
+	evictions := 0
+	for op := range 5000 {
+		clock.advance(time.Duration(rng.IntN(300)) * time.Millisecond)
+		now := clock.ns.Load()
+		key := fmt.Sprint("k", rng.IntN(3*threshold))
+		if rng.IntN(10) == 0 {
+			_, err := s.Delete(ctx, key)
+			require.NoError(t, err)
+			delete(model, key)
+			continue
+		}
+		var allowed []string // the entries the rule lets this insert evict
+		if _, overwrite := model[key]; !overwrite && len(model) == threshold {
+			oldest := ""
+			for k, e := range model {
+				if e.expires != 0 && now >= e.expires {
+					allowed = append(allowed, k)
+				}
+				if oldest == "" || e.written < model[oldest].written {
+					oldest = k
+				}
+			}
+			if allowed == nil {
+				allowed = []string{oldest}
+			}
+		}
+		ttl := ttls[rng.IntN(len(ttls))]
+		require.NoError(t, s.Set(ctx, key, []byte("v"), ttl))
+		if allowed != nil {
+			var gone []string
+			for k := range model {
+				if !simpleHolds(s, k) {
+					gone = append(gone, k)
+				}
+			}
+			require.Len(t, gone, 1, "op %d: one entry evicted", op)
+			require.Contains(t, allowed, gone[0], "op %d", op)
+			delete(model, gone[0])
+			evictions++
+		}
+		e := modelEntry{written: op}
+		if ttl > 0 {
+			e.expires = now + int64(ttl)
+		}
+		model[key] = e
+		require.Equal(t, len(model), s.Len())
+	}
+	checkSimpleInvariants(t, s)
+	assert.Greater(t, evictions, 100, "the test exercised eviction")
+}
+
+// simpleHolds reports whether key has an entry, live or expired.
+func simpleHolds(s *Simple, key string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.items[key] != nil
+}
+
+func TestSimpleConcurrentInsertsStayWithinTheThreshold(t *testing.T) {
+	ctx := context.Background()
+	const threshold = 50
+	s := NewSimple(threshold)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 500 {
+				k := fmt.Sprint(g, ":", i)
+				ttl := time.Duration(i%3) * time.Hour
+				assert.NoError(t, s.Set(ctx, k, []byte(k), ttl))
+				_, _, err := s.Get(ctx, fmt.Sprint(g, ":", i/2))
+				assert.NoError(t, err)
+				if i%7 == 0 {
+					_, err = s.Delete(ctx, fmt.Sprint(g, ":", i-3))
+					assert.NoError(t, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	checkSimpleInvariants(t, s)
+	assert.Equal(t, threshold, s.Len())
+}
