@@ -12,7 +12,9 @@ type Site struct {
 	// an absolute filesystem path: keys must agree across hosts). It names
 	// unnamed fragments and prefixes error messages.
 	Path string
-	// Line and Col locate the block's opening tag, 1-based.
+	// Line and Col locate the block's `cache` keyword, counted as the
+	// engine's own error messages count them, so that our positions and the
+	// engine's agree.
 	Line, Col int
 	// Digest is a hash of the block's body source, or "". With
 	// Options.SourceDigest, an unnamed fragment's name includes it, so that

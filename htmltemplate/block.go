@@ -1,0 +1,166 @@
+package htmltemplate
+
+import (
+	"context"
+	"html/template"
+	"io"
+	"reflect"
+	"sync"
+
+	"github.com/fragcache/fragcache/fragment"
+)
+
+// block is one hoisted cache block: what its opening tag said, fixed at
+// parse time, and the template holding its body.
+type block struct {
+	id          int
+	site        *fragment.Site
+	set         *set
+	tmpl        *template.Template // the hoisted body
+	hoistedName string
+	usesRoot    bool // the call passes $ after the dot
+
+	// The tag's arguments: constants are kept here, the others are passed
+	// to the block's function in order (nArgs of them).
+	nArgs     int
+	timeout   argRef
+	hasName   bool
+	name      argRef
+	vary      []argRef
+	constVary []any // vary_on values when they are all constant
+}
+
+// argRef is a tag argument: a constant value, or the index of a dynamic
+// argument among those passed to the block's function.
+type argRef struct {
+	dyn int // -1 for a constant
+	val any
+}
+
+func (r argRef) get(dyn []any) any {
+	if r.dyn < 0 {
+		return r.val
+	}
+	return dyn[r.dyn]
+}
+
+func (b *block) constantVaryOn() []any {
+	vals := make([]any, len(b.vary))
+	for i, r := range b.vary {
+		if r.dyn >= 0 {
+			return nil
+		}
+		vals[i] = r.val
+	}
+	return vals
+}
+
+// fn returns the function the rewritten tag calls. Its parameters are
+// fixed for up to three passed values ($ counts as one), because
+// text/template calls a variadic function through a freshly allocated
+// slice.
+func (b *block) fn() any {
+	switch n := b.nArgs; {
+	case b.usesRoot && n == 0:
+		return func(dot, root any) (template.HTML, error) { return b.render(dot, root, nil) }
+	case b.usesRoot && n == 1:
+		return func(dot, root, a any) (template.HTML, error) { return b.render(dot, root, []any{a}) }
+	case b.usesRoot && n == 2:
+		return func(dot, root, a, c any) (template.HTML, error) { return b.render(dot, root, []any{a, c}) }
+	case b.usesRoot:
+		return func(dot, root any, args ...any) (template.HTML, error) { return b.render(dot, root, args) }
+	case n == 0:
+		return func(dot any) (template.HTML, error) { return b.render(dot, nil, nil) }
+	case n == 1:
+		return func(dot, a any) (template.HTML, error) { return b.render(dot, nil, []any{a}) }
+	case n == 2:
+		return func(dot, a, c any) (template.HTML, error) { return b.render(dot, nil, []any{a, c}) }
+	case n == 3:
+		return func(dot, a, c, d any) (template.HTML, error) { return b.render(dot, nil, []any{a, c, d}) }
+	}
+	return func(dot any, args ...any) (template.HTML, error) { return b.render(dot, nil, args) }
+}
+
+// render runs the block through the fragment cache and returns the
+// fragment as template.HTML: html/template escaped the body itself, in
+// element content, and the context check made sure the block is there.
+func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
+	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn), HasName: b.hasName}
+	if b.hasName {
+		call.Name = b.name.get(dyn)
+	}
+	switch {
+	case b.constVary != nil:
+		call.VaryOn = b.constVary
+	case len(b.vary) > 0:
+		// Render's parameter leaks, so this is allocated; only here.
+		v := make([]any, len(b.vary))
+		for i, r := range b.vary {
+			v[i] = r.get(dyn)
+		}
+		call.VaryOn = v
+	}
+	w := bufPool.Get().(*htmlBuffer)
+	defer w.release()
+	body := func(w io.Writer) error { return b.execute(w, dot, root) }
+	var err error
+	if fc := b.set.fc; fc != nil {
+		err = fc.Render(context.Background(), call, w, body)
+	} else {
+		err = body(w)
+	}
+	if err != nil {
+		return "", err
+	}
+	return template.HTML(w.b), nil
+}
+
+// execute renders the body for the value of the dot and $ at the block.
+func (b *block) execute(w io.Writer, dot, root any) error {
+	if !b.usesRoot {
+		return b.tmpl.Execute(w, dot)
+	}
+	return b.tmpl.Execute(w, &rootData{Root: root, Dot: single(dot)})
+}
+
+// rootData is what the body of a block using $ is executed with; see
+// rootWrapper.
+type rootData struct {
+	Root any
+	Dot  any
+}
+
+// single returns a one-element array holding v, of v's own type so that the
+// body's range sees the dot exactly as the block saw it (neither wrapped in
+// an interface nor addressable).
+func single(v any) any {
+	if v == nil {
+		return [1]any{}
+	}
+	arr := reflect.New(reflect.ArrayOf(1, reflect.TypeOf(v))).Elem()
+	arr.Index(0).Set(reflect.ValueOf(v))
+	return arr.Interface()
+}
+
+// htmlBuffer collects a fragment; pooled, so a hit costs only the string
+// that becomes the template.HTML.
+type htmlBuffer struct{ b []byte }
+
+func (w *htmlBuffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// maxPooled is the largest buffer kept for reuse, so one huge fragment
+// does not pin its memory.
+const maxPooled = 64 << 10
+
+func (w *htmlBuffer) release() {
+	if cap(w.b) > maxPooled {
+		return
+	}
+	w.b = w.b[:0]
+	bufPool.Put(w)
+}
+
+var bufPool = sync.Pool{New: func() any { return new(htmlBuffer) }}

@@ -1,0 +1,115 @@
+// Package htmltemplate adds Flask-Caching's fragment cache blocks to Go's
+// html/template:
+//
+//	{{ cache 300 "sidebar" .User.ID }}…{{ endcache }}
+//
+// caches what the body renders for 300 seconds under
+// keys.MakeTemplateFragmentKey("sidebar", <user id>), through a
+// *fragment.Cache, which handles hits, misses, deduplication of concurrent
+// misses, "del", fail-open and statistics.
+//
+// # Why a rewrite
+//
+// html/template has no block tags of its own and gives functions neither
+// the template, the writer nor the execution state, so a block cannot be a
+// function. This package therefore parses templates itself: cache and
+// endcache are registered as placeholder functions so that text/template's
+// parser accepts them, then each {{ cache … }}…{{ endcache }} range of the
+// parse tree is hoisted into a template of its own (named
+// "cache@path:line:col") and replaced by a call of a function that renders
+// that template through fragment.Cache.Render and returns the result as
+// template.HTML. html/template escapes the body itself, as a template
+// starting in HTML element content, so cached and uncached output are
+// byte-identical as long as the block stands in element content, which
+// Execute checks (see Contexts). Template wraps *template.Template with the
+// same methods (Parse, ParseFiles, ParseGlob, ParseFS, Funcs, Lookup,
+// Execute, ExecuteTemplate, Clone…), applying the rewrite after every Parse.
+//
+// # Binding a cache
+//
+// A Template is bound to one *fragment.Cache when it is created, and every
+// template associated with it (New, Parse, Lookup, Clone) uses that cache:
+//
+//	store := backends.New(backends.NewSimple(0), backends.Options{})
+//	fc := fragment.New(store, fragment.Options{})
+//	t := htmltemplate.Must(htmltemplate.ParseFSPaths(fc, files, "*.html", "*/*.html"))
+//	err := t.ExecuteTemplate(w, "shop/index.html", data)
+//
+// A nil cache renders every body uncached. html/template's Execute takes
+// no context.Context and gives functions none, so backend calls use
+// context.Background(); bound their duration with the backend's own
+// timeouts.
+//
+// # Syntax
+//
+// Arguments are separated by spaces, like any template function's:
+// timeout, then an optional name, then vary_on values.
+//
+//	{{ cache 300 }}…{{ endcache }}               unnamed: keys.FragmentName(path, line)
+//	{{ cache 300 "sidebar" .User.ID }}…{{ endcache }}
+//	{{ cache nil "nav" }}…{{ endcache }}         the cache's default timeout
+//	{{ cache 0 "footer" }}…{{ endcache }}        never expires
+//	{{ cache 0.5 }}…{{ endcache }}               fractions of a second
+//	{{ cache "del" "sidebar" .User.ID }}…{{ endcache }}  delete, render, do not store
+//
+// The timeout may also be a time.Duration from the data. Any argument may be
+// a pipeline in parentheses. Constant arguments are checked when the
+// template is parsed. Both tags must be actions of their own and sit in the
+// same list of actions: a cache inside an {{if}} needs its endcache inside
+// that {{if}}. Blocks nest, in templates defined with {{define}} and {{block}}
+// too.
+//
+// # Template names, paths and positions
+//
+// An unnamed block's key is keys.FragmentName(path, line), where path is
+// the name html/template gives the template the block was parsed in: the
+// base name for ParseFiles, ParseGlob and ParseFS ("index.html"), the
+// template's name for Parse. Files in different directories with one base
+// name collide there, as they do in html/template itself; ParseFSPaths names
+// templates by their slash-separated path within an fs.FS
+// ("shop/index.html"), which keeps them apart and matches Flask's
+// loader-relative names. Errors name blocks as path:line:col, with line and
+// column as text/template reports them (parse.Tree.ErrorContext: the
+// column is the byte offset of the word cache within its line), so they
+// agree with html/template's own messages.
+//
+// # Body semantics
+//
+// The body runs as its own template, with the dot it had at the block, so:
+//
+//   - A $variable declared outside the block cannot be used inside it (the
+//     hoisted template cannot see it); Parse rejects that with
+//     ErrOuterVariable. Variables declared inside the body are fine, and
+//     the block's own arguments may use any variable.
+//   - $ keeps its meaning: when a body uses $, the block passes it along and
+//     the body sets it back before running.
+//   - {{break}} and {{continue}} cannot leave the body (ErrSyntax).
+//   - The key is computed from the arguments only: anything else the body
+//     reads ($ included) must be in the name or vary_on values, or be the
+//     same for every render sharing the key.
+//
+// # Contexts
+//
+// A fragment is escaped for HTML element content; in an attribute value, a
+// URL, a script, a style sheet, an RCDATA element (<title>, <textarea>) or
+// a comment, html/template would escape it a second time or strip its tags.
+// Such a block is an error (ErrContext) rather than wrong output. Since
+// html/template computes contexts only when a template is executed, and a
+// template's context depends on the one calling it, the check runs on the
+// first Execute or ExecuteTemplate of each template name, before anything
+// is written, on a private clone in which nothing is executed; Check runs
+// it on demand, e.g. at startup or in a test. A block's body must also end
+// in element content. The check needs a namespace that has not been
+// executed, which is why the underlying *template.Template is not
+// exposed.
+//
+// # Caveats
+//
+// The rewrite relies on text/template/parse, whose node types the Go 1
+// compatibility promise covers although the package says it is not meant
+// for general use. Parsing must end before the first execution, as in
+// html/template. The names cache and endcache, and functions and templates
+// whose names start with "_fragcache_", are reserved. The cache store holds
+// HTML that is written out unescaped, so whoever can write to it can inject
+// markup: treat it as trusted.
+package htmltemplate

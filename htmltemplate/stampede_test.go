@@ -1,0 +1,151 @@
+package htmltemplate
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/keys"
+)
+
+// gate is a template function for a block's body: it counts its calls and,
+// while armed, blocks until want other goroutines wait for the render it is
+// part of, then returns fail (nil for success).
+type gate struct {
+	calls atomic.Int64
+	armed atomic.Bool
+	want  int
+	fail  error
+}
+
+func (g *gate) call() (string, error) {
+	g.calls.Add(1)
+	if g.armed.Load() {
+		stop := time.Now().Add(deadline)
+		for waitingRenders() < g.want {
+			if time.Now().After(stop) {
+				return "", errors.New("gate: timed out waiting for the other renders")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if g.fail != nil {
+		return "", g.fail
+	}
+	return "body", nil
+}
+
+func TestStampedeRendersOnce(t *testing.T) {
+	const n = 32
+	errBody := errors.New("body failed")
+	cases := []struct {
+		name string
+		fail error
+	}{
+		{"successful render is shared", nil},
+		{"failed render is shared, not stored, retried", errBody},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, simple := newCache(fragment.Options{})
+			g := &gate{want: n - 1, fail: tc.fail}
+			g.armed.Store(true)
+			src := `<p>{{ cache 300 "hot" }}{{ gate }}{{ endcache }}</p>`
+			tpl := parseT(t, fc, "page.html", src, template.FuncMap{"gate": g.call})
+
+			outs := make([]string, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					outs[i], errs[i] = run(tpl, nil)
+				}()
+			}
+			done := make(chan struct{})
+			go func() { wg.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(2 * deadline):
+				t.Fatal("renders did not return: deadlock")
+			}
+
+			assert.Equal(t, int64(1), g.calls.Load(), "body evaluations")
+			st := fc.Stats()
+			assert.Equal(t, uint64(1), st.Renders)
+			assert.Equal(t, uint64(n-1), st.Waits)
+			for i := range n {
+				if tc.fail == nil {
+					require.NoError(t, errs[i])
+					assert.Equal(t, "<p>body</p>", outs[i])
+					continue
+				}
+				require.ErrorIs(t, errs[i], errBody, "goroutine %d", i)
+			}
+			if tc.fail == nil {
+				assert.Equal(t, 1, simple.Len())
+				return
+			}
+			assert.Zero(t, simple.Len(), "a failed render was stored")
+
+			g.armed.Store(false)
+			g.fail = nil // no goroutine uses g now
+			out, err := run(tpl, nil)
+			require.NoError(t, err)
+			assert.Equal(t, "<p>body</p>", out)
+			ok, err := fc.Store().Has(context.Background(), keys.MakeTemplateFragmentKey("hot"))
+			require.NoError(t, err)
+			assert.True(t, ok, "the retry was not stored")
+		})
+	}
+}
+
+// TestConcurrentFirstExecutions runs the first executions of several
+// templates of one set at once, so the race detector sees the context
+// check, html/template's lazy escaping and the hoisted bodies together.
+func TestConcurrentFirstExecutions(t *testing.T) {
+	fc, _ := newCache(fragment.Options{})
+	tpl := parseT(t, fc, "set", `{{ define "part" }}{{ cache 1 "part" . }}<b>{{ . }}</b>{{ endcache }}{{ end }}`+
+		`{{ define "a" }}<a>{{ template "part" "a" }}{{ cache 1 "a" }}{{ template "part" "x" }}{{ endcache }}</a>{{ end }}`+
+		`{{ define "b" }}<b>{{ template "part" "b" }}</b>{{ end }}`+
+		`{{ define "c" }}<c>{{ cache 1 "c" }}{{ template "part" "c" }}{{ endcache }}</c>{{ end }}`, nil)
+	want := map[string]string{"a": "<a><b>a</b><b>x</b></a>", "b": "<b><b>b</b></b>", "c": "<c><b>c</b></c>"}
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 30 {
+		name := string(rune('a' + i%3))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf stringWriter
+			if err := tpl.ExecuteTemplate(&buf, name, nil); err != nil {
+				errs <- err
+				return
+			}
+			if buf.s != want[name] {
+				errs <- errors.New(name + ": " + buf.s)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+type stringWriter struct{ s string }
+
+func (w *stringWriter) Write(p []byte) (int, error) {
+	w.s += string(p)
+	return len(p), nil
+}
