@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/flosch/pongo2/v6"
+
+	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/pongo2tag"
+)
+
+// pongo2Engine renders templates/pongo2/*.html with pongo2 and the
+// {% cache %} tag of package pongo2tag.
+type pongo2Engine struct {
+	fc    *fragment.Cache
+	pages map[string]*pongo2.Template
+}
+
+func newPongo2Engine(fc *fragment.Cache) (engine, error) {
+	// The tag is global in pongo2 v6; Register is idempotent. Templates
+	// come from an fs.FS, whose loader names them by their relative
+	// paths, so no base directory is needed for portable keys.
+	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil {
+		return nil, fmt.Errorf("pongo2: %w", err)
+	}
+	set := pongo2.NewSet("shop", pongo2.NewFSLoader(engineTemplates("pongo2")))
+	e := &pongo2Engine{fc: fc, pages: make(map[string]*pongo2.Template)}
+	for _, v := range views {
+		t, err := set.FromCache(v + ".html")
+		if err != nil {
+			return nil, fmt.Errorf("pongo2: %w", err)
+		}
+		e.pages[v] = t
+	}
+	return e, nil
+}
+
+func (e *pongo2Engine) Name() string { return "pongo2" }
+
+func (e *pongo2Engine) Render(ctx context.Context, w io.Writer, view string, p *Page) error {
+	t, ok := e.pages[view]
+	if !ok {
+		return fmt.Errorf("pongo2: no view %q", view)
+	}
+	// With binds the cache for this render only, with the request's
+	// context for the backend calls.
+	return t.ExecuteWriter(pongo2tag.With(ctx, e.fc, pongo2.Context{"page": p}), w)
+}
