@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,8 @@ type Cache struct {
 	opts   Options
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  group
+
+	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
 	hits, misses, renders, waits, deletes, backendErrors atomic.Uint64
 
@@ -249,7 +252,8 @@ func (c *Cache) blockKey(call Call) (string, error) {
 			return "", err
 		}
 	} else {
-		b = append(b, keys.FragmentName(call.Site.Path, call.Site.Line)...)
+		b = append(b, call.Site.Path...) // keys.FragmentName, without its allocation
+		b = strconv.AppendInt(b, int64(call.Site.Line), 10)
 		if c.opts.SourceDigest && call.Site.Digest != "" {
 			b = append(b, '@')
 			b = append(b, call.Site.Digest...)
@@ -261,7 +265,17 @@ func (c *Cache) blockKey(call Call) (string, error) {
 			return "", err
 		}
 	}
-	return string(b), nil
+	if len(call.VaryOn) > 0 {
+		return string(b), nil
+	}
+	// A block without vary_on values (a named sidebar, a menu) usually has
+	// the same key on every render: reuse the last one instead of allocating.
+	if last, ok := c.lastKeys.Load(call.Site); ok && last.(string) == string(b) {
+		return last.(string), nil
+	}
+	key := string(b)
+	c.lastKeys.Store(call.Site, key)
+	return key, nil
 }
 
 // backendError counts a backend failure and, in strict mode, returns it;

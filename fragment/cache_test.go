@@ -412,3 +412,21 @@ func TestRenderOverwritesStoredValueThatIsNotText(t *testing.T) {
 		})
 	}
 }
+
+func TestOneSiteWithChangingNamesStoresUnderEachName(t *testing.T) {
+	c, store := newTestCache(Options{})
+	site := testSite()
+	for _, name := range []string{"a", "b", "a", "c", "b"} {
+		out, err := render(c, Call{Site: site, Timeout: 60, HasName: true, Name: name}, func(w io.Writer) error {
+			_, err := io.WriteString(w, "body of "+name)
+			return err
+		})
+		require.NoError(t, err)
+		assert.Equal(t, "body of "+name, out, "a block must never be served another name's fragment")
+		var got string
+		found, err := store.Get(context.Background(), keys.MakeTemplateFragmentKey(name), &got)
+		require.NoError(t, err)
+		assert.True(t, found)
+		assert.Equal(t, "body of "+name, got)
+	}
+}

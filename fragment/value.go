@@ -42,6 +42,10 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 	switch t := v.(type) {
 	case nil:
 		return useDefault, 0, nil
+	case int: // the common literal, without reflection
+		if t >= 0 && int64(t) <= math.MaxInt64/int64(time.Second) {
+			return useTTL, time.Duration(t) * time.Second, nil
+		}
 	case string:
 		if t == "del" {
 			return deleteKey, 0, nil
