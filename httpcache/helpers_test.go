@@ -1,0 +1,169 @@
+package httpcache
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testservers"
+)
+
+// deadline bounds every wait in these tests: a request that deadlocks
+// fails the test instead of hanging it.
+const deadline = 10 * time.Second
+
+// newCache returns a fresh, empty cache for one subtest.
+type newCache func(t *testing.T) *backends.Cache
+
+// forEachCache runs test once over SimpleCache and once over a real Redis
+// (one server per top-level test; every cache it hands out has its own key
+// prefix, so subtests never see each other's entries).
+func forEachCache(t *testing.T, test func(t *testing.T, open newCache)) {
+	t.Run("simple", func(t *testing.T) {
+		test(t, func(*testing.T) *backends.Cache {
+			return backends.New(backends.NewSimple(0), backends.Options{})
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		srv := testservers.Redis(t)
+		var n atomic.Int64
+		test(t, func(t *testing.T) *backends.Cache {
+			c, err := backends.Open(backends.Config{
+				Type:      "RedisCache",
+				RedisURL:  "redis://" + srv.Addr,
+				KeyPrefix: fmt.Sprintf("httpcache-test-%d:", n.Add(1)),
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		})
+	})
+}
+
+// ttlRecorder wraps a backend and records the TTL of every write by key, so
+// tests can check timeouts without sleeping.
+type ttlRecorder struct {
+	backends.Backend
+	mu   sync.Mutex
+	ttls map[string]time.Duration
+}
+
+func record(c *backends.Cache) (*backends.Cache, *ttlRecorder) {
+	r := &ttlRecorder{Backend: c.Backend(), ttls: map[string]time.Duration{}}
+	return backends.New(r, backends.Options{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
+}
+
+func (r *ttlRecorder) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	r.mu.Lock()
+	r.ttls[key] = ttl
+	r.mu.Unlock()
+	return r.Backend.Set(ctx, key, value, ttl)
+}
+
+func (r *ttlRecorder) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	r.mu.Lock()
+	r.ttls[key] = ttl
+	r.mu.Unlock()
+	return r.Backend.Add(ctx, key, value, ttl)
+}
+
+// ttl returns the TTL of the last write to key (with the cache prefix).
+func (r *ttlRecorder) ttl(t *testing.T, key string) time.Duration {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.ttls[key]
+	require.True(t, ok, "no write to %q; writes: %v", key, r.ttls)
+	return d
+}
+
+var errBroken = errors.New("backend is down")
+
+// broken fails every operation.
+type broken struct{ backends.Backend }
+
+func (broken) Get(context.Context, string) ([]byte, bool, error)   { return nil, false, errBroken }
+func (broken) GetMany(context.Context, []string) ([][]byte, error) { return nil, errBroken }
+func (broken) Set(context.Context, string, []byte, time.Duration) error {
+	return errBroken
+}
+func (broken) Add(context.Context, string, []byte, time.Duration) (bool, error) {
+	return false, errBroken
+}
+func (broken) Delete(context.Context, string) (bool, error) { return false, errBroken }
+
+// failSets fails writes of entries (not of version keys) only.
+type failSets struct{ backends.Backend }
+
+func (failSets) Set(context.Context, string, []byte, time.Duration) error { return errBroken }
+
+// logLines decodes the JSON log records written to buf.
+func logLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
+	for sc.Scan() {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
+		lines = append(lines, rec)
+	}
+	return lines
+}
+
+// eventually polls cond until it holds, failing the test after deadline.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	stop := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(stop) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waiters reports how many callers wait for a flight.
+func (g *group[T]) waiters() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiting
+}
+
+// do serves one request through h and returns the recorded response.
+func do(t *testing.T, h http.Handler, method, target string, header ...string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), method, target, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+// page is a handler that counts its runs, lets set adjust the response and
+// writes "page <n>" for its n-th run.
+func page(set func(w http.ResponseWriter, r *http.Request)) (http.Handler, *atomic.Int64) {
+	var n atomic.Int64
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		run := n.Add(1)
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if set != nil {
+			set(w, r)
+		}
+		_, _ = io.WriteString(w, fmt.Sprintf("page %d", run))
+	}), &n
+}

@@ -1,0 +1,522 @@
+package memoize
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fragcache/fragcache/backends"
+)
+
+// NoExpiry as Options.Timeout stores results that never expire; only
+// DeleteMemoized, Delete and the store's own eviction remove them.
+const NoExpiry time.Duration = -1
+
+// Errors callers branch on with errors.Is.
+var (
+	// ErrUnsupportedArg is returned by Call and Delete for an argument that
+	// cannot be part of a cache key: a func, a channel, an unsafe.Pointer, a
+	// value nested deeper than 256 levels (a cycle), or a MarshalBinary
+	// method that failed.
+	ErrUnsupportedArg = errors.New("memoize: argument cannot be part of a cache key")
+	// ErrReceiver is returned by a method's Call and Delete for a nil
+	// receiver or one whose CacheID is empty: either would share entries
+	// between receivers.
+	ErrReceiver = errors.New("memoize: receiver has no identity")
+	// ErrPanicked is returned to the calls that waited for a call with the
+	// same arguments whose function panicked; the panic itself goes on up
+	// the goroutine that ran the function.
+	ErrPanicked = errors.New("memoize: memoized function panicked")
+)
+
+// Identifier gives a value its identity in cache keys. A method receiver
+// must implement it (see [Method]): its CacheID keeps two receivers from
+// sharing entries, and names the receiver in DeleteInstance. An argument
+// that implements it, at any depth, is encoded as its CacheID alone rather
+// than field by field, which is how a large or pointer-rich value (a
+// database handle, a user session) becomes a short, stable key part. Two
+// values with the same CacheID are the same for the cache, in every
+// process that shares the store, so the ID must be stable across processes
+// (a primary key, a tenant name) and must never be empty.
+type Identifier interface {
+	CacheID() string
+}
+
+// Options configure a memoized function. The zero value caches every
+// non-nil result with the cache's default timeout under a name derived
+// from the function, and fails open.
+type Options struct {
+	// Name identifies the function in keys and in its version key, instead
+	// of its qualified Go name (runtime.FuncForPC). Required for function
+	// literals and method values, whose Go names say where they were
+	// written (main.main.func1) rather than what they compute, so that two
+	// of them can share a name in one binary or swap names between builds.
+	Name string
+	// Timeout is how long results live: 0 means the cache's default
+	// timeout, NoExpiry never expires; any other negative value is
+	// invalid.
+	Timeout time.Duration
+	// Unless, when it returns true, makes the call bypass the cache: the
+	// function runs and nothing is read or stored (Flask's unless).
+	Unless func(ctx context.Context) bool
+	// ForcedUpdate, when it returns true, skips the lookup: the function
+	// runs and its result replaces the stored one (Flask's forced_update).
+	ForcedUpdate func(ctx context.Context) bool
+	// CacheNone stores nil results — nil pointers, slices, maps and
+	// interfaces — too (Flask's cache_none). By default they are returned
+	// but not stored, so the function runs again next time. Results of
+	// types that cannot be nil (numbers, strings, structs) are always
+	// stored, zero values included.
+	CacheNone bool
+	// IgnoreArgs lists argument positions (0 for the first argument after
+	// the context or receiver) that are left out of the key, so calls that
+	// differ only there share one entry (Flask's args_to_ignore). A
+	// method's receiver cannot be ignored: to share entries across
+	// receivers, memoize a plain function.
+	IgnoreArgs []int
+	// Version is added to every key; change it when the function's
+	// behaviour changes so that older results are not read.
+	Version string
+	// SourceCheck adds a digest of the running executable to every key, so
+	// that a rebuilt binary with any change in it starts with fresh
+	// entries. Go binaries carry no source to hash (Flask hashes the
+	// function's source), so the check is per build, not per function;
+	// identical builds keep sharing entries, since Go builds are
+	// reproducible. Use Version for per-function control.
+	SourceCheck bool
+	// Strict returns backend errors from Call (Flask-Caching's debug
+	// behaviour) instead of running the function uncached.
+	Strict bool
+	// Logger receives backend error reports; nil means slog.Default().
+	Logger *slog.Logger
+	// LogInterval is the least time between two backend error reports;
+	// errors in between are counted and summarised in the next report.
+	// 0 means 10 s.
+	LogInterval time.Duration
+}
+
+// Stats counts what a memoized function did.
+type Stats struct {
+	Hits          uint64 // calls answered from the cache
+	Misses        uint64 // calls that found nothing stored (or were forced)
+	Calls         uint64 // executions of the function for a miss
+	Waits         uint64 // misses answered by another call's execution
+	Bypasses      uint64 // calls for which Unless returned true
+	BackendErrors uint64 // backend failures, whether failed open or returned
+}
+
+// memo is what every arity shares: keys, versions, lookups, stores,
+// deduplication and error policy, for results of type R.
+type memo[R any] struct {
+	cache  *backends.Cache
+	opts   Options
+	name   string
+	verKey string
+	seed   []byte // hashed before the arguments: name, types, version, build
+	ignore []bool // by argument position
+	group  group[R]
+
+	hits, misses, calls, waits, bypasses, backendErrors atomic.Uint64
+
+	logMu      sync.Mutex
+	lastLog    time.Time
+	suppressed uint64
+}
+
+// anonymous matches the Go names of function literals (pkg.F.func1,
+// pkg.init.func2.3) and method values (pkg.T.M-fm).
+var anonymous = regexp.MustCompile(`(\.func\d+(\.\d+)*|-fm)$`)
+
+// newMemo builds the shared part of a memoized function. fn is the wrapped
+// function (for its name), recv the receiver type or nil, args the static
+// argument types. It panics on programming errors, which show on first run.
+func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []reflect.Type, opts Options) *memo[R] {
+	if cache == nil {
+		panic("memoize: nil *backends.Cache")
+	}
+	fv := reflect.ValueOf(fn)
+	if fv.IsNil() {
+		panic("memoize: nil function")
+	}
+	name := opts.Name
+	if name == "" {
+		goName := runtime.FuncForPC(fv.Pointer()).Name()
+		if anonymous.MatchString(goName) {
+			panic(fmt.Sprintf("memoize: %s is a function literal or method value; set Options.Name (or use Method with a method expression such as (*T).M)", goName))
+		}
+		name = goName
+	}
+	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
+		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use NoExpiry for entries that never expire)", name, opts.Timeout))
+	}
+	ignore := make([]bool, len(args))
+	for _, i := range opts.IgnoreArgs {
+		if i < 0 || i >= len(args) {
+			panic(fmt.Sprintf("memoize: %s: IgnoreArgs position %d out of range (the function takes %d arguments after its context)", name, i, len(args)))
+		}
+		ignore[i] = true
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LogInterval == 0 {
+		opts.LogInterval = 10 * time.Second
+	}
+
+	var seed argEncoder
+	seed.str("memoize/v1")
+	seed.str(name)
+	if recv != nil {
+		seed.str(typeName(recv))
+	}
+	for _, t := range args {
+		seed.str(typeName(t))
+	}
+	seed.str(typeName(reflect.TypeFor[R]()))
+	seed.str(opts.Version)
+	if opts.SourceCheck {
+		seed.str(buildDigest())
+	} else {
+		seed.str("")
+	}
+	return &memo[R]{
+		cache:  cache,
+		opts:   opts,
+		name:   name,
+		verKey: name + "_memver",
+		seed:   seed.buf,
+		ignore: ignore,
+	}
+}
+
+// keyArgs encodes the arguments of one call.
+type keyArgs func(e *argEncoder, ignore []bool) error
+
+// encodeArg encodes argument i, or its placeholder when it is ignored.
+func encodeArg(e *argEncoder, ignore []bool, i int, v any) error {
+	if ignore[i] {
+		e.buf = append(e.buf, tagIgnored)
+		return nil
+	}
+	if err := e.arg(v); err != nil {
+		return fmt.Errorf("argument %d (%T): %w", i, v, err)
+	}
+	return nil
+}
+
+var encoders = sync.Pool{New: func() any { return &argEncoder{buf: make([]byte, 0, 256)} }}
+
+// hash returns the 22-character digest naming one call: the function's
+// seed, the receiver's identity and the arguments.
+func (m *memo[R]) hash(inst *string, args keyArgs) (string, error) {
+	e := encoders.Get().(*argEncoder)
+	defer encoders.Put(e)
+	e.buf = append(e.buf[:0], m.seed...)
+	if inst != nil {
+		e.buf = append(e.buf, tagIdentifier)
+		e.str(*inst)
+	} else {
+		e.buf = append(e.buf, tagNil)
+	}
+	if err := args(e, m.ignore); err != nil {
+		return "", fmt.Errorf("memoize %s: %w", m.name, err)
+	}
+	sum := sha256.Sum256(e.buf)
+	return base64.RawURLEncoding.EncodeToString(sum[:16]), nil
+}
+
+// instanceKey is where a receiver's version lives.
+func (m *memo[R]) instanceKey(inst string) string { return m.verKey + "/" + inst }
+
+// newVersion returns a fresh random version: 48 bits in 8 URL-safe
+// characters, so a key never needs escaping for any store.
+func newVersion() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// entry is what a result is stored as: with the version it was computed
+// under. Keeping the version in the value rather than in the key (Flask's
+// way) lets one GetMany read the versions and the entry together, so a hit
+// costs one round trip, and makes an invalidated entry be overwritten by
+// the next call instead of lingering under a key nobody reads.
+type entry[R any] struct {
+	Version string `msgpack:"v" json:"v"`
+	Result  R      `msgpack:"r" json:"r"`
+}
+
+// read fetches, in one round trip, the function's version, the receiver's
+// (when inst is not nil) and the entry under key. ver is the version data
+// a valid entry must carry; fnFound=false means the function has no
+// version yet, so no stored entry can be valid. r and found describe a
+// valid entry.
+func (m *memo[R]) read(ctx context.Context, inst *string, key string) (ver string, fnFound bool, r R, found bool, err error) {
+	keys := []string{m.verKey, key}
+	if inst != nil {
+		keys = append(keys, m.instanceKey(*inst))
+	}
+	vals, err := m.cache.GetMany(ctx, keys...)
+	if err != nil {
+		return "", false, r, false, err
+	}
+	fnVer, ok := vals[0].Bytes()
+	if !ok {
+		return "", false, r, false, nil
+	}
+	ver = string(fnVer)
+	if inst != nil {
+		instVer, _ := vals[2].Bytes() // none until DeleteInstance writes one
+		ver += "/" + string(instVer)
+	}
+	r, found = m.decode(vals[1], key, ver)
+	return ver, true, r, found, nil
+}
+
+// decode returns the result v holds if it was stored under version ver. A
+// value that does not decode (one written by an older build with another
+// result type under the same name and version) is a miss, logged, and
+// gets overwritten.
+func (m *memo[R]) decode(v backends.Value, key, ver string) (R, bool) {
+	var e entry[R]
+	if !v.Found() {
+		return e.Result, false
+	}
+	if err := v.Decode(&e); err != nil {
+		m.report("decode", fmt.Errorf("memoize %s: stored result under %q: %w", m.name, key, err))
+		var zero R
+		return zero, false
+	}
+	return e.Result, e.Version == ver
+}
+
+// createVersion stores a first version for the function, or reads the one
+// a concurrent caller stored first, so all callers agree on it. It never
+// expires: Flask's version key expired with the entries' timeout and
+// orphaned every entry written after it was created (issue #531).
+func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, error) {
+	v := newVersion()
+	added, err := m.cache.Add(ctx, m.verKey, v, 0)
+	if err != nil {
+		return "", err
+	}
+	if !added {
+		got, err := m.cache.GetValue(ctx, m.verKey)
+		if err != nil {
+			return "", err
+		}
+		b, ok := got.Bytes()
+		if !ok {
+			return "", fmt.Errorf("memoize %s: version key %q vanished while it was being created", m.name, m.verKey)
+		}
+		v = string(b)
+	}
+	if inst != nil {
+		got, err := m.cache.GetValue(ctx, m.instanceKey(*inst))
+		if err != nil {
+			return "", err
+		}
+		b, _ := got.Bytes()
+		v += "/" + string(b)
+	}
+	return v, nil
+}
+
+// call is Call for every arity: inst is the receiver's CacheID (nil for
+// plain functions), args encodes the arguments, fn runs the function.
+func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(context.Context) (R, error)) (R, error) {
+	var zero R
+	if m.opts.Unless != nil && m.opts.Unless(ctx) {
+		m.bypasses.Add(1)
+		return fn(ctx)
+	}
+	key, err := m.hash(inst, args)
+	if err != nil {
+		return zero, err
+	}
+	ver, fnFound, r, found, err := m.read(ctx, inst, key)
+	if err == nil && !fnFound {
+		ver, err = m.createVersion(ctx, inst)
+	}
+	if err != nil {
+		if err := m.backendError("get", err); err != nil {
+			return zero, err
+		}
+		m.calls.Add(1)
+		return fn(ctx)
+	}
+	forced := m.opts.ForcedUpdate != nil && m.opts.ForcedUpdate(ctx)
+	if found && !forced {
+		m.hits.Add(1)
+		return r, nil
+	}
+	m.misses.Add(1)
+	return m.fill(ctx, key, ver, forced, fn)
+}
+
+// fill runs fn for a missed key, once per key and version across
+// concurrent callers, and stores its result.
+func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
+	for {
+		servedByOther := false
+		r, shared, err := m.group.do(ctx, key+"/"+ver, func() (R, error) {
+			var zero R
+			// A concurrent call may have stored the result between the
+			// lookup and the start of this flight: look once more rather
+			// than run twice. (A failed lookup here just runs fn.)
+			if !forced {
+				if v, err := m.cache.GetValue(ctx, key); err == nil {
+					if r, ok := m.decode(v, key, ver); ok {
+						servedByOther = true
+						return r, nil
+					}
+				}
+			}
+			m.calls.Add(1)
+			r, err := fn(ctx)
+			if err != nil {
+				return r, err // errors are never stored
+			}
+			if !m.opts.CacheNone && isNil(r) {
+				return r, nil
+			}
+			if err := m.store(ctx, key, entry[R]{Version: ver, Result: r}); err != nil {
+				if err := m.backendError("set", err); err != nil {
+					return zero, err
+				}
+			}
+			return r, nil
+		})
+		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			// The call we waited for ran under its caller's context, which
+			// ended; ours has not, so run again rather than inherit that.
+			continue
+		}
+		if shared || servedByOther {
+			m.waits.Add(1)
+		}
+		return r, err
+	}
+}
+
+func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
+	switch {
+	case m.opts.Timeout == NoExpiry:
+		return m.cache.Set(ctx, key, e, 0)
+	case m.opts.Timeout > 0:
+		return m.cache.Set(ctx, key, e, m.opts.Timeout)
+	}
+	return m.cache.Set(ctx, key, e)
+}
+
+// isNil reports whether r is a nil pointer, slice, map, interface, func
+// or channel: what Flask's None is to Go.
+func isNil[R any](r R) bool {
+	v := reflect.ValueOf(&r).Elem()
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Func, reflect.Chan:
+		return v.IsNil()
+	}
+	return false
+}
+
+// deleteOne removes the entry of one call; deleted reports whether one
+// was stored, valid or already invalidated. It creates no version.
+func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (deleted bool, err error) {
+	key, err := m.hash(inst, args)
+	if err != nil {
+		return false, err
+	}
+	deleted, err = m.cache.Delete(ctx, key)
+	return deleted, wrap(m.name, "delete", err)
+}
+
+// deleteMemoized replaces the function's version, so that no entry stored
+// before is read again: O(1) however many argument combinations there are.
+func (m *memo[R]) deleteMemoized(ctx context.Context) error {
+	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
+}
+
+// deleteVerhash removes the function's version key; the next call creates
+// a fresh one.
+func (m *memo[R]) deleteVerhash(ctx context.Context) error {
+	_, err := m.cache.Delete(ctx, m.verKey)
+	return wrap(m.name, "delete verhash", err)
+}
+
+// deleteInstance gives one receiver a new version, so that none of its
+// entries is read again; other receivers keep theirs.
+func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
+	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
+}
+
+func wrap(name, op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("memoize %s: %s: %w", name, op, err)
+}
+
+func (m *memo[R]) stats() Stats {
+	return Stats{
+		Hits:          m.hits.Load(),
+		Misses:        m.misses.Load(),
+		Calls:         m.calls.Load(),
+		Waits:         m.waits.Load(),
+		Bypasses:      m.bypasses.Load(),
+		BackendErrors: m.backendErrors.Load(),
+	}
+}
+
+// backendError counts a backend failure and, in strict mode, returns it;
+// otherwise it reports it and returns nil, and the caller goes on without
+// the cache.
+func (m *memo[R]) backendError(op string, err error) error {
+	m.backendErrors.Add(1)
+	err = wrap(m.name, op, err)
+	if m.opts.Strict {
+		return err
+	}
+	m.report(op, err)
+	return nil
+}
+
+// report logs err at most once per LogInterval, counting the rest.
+func (m *memo[R]) report(op string, err error) {
+	m.logMu.Lock()
+	now := time.Now()
+	if now.Sub(m.lastLog) < m.opts.LogInterval {
+		m.suppressed++
+		m.logMu.Unlock()
+		return
+	}
+	suppressed := m.suppressed
+	m.lastLog, m.suppressed = now, 0
+	m.logMu.Unlock()
+	m.opts.Logger.Warn("fragcache: memoize: cache failed",
+		"op", op, "func", m.name, "err", err, "suppressed_since_last_report", suppressed)
+}
+
+// receiverID returns the identity of a method receiver.
+func receiverID[T Identifier](recv T) (string, error) {
+	v := reflect.ValueOf(recv)
+	if !v.IsValid() || (v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface) && v.IsNil() {
+		return "", fmt.Errorf("%w: nil %s", ErrReceiver, reflect.TypeFor[T]())
+	}
+	id := recv.CacheID()
+	if strings.TrimSpace(id) == "" {
+		return "", fmt.Errorf("%w: %s.CacheID returned %q", ErrReceiver, reflect.TypeFor[T](), id)
+	}
+	return id, nil
+}

@@ -1,0 +1,948 @@
+package memoize
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
+)
+
+// square is a named function: its Go name identifies it without
+// Options.Name.
+func square(_ context.Context, n int) (int, error) { return n * n, nil }
+
+func TestCallRunsOncePerArgument(t *testing.T) {
+	tests := []struct {
+		name     string
+		calls    []int
+		wantRuns int64
+	}{
+		{"one argument, called thrice", []int{1, 1, 1}, 1},
+		{"distinct arguments each run", []int{1, 2, 3}, 3},
+		{"repeats hit", []int{1, 2, 1, 2, 1}, 2},
+		{"zero is an argument like any other", []int{0, 0}, 1},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				fn, runs := counted()
+				m := Func(open(t), fn, Options{Name: "counted"})
+				for _, a := range tt.calls {
+					got, err := m.Call(t.Context(), a)
+					require.NoError(t, err)
+					want, _ := m.Uncached(t.Context(), a)
+					assert.Equal(t, want, got)
+				}
+				assert.Equal(t, tt.wantRuns+int64(len(tt.calls)), runs.Load(), "runs by Call plus the Uncached checks")
+				st := m.Stats()
+				assert.Equal(t, uint64(tt.wantRuns), st.Calls)
+				assert.Equal(t, uint64(len(tt.calls))-uint64(tt.wantRuns), st.Hits)
+				assert.Equal(t, uint64(tt.wantRuns), st.Misses)
+			})
+		}
+	})
+}
+
+func TestArgumentsOfEveryArityStayApart(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := open(t)
+		var runs2, runs3 atomic.Int64
+		f2 := Func2(c, func(_ context.Context, a, b string) (string, error) {
+			runs2.Add(1)
+			return a + "|" + b, nil
+		}, Options{Name: "join2"})
+		f3 := Func3(c, func(_ context.Context, a string, b int, d []string) (string, error) {
+			runs3.Add(1)
+			return fmt.Sprint(a, b, d), nil
+		}, Options{Name: "join3"})
+		ctx := t.Context()
+
+		for _, args := range [][2]string{{"a", "bc"}, {"ab", "c"}, {"", "abc"}, {"a", "bc"}} {
+			got, err := f2.Call(ctx, args[0], args[1])
+			require.NoError(t, err)
+			assert.Equal(t, args[0]+"|"+args[1], got)
+		}
+		assert.EqualValues(t, 3, runs2.Load(), "adjacent strings must not run together")
+
+		for range 2 {
+			for _, d := range [][]string{{"x"}, {"x", ""}, nil} {
+				got, err := f3.Call(ctx, "p", 1, d)
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprint("p", 1, d), got)
+			}
+		}
+		assert.EqualValues(t, 3, runs3.Load())
+	})
+}
+
+func TestResultTypesRoundTrip(t *testing.T) {
+	type item struct {
+		Name  string
+		Tags  []string
+		Price float64
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := open(t)
+		ctx := t.Context()
+		want := item{Name: "lamp", Tags: []string{"a", "b"}, Price: 9.5}
+		var runs atomic.Int64
+		m := Func(c, func(context.Context, int) (item, error) { runs.Add(1); return want, nil }, Options{Name: "item"})
+		for range 2 {
+			got, err := m.Call(ctx, 1)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+		}
+		assert.EqualValues(t, 1, runs.Load())
+
+		bs := Func(c, func(context.Context, int) ([]byte, error) { return []byte{0, 1, 2}, nil }, Options{Name: "bytes"})
+		for range 2 {
+			got, err := bs.Call(ctx, 1)
+			require.NoError(t, err)
+			assert.Equal(t, []byte{0, 1, 2}, got)
+		}
+		assert.EqualValues(t, 1, bs.Stats().Hits)
+	})
+}
+
+func TestErrorsAreNeverStored(t *testing.T) {
+	errNotFound := errors.New("not found")
+	forEachCache(t, func(t *testing.T, open newCache) {
+		var runs atomic.Int64
+		m := Func(open(t), func(_ context.Context, n int) (int, error) {
+			if runs.Add(1) == 1 {
+				return 0, errNotFound
+			}
+			return n, nil
+		}, Options{Name: "flaky"})
+		_, err := m.Call(t.Context(), 5)
+		require.ErrorIs(t, err, errNotFound)
+		for range 2 {
+			got, err := m.Call(t.Context(), 5)
+			require.NoError(t, err)
+			assert.Equal(t, 5, got)
+		}
+		assert.EqualValues(t, 2, runs.Load(), "the failed call is retried once, then the result is cached")
+	})
+}
+
+func TestTimeoutOption(t *testing.T) {
+	tests := []struct {
+		name           string
+		timeout        time.Duration
+		defaultTimeout time.Duration
+		want           time.Duration
+	}{
+		{"zero means the cache default", 0, 300 * time.Second, 300 * time.Second},
+		{"explicit timeout", 7 * time.Second, 300 * time.Second, 7 * time.Second},
+		{"NoExpiry never expires", NoExpiry, 300 * time.Second, 0},
+		{"default of never", 0, 0, 0},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				base := open(t)
+				c, rec := record(backends.New(base.Backend(), backends.Options{KeyPrefix: base.KeyPrefix(), DefaultTimeout: tt.defaultTimeout}))
+				fn, _ := counted()
+				m := Func(c, fn, Options{Name: "timed", Timeout: tt.timeout})
+				_, err := m.Call(t.Context(), 1)
+				require.NoError(t, err)
+
+				verKey := c.KeyPrefix() + "timed_memver"
+				// Flask's version key expired with the entries' timeout and
+				// orphaned later entries (#531); ours never expires.
+				assert.Equal(t, time.Duration(0), rec.ttl(t, verKey))
+				written := rec.written()
+				delete(written, verKey)
+				require.Len(t, written, 1, "one entry besides the version key")
+				for _, ttl := range written {
+					assert.Equal(t, tt.want, ttl)
+				}
+			})
+		}
+	})
+}
+
+type ctxKey string
+
+func flagged(ctx context.Context, k ctxKey) bool { v, _ := ctx.Value(k).(bool); return v }
+
+func TestUnlessBypassesTheCache(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c, rec := record(open(t))
+		fn, runs := counted()
+		m := Func(c, fn, Options{Name: "unless", Unless: func(ctx context.Context) bool { return flagged(ctx, "bypass") }})
+		bypass := context.WithValue(t.Context(), ctxKey("bypass"), true)
+		for range 3 {
+			got, err := m.Call(bypass, 1)
+			require.NoError(t, err)
+			assert.Equal(t, "r1", got)
+		}
+		assert.EqualValues(t, 3, runs.Load())
+		assert.Empty(t, rec.written(), "a bypassed call neither reads nor writes")
+		assert.Equal(t, Stats{Bypasses: 3}, m.Stats())
+
+		for range 2 {
+			_, err := m.Call(t.Context(), 1)
+			require.NoError(t, err)
+		}
+		assert.EqualValues(t, 4, runs.Load(), "without the flag the cache is used")
+	})
+}
+
+func TestForcedUpdateReplacesTheResult(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		var n atomic.Int64
+		m := Func(open(t), func(context.Context, string) (int64, error) { return n.Add(1), nil },
+			Options{Name: "forced", ForcedUpdate: func(ctx context.Context) bool { return flagged(ctx, "force") }})
+		ctx := t.Context()
+		force := context.WithValue(ctx, ctxKey("force"), true)
+		steps := []struct {
+			ctx  context.Context
+			want int64
+		}{
+			{ctx, 1},   // miss: runs
+			{ctx, 1},   // hit
+			{force, 2}, // forced: runs and stores
+			{ctx, 2},   // hit on the forced result
+			{force, 3},
+		}
+		for i, s := range steps {
+			got, err := m.Call(s.ctx, "k")
+			require.NoError(t, err)
+			assert.Equal(t, s.want, got, "step %d", i)
+		}
+	})
+}
+
+func TestCacheNoneOption(t *testing.T) {
+	tests := []struct {
+		name      string
+		cacheNone bool
+		result    *string
+		wantRuns  int64
+	}{
+		{"nil result is not stored", false, nil, 2},
+		{"nil result is stored with CacheNone", true, nil, 1},
+		{"non-nil result is stored", false, new("x"), 1},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var runs atomic.Int64
+				m := Func(open(t), func(context.Context, int) (*string, error) { runs.Add(1); return tt.result, nil },
+					Options{Name: "none", CacheNone: tt.cacheNone})
+				for range 2 {
+					got, err := m.Call(t.Context(), 1)
+					require.NoError(t, err)
+					assert.Equal(t, tt.result, got)
+				}
+				assert.Equal(t, tt.wantRuns, runs.Load())
+			})
+		}
+	})
+	t.Run("zero values of non-nillable types are results", func(t *testing.T) {
+		var runs atomic.Int64
+		m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+			func(context.Context, int) (int, error) { runs.Add(1); return 0, nil }, Options{Name: "zero"})
+		for range 2 {
+			_, err := m.Call(t.Context(), 1)
+			require.NoError(t, err)
+		}
+		assert.EqualValues(t, 1, runs.Load())
+	})
+}
+
+func TestIgnoreArgsOption(t *testing.T) {
+	type call struct {
+		a int
+		b string
+	}
+	tests := []struct {
+		name     string
+		ignore   []int
+		calls    []call
+		wantRuns int64
+	}{
+		{"nothing ignored", nil, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 3},
+		{"second ignored", []int{1}, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 2},
+		{"first ignored", []int{0}, []call{{1, "x"}, {2, "x"}, {1, "y"}}, 2},
+		{"both ignored", []int{0, 1}, []call{{1, "x"}, {2, "y"}}, 1},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var runs atomic.Int64
+				m := Func2(open(t), func(_ context.Context, a int, b string) (string, error) {
+					runs.Add(1)
+					return fmt.Sprint(a, b), nil
+				}, Options{Name: "ignore", IgnoreArgs: tt.ignore})
+				for _, c := range tt.calls {
+					_, err := m.Call(t.Context(), c.a, c.b)
+					require.NoError(t, err)
+				}
+				assert.Equal(t, tt.wantRuns, runs.Load())
+			})
+		}
+	})
+}
+
+func TestKeyPartsOptions(t *testing.T) {
+	// Each case builds two memos over one cache and says whether the second
+	// reads what the first stored.
+	fn := func(context.Context, int) (string, error) { return "v", nil }
+	tests := []struct {
+		name       string
+		a, b       Options
+		wantShared bool
+	}{
+		{"same name shares", Options{Name: "n"}, Options{Name: "n"}, true},
+		{"different names do not", Options{Name: "n"}, Options{Name: "m"}, false},
+		{"same version shares", Options{Name: "n", Version: "1"}, Options{Name: "n", Version: "1"}, true},
+		{"new version does not", Options{Name: "n", Version: "1"}, Options{Name: "n", Version: "2"}, false},
+		{"source check on both shares", Options{Name: "n", SourceCheck: true}, Options{Name: "n", SourceCheck: true}, true},
+		{"source check on one does not", Options{Name: "n"}, Options{Name: "n", SourceCheck: true}, false},
+		{"timeouts do not change keys", Options{Name: "n", Timeout: time.Minute}, Options{Name: "n"}, true},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c := open(t)
+				first := Func(c, fn, tt.a)
+				second := Func(c, fn, tt.b)
+				_, err := first.Call(t.Context(), 1)
+				require.NoError(t, err)
+				_, err = second.Call(t.Context(), 1)
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantShared, second.Stats().Hits == 1)
+			})
+		}
+	})
+}
+
+func TestResultTypeIsPartOfTheKey(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	asInt := Func(c, func(context.Context, int) (int, error) { return 1, nil }, Options{Name: "same"})
+	asString := Func(c, func(context.Context, int) (string, error) { return "one", nil }, Options{Name: "same"})
+	_, err := asInt.Call(t.Context(), 1)
+	require.NoError(t, err)
+	got, err := asString.Call(t.Context(), 1)
+	require.NoError(t, err)
+	assert.Equal(t, "one", got)
+	assert.Zero(t, asString.Stats().Hits)
+}
+
+func TestNameDefaultsToTheGoName(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	m := Func(c, square, Options{})
+	assert.Equal(t, "github.com/fragcache/fragcache/memoize.square", m.Name())
+	got, err := m.Call(t.Context(), 4)
+	require.NoError(t, err)
+	assert.Equal(t, 16, got)
+	has, err := c.Has(t.Context(), m.Name()+"_memver")
+	require.NoError(t, err)
+	assert.True(t, has, "the version key is named after the function")
+	assert.Equal(t, "custom", Func(c, square, Options{Name: "custom"}).Name())
+}
+
+func TestBuildDigestNamesTheExecutable(t *testing.T) {
+	d := buildDigest()
+	assert.True(t, strings.HasPrefix(d, "exe:") || strings.HasPrefix(d, "buildinfo:"), d)
+	assert.Equal(t, d, buildDigest(), "computed once")
+}
+
+func TestDeleteMemoizedInvalidatesEveryArgumentInOneWrite(t *testing.T) {
+	tests := []struct {
+		name           string
+		delete         func(m *Memoized[int, string], ctx context.Context) error
+		wantVersionKey bool // right after the delete
+	}{
+		{"DeleteMemoized", (*Memoized[int, string]).DeleteMemoized, true},
+		{"DeleteVerhash", (*Memoized[int, string]).DeleteVerhash, false},
+	}
+	forEachCache(t, func(t *testing.T, open newCache) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, rec := record(open(t))
+				fn, runs := counted()
+				m := Func(c, fn, Options{Name: "all"})
+				ctx := t.Context()
+				for _, a := range []int{1, 2, 3} {
+					_, err := m.Call(ctx, a)
+					require.NoError(t, err)
+				}
+				before := rec.writeCount()
+				require.NoError(t, tt.delete(m, ctx))
+				assert.Equal(t, 1, rec.writeCount()-before, "one write, however many entries")
+				has, err := c.Has(ctx, "all_memver")
+				require.NoError(t, err)
+				assert.Equal(t, tt.wantVersionKey, has)
+				for _, a := range []int{1, 2, 3, 1} {
+					_, err := m.Call(ctx, a)
+					require.NoError(t, err)
+				}
+				assert.EqualValues(t, 6, runs.Load(), "every argument runs again once")
+			})
+		}
+	})
+}
+
+func TestDeleteRemovesExactlyOneEntry(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := open(t)
+		fn, runs := counted()
+		m := Func(c, fn, Options{Name: "one"})
+		ctx := t.Context()
+
+		deleted, err := m.Delete(ctx, 1)
+		require.NoError(t, err)
+		assert.False(t, deleted, "nothing stored yet")
+		has, err := c.Has(ctx, "one_memver")
+		require.NoError(t, err)
+		assert.False(t, has, "Delete creates no version key")
+
+		for _, a := range []int{1, 2} {
+			_, err := m.Call(ctx, a)
+			require.NoError(t, err)
+		}
+		deleted, err = m.Delete(ctx, 1)
+		require.NoError(t, err)
+		assert.True(t, deleted)
+		deleted, err = m.Delete(ctx, 1)
+		require.NoError(t, err)
+		assert.False(t, deleted, "already gone")
+
+		for _, a := range []int{2, 1} {
+			_, err := m.Call(ctx, a)
+			require.NoError(t, err)
+		}
+		assert.EqualValues(t, 3, runs.Load(), "only 1 ran again")
+	})
+}
+
+func TestDeleteWithUnsupportedArgument(t *testing.T) {
+	m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+		func(context.Context, any) (int, error) { return 1, nil }, Options{Name: "any"})
+	_, err := m.Delete(t.Context(), func() {})
+	require.ErrorIs(t, err, ErrUnsupportedArg)
+	_, err = m.Call(t.Context(), make(chan int))
+	require.ErrorIs(t, err, ErrUnsupportedArg)
+	assert.Contains(t, err.Error(), "memoize any: argument 0 (chan int)")
+}
+
+// account is a method receiver identified by its number.
+type account struct {
+	number string
+	runs   *atomic.Int64
+}
+
+func (a *account) CacheID() string { return a.number }
+
+func (a *account) balance(_ context.Context, currency string) (string, error) {
+	a.runs.Add(1)
+	return a.number + " in " + currency, nil
+}
+
+func (a *account) convert(_ context.Context, amount int, currency string) (string, error) {
+	a.runs.Add(1)
+	return fmt.Sprint(a.number, amount, currency), nil
+}
+
+func TestMethodReceiversNeverShareEntries(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := open(t)
+		ctx := t.Context()
+		var runs atomic.Int64
+		a := &account{"A", &runs}
+		b := &account{"B", &runs}
+		aAgain := &account{"A", &runs} // another pointer, same identity
+		m := Method(c, (*account).balance, Options{})
+		assert.Equal(t, "github.com/fragcache/fragcache/memoize.(*account).balance", m.Name())
+
+		call := func(recv *account, cur string) {
+			t.Helper()
+			got, err := m.Call(ctx, recv, cur)
+			require.NoError(t, err)
+			assert.Equal(t, recv.number+" in "+cur, got)
+		}
+		call(a, "EUR")
+		call(b, "EUR")
+		assert.EqualValues(t, 2, runs.Load(), "two receivers, two runs")
+		call(aAgain, "EUR")
+		assert.EqualValues(t, 2, runs.Load(), "the same CacheID is the same receiver")
+
+		call(a, "USD")
+		call(b, "USD")
+		require.NoError(t, m.DeleteInstance(ctx, a))
+		call(a, "EUR")
+		call(a, "USD")
+		call(b, "EUR")
+		call(b, "USD")
+		assert.EqualValues(t, 6, runs.Load(), "DeleteInstance(a) re-runs a's two entries only")
+
+		deleted, err := m.Delete(ctx, b, "EUR")
+		require.NoError(t, err)
+		assert.True(t, deleted)
+		call(b, "EUR")
+		call(b, "USD")
+		assert.EqualValues(t, 7, runs.Load(), "Delete re-runs one entry")
+
+		require.NoError(t, m.DeleteMemoized(ctx))
+		call(a, "EUR")
+		call(b, "EUR")
+		assert.EqualValues(t, 9, runs.Load(), "DeleteMemoized re-runs every receiver")
+	})
+}
+
+func TestMethod2(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := open(t)
+		ctx := t.Context()
+		var runs atomic.Int64
+		a, b := &account{"A", &runs}, &account{"B", &runs}
+		m := Method2(c, (*account).convert, Options{IgnoreArgs: []int{1}})
+		for _, recv := range []*account{a, b, a} {
+			for _, cur := range []string{"EUR", "USD"} {
+				got, err := m.Call(ctx, recv, 5, cur)
+				require.NoError(t, err)
+				assert.Equal(t, fmt.Sprint(recv.number, 5, "EUR"), got, "currency is ignored: the first call's result")
+			}
+		}
+		assert.EqualValues(t, 2, runs.Load())
+		deleted, err := m.Delete(ctx, a, 5, "anything")
+		require.NoError(t, err)
+		assert.True(t, deleted)
+		require.NoError(t, m.DeleteInstance(ctx, b))
+		require.NoError(t, m.DeleteVerhash(ctx))
+		got, err := m.Uncached(ctx, a, 1, "X")
+		require.NoError(t, err)
+		assert.Equal(t, "A1X", got)
+	})
+}
+
+func TestReceiverWithoutIdentityIsAnError(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	m := Method(c, (*account).balance, Options{})
+	var runs atomic.Int64
+	tests := []struct {
+		name string
+		recv *account
+	}{
+		{"nil receiver", nil},
+		{"empty CacheID", &account{"", &runs}},
+		{"blank CacheID", &account{" ", &runs}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := m.Call(t.Context(), tt.recv, "EUR")
+			require.ErrorIs(t, err, ErrReceiver)
+			_, err = m.Delete(t.Context(), tt.recv, "EUR")
+			require.ErrorIs(t, err, ErrReceiver)
+			require.ErrorIs(t, m.DeleteInstance(t.Context(), tt.recv), ErrReceiver)
+			assert.Zero(t, runs.Load())
+		})
+	}
+}
+
+func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	var acct account
+	tests := []struct {
+		name  string
+		build func()
+		want  string
+	}{
+		{"nil cache", func() { Func(nil, square, Options{}) }, "nil *backends.Cache"},
+		{"nil function", func() { Func[int, int](c, nil, Options{}) }, "nil function"},
+		{"function literal without a name", func() {
+			Func(c, func(context.Context, int) (int, error) { return 0, nil }, Options{})
+		}, "function literal or method value; set Options.Name"},
+		{"method value without a name", func() { Func(c, acct.balance, Options{}) }, "(*account).balance-fm"},
+		{"negative timeout", func() { Func(c, square, Options{Timeout: -time.Second}) }, "negative Timeout -1s"},
+		{"ignored position too large", func() { Func(c, square, Options{IgnoreArgs: []int{1}}) }, "IgnoreArgs position 1 out of range"},
+		{"ignored position negative", func() { Func(c, square, Options{IgnoreArgs: []int{-1}}) }, "IgnoreArgs position -1"},
+		{"method argument positions exclude the receiver", func() {
+			Method(c, (*account).balance, Options{IgnoreArgs: []int{1}})
+		}, "IgnoreArgs position 1 out of range"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.PanicsWithValue(t, panicMessage(t, tt.build), tt.build)
+			assert.Contains(t, panicMessage(t, tt.build), tt.want)
+		})
+	}
+	assert.NotPanics(t, func() {
+		Func(c, func(context.Context, int) (int, error) { return 0, nil }, Options{Name: "literal"})
+		Func(c, acct.balance, Options{Name: "value", Timeout: NoExpiry})
+	})
+}
+
+func panicMessage(t *testing.T, f func()) (msg string) {
+	t.Helper()
+	defer func() { msg, _ = recover().(string) }()
+	f()
+	t.Fatal("no panic")
+	return ""
+}
+
+func TestConcurrentCallsRunOnce(t *testing.T) {
+	// Entry writes fail, so only deduplication (not a stored result) can
+	// keep the waiters from running the function themselves.
+	const callers = 8
+	c := backends.New(failSets{backends.NewSimple(0)}, backends.Options{})
+	release := make(chan struct{})
+	var runs atomic.Int64
+	m := Func(c, func(_ context.Context, n int) (int, error) {
+		runs.Add(1)
+		<-release
+		return n * 2, nil
+	}, Options{Name: "slow", Logger: slog.New(slog.DiscardHandler)})
+
+	results := make(chan int, callers)
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			got, err := m.Call(context.Background(), 21)
+			results <- got
+			errs <- err
+		}()
+	}
+	eventually(t, "every caller but one waits", func() bool { return m.m.group.waiters() == callers-1 })
+	close(release)
+	for range callers {
+		require.NoError(t, <-errs)
+		assert.Equal(t, 42, <-results)
+	}
+	assert.EqualValues(t, 1, runs.Load())
+	st := m.Stats()
+	assert.EqualValues(t, callers-1, st.Waits)
+	assert.EqualValues(t, 1, st.Calls)
+}
+
+func TestConcurrentCallsOverEveryCache(t *testing.T) {
+	const callers = 16
+	forEachCache(t, func(t *testing.T, open newCache) {
+		fn, runs := counted()
+		m := Func(open(t), fn, Options{Name: "many"})
+		done := make(chan error, callers)
+		for range callers {
+			go func() {
+				got, err := m.Call(context.Background(), 3)
+				if err == nil && got != "r3" {
+					err = fmt.Errorf("got %q", got)
+				}
+				done <- err
+			}()
+		}
+		for range callers {
+			require.NoError(t, <-done)
+		}
+		assert.EqualValues(t, 1, runs.Load(), "a stored or shared result serves every other caller")
+		st := m.Stats()
+		assert.EqualValues(t, callers-1, st.Hits+st.Waits)
+	})
+}
+
+func TestPanicReleasesWaiters(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	release := make(chan struct{})
+	m := Func(c, func(context.Context, int) (int, error) {
+		<-release
+		panic("boom")
+	}, Options{Name: "panics"})
+
+	leader := make(chan any, 1)
+	go func() {
+		defer func() { leader <- recover() }()
+		_, _ = m.Call(context.Background(), 1)
+	}()
+	eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
+	waiter := make(chan error, 1)
+	go func() {
+		_, err := m.Call(context.Background(), 1)
+		waiter <- err
+	}()
+	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	close(release)
+	assert.Equal(t, "boom", <-leader, "the panic goes on up the leader")
+	assert.ErrorIs(t, <-waiter, ErrPanicked)
+}
+
+func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	release := make(chan struct{})
+	m := Func(c, func(context.Context, int) (int, error) { <-release; return 1, nil }, Options{Name: "wait"})
+	go func() { _, _ = m.Call(context.Background(), 1) }()
+	eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	waiter := make(chan error, 1)
+	go func() {
+		_, err := m.Call(ctx, 1)
+		waiter <- err
+	}()
+	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	cancel()
+	assert.ErrorIs(t, <-waiter, context.Canceled)
+	close(release)
+}
+
+func TestWaiterRerunsWhenTheLeadersContextEnds(t *testing.T) {
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	var runs atomic.Int64
+	m := Func(c, func(ctx context.Context, n int) (int, error) {
+		if runs.Add(1) == 1 {
+			<-ctx.Done() // the first caller goes away
+			return 0, ctx.Err()
+		}
+		return n, nil
+	}, Options{Name: "leader"})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() {
+		_, err := m.Call(ctx, 7)
+		leader <- err
+	}()
+	eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
+	waiter := make(chan int, 1)
+	go func() {
+		got, err := m.Call(context.Background(), 7)
+		assert.NoError(t, err)
+		waiter <- got
+	}()
+	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	cancel()
+	assert.ErrorIs(t, <-leader, context.Canceled)
+	assert.Equal(t, 7, <-waiter, "the waiter ran the function under its own context")
+	assert.EqualValues(t, 2, runs.Load())
+}
+
+func TestBackendFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		backend  backends.Backend
+		strict   bool
+		wantRuns int64
+		want     Stats
+	}{
+		{"down: runs uncached", broken{}, false, 3, Stats{Calls: 3, BackendErrors: 3}},
+		{"down and strict: returns the error", broken{}, true, 0, Stats{BackendErrors: 3}},
+		{"writes fail: results still returned", failSets{backends.NewSimple(0)}, false, 3, Stats{Misses: 3, Calls: 3, BackendErrors: 3}},
+		{"writes fail and strict", failSets{backends.NewSimple(0)}, true, 3, Stats{Misses: 3, Calls: 3, BackendErrors: 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			fn, runs := counted()
+			m := Func(backends.New(tt.backend, backends.Options{}), fn, Options{
+				Name: "down", Strict: tt.strict, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+			})
+			for range 3 {
+				got, err := m.Call(t.Context(), 1)
+				if tt.strict {
+					require.ErrorIs(t, err, errBroken)
+					assert.Contains(t, err.Error(), "memoize down:")
+					continue
+				}
+				require.NoError(t, err)
+				assert.Equal(t, "r1", got)
+			}
+			assert.Equal(t, tt.wantRuns, runs.Load())
+			assert.Equal(t, tt.want, m.Stats())
+			lines := logLines(t, &logs)
+			if tt.strict {
+				assert.Empty(t, lines, "strict errors are returned, not logged")
+				return
+			}
+			require.Len(t, lines, 1, "reports are rate-limited")
+			assert.Equal(t, "WARN", lines[0]["level"])
+			assert.Equal(t, "down", lines[0]["func"])
+			assert.Contains(t, lines[0]["err"], errBroken.Error())
+		})
+	}
+}
+
+func TestDeletesReturnBackendErrors(t *testing.T) {
+	fn, _ := counted()
+	m := Func(backends.New(broken{}, backends.Options{}), fn, Options{Name: "del"})
+	ctx := t.Context()
+	_, err := m.Delete(ctx, 1)
+	require.ErrorIs(t, err, errBroken)
+	require.ErrorIs(t, m.DeleteMemoized(ctx), errBroken)
+	require.ErrorIs(t, m.DeleteVerhash(ctx), errBroken)
+}
+
+func TestUndecodableEntryIsAMiss(t *testing.T) {
+	var logs bytes.Buffer
+	c := backends.New(backends.NewSimple(0), backends.Options{})
+	var runs atomic.Int64
+	m := Func(c, func(context.Context, int) (int, error) { runs.Add(1); return 5, nil },
+		Options{Name: "decode", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	ctx := t.Context()
+	key, err := m.m.hash(nil, m.args(1))
+	require.NoError(t, err)
+	require.NoError(t, c.Set(ctx, key, "not an entry"))
+
+	for range 2 {
+		got, err := m.Call(ctx, 1)
+		require.NoError(t, err)
+		assert.Equal(t, 5, got)
+	}
+	assert.EqualValues(t, 1, runs.Load(), "recomputed once, then stored over the bad entry")
+	lines := logLines(t, &logs)
+	require.Len(t, lines, 1)
+	assert.Equal(t, "decode", lines[0]["op"])
+}
+
+// readCounter counts the backend reads that reach the store.
+type readCounter struct {
+	backends.Backend
+	reads atomic.Int64
+}
+
+func (r *readCounter) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	r.reads.Add(1)
+	return r.Backend.Get(ctx, key)
+}
+
+func (r *readCounter) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	r.reads.Add(1)
+	return r.Backend.GetMany(ctx, keys)
+}
+
+func TestAHitIsOneRoundTrip(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		base := open(t)
+		rc := &readCounter{Backend: base.Backend()}
+		c := backends.New(rc, backends.Options{KeyPrefix: base.KeyPrefix()})
+		fn, _ := counted()
+		var runs atomic.Int64
+		acct := &account{"A", &runs}
+		plain := Func(c, fn, Options{Name: "trip"})
+		method := Method(c, (*account).balance, Options{})
+		ctx := t.Context()
+		_, err := plain.Call(ctx, 1)
+		require.NoError(t, err)
+		_, err = method.Call(ctx, acct, "EUR")
+		require.NoError(t, err)
+		require.NoError(t, method.DeleteInstance(ctx, acct)) // a receiver version to read too
+		_, err = method.Call(ctx, acct, "EUR")
+		require.NoError(t, err)
+
+		before := rc.reads.Load()
+		_, err = plain.Call(ctx, 1)
+		require.NoError(t, err)
+		_, err = method.Call(ctx, acct, "EUR")
+		require.NoError(t, err)
+		assert.EqualValues(t, 2, rc.reads.Load()-before, "one read per hit")
+		assert.EqualValues(t, 1, plain.Stats().Hits)
+		assert.EqualValues(t, 1, method.Stats().Hits)
+	})
+}
+
+// wrapper is what every arity offers, bound to fixed arguments.
+type wrapper struct {
+	call, uncached                func(ctx context.Context) error
+	del                           func(ctx context.Context) (bool, error)
+	deleteMemoized, deleteVerhash func(ctx context.Context) error
+	name                          func() string
+	stats                         func() Stats
+}
+
+func TestEveryArityOffersTheWholeAPI(t *testing.T) {
+	errOf := func(_ any, err error) error { return err }
+	forEachCache(t, func(t *testing.T, open newCache) {
+		var runs atomic.Int64
+		acct := &account{"A", &runs}
+		build := map[string]func(c *backends.Cache) wrapper{
+			"Func": func(c *backends.Cache) wrapper {
+				m := Func(c, func(context.Context, int) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func"})
+				return wrapper{
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1)) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1)) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1) },
+					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+				}
+			},
+			"Func2": func(c *backends.Cache) wrapper {
+				m := Func2(c, func(context.Context, int, string) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func2"})
+				return wrapper{
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b")) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b")) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b") },
+					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+				}
+			},
+			"Func3": func(c *backends.Cache) wrapper {
+				m := Func3(c, func(context.Context, int, string, bool) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func3"})
+				return wrapper{
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b", true)) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b", true)) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b", true) },
+					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+				}
+			},
+			"Method": func(c *backends.Cache) wrapper {
+				m := Method(c, (*account).balance, Options{Name: "Method"})
+				return wrapper{
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, "EUR")) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, "EUR")) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, "EUR") },
+					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+				}
+			},
+			"Method2": func(c *backends.Cache) wrapper {
+				m := Method2(c, (*account).convert, Options{Name: "Method2"})
+				return wrapper{
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, 5, "EUR")) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, 5, "EUR")) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, 5, "EUR") },
+					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+				}
+			},
+		}
+		for name, b := range build {
+			t.Run(name, func(t *testing.T) {
+				ctx := t.Context()
+				runs.Store(0)
+				w := b(open(t))
+				assert.Equal(t, name, w.name())
+				steps := []struct {
+					what     string
+					do       func() error
+					wantRuns int64
+				}{
+					{"first call runs", func() error { return w.call(ctx) }, 1},
+					{"second call hits", func() error { return w.call(ctx) }, 1},
+					{"Uncached runs", func() error { return w.uncached(ctx) }, 2},
+					{"Delete", func() error {
+						deleted, err := w.del(ctx)
+						assert.True(t, deleted)
+						return err
+					}, 2},
+					{"call after Delete runs", func() error { return w.call(ctx) }, 3},
+					{"DeleteMemoized", func() error { return w.deleteMemoized(ctx) }, 3},
+					{"call after DeleteMemoized runs", func() error { return w.call(ctx) }, 4},
+					{"DeleteVerhash", func() error { return w.deleteVerhash(ctx) }, 4},
+					{"call after DeleteVerhash runs", func() error { return w.call(ctx) }, 5},
+					{"and is stored again", func() error { return w.call(ctx) }, 5},
+				}
+				for _, s := range steps {
+					require.NoError(t, s.do(), s.what)
+					assert.Equal(t, s.wantRuns, runs.Load(), s.what)
+				}
+				assert.Equal(t, Stats{Hits: 2, Misses: 4, Calls: 4}, w.stats())
+			})
+		}
+	})
+}
