@@ -13,6 +13,7 @@ deps=(
 	"memcached memcached"
 	"saslpasswd2 sasl2-bin"
 	"/usr/lib/*/sasl2/libplain.so* libsasl2-modules"
+	"/usr/lib/uwsgi/plugins/cache_plugin.so uwsgi-core"
 )
 
 have() {

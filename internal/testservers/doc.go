@@ -1,5 +1,6 @@
 // Package testservers starts real cache servers for tests: standalone Redis,
-// a Redis Sentinel set, a Redis Cluster, memcached and memcached with SASL.
+// a Redis Sentinel set, a Redis Cluster, memcached, memcached with SASL and a
+// uWSGI cache server.
 //
 // Backends are only trusted when they have talked to the real thing, so the
 // backend tests run the servers' own binaries rather than fakes. Every server
