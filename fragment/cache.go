@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/keys"
 )
 
@@ -58,7 +59,7 @@ type Cache struct {
 	store  *backends.Cache
 	opts   Options
 	prefix string // KeyPrefix and Version, prepended to every key
-	group  group
+	group  flight.Group[[]byte]
 
 	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
@@ -155,7 +156,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	c.misses.Add(1)
 
 	servedByOther := false
-	out, shared, err := c.group.do(ctx, key, func() ([]byte, error) {
+	out, shared, err := c.group.Do(ctx, key, func() ([]byte, error) {
 		// Another goroutine's render of key may have been stored between
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)

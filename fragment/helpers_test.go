@@ -74,21 +74,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waiters returns how many goroutines wait for a render in flight.
-func (g *group) waiters() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.waiting)
-}
-
-// inFlight reports whether key is being rendered.
-func (g *group) inFlight(key string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, ok := g.flights[key]
-	return ok
-}
-
 // errBroken is what brokenBackend returns from every call.
 var errBroken = errors.New("backend down")
 

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/flight"
 )
 
 // Errors a block's execution can return, wrapped in a *SiteError.
@@ -20,10 +22,10 @@ var (
 	// ErrRecursive is returned when a block's key is requested while that
 	// same key is being rendered by the same goroutine, or by a goroutine
 	// that is itself waiting for the requester: waiting would deadlock.
-	ErrRecursive = errors.New("fragment: cache block re-enters a fragment that is still rendering")
+	ErrRecursive = flight.ErrRecursive
 	// ErrPanicked is returned to the renders that waited for a block whose
 	// body panicked; the panic itself goes on up the rendering goroutine.
-	ErrPanicked = errors.New("fragment: cache block panicked while rendering")
+	ErrPanicked = flight.ErrPanicked
 )
 
 // timeoutMode says what a block's timeout argument asks for.

@@ -133,7 +133,7 @@ func (brokenBackend) Inc(context.Context, string, int64, time.Duration) (int64, 
 
 // waitingRenders counts goroutines blocked waiting for another goroutine's
 // render of a fragment: those in fragment's flight wait (a select inside
-// (*group).do). The renderer itself is in do too, but not in a select.
+// (*flight.Group).Do). The renderer itself is in do too, but not in a select.
 // fragment counts Stats.Waits only when a wait ends, so it cannot serve as
 // this barrier.
 func waitingRenders() int {
@@ -149,7 +149,7 @@ func waitingRenders() int {
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[select") && strings.Contains(g, "fragment.(*group).do(") {
+		if strings.Contains(header, "[select") && strings.Contains(g, "flight.(*Group[...]).Do(") {
 			count++
 		}
 	}

@@ -135,13 +135,6 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// waiters reports how many callers wait for a flight.
-func (g *group[T]) waiters() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiting
-}
-
 // do serves one request through h and returns the recorded response.
 func do(t *testing.T, h http.Handler, method, target string, header ...string) *httptest.ResponseRecorder {
 	t.Helper()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/flight"
 )
 
 // NoExpiry as Options.Timeout or a SetTimeout argument stores responses
@@ -111,7 +112,7 @@ type Cache struct {
 	methods   []string
 	statuses  []int
 	hitHeader string
-	group     group[*outcome]
+	group     flight.Group[*outcome]
 
 	hits, misses, runs, waits, bypasses, notStored, backendErrors atomic.Uint64
 
@@ -296,7 +297,7 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 		return
 	}
 
-	out, shared, err := c.group.do(ctx, key, func() (*outcome, error) {
+	out, shared, err := c.group.Do(ctx, key, func() (*outcome, error) {
 		if !forced {
 			// A concurrent request may have stored the response between the
 			// lookup and the start of this flight.

@@ -642,7 +642,7 @@ func TestConcurrentMissesRunTheHandlerOnce(t *testing.T) {
 			recs <- rec
 		}()
 	}
-	eventually(t, "every request but one waits", func() bool { return c.group.waiters() == requests-1 })
+	eventually(t, "every request but one waits", func() bool { return c.group.Waiting() == requests-1 })
 	close(release)
 	hits := 0
 	for range requests {
@@ -689,7 +689,7 @@ func TestWaitersNeverGetAResponseForOneUser(t *testing.T) {
 	for i := range requests - 1 {
 		go serve(fmt.Sprint("u", i))
 	}
-	eventually(t, "the others wait", func() bool { return c.group.waiters() == requests-1 })
+	eventually(t, "the others wait", func() bool { return c.group.Waiting() == requests-1 })
 	close(release)
 	for range requests {
 		r := <-results
@@ -725,7 +725,7 @@ func TestPanickingLeaderReleasesWaiters(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/p", nil))
 		waiter <- rec
 	}()
-	eventually(t, "the waiter waits", func() bool { return c.group.waiters() == 1 })
+	eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-leader, "the panic goes on up to net/http")
 	assert.Equal(t, "recovered", (<-waiter).Body.String(), "the waiter ran the handler itself")
@@ -753,7 +753,7 @@ func TestWaiterLeavesWhenItsRequestEnds(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/p", nil))
 		waiter <- rec
 	}()
-	eventually(t, "the waiter waits", func() bool { return c.group.waiters() == 1 })
+	eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
 	cancel()
 	assert.Empty(t, (<-waiter).Body.String())
 	close(release)

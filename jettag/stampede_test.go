@@ -20,9 +20,9 @@ import (
 	"github.com/fragcache/fragcache/keys"
 )
 
-// waitersInRender counts goroutines parked inside fragment.Cache.Render
+// waitersInRender counts goroutines parked inside fragment.Cache.Render,
 // waiting for another goroutine's render: blocked (select or channel
-// receive) with a fragment frame on top of their stack.
+// receive) with an internal/flight frame on top of their stack.
 func waitersInRender() int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -37,7 +37,7 @@ func waitersInRender() int {
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		header, frames, _ := strings.Cut(g, "\n")
 		if (strings.Contains(header, "[select") || strings.Contains(header, "[chan receive")) &&
-			strings.HasPrefix(frames, "github.com/fragcache/fragcache/fragment.") {
+			strings.HasPrefix(frames, "github.com/fragcache/fragcache/internal/flight.") {
 			count++
 		}
 	}

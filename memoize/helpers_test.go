@@ -169,10 +169,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
-
-// waiters reports how many callers wait for a flight.
-func (g *group[T]) waiters() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.waiting
-}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/flight"
 )
 
 // NoExpiry as Options.Timeout stores results that never expire; only
@@ -37,7 +38,11 @@ var (
 	// ErrPanicked is returned to the calls that waited for a call with the
 	// same arguments whose function panicked; the panic itself goes on up
 	// the goroutine that ran the function.
-	ErrPanicked = errors.New("memoize: memoized function panicked")
+	ErrPanicked = flight.ErrPanicked
+	// ErrRecursive is returned when a memoized function calls itself with
+	// the same arguments (directly, or through another goroutine that waits
+	// for it): it would wait for its own result forever.
+	ErrRecursive = flight.ErrRecursive
 )
 
 // Identifier gives a value its identity in cache keys. A method receiver
@@ -125,7 +130,7 @@ type memo[R any] struct {
 	verKey string
 	seed   []byte // hashed before the arguments: name, types, version, build
 	ignore []bool // by argument position
-	group  group[R]
+	group  flight.Group[R]
 
 	hits, misses, calls, waits, bypasses, backendErrors atomic.Uint64
 
@@ -370,7 +375,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
 	for {
 		servedByOther := false
-		r, shared, err := m.group.do(ctx, key+"/"+ver, func() (R, error) {
+		r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
 			var zero R
 			// A concurrent call may have stored the result between the
 			// lookup and the start of this flight: look once more rather

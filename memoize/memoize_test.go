@@ -616,7 +616,7 @@ func TestConcurrentCallsRunOnce(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, "every caller but one waits", func() bool { return m.m.group.waiters() == callers-1 })
+	eventually(t, "every caller but one waits", func() bool { return m.m.group.Waiting() == callers-1 })
 	close(release)
 	for range callers {
 		require.NoError(t, <-errs)
@@ -671,7 +671,7 @@ func TestPanicReleasesWaiters(t *testing.T) {
 		_, err := m.Call(context.Background(), 1)
 		waiter <- err
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-leader, "the panic goes on up the leader")
 	assert.ErrorIs(t, <-waiter, ErrPanicked)
@@ -690,7 +690,7 @@ func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
 		_, err := m.Call(ctx, 1)
 		waiter <- err
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	cancel()
 	assert.ErrorIs(t, <-waiter, context.Canceled)
 	close(release)
@@ -720,7 +720,7 @@ func TestWaiterRerunsWhenTheLeadersContextEnds(t *testing.T) {
 		assert.NoError(t, err)
 		waiter <- got
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.waiters() == 1 })
+	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	cancel()
 	assert.ErrorIs(t, <-leader, context.Canceled)
 	assert.Equal(t, 7, <-waiter, "the waiter ran the function under its own context")
@@ -945,4 +945,22 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A function that calls itself with its own arguments would wait for its own
+// result forever; it gets ErrRecursive instead.
+func TestMemoizedFunctionCallingItselfWithSameArgumentsIsErrRecursive(t *testing.T) {
+	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	var self *Memoized[int, int]
+	self = Func(cache, func(ctx context.Context, n int) (int, error) {
+		return self.Call(ctx, n)
+	}, Options{Name: "selfish"})
+	done := make(chan error, 1)
+	go func() { _, err := self.Call(context.Background(), 1); done <- err }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, ErrRecursive)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a memoized function calling itself deadlocked")
+	}
 }

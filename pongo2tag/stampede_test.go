@@ -24,7 +24,7 @@ const deadline = 10 * time.Second
 
 // waitingRenders counts goroutines blocked waiting for another goroutine's
 // render of a fragment: those in fragment's flight wait (a select inside
-// (*group).do). The renderer itself is in do too, but not in a select.
+// (*flight.Group).Do). The renderer itself is in do too, but not in a select.
 // fragment counts Stats.Waits only when a wait ends, so it cannot serve as
 // this barrier.
 func waitingRenders() int {
@@ -40,7 +40,7 @@ func waitingRenders() int {
 	count := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[select") && strings.Contains(g, "fragment.(*group).do(") {
+		if strings.Contains(header, "[select") && strings.Contains(g, "flight.(*Group[...]).Do(") {
 			count++
 		}
 	}
