@@ -124,7 +124,10 @@ func TestPanicReleasesWaitersAndGoesOn(t *testing.T) {
 	}()
 	eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
 	waitErr := make(chan error, 1)
-	go func() { _, _, err := g.Do(context.Background(), "k", func() (int, error) { return 1, nil }); waitErr <- err }()
+	go func() {
+		_, _, err := g.Do(context.Background(), "k", func() (int, error) { return 1, nil })
+		waitErr <- err
+	}()
 	eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-panicked)
