@@ -1,0 +1,126 @@
+package backends_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testservers"
+)
+
+// BenchmarkMemcached is Get and Set of 100 B and 10 KB values through a
+// Cache over the Memcached backend, as Open builds it: CACHE_KEY_PREFIX as
+// a namespace, so every key carries its generation. (The protocol client
+// alone, next to gomemcache, is benchmarked in internal/memcache.)
+func BenchmarkMemcached(b *testing.B) {
+	srv := testservers.Memcached(b)
+	ctx := context.Background()
+	for _, spread := range []bool{false, true} {
+		m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread, Namespaces: []string{"flask_cache_"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { m.Close() })
+		c := backends.New(m, backends.Options{KeyPrefix: "flask_cache_", DefaultTimeout: 300 * time.Second})
+		kind := "Memcached"
+		if spread {
+			kind = "Spread"
+		}
+		for _, size := range []int{100, 10 << 10} {
+			value := bytes.Repeat([]byte("x"), size)
+			keys := make([]string, 256)
+			for i := range keys {
+				keys[i] = "view//page/" + strconv.Itoa(i)
+				if err := c.Set(ctx, keys[i], value); err != nil {
+					b.Fatal(err)
+				}
+			}
+			name := strconv.Itoa(size) + "B"
+			if size >= 1<<10 {
+				name = strconv.Itoa(size>>10) + "KB"
+			}
+			b.Run(kind+"/Get/"+name, func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					v, err := c.GetValue(ctx, keys[i%len(keys)])
+					if err != nil || !v.Found() {
+						b.Fatal(v.Found(), err)
+					}
+					i++
+				}
+			})
+			b.Run(kind+"/Set/"+name, func(b *testing.B) {
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if err := c.Set(ctx, keys[i%len(keys)], value); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkMemcachedPage renders the 10-fragment page workload (see
+// pageEngines) with every block a hit, per engine, on memcached serially
+// (ten get round trips per page) and in parallel (benchParallelism
+// goroutines per CPU).
+func BenchmarkMemcachedPage(b *testing.B) {
+	srv := testservers.Memcached(b)
+	m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, MaxIdleConns: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	for _, e := range pageEngines {
+		for _, parallel := range []bool{false, true} {
+			mode := "Serial"
+			if parallel {
+				mode = "Parallel"
+			}
+			b.Run(e.name+"/AllHit/"+mode, func(b *testing.B) {
+				if err := m.Clear(context.Background(), ""); err != nil {
+					b.Fatal(err)
+				}
+				fc := fragment.New(backends.New(m, backends.Options{}), fragment.Options{})
+				render := e.prepare(b, fc)
+				var first bytes.Buffer
+				if err := render(&first); err != nil { // fills the cache
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(first.Len()))
+				b.ReportAllocs()
+				if parallel {
+					b.SetParallelism(benchParallelism)
+					b.RunParallel(func(pb *testing.PB) {
+						for pb.Next() {
+							if err := render(io.Discard); err != nil {
+								b.Error(err)
+								return
+							}
+						}
+					})
+				} else {
+					for b.Loop() {
+						if err := render(io.Discard); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if s := fc.Stats(); s.Renders != pageFragments {
+					b.Fatalf("%d renders, want %d (every block after the first page must hit)", s.Renders, pageFragments)
+				}
+			})
+		}
+	}
+}
