@@ -307,39 +307,25 @@ func memcachedOptions(name string, m map[string]any, spread bool) (MemcachedOpti
 	if err := CheckOptions(name, m, known...); err != nil {
 		return opts, err
 	}
-	durations := []struct {
-		name string
-		dst  *time.Duration
-	}{{"dial_timeout", &opts.DialTimeout}, {"timeout", &opts.Timeout}, {"namespace_refresh", &opts.NamespaceRefresh}}
-	for _, d := range durations {
-		if v, ok := m[d.name]; ok {
-			s, err := seconds(v)
-			if err != nil {
-				return opts, fmt.Errorf("%w: CACHE_OPTIONS %s: %w", ErrConfig, d.name, err)
-			}
-			*d.dst = s
+	for name, dst := range map[string]*time.Duration{
+		"dial_timeout": &opts.DialTimeout, "timeout": &opts.Timeout, "namespace_refresh": &opts.NamespaceRefresh,
+	} {
+		if err := durationOpt(m, name, dst); err != nil {
+			return opts, err
 		}
 	}
 	if v, ok := m["namespace_refresh"]; ok && opts.NamespaceRefresh == 0 && v != nil {
 		opts.NamespaceRefresh = -1 // 0 s: read on every operation
 	}
-	for _, s := range []struct {
-		name string
-		dst  *int
-	}{{"max_idle_conns", &opts.MaxIdleConns}, {"chunk_size", &opts.ChunkSize}, {"max_chunks", &opts.MaxChunks}} {
-		if v, ok := m[s.name]; ok {
-			n, ok := asInt(v)
-			if !ok || n <= 0 {
-				return opts, fmt.Errorf("%w: CACHE_OPTIONS %s: got %v (%T), want a positive integer", ErrConfig, s.name, v, v)
-			}
-			*s.dst = n
+	for name, dst := range map[string]*int{
+		"max_idle_conns": &opts.MaxIdleConns, "chunk_size": &opts.ChunkSize, "max_chunks": &opts.MaxChunks,
+	} {
+		if err := positiveIntOpt(m, name, dst); err != nil {
+			return opts, err
 		}
 	}
-	if v, ok := m["namespaces"]; ok {
-		var err error
-		if opts.Namespaces, err = stringList(v); err != nil {
-			return opts, fmt.Errorf("%w: CACHE_OPTIONS namespaces: %w", ErrConfig, err)
-		}
+	if err := stringsOpt(m, "namespaces", &opts.Namespaces); err != nil {
+		return opts, err
 	}
 	return opts, nil
 }

@@ -761,24 +761,6 @@ func setRedisOption(f reflect.Value, name string, v any) error {
 	return nil
 }
 
-// durationOption reads a duration option: seconds as a number (as Flask's
-// redis-py socket timeouts are), a Go duration string such as "500ms", or a
-// time.Duration.
-func durationOption(v any) (time.Duration, error) {
-	s, ok := v.(string)
-	if !ok {
-		return seconds(v)
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration such as \"500ms\" or a number of seconds", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%v is negative", d)
-	}
-	return d, nil
-}
-
 // redisTLSConfig builds the TLS configuration CACHE_OPTIONS ask for on top
 // of base (from a rediss:// URL, or nil), or returns nil for no TLS.
 func redisTLSConfig(options map[string]any, base *tls.Config) (*tls.Config, error) {

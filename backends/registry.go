@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 )
@@ -140,24 +139,4 @@ func Open(cfg Config) (*Cache, error) {
 		IgnoreErrors:   cfg.IgnoreErrors,
 		Logger:         logger,
 	}), nil
-}
-
-// CheckOptions returns an error naming the first CACHE_OPTIONS key of opts
-// that is not in known; backend factories use it to reject misspelt options.
-func CheckOptions(backend string, opts map[string]any, known ...string) error {
-	var unknown []string
-	for k := range opts {
-		if !slices.Contains(known, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) == 0 {
-		return nil
-	}
-	sort.Strings(unknown)
-	accepted := "none"
-	if len(known) > 0 {
-		accepted = strings.Join(known, ", ")
-	}
-	return fmt.Errorf("%w: CACHE_OPTIONS key %q is not an option of %s (accepted: %s)", ErrConfig, unknown[0], backend, accepted)
 }

@@ -298,60 +298,25 @@ func uwsgiOptions(m map[string]any) (UWSGIOptions, error) {
 		"max_key_size", "namespaces", "namespace_refresh"); err != nil {
 		return opts, err
 	}
-	durations := []struct {
-		name string
-		dst  *time.Duration
-	}{{"dial_timeout", &opts.DialTimeout}, {"read_timeout", &opts.ReadTimeout}, {"namespace_refresh", &opts.NamespaceRefresh}}
-	for _, d := range durations {
-		if v, ok := m[d.name]; ok {
-			s, err := seconds(v)
-			if err != nil {
-				return opts, fmt.Errorf("%w: CACHE_OPTIONS %s: %w", ErrConfig, d.name, err)
-			}
-			*d.dst = s
+	for name, dst := range map[string]*time.Duration{
+		"dial_timeout": &opts.DialTimeout, "read_timeout": &opts.ReadTimeout, "namespace_refresh": &opts.NamespaceRefresh,
+	} {
+		if err := durationOpt(m, name, dst); err != nil {
+			return opts, err
 		}
 	}
 	if v, ok := m["namespace_refresh"]; ok && opts.NamespaceRefresh == 0 && v != nil {
 		opts.NamespaceRefresh = -1 // 0 s: check on every operation
 	}
-	for _, s := range []struct {
-		name string
-		dst  *int
-	}{{"max_value_size", &opts.MaxValueSize}, {"max_key_size", &opts.MaxKeySize}} {
-		if v, ok := m[s.name]; ok {
-			n, ok := asInt(v)
-			if !ok || n <= 0 {
-				return opts, fmt.Errorf("%w: CACHE_OPTIONS %s: got %v (%T), want a positive integer", ErrConfig, s.name, v, v)
-			}
-			*s.dst = n
+	for name, dst := range map[string]*int{"max_value_size": &opts.MaxValueSize, "max_key_size": &opts.MaxKeySize} {
+		if err := positiveIntOpt(m, name, dst); err != nil {
+			return opts, err
 		}
 	}
-	if v, ok := m["namespaces"]; ok {
-		var err error
-		if opts.Namespaces, err = stringList(v); err != nil {
-			return opts, fmt.Errorf("%w: CACHE_OPTIONS namespaces: %w", ErrConfig, err)
-		}
+	if err := stringsOpt(m, "namespaces", &opts.Namespaces); err != nil {
+		return opts, err
 	}
 	return opts, nil
-}
-
-// stringList accepts []string or a []any of strings (as JSON decodes).
-func stringList(v any) ([]string, error) {
-	switch l := v.(type) {
-	case []string:
-		return l, nil
-	case []any:
-		out := make([]string, len(l))
-		for i, x := range l {
-			s, ok := x.(string)
-			if !ok {
-				return nil, fmt.Errorf("item %d: %w", i, typeError(x, "a string"))
-			}
-			out[i] = s
-		}
-		return out, nil
-	}
-	return nil, typeError(v, "a list of strings")
 }
 
 // String returns the cache as CACHE_UWSGI_NAME spells it: "name@address".

@@ -102,7 +102,7 @@ func TestUWSGIOpen(t *testing.T) {
 		{"no CACHE_UWSGI_NAME", base(map[string]any{"CACHE_UWSGI_NAME": ""}), "", "CACHE_UWSGI_NAME"},
 		{"no address after @", base(map[string]any{"CACHE_UWSGI_NAME": "mycache@"}), "", "no server address"},
 		{"an unknown option", base(map[string]any{"CACHE_OPTIONS": map[string]any{"timeout": 1}}), "", `"timeout"`},
-		{"a dial_timeout that is not a number", base(map[string]any{"CACHE_OPTIONS": map[string]any{"dial_timeout": "1s"}}), "", "dial_timeout"},
+		{"a dial_timeout that is neither seconds nor a duration", base(map[string]any{"CACHE_OPTIONS": map[string]any{"dial_timeout": "soon"}}), "", "dial_timeout"},
 		{"a negative read_timeout", base(map[string]any{"CACHE_OPTIONS": map[string]any{"read_timeout": -1}}), "", "read_timeout"},
 		{"a zero max_value_size", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_value_size": 0}}), "", "max_value_size"},
 		{"a max_value_size that leaves no room for the header", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_value_size": 9}}), "", "no room"},
