@@ -49,6 +49,7 @@ type Stats struct {
 	Misses        uint64 // blocks not found in the cache
 	Renders       uint64 // bodies rendered for a miss (at most Misses - Waits)
 	Waits         uint64 // misses served by another goroutine's render of the same key
+	Waiting       uint64 // misses waiting right now for another goroutine's render
 	Deletes       uint64 // blocks with timeout "del"
 	BackendErrors uint64 // backend failures, whether failed open or returned
 }
@@ -95,6 +96,7 @@ func (c *Cache) Stats() Stats {
 		Misses:        c.misses.Load(),
 		Renders:       c.renders.Load(),
 		Waits:         c.waits.Load(),
+		Waiting:       uint64(c.group.Waiting()),
 		Deletes:       c.deletes.Load(),
 		BackendErrors: c.backendErrors.Load(),
 	}

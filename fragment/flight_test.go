@@ -35,7 +35,7 @@ func stampede(t *testing.T, c *Cache, call Call, n int, result func(io.Writer) e
 	for i := range n {
 		wg.Go(func() { outs[i], errs[i] = render(c, call, body) })
 	}
-	eventually(t, "all but one render wait for the one rendering", func() bool { return c.group.Waiting() == n-1 })
+	eventually(t, "all but one render wait for the one rendering", func() bool { return int(c.Stats().Waiting) == n-1 })
 	unblock()
 	within(t, wg.Wait)
 	return outs, errs, calls.Load()
@@ -181,7 +181,7 @@ func TestRenderCrossGoroutineCycleIsAnError(t *testing.T) {
 			k2 := Call{Site: &Site{Path: "b.html", Line: 1, Col: 1}, HasName: true, Name: "k2"}
 			k1Rendering := make(chan struct{})
 			errStuck := errors.New("the other goroutine never got there")
-			otherWaits := func() bool { return c.group.Waiting() == 1 }
+			otherWaits := func() bool { return int(c.Stats().Waiting) == 1 }
 			var innerA, innerB, outerA, outerB error
 			var wg sync.WaitGroup
 			wg.Go(func() {
@@ -243,7 +243,7 @@ func TestRenderPanicReleasesWaiters(t *testing.T) {
 	for i := range waiters {
 		wg.Go(func() { _, errs[i] = render(c, call, okBody) })
 	}
-	eventually(t, "the others wait", func() bool { return c.group.Waiting() == waiters })
+	eventually(t, "the others wait", func() bool { return int(c.Stats().Waiting) == waiters })
 	unblock()
 	within(t, wg.Wait)
 
@@ -297,7 +297,7 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 			waiterDone := make(chan error, 1)
 			go func() { waiterDone <- c.Render(ctx, call, w, okBody) }()
 			if ctx.Err() == nil {
-				eventually(t, "the second render waits", func() bool { return c.group.Waiting() == 1 })
+				eventually(t, "the second render waits", func() bool { return int(c.Stats().Waiting) == 1 })
 				cancel()
 			}
 			var waitErr error
@@ -305,7 +305,7 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 			assert.ErrorIs(t, waitErr, tt.want)
 			assert.Equal(t, ctx.Err(), waitErr, "the waiter returns ctx.Err()")
 			assert.False(t, wrote.Load(), "a waiter whose context ended writes nothing")
-			assert.Zero(t, c.group.Waiting())
+			assert.Zero(t, int(c.Stats().Waiting))
 
 			unblock()
 			within(t, wg.Wait)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"html/template"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -129,31 +128,6 @@ func (brokenBackend) Clear(context.Context, string) error               { return
 func (brokenBackend) Close() error                                      { return nil }
 func (brokenBackend) Inc(context.Context, string, int64, time.Duration) (int64, error) {
 	return 0, errBroken
-}
-
-// waitingRenders counts goroutines blocked waiting for another goroutine's
-// render of a fragment: those in fragment's flight wait (a select inside
-// (*flight.Group).Do). The renderer itself is in do too, but not in a select.
-// fragment counts Stats.Waits only when a wait ends, so it cannot serve as
-// this barrier.
-func waitingRenders() int {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[select") && strings.Contains(g, "flight.(*Group[...]).Do(") {
-			count++
-		}
-	}
-	return count
 }
 
 // parseTrees parses src as text/template's parser would for a Template, with

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,40 +15,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/keys"
 )
 
-// waitersInRender counts goroutines parked inside fragment.Cache.Render,
-// waiting for another goroutine's render: blocked (select or channel
-// receive) with an internal/flight frame on top of their stack.
-func waitersInRender() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, frames, _ := strings.Cut(g, "\n")
-		if (strings.Contains(header, "[select") || strings.Contains(header, "[chan receive")) &&
-			strings.HasPrefix(frames, "github.com/fragcache/fragcache/internal/flight.") {
-			count++
-		}
-	}
-	return count
-}
-
 // waitForWaiters blocks until n goroutines wait in Render, or fails after a
 // generous deadline (which only a broken dedupe reaches).
-func waitForWaiters(n int) error {
+func waitForWaiters(fc *fragment.Cache, n int) error {
 	deadline := time.Now().Add(10 * time.Second)
-	for waitersInRender() < n {
+	for fc.Stats().Waiting < uint64(n) {
 		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d goroutines waited for the render", waitersInRender(), n)
+			return fmt.Errorf("only %d of %d goroutines waited for the render", fc.Stats().Waiting, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -70,7 +45,7 @@ func TestStampedeRendersOnce(t *testing.T) {
 			vars := jet.VarMap{}.SetFunc("gate", func(jet.Arguments) reflect.Value {
 				evaluations.Add(1)
 				// Hold the render until every other goroutine waits for it.
-				if err := waitForWaiters(goroutines - 1); err != nil {
+				if err := waitForWaiters(e.fc, goroutines-1); err != nil {
 					panic(err)
 				}
 				if fail.Load() {

@@ -3,8 +3,6 @@ package pongo2tag
 import (
 	"context"
 	"errors"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,35 +20,11 @@ import (
 // hanging.
 const deadline = 10 * time.Second
 
-// waitingRenders counts goroutines blocked waiting for another goroutine's
-// render of a fragment: those in fragment's flight wait (a select inside
-// (*flight.Group).Do). The renderer itself is in do too, but not in a select.
-// fragment counts Stats.Waits only when a wait ends, so it cannot serve as
-// this barrier.
-func waitingRenders() int {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		header, _, _ := strings.Cut(g, "\n")
-		if strings.Contains(header, "[select") && strings.Contains(g, "flight.(*Group[...]).Do(") {
-			count++
-		}
-	}
-	return count
-}
-
 // gate is a template function for a block's body: it counts its calls and,
 // while armed, blocks until want other goroutines wait for the render it is
 // part of, then returns fail (nil for success).
 type gate struct {
+	fc    *fragment.Cache
 	calls atomic.Int64
 	armed atomic.Bool
 	want  int
@@ -61,7 +35,7 @@ func (g *gate) call() (string, error) {
 	g.calls.Add(1)
 	if g.armed.Load() {
 		stop := time.Now().Add(deadline)
-		for waitingRenders() < g.want {
+		for g.fc.Stats().Waiting < uint64(g.want) {
 			if time.Now().After(stop) {
 				return "", errors.New("gate: timed out waiting for the other renders")
 			}
@@ -88,7 +62,7 @@ func TestStampedeRendersOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fc, simple := newCache(fragment.Options{})
 			tpl := fromString(t, newSet(t), `<p>{% cache 300, "hot" %}{{ gate() }}{% endcache %}</p>`)
-			g := &gate{want: n - 1, fail: tc.fail}
+			g := &gate{fc: fc, want: n - 1, fail: tc.fail}
 			g.armed.Store(true)
 			data := With(context.Background(), fc, pongo2.Context{"gate": g.call})
 
