@@ -2,8 +2,6 @@ package htmltemplate
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"html/template"
 	"regexp"
 	"strings"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/failing"
 )
 
 // deadline bounds every wait in these tests, so a deadlock fails instead of
@@ -104,31 +103,11 @@ type counter struct{ n atomic.Int64 }
 
 func (c *counter) inc() int64 { return c.n.Add(1) }
 
-// errBroken is what brokenBackend returns from every call.
-var errBroken = errors.New("backend down")
+// brokenBackend is a store that cannot be reached: every call fails with
+// errBroken.
+type brokenBackend = failing.Backend
 
-// brokenBackend is a store that cannot be reached: every call fails.
-type brokenBackend struct{}
-
-func (brokenBackend) Get(context.Context, string) ([]byte, bool, error) { return nil, false, errBroken }
-func (brokenBackend) GetMany(context.Context, []string) ([][]byte, error) {
-	return nil, errBroken
-}
-func (brokenBackend) Set(context.Context, string, []byte, time.Duration) error { return errBroken }
-func (brokenBackend) SetMany(context.Context, map[string][]byte, time.Duration) error {
-	return errBroken
-}
-func (brokenBackend) Add(context.Context, string, []byte, time.Duration) (bool, error) {
-	return false, errBroken
-}
-func (brokenBackend) Delete(context.Context, string) (bool, error)      { return false, errBroken }
-func (brokenBackend) DeleteMany(context.Context, []string) (int, error) { return 0, errBroken }
-func (brokenBackend) Has(context.Context, string) (bool, error)         { return false, errBroken }
-func (brokenBackend) Clear(context.Context, string) error               { return errBroken }
-func (brokenBackend) Close() error                                      { return nil }
-func (brokenBackend) Inc(context.Context, string, int64, time.Duration) (int64, error) {
-	return 0, errBroken
-}
+var errBroken = failing.ErrDown
 
 // parseTrees parses src as text/template's parser would for a Template, with
 // cache and endcache defined.

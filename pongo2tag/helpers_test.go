@@ -2,19 +2,18 @@ package pongo2tag
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/flosch/pongo2/v6"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/failing"
 )
 
 // tplDir is the loader base directory of the file-based tests.
@@ -114,30 +113,8 @@ func pongoError(t testing.TB, err error) *pongo2.Error {
 	return pe
 }
 
-// errBroken is what brokenBackend returns from every call.
-var errBroken = errors.New("backend down")
+// brokenBackend is a store that cannot be reached: every call fails with
+// errBroken.
+type brokenBackend = failing.Backend
 
-// brokenBackend is a store that cannot be reached: every call fails.
-type brokenBackend struct{}
-
-func (brokenBackend) Get(context.Context, string) ([]byte, bool, error) { return nil, false, errBroken }
-func (brokenBackend) GetMany(context.Context, []string) ([][]byte, error) {
-	return nil, errBroken
-}
-func (brokenBackend) Set(context.Context, string, []byte, time.Duration) error { return errBroken }
-func (brokenBackend) SetMany(context.Context, map[string][]byte, time.Duration) error {
-	return errBroken
-}
-func (brokenBackend) Add(context.Context, string, []byte, time.Duration) (bool, error) {
-	return false, errBroken
-}
-func (brokenBackend) Delete(context.Context, string) (bool, error)      { return false, errBroken }
-func (brokenBackend) DeleteMany(context.Context, []string) (int, error) { return 0, errBroken }
-func (brokenBackend) Has(context.Context, string) (bool, error)         { return false, errBroken }
-func (brokenBackend) Inc(context.Context, string, int64, time.Duration) (int64, error) {
-	return 0, errBroken
-}
-func (brokenBackend) Clear(context.Context, string) error { return errBroken }
-func (brokenBackend) Close() error                        { return errBroken }
-
-var _ backends.Backend = brokenBackend{}
+var errBroken = failing.ErrDown
