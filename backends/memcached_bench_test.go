@@ -3,13 +3,11 @@ package backends_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -82,45 +80,5 @@ func BenchmarkMemcachedPage(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { m.Close() })
-	for _, e := range pageEngines {
-		for _, parallel := range []bool{false, true} {
-			mode := "Serial"
-			if parallel {
-				mode = "Parallel"
-			}
-			b.Run(e.name+"/AllHit/"+mode, func(b *testing.B) {
-				if err := m.Clear(context.Background(), ""); err != nil {
-					b.Fatal(err)
-				}
-				fc := fragment.New(backends.New(m, backends.Options{}), fragment.Options{})
-				render := e.prepare(b, fc)
-				var first bytes.Buffer
-				if err := render(&first); err != nil { // fills the cache
-					b.Fatal(err)
-				}
-				b.SetBytes(int64(first.Len()))
-				b.ReportAllocs()
-				if parallel {
-					b.SetParallelism(benchParallelism)
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							if err := render(io.Discard); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				} else {
-					for b.Loop() {
-						if err := render(io.Discard); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-				if s := fc.Stats(); s.Renders != pageFragments {
-					b.Fatalf("%d renders, want %d (every block after the first page must hit)", s.Renders, pageFragments)
-				}
-			})
-		}
-	}
+	benchPages(b, "Memcached", m, true)
 }

@@ -4,21 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/CloudyKit/jet/v6"
-	"github.com/flosch/pongo2/v6"
-
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/htmltemplate"
 	"github.com/fragcache/fragcache/internal/testservers"
-	"github.com/fragcache/fragcache/jettag"
-	"github.com/fragcache/fragcache/pongo2tag"
 )
 
 // benchUWSGI starts a server with uWSGI's default item size and returns a
@@ -114,105 +105,10 @@ func BenchmarkUWSGI(b *testing.B) {
 // The fragment page workload of the engine packages' BenchmarkPage/AllHit:
 // a page of 10 cache blocks, each a loop over 50 items printing the item's
 // name and the user's name, every block a hit, here served by uWSGI.
-const (
-	uwsgiPageFragments = 10
-	uwsgiPageItems     = 50
-)
-
-type uwsgiPageItem struct{ Name string }
-type uwsgiPageUser struct{ Name string }
-
-func uwsgiPageData() ([]uwsgiPageItem, uwsgiPageUser) {
-	items := make([]uwsgiPageItem, uwsgiPageItems)
-	for i := range items {
-		items[i] = uwsgiPageItem{Name: "item-" + strconv.Itoa(i)}
-	}
-	return items, uwsgiPageUser{Name: "alice"}
-}
-
-// uwsgiPage returns a page of uwsgiPageFragments blocks, each block(i).
-func uwsgiPage(block func(i int) string) string {
-	var b strings.Builder
-	for i := range uwsgiPageFragments {
-		b.WriteString(block(i))
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
-
 // BenchmarkUWSGIPage renders the fragment page workload with every block a
 // hit in uWSGI, in each template engine; the page's blocks are fetched one
 // after another, so a page costs about ten round trips.
 func BenchmarkUWSGIPage(b *testing.B) {
-	items, user := uwsgiPageData()
-	engines := []struct {
-		name  string
-		setup func(b *testing.B, fc *fragment.Cache) func(w io.Writer) error
-	}{
-		{"htmltemplate", func(b *testing.B, fc *fragment.Cache) func(w io.Writer) error {
-			const body = `<ul>{{ range .Items }}<li>{{ .Name }} {{ $.User.Name }}</li>{{ end }}</ul>`
-			src := uwsgiPage(func(i int) string { return `{{ cache 300 "frag-` + strconv.Itoa(i) + `" }}` + body + `{{ endcache }}` })
-			tpl, err := htmltemplate.New("page.html", fc).Parse(src)
-			if err != nil {
-				b.Fatal(err)
-			}
-			data := struct {
-				Items []uwsgiPageItem
-				User  uwsgiPageUser
-			}{items, user}
-			return func(w io.Writer) error { return tpl.Execute(w, data) }
-		}},
-		{"jet", func(b *testing.B, fc *fragment.Cache) func(w io.Writer) error {
-			const body = `<ul>{{ range _, it := items }}<li>{{ it.Name }} {{ user.Name }}</li>{{ end }}</ul>`
-			views := jet.NewInMemLoader()
-			views.Set("/page.jet", uwsgiPage(func(i int) string { return fmt.Sprintf(`{{ cache 300, "frag-%d" }}%s{{ endcache }}`, i, body) }))
-			set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
-			if err != nil {
-				b.Fatal(err)
-			}
-			tpl, err := set.GetTemplate("/page.jet")
-			if err != nil {
-				b.Fatal(err)
-			}
-			vars := jet.VarMap{}.Set("items", items).Set("user", user)
-			return func(w io.Writer) error { return tpl.Execute(w, vars, nil) }
-		}},
-		{"pongo2", func(b *testing.B, fc *fragment.Cache) func(w io.Writer) error {
-			const body = `<ul>{% for it in items %}<li>{{ it.Name }} {{ user.Name }}</li>{% endfor %}</ul>`
-			if err := pongo2tag.Register(pongo2tag.Options{}); err != nil {
-				b.Fatal(err)
-			}
-			set := pongo2.NewSet(b.Name(), pongo2.MustNewLocalFileSystemLoader(""))
-			pongo2tag.Bind(set, fc)
-			tpl, err := set.FromString(uwsgiPage(func(i int) string {
-				return `{% cache 300, "frag-` + strconv.Itoa(i) + `" %}` + body + `{% endcache %}`
-			}))
-			if err != nil {
-				b.Fatal(err)
-			}
-			data := pongo2.Context{"items": items, "user": user}
-			return func(w io.Writer) error { return tpl.ExecuteWriter(data, w) }
-		}},
-	}
-	for _, e := range engines {
-		b.Run(e.name+"/AllHit", func(b *testing.B) {
-			store := backends.New(benchUWSGI(b, backends.UWSGIOptions{}), backends.Options{})
-			fc := fragment.New(store, fragment.Options{})
-			render := e.setup(b, fc)
-			var page bytes.Buffer
-			if err := render(&page); err != nil { // fills the cache
-				b.Fatal(err)
-			}
-			b.SetBytes(int64(page.Len()))
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := render(io.Discard); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if st := fc.Stats(); st.Renders != uwsgiPageFragments || st.BackendErrors != 0 {
-				b.Fatalf("%d renders and %d backend errors, want %d and 0 (every iteration must hit)", st.Renders, st.BackendErrors, uwsgiPageFragments)
-			}
-		})
-	}
+	// One uWSGI worker answers one request at a time: serial only.
+	benchPages(b, "UWSGI", benchUWSGI(b, backends.UWSGIOptions{}), false)
 }
