@@ -1,10 +1,8 @@
 package fragment
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -13,21 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fragcache/fragcache/internal/testkit"
+
 	"github.com/fragcache/fragcache/backends"
 )
-
-// logLines decodes the JSON log records written to buf.
-func logLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
-	for sc.Scan() {
-		var rec map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
-		lines = append(lines, rec)
-	}
-	return lines
-}
 
 func TestBackendFailureRendersUncached(t *testing.T) {
 	tests := []struct {
@@ -68,7 +55,7 @@ func TestBackendFailureRendersUncached(t *testing.T) {
 			assert.EqualValues(t, 1, calls.Load())
 			assert.Equal(t, tt.want, c.Stats())
 
-			lines := logLines(t, &logs)
+			lines := testkit.LogLines(t, &logs)
 			require.Len(t, lines, 1)
 			assert.Equal(t, "WARN", lines[0]["level"])
 			assert.Equal(t, testSite().String(), lines[0]["site"])
@@ -93,7 +80,7 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 	}
 	assert.EqualValues(t, failures, calls.Load())
 	assert.Equal(t, Stats{BackendErrors: failures}, c.Stats())
-	lines := logLines(t, &logs)
+	lines := testkit.LogLines(t, &logs)
 	require.Len(t, lines, 1, "failures within LogInterval are logged once")
 	assert.EqualValues(t, 0, lines[0]["suppressed_since_last_report"])
 
@@ -105,7 +92,7 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 	}
 	passLogInterval(c)
 	fail()
-	lines = logLines(t, &logs)
+	lines = testkit.LogLines(t, &logs)
 	require.Len(t, lines, 2, "the first failure after LogInterval is logged")
 	assert.EqualValues(t, failures-1, lines[1]["suppressed_since_last_report"])
 
@@ -113,7 +100,7 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 	fail()
 	passLogInterval(c)
 	fail()
-	lines = logLines(t, &logs)
+	lines = testkit.LogLines(t, &logs)
 	require.Len(t, lines, 3)
 	assert.EqualValues(t, 2, lines[2]["suppressed_since_last_report"])
 	assert.Equal(t, uint64(failures+4), c.Stats().BackendErrors)

@@ -12,6 +12,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fragcache/fragcache/internal/testkit"
+
 	"github.com/fragcache/fragcache/backends"
 )
 
@@ -35,7 +37,7 @@ func stampede(t *testing.T, c *Cache, call Call, n int, result func(io.Writer) e
 	for i := range n {
 		wg.Go(func() { outs[i], errs[i] = render(c, call, body) })
 	}
-	eventually(t, "all but one render wait for the one rendering", func() bool { return int(c.Stats().Waiting) == n-1 })
+	testkit.Eventually(t, "all but one render wait for the one rendering", func() bool { return int(c.Stats().Waiting) == n-1 })
 	unblock()
 	within(t, wg.Wait)
 	return outs, errs, calls.Load()
@@ -238,12 +240,12 @@ func TestRenderPanicReleasesWaiters(t *testing.T) {
 			panic("boom")
 		})
 	})
-	eventually(t, "the leader renders", func() bool { return c.group.InFlight(c.Key("p")) })
+	testkit.Eventually(t, "the leader renders", func() bool { return c.group.InFlight(c.Key("p")) })
 	errs := make([]error, waiters)
 	for i := range waiters {
 		wg.Go(func() { _, errs[i] = render(c, call, okBody) })
 	}
-	eventually(t, "the others wait", func() bool { return int(c.Stats().Waiting) == waiters })
+	testkit.Eventually(t, "the others wait", func() bool { return int(c.Stats().Waiting) == waiters })
 	unblock()
 	within(t, wg.Wait)
 
@@ -288,7 +290,7 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 					return okBody(w)
 				})
 			})
-			eventually(t, "the leader renders", func() bool { return c.group.InFlight(c.Key("slow")) })
+			testkit.Eventually(t, "the leader renders", func() bool { return c.group.InFlight(c.Key("slow")) })
 
 			ctx, cancel := tt.ctx()
 			defer cancel()
@@ -297,7 +299,7 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 			waiterDone := make(chan error, 1)
 			go func() { waiterDone <- c.Render(ctx, call, w, okBody) }()
 			if ctx.Err() == nil {
-				eventually(t, "the second render waits", func() bool { return int(c.Stats().Waiting) == 1 })
+				testkit.Eventually(t, "the second render waits", func() bool { return int(c.Stats().Waiting) == 1 })
 				cancel()
 			}
 			var waitErr error

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/internal/failing"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // deadline bounds every wait in these tests: a render that deadlocks fails
@@ -62,23 +62,11 @@ func within(t *testing.T, f func()) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	stop := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(stop) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // brokenBackend is a store that cannot be reached: every call fails with
 // errBroken.
-type brokenBackend = failing.Backend
+type brokenBackend = testkit.Failing
 
-var errBroken = failing.ErrDown
+var errBroken = testkit.ErrDown
 
 // spyBackend records the TTL of every Set and can be told to fail Sets;
 // everything else goes to the backend it wraps.

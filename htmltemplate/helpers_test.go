@@ -14,7 +14,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/failing"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // deadline bounds every wait in these tests, so a deadlock fails instead of
@@ -105,9 +105,9 @@ func (c *counter) inc() int64 { return c.n.Add(1) }
 
 // brokenBackend is a store that cannot be reached: every call fails with
 // errBroken.
-type brokenBackend = failing.Backend
+type brokenBackend = testkit.Failing
 
-var errBroken = failing.ErrDown
+var errBroken = testkit.ErrDown
 
 // parseTrees parses src as text/template's parser would for a Template, with
 // cache and endcache defined.

@@ -1,94 +1,19 @@
 package httpcache
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/require"
-
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/internal/testservers"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// deadline bounds every wait in these tests: a request that deadlocks
-// fails the test instead of hanging it.
-const deadline = 10 * time.Second
-
-// newCache returns a fresh, empty cache for one subtest.
-type newCache func(t *testing.T) *backends.Cache
-
-// forEachCache runs test once over SimpleCache and once over a real Redis
-// (one server per top-level test; every cache it hands out has its own key
-// prefix, so subtests never see each other's entries).
-func forEachCache(t *testing.T, test func(t *testing.T, open newCache)) {
-	t.Run("simple", func(t *testing.T) {
-		test(t, func(*testing.T) *backends.Cache {
-			return backends.New(backends.NewSimple(0), backends.Options{})
-		})
-	})
-	t.Run("redis", func(t *testing.T) {
-		srv := testservers.Redis(t)
-		var n atomic.Int64
-		test(t, func(t *testing.T) *backends.Cache {
-			c, err := backends.Open(backends.Config{
-				Type:      "RedisCache",
-				RedisURL:  "redis://" + srv.Addr,
-				KeyPrefix: fmt.Sprintf("httpcache-test-%d:", n.Add(1)),
-			})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
-			return c
-		})
-	})
-}
-
-// ttlRecorder wraps a backend and records the TTL of every write by key, so
-// tests can check timeouts without sleeping.
-type ttlRecorder struct {
-	backends.Backend
-	mu   sync.Mutex
-	ttls map[string]time.Duration
-}
-
-func record(c *backends.Cache) (*backends.Cache, *ttlRecorder) {
-	r := &ttlRecorder{Backend: c.Backend(), ttls: map[string]time.Duration{}}
-	return backends.New(r, backends.Options{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
-}
-
-func (r *ttlRecorder) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	r.mu.Lock()
-	r.ttls[key] = ttl
-	r.mu.Unlock()
-	return r.Backend.Set(ctx, key, value, ttl)
-}
-
-func (r *ttlRecorder) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	r.mu.Lock()
-	r.ttls[key] = ttl
-	r.mu.Unlock()
-	return r.Backend.Add(ctx, key, value, ttl)
-}
-
-// ttl returns the TTL of the last write to key (with the cache prefix).
-func (r *ttlRecorder) ttl(t *testing.T, key string) time.Duration {
-	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d, ok := r.ttls[key]
-	require.True(t, ok, "no write to %q; writes: %v", key, r.ttls)
-	return d
-}
 
 var errBroken = errors.New("backend is down")
 
@@ -109,31 +34,6 @@ func (broken) Delete(context.Context, string) (bool, error) { return false, errB
 type failSets struct{ backends.Backend }
 
 func (failSets) Set(context.Context, string, []byte, time.Duration) error { return errBroken }
-
-// logLines decodes the JSON log records written to buf.
-func logLines(t *testing.T, buf *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var lines []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
-	for sc.Scan() {
-		var rec map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &rec), sc.Text())
-		lines = append(lines, rec)
-	}
-	return lines
-}
-
-// eventually polls cond until it holds, failing the test after deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	stop := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(stop) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 // do serves one request through h and returns the recorded response.
 func do(t *testing.T, h http.Handler, method, target string, header ...string) *httptest.ResponseRecorder {
@@ -160,3 +60,11 @@ func page(set func(w http.ResponseWriter, r *http.Request)) (http.Handler, *atom
 		_, _ = io.WriteString(w, fmt.Sprintf("page %d", run))
 	}), &n
 }
+
+type newCache = testkit.NewCache
+
+func forEachCache(t *testing.T, test func(t *testing.T, open newCache)) {
+	testkit.ForEachCache(t, "httpcache", test)
+}
+
+var record = testkit.Record

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 func TestGETResponsesAreCached(t *testing.T) {
@@ -469,7 +470,7 @@ func TestTimeouts(t *testing.T) {
 					}
 				})
 				do(t, c.Middleware(h), "GET", "/t")
-				assert.Equal(t, tt.want, rec.ttl(t, base.KeyPrefix()+"view/t"))
+				assert.Equal(t, tt.want, rec.TTL(t, base.KeyPrefix()+"view/t"))
 			})
 		}
 	})
@@ -505,7 +506,7 @@ func TestSetTimeoutThroughOtherMiddleware(t *testing.T) {
 			mw := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { inner.ServeHTTP(tt.wrap(w), r) })
 			do(t, New(store, Options{}).Middleware(mw), "GET", "/w")
 			assert.Equal(t, tt.want, got)
-			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: 0}[tt.want], rec.ttl(t, "view/w"))
+			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: 0}[tt.want], rec.TTL(t, "view/w"))
 		})
 	}
 	assert.False(t, SetTimeout(httptest.NewRecorder(), time.Hour), "a request the cache does not record")
@@ -642,7 +643,7 @@ func TestConcurrentMissesRunTheHandlerOnce(t *testing.T) {
 			recs <- rec
 		}()
 	}
-	eventually(t, "every request but one waits", func() bool { return c.group.Waiting() == requests-1 })
+	testkit.Eventually(t, "every request but one waits", func() bool { return c.group.Waiting() == requests-1 })
 	close(release)
 	hits := 0
 	for range requests {
@@ -685,11 +686,11 @@ func TestWaitersNeverGetAResponseForOneUser(t *testing.T) {
 		results <- result{user, rec}
 	}
 	go serve("first")
-	eventually(t, "the first request runs", func() bool { return runs.Load() == 1 })
+	testkit.Eventually(t, "the first request runs", func() bool { return runs.Load() == 1 })
 	for i := range requests - 1 {
 		go serve(fmt.Sprint("u", i))
 	}
-	eventually(t, "the others wait", func() bool { return c.group.Waiting() == requests-1 })
+	testkit.Eventually(t, "the others wait", func() bool { return c.group.Waiting() == requests-1 })
 	close(release)
 	for range requests {
 		r := <-results
@@ -718,14 +719,14 @@ func TestPanickingLeaderReleasesWaiters(t *testing.T) {
 		defer func() { leader <- recover() }()
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/p", nil))
 	}()
-	eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
+	testkit.Eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
 	waiter := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", "/p", nil))
 		waiter <- rec
 	}()
-	eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-leader, "the panic goes on up to net/http")
 	assert.Equal(t, "recovered", (<-waiter).Body.String(), "the waiter ran the handler itself")
@@ -745,7 +746,7 @@ func TestWaiterLeavesWhenItsRequestEnds(t *testing.T) {
 		defer close(done)
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/p", nil))
 	}()
-	eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
+	testkit.Eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	waiter := make(chan *httptest.ResponseRecorder, 1)
 	go func() {
@@ -753,7 +754,7 @@ func TestWaiterLeavesWhenItsRequestEnds(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/p", nil))
 		waiter <- rec
 	}()
-	eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return c.group.Waiting() == 1 })
 	cancel()
 	assert.Empty(t, (<-waiter).Body.String())
 	close(release)
@@ -818,7 +819,7 @@ func TestBackendFailuresServeUncached(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantRuns, runs.Load())
 			assert.Equal(t, tt.want, c.Stats())
-			lines := logLines(t, &logs)
+			lines := testkit.LogLines(t, &logs)
 			require.Len(t, lines, 1, "reports are rate-limited")
 			assert.Equal(t, "WARN", lines[0]["level"])
 			assert.Contains(t, lines[0]["err"], errBroken.Error())

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // square is a named function: its Go name identifies it without
@@ -160,8 +161,8 @@ func TestTimeoutOption(t *testing.T) {
 				verKey := c.KeyPrefix() + "timed_memver"
 				// Flask's version key expired with the entries' timeout and
 				// orphaned later entries (#531); ours never expires.
-				assert.Equal(t, time.Duration(0), rec.ttl(t, verKey))
-				written := rec.written()
+				assert.Equal(t, time.Duration(0), rec.TTL(t, verKey))
+				written := rec.Written()
 				delete(written, verKey)
 				require.Len(t, written, 1, "one entry besides the version key")
 				for _, ttl := range written {
@@ -188,7 +189,7 @@ func TestUnlessBypassesTheCache(t *testing.T) {
 			assert.Equal(t, "r1", got)
 		}
 		assert.EqualValues(t, 3, runs.Load())
-		assert.Empty(t, rec.written(), "a bypassed call neither reads nor writes")
+		assert.Empty(t, rec.Written(), "a bypassed call neither reads nor writes")
 		assert.Equal(t, Stats{Bypasses: 3}, m.Stats())
 
 		for range 2 {
@@ -380,9 +381,9 @@ func TestDeleteMemoizedInvalidatesEveryArgumentInOneWrite(t *testing.T) {
 					_, err := m.Call(ctx, a)
 					require.NoError(t, err)
 				}
-				before := rec.writeCount()
+				before := rec.Writes()
 				require.NoError(t, tt.delete(m, ctx))
-				assert.Equal(t, 1, rec.writeCount()-before, "one write, however many entries")
+				assert.Equal(t, 1, rec.Writes()-before, "one write, however many entries")
 				has, err := c.Has(ctx, "all_memver")
 				require.NoError(t, err)
 				assert.Equal(t, tt.wantVersionKey, has)
@@ -616,7 +617,7 @@ func TestConcurrentCallsRunOnce(t *testing.T) {
 			errs <- err
 		}()
 	}
-	eventually(t, "every caller but one waits", func() bool { return m.m.group.Waiting() == callers-1 })
+	testkit.Eventually(t, "every caller but one waits", func() bool { return m.m.group.Waiting() == callers-1 })
 	close(release)
 	for range callers {
 		require.NoError(t, <-errs)
@@ -665,13 +666,13 @@ func TestPanicReleasesWaiters(t *testing.T) {
 		defer func() { leader <- recover() }()
 		_, _ = m.Call(context.Background(), 1)
 	}()
-	eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
+	testkit.Eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
 	waiter := make(chan error, 1)
 	go func() {
 		_, err := m.Call(context.Background(), 1)
 		waiter <- err
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-leader, "the panic goes on up the leader")
 	assert.ErrorIs(t, <-waiter, ErrPanicked)
@@ -682,7 +683,7 @@ func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
 	release := make(chan struct{})
 	m := Func(c, func(context.Context, int) (int, error) { <-release; return 1, nil }, Options{Name: "wait"})
 	go func() { _, _ = m.Call(context.Background(), 1) }()
-	eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
+	testkit.Eventually(t, "the leader runs", func() bool { return m.Stats().Calls == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	waiter := make(chan error, 1)
@@ -690,7 +691,7 @@ func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
 		_, err := m.Call(ctx, 1)
 		waiter <- err
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	cancel()
 	assert.ErrorIs(t, <-waiter, context.Canceled)
 	close(release)
@@ -713,14 +714,14 @@ func TestWaiterRerunsWhenTheLeadersContextEnds(t *testing.T) {
 		_, err := m.Call(ctx, 7)
 		leader <- err
 	}()
-	eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
+	testkit.Eventually(t, "the leader runs", func() bool { return runs.Load() == 1 })
 	waiter := make(chan int, 1)
 	go func() {
 		got, err := m.Call(context.Background(), 7)
 		assert.NoError(t, err)
 		waiter <- got
 	}()
-	eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return m.m.group.Waiting() == 1 })
 	cancel()
 	assert.ErrorIs(t, <-leader, context.Canceled)
 	assert.Equal(t, 7, <-waiter, "the waiter ran the function under its own context")
@@ -759,7 +760,7 @@ func TestBackendFailures(t *testing.T) {
 			}
 			assert.Equal(t, tt.wantRuns, runs.Load())
 			assert.Equal(t, tt.want, m.Stats())
-			lines := logLines(t, &logs)
+			lines := testkit.LogLines(t, &logs)
 			if tt.strict {
 				assert.Empty(t, lines, "strict errors are returned, not logged")
 				return
@@ -799,7 +800,7 @@ func TestUndecodableEntryIsAMiss(t *testing.T) {
 		assert.Equal(t, 5, got)
 	}
 	assert.EqualValues(t, 1, runs.Load(), "recomputed once, then stored over the bad entry")
-	lines := logLines(t, &logs)
+	lines := testkit.LogLines(t, &logs)
 	require.Len(t, lines, 1)
 	assert.Equal(t, "decode", lines[0]["op"])
 }

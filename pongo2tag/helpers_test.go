@@ -13,7 +13,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/failing"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // tplDir is the loader base directory of the file-based tests.
@@ -115,6 +115,6 @@ func pongoError(t testing.TB, err error) *pongo2.Error {
 
 // brokenBackend is a store that cannot be reached: every call fails with
 // errBroken.
-type brokenBackend = failing.Backend
+type brokenBackend = testkit.Failing
 
-var errBroken = failing.ErrDown
+var errBroken = testkit.ErrDown

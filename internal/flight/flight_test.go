@@ -10,17 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// eventually polls cond for up to 10 s; only a broken Group reaches the limit.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for stop := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(stop) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
-}
+	"github.com/fragcache/fragcache/internal/testkit"
+)
 
 func TestConcurrentCallsOfOneKeyRunOnce(t *testing.T) {
 	for _, fail := range []bool{false, true} {
@@ -44,7 +36,7 @@ func TestConcurrentCallsOfOneKeyRunOnce(t *testing.T) {
 		for i := range callers {
 			wg.Go(func() { values[i], shared[i], results[i] = g.Do(context.Background(), "k", fn) })
 		}
-		eventually(t, "all but one wait", func() bool { return g.Waiting() == callers-1 })
+		testkit.Eventually(t, "all but one wait", func() bool { return g.Waiting() == callers-1 })
 		close(release)
 		wg.Wait()
 
@@ -122,13 +114,13 @@ func TestPanicReleasesWaitersAndGoesOn(t *testing.T) {
 		defer func() { panicked <- recover() }()
 		_, _, _ = g.Do(context.Background(), "k", func() (int, error) { <-release; panic("boom") })
 	}()
-	eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
+	testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
 	waitErr := make(chan error, 1)
 	go func() {
 		_, _, err := g.Do(context.Background(), "k", func() (int, error) { return 1, nil })
 		waitErr <- err
 	}()
-	eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
 	close(release)
 	assert.Equal(t, "boom", <-panicked)
 	assert.ErrorIs(t, <-waitErr, ErrPanicked)
@@ -139,11 +131,11 @@ func TestWaiterStopsWhenItsContextEnds(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	go func() { _, _, _ = g.Do(context.Background(), "k", func() (int, error) { <-release; return 1, nil }) }()
-	eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
+	testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { _, _, err := g.Do(ctx, "k", func() (int, error) { return 2, nil }); errc <- err }()
-	eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
+	testkit.Eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
 	cancel()
 	assert.ErrorIs(t, <-errc, context.Canceled)
 	assert.Zero(t, g.Waiting())
