@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,40 +12,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/keys"
 )
 
 // deadline bounds every wait in these tests, so a deadlock fails instead of
 // hanging.
 const deadline = 10 * time.Second
-
-// gate is a template function for a block's body: it counts its calls and,
-// while armed, blocks until want other goroutines wait for the render it is
-// part of, then returns fail (nil for success).
-type gate struct {
-	fc    *fragment.Cache
-	calls atomic.Int64
-	armed atomic.Bool
-	want  int
-	fail  error
-}
-
-func (g *gate) call() (string, error) {
-	g.calls.Add(1)
-	if g.armed.Load() {
-		stop := time.Now().Add(deadline)
-		for g.fc.Stats().Waiting < uint64(g.want) {
-			if time.Now().After(stop) {
-				return "", errors.New("gate: timed out waiting for the other renders")
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	if g.fail != nil {
-		return "", g.fail
-	}
-	return "body", nil
-}
 
 func TestStampedeRendersOnce(t *testing.T) {
 	const n = 32
@@ -62,9 +34,9 @@ func TestStampedeRendersOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fc, simple := newCache(fragment.Options{})
 			tpl := fromString(t, newSet(t), `<p>{% cache 300, "hot" %}{{ gate() }}{% endcache %}</p>`)
-			g := &gate{fc: fc, want: n - 1, fail: tc.fail}
-			g.armed.Store(true)
-			data := With(context.Background(), fc, pongo2.Context{"gate": g.call})
+			g := &testkit.Gate{Waiting: func() uint64 { return fc.Stats().Waiting }, Want: n - 1, Fail: tc.fail}
+			g.Armed.Store(true)
+			data := With(context.Background(), fc, pongo2.Context{"gate": g.Call})
 
 			outs := make([]string, n)
 			errs := make([]error, n)
@@ -84,7 +56,7 @@ func TestStampedeRendersOnce(t *testing.T) {
 				t.Fatal("renders did not return: deadlock")
 			}
 
-			assert.Equal(t, int64(1), g.calls.Load(), "body evaluations")
+			assert.Equal(t, int64(1), g.Calls.Load(), "body evaluations")
 			st := fc.Stats()
 			assert.Equal(t, uint64(1), st.Renders)
 			assert.Equal(t, uint64(n-1), st.Waits)
@@ -105,8 +77,8 @@ func TestStampedeRendersOnce(t *testing.T) {
 			}
 			assert.Zero(t, simple.Len(), "a failed render was stored")
 
-			g.armed.Store(false)
-			g.fail = nil // no goroutine uses g now
+			g.Armed.Store(false)
+			g.Fail = nil // no goroutine uses g now
 			out, err := tpl.Execute(data)
 			require.NoError(t, err)
 			assert.Equal(t, "<p>body</p>", out)
