@@ -1,15 +1,18 @@
 # Targets: test (installs missing server packages when root, then runs every
-# test with the race detector against real servers), bench, lint.
+# test with the race detector against real servers; fuzz seeds under
+# testdata/fuzz run as ordinary tests), fuzz, bench, lint.
 
 GO        ?= go
 PKGS      ?= ./...
 BENCH     ?= .
 BENCHTIME ?=
+FUZZTIME  ?= 30s
 
-.PHONY: help test test-deps bench lint
+.PHONY: help test test-deps fuzz bench lint
 
 help:
 	@echo "make test       install missing test servers (as root), then go test -race against them"
+	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x)"
 	@echo "make lint       gofmt, go vet, staticcheck"
 
@@ -18,6 +21,18 @@ test: test-deps
 
 test-deps:
 	.ci/install-test-deps.sh
+
+# fuzz runs each Fuzz function of every package on its own (go test -fuzz
+# takes one target at a time); a crasher is written under that package's
+# testdata/fuzz and then replays in make test.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -c6-); do \
+			echo "== $$pkg $$fn ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime '$(BENCHTIME)') $(PKGS)
