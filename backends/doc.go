@@ -16,12 +16,28 @@
 // any backend sees it.
 //
 // Values are stored in a small envelope so that every backend agrees on the
-// bytes: integers as bare decimal text (so Inc and Dec work on values written
-// by Set, and map to atomic server commands such as Redis INCRBY), strings and
-// byte slices verbatim behind a one-byte marker, and everything else as '!'
-// followed by codec bytes (msgpack by default). No codec decodes into types
-// chosen by the stored bytes, so cache contents are treated as untrusted
-// input, never as code (unlike Python's pickle).
+// bytes, and so that what other programs wrote reads back as they wrote it:
+//
+//   - an integer (every int and uint kind) is bare decimal text, so Inc and
+//     Dec work on values written by Set and map to atomic server commands
+//     (Redis INCRBY, memcached incr);
+//   - a string is the byte 0xF5 followed by its bytes, a []byte is 0xF6
+//     followed by its bytes, and any other value is 0xF7 followed by codec
+//     bytes (msgpack by default). 0xF5–0xF7 never occur in valid UTF-8, so
+//     no text another program wrote is taken for one of these;
+//   - a value starting with '!' is the marker of a pickle written by
+//     Flask-Caching (cachelib): it is never decoded, Get reports an error
+//     wrapping [ErrDecode], and callers such as fragment and memoize treat
+//     it as a miss and log it;
+//   - anything else is foreign (a raw SET from redis-cli, another
+//     language's cache) and reads back byte for byte into a string or a
+//     []byte, and through [Value.Text].
+//
+// Cache contents are untrusted input. No codec decodes into types chosen by
+// the stored bytes, so a value is never code (unlike Python's pickle), and
+// msgpack decoding is bounded: a value of N bytes never makes the decoder
+// allocate much more than the destination needs for N bytes of data, nor
+// panic, whatever the bytes (see [MsgpackCodec.Unmarshal]).
 //
 // Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
 // stopping at the first missing key, never-expiring entries evicted first,

@@ -552,7 +552,7 @@ func TestRedisOpenFromSettings(t *testing.T) {
 				require.NoError(t, db.Select(ctx, tt.wantDB).Err())
 				v, err := db.Get(ctx, cfg.KeyPrefix+"k").Result()
 				require.NoError(t, err, "the value is not in database %d", tt.wantDB)
-				assert.Equal(t, "sv", v, "stored envelope")
+				assert.Equal(t, "\xf5v", v, "stored envelope: 0xF5 + the string")
 			}
 			require.NoError(t, c.Clear(ctx))
 			has, err := c.Has(ctx, "k")

@@ -128,7 +128,7 @@ func TestOpenAppliesTheFrontendSettings(t *testing.T) {
 	raw, found, err := f.Get(ctx, "app_doc")
 	require.NoError(t, err)
 	require.True(t, found)
-	assert.Equal(t, `!{"a":1}`, string(raw), "cfg.Codec encodes values")
+	assert.Equal(t, "\xf7{\"a\":1}", string(raw), "cfg.Codec encodes values")
 }
 
 func TestOpenSimpleCacheUsesTheThreshold(t *testing.T) {

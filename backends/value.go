@@ -2,19 +2,27 @@ package backends
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
+	"unicode/utf8"
 )
 
 // Stored values carry a one-byte envelope so that every backend agrees on the
-// bytes. Integers are bare decimal text (first byte a digit or '-'), which is
-// what Redis INCRBY and memcached incr operate on; Flask's cachelib uses the
-// same convention, with '!' before codec bytes.
+// bytes, and so that values other programs wrote read back as they are.
+// Integers are bare decimal text, which is what Redis INCRBY and memcached
+// incr operate on. Strings, byte slices and codec values start with a byte
+// that never occurs in valid UTF-8 (0xF5–0xF7 would begin code points above
+// U+10FFFF), so no text another program wrote can be taken for one of them.
+// A value starting with '!' is cachelib's (Flask-Caching's) marker for a
+// pickle: it is not ours, and reading it is an error rather than a guess.
+// Anything else is foreign and reads back byte for byte.
 const (
-	markCodec  = '!' // '!' + codec bytes
-	markString = 's' // 's' + UTF-8 text, for string values
-	markBytes  = 'b' // 'b' + raw bytes, for []byte values
+	markString = 0xF5 // 0xF5 + UTF-8 text, for string values
+	markBytes  = 0xF6 // 0xF6 + raw bytes, for []byte values
+	markCodec  = 0xF7 // 0xF7 + codec bytes, for everything else
+	markPickle = '!'  // cachelib's '!' + pickle: not ours
 )
 
 // encode turns v into stored bytes.
@@ -55,6 +63,42 @@ func encode(codec Codec, v any) ([]byte, error) {
 	return out, nil
 }
 
+// kind is what a stored value holds, read from its envelope.
+type kind uint8
+
+const (
+	kindMiss    kind = iota
+	kindString       // stored by Set from a string
+	kindBytes        // stored by Set from a []byte
+	kindCodec        // stored by Set through the codec
+	kindInteger      // decimal text within int64 or uint64 range
+	kindPickle       // cachelib's '!' + pickle
+	kindForeign      // anything else: bytes another program wrote
+)
+
+func (v Value) kind() kind {
+	switch {
+	case v.data == nil:
+		return kindMiss
+	case len(v.data) == 0:
+		return kindForeign
+	}
+	switch v.data[0] {
+	case markString:
+		return kindString
+	case markBytes:
+		return kindBytes
+	case markCodec:
+		return kindCodec
+	case markPickle:
+		return kindPickle
+	}
+	if isInteger(v.data) {
+		return kindInteger
+	}
+	return kindForeign
+}
+
 // Value is one stored value as returned by [Cache.GetValue], [Cache.GetMany]
 // and [Cache.GetDict]. The zero Value is a miss.
 type Value struct {
@@ -65,49 +109,61 @@ type Value struct {
 // Found reports whether the key held a live entry.
 func (v Value) Found() bool { return v.data != nil }
 
-// Bytes returns the text of a string or []byte value without copying it. The
-// slice shares memory with the backend and must not be modified. An integer
-// value gives its decimal text. A miss gives nil, false.
-func (v Value) Bytes() (b []byte, ok bool) {
-	if len(v.data) == 0 {
-		return nil, false
-	}
-	switch v.data[0] {
-	case markString, markBytes:
+// Text returns the text of a value stored from a string or a []byte, or of
+// a value another program wrote (foreign bytes), without copying it: what a
+// template fragment is. The slice shares memory with the backend and must
+// not be modified. An integer, a codec value, cachelib's pickle and a miss
+// give nil, false.
+func (v Value) Text() (b []byte, ok bool) {
+	switch v.kind() {
+	case kindString, kindBytes:
 		return v.data[1:], true
-	case markCodec:
-		return nil, false
+	case kindForeign:
+		return v.data, true
 	}
-	return v.data, true
+	return nil, false
+}
+
+// Bytes is Text, but an integer gives its decimal text too.
+func (v Value) Bytes() (b []byte, ok bool) {
+	if v.kind() == kindInteger {
+		return v.data, true
+	}
+	return v.Text()
 }
 
 // Decode stores the value into dst, which must be a non-nil pointer.
 // Integers decode into any integer or float kind (range-checked), into a
 // string or []byte as their decimal text, and into `any` as int64 (uint64
 // above MaxInt64). Strings and byte slices decode into string, []byte or
-// `any` (as the type they were stored with). Other values go through the
-// cache's codec. Every failure, including a miss and a dst that is not a
-// non-nil pointer, is an error wrapping ErrDecode.
+// `any` (as the type they were stored with). Foreign bytes, written by
+// another program, decode byte for byte into string or []byte, and into
+// `any` as a string when they are valid UTF-8, a []byte otherwise. Codec
+// values go through the cache's codec. A value starting with '!' (a pickle
+// Flask-Caching wrote) is never decoded. Every failure, including a miss
+// and a dst that is not a non-nil pointer, is an error wrapping ErrDecode.
 func (v Value) Decode(dst any) error {
-	if v.data == nil {
+	k := v.kind()
+	if k == kindMiss {
 		return fmt.Errorf("%w: no value (cache miss)", ErrDecode)
 	}
 	if rv := reflect.ValueOf(dst); rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("%w: destination %T is not a non-nil pointer", ErrDecode, dst)
 	}
-	if len(v.data) == 0 {
-		return fmt.Errorf("%w: empty stored value", ErrDecode)
-	}
 	var err error
-	switch v.data[0] {
-	case markCodec:
+	switch k {
+	case kindCodec:
 		err = v.codec.Unmarshal(v.data[1:], dst)
-	case markString:
-		err = decodeText(v.data[1:], dst, true)
-	case markBytes:
-		err = decodeText(v.data[1:], dst, false)
-	default:
+	case kindString:
+		err = decodeText(v.data[1:], dst, kindString)
+	case kindBytes:
+		err = decodeText(v.data[1:], dst, kindBytes)
+	case kindForeign:
+		err = decodeText(v.data, dst, kindForeign)
+	case kindInteger:
 		err = decodeInt(v.data, dst)
+	case kindPickle:
+		err = errors.New("stored value starts with '!', a Flask-Caching (cachelib) pickle, which fragcache never reads")
 	}
 	if err != nil {
 		return fmt.Errorf("%w into %T: %w", ErrDecode, dst, err)
@@ -115,22 +171,50 @@ func (v Value) Decode(dst any) error {
 	return nil
 }
 
-func decodeText(b []byte, dst any, isString bool) error {
+func decodeText(b []byte, dst any, k kind) error {
 	switch d := dst.(type) {
 	case *string:
 		*d = string(b)
 	case *[]byte:
-		*d = bytes.Clone(b) // non-nil even when empty: a found value is never nil
+		*d = bytes.Clone(b)
+		if *d == nil {
+			*d = []byte{} // a found value is never nil
+		}
 	case *any:
-		if isString {
+		if k == kindString || k == kindForeign && utf8.Valid(b) {
 			*d = string(b)
 		} else {
-			*d = bytes.Clone(b)
+			*d = append([]byte{}, b...)
 		}
 	default:
-		return fmt.Errorf("stored value is a %s", map[bool]string{true: "string", false: "[]byte"}[isString])
+		return fmt.Errorf("stored value is a %s", map[kind]string{kindString: "string", kindBytes: "[]byte", kindForeign: "foreign byte string"}[k])
 	}
 	return nil
+}
+
+// isInteger reports whether b is decimal text ('-'? digit+) of a number
+// that fits an int64 or a uint64, without allocating: fragment hits ask.
+func isInteger(b []byte) bool {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for len(b) > 1 && b[0] == '0' {
+		b = b[1:]
+	}
+	limit := "18446744073709551615" // MaxUint64
+	if neg {
+		limit = "9223372036854775808" // -MinInt64
+	}
+	return len(b) < len(limit) || len(b) == len(limit) && string(b) <= limit
 }
 
 func decodeInt(b []byte, dst any) error {

@@ -73,8 +73,8 @@ func TestStringsAndBytesRoundTripVerbatim(t *testing.T) {
 		t.Run(fmt.Sprintf("%q", text), func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, "str", text))
 			require.NoError(t, c.Set(ctx, "bin", []byte(text)))
-			assert.Equal(t, "s"+text, string(rawGet(t, s, "str")), "a string is 's' + its text")
-			assert.Equal(t, "b"+text, string(rawGet(t, s, "bin")), "a []byte is 'b' + its bytes")
+			assert.Equal(t, "\xf5"+text, string(rawGet(t, s, "str")), "a string is 0xF5 + its text")
+			assert.Equal(t, "\xf6"+text, string(rawGet(t, s, "bin")), "a []byte is 0xF6 + its bytes")
 
 			var str string
 			_, err := c.Get(ctx, "str", &str)
@@ -251,7 +251,7 @@ func TestCodecBlobWithAnUnknownExtensionTypeIsErrDecode(t *testing.T) {
 	c, s := rawCache(backends.Options{})
 	// fixext1 with application type 42: msgpack would instantiate whatever
 	// Go type was registered for 42; nothing is, so it must fail cleanly.
-	require.NoError(t, s.Set(ctx, "k", []byte("!\xd4\x2a\x00"), 0))
+	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x2a\x00"), 0))
 	var got any
 	_, err := c.Get(ctx, "k", &got)
 	assert.ErrorIs(t, err, backends.ErrDecode)
@@ -266,7 +266,7 @@ func TestJSONCodecIsPluggable(t *testing.T) {
 
 	want, err := json.Marshal(p)
 	require.NoError(t, err)
-	assert.Equal(t, "!"+string(want), string(rawGet(t, s, "p")), "'!' + the codec's bytes")
+	assert.Equal(t, "\xf7"+string(want), string(rawGet(t, s, "p")), "0xF7 + the codec's bytes")
 
 	var got decodePoint
 	_, err = c.Get(ctx, "p", &got)
@@ -301,21 +301,21 @@ type decodeLists struct {
 func TestCorruptCodecBytesAreErrDecodeNotACrash(t *testing.T) {
 	deep := strings.Repeat("\x91", 20000) + "\x01" // 20000 nested one-element arrays
 	corrupt := []struct{ name, raw string }{
-		{"no codec bytes", "!"},
-		{"reserved byte", "!\xc1"},
-		{"array shorter than declared", "!\x92\x01"},
-		{"array32 declaring 4 billion items", "!\xdd\xff\xff\xff\xff"},
-		{"array32 declaring more items than bytes", "!\xdd\x00\x00\x01\x00\x01\x01\x01"},
-		{"map32 declaring 4 billion entries", "!\xdf\xff\xff\xff\xff"},
-		{"map16 declaring more entries than bytes", "!\xde\xff\xff\xa1a\x01"},
-		{"str32 declaring 4 billion bytes", "!\xdb\xff\xff\xff\xff"},
-		{"bin32 declaring 4 billion bytes", "!\xc6\xff\xff\xff\xff"},
-		{"ext32 declaring 4 billion bytes", "!\xc9\xff\xff\xff\xff\x05"},
-		{"truncated float64", "!\xcb\x00\x00"},
-		{"field value missing", "!\x81\xa1L"},
-		{"list field declaring 4 billion items", "!\x81\xa1L\xdd\xff\xff\xff\xff"},
-		{"map field declaring 4 billion entries", "!\x81\xa1M\xdf\xff\xff\xff\xff"},
-		{"nesting too deep", "!" + deep},
+		{"no codec bytes", "\xf7"},
+		{"reserved byte", "\xf7\xc1"},
+		{"array shorter than declared", "\xf7\x92\x01"},
+		{"array32 declaring 4 billion items", "\xf7\xdd\xff\xff\xff\xff"},
+		{"array32 declaring more items than bytes", "\xf7\xdd\x00\x00\x01\x00\x01\x01\x01"},
+		{"map32 declaring 4 billion entries", "\xf7\xdf\xff\xff\xff\xff"},
+		{"map16 declaring more entries than bytes", "\xf7\xde\xff\xff\xa1a\x01"},
+		{"str32 declaring 4 billion bytes", "\xf7\xdb\xff\xff\xff\xff"},
+		{"bin32 declaring 4 billion bytes", "\xf7\xc6\xff\xff\xff\xff"},
+		{"ext32 declaring 4 billion bytes", "\xf7\xc9\xff\xff\xff\xff\x05"},
+		{"truncated float64", "\xf7\xcb\x00\x00"},
+		{"field value missing", "\xf7\x81\xa1L"},
+		{"list field declaring 4 billion items", "\xf7\x81\xa1L\xdd\xff\xff\xff\xff"},
+		{"map field declaring 4 billion entries", "\xf7\x81\xa1M\xdf\xff\xff\xff\xff"},
+		{"nesting too deep", "\xf7" + deep},
 	}
 	dsts := []func() any{
 		func() any { return new(any) },
@@ -399,6 +399,8 @@ func TestValueBytesOfEachKind(t *testing.T) {
 		{"an integer gives its decimal text", -5, []byte("-5"), true},
 		{"an empty string gives an empty slice", "", []byte{}, true},
 		{"codec bytes give nothing", decodePoint{}, nil, false},
+		{"a string gives its text", "text", []byte("text"), true},
+		{"a []byte gives its bytes", []byte{0xf7, 1}, []byte{0xf7, 1}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -409,6 +411,16 @@ func TestValueBytesOfEachKind(t *testing.T) {
 			b, ok := v.Bytes()
 			assert.Equal(t, tt.ok, ok)
 			assert.Equal(t, tt.want, b)
+
+			// Text is Bytes without integers: a fragment is never a number.
+			text, ok := v.Text()
+			if isInt := tt.name == "an integer gives its decimal text"; isInt {
+				assert.False(t, ok, "Text of an integer")
+				assert.Nil(t, text)
+			} else {
+				assert.Equal(t, tt.ok, ok, "Text")
+				assert.Equal(t, tt.want, text, "Text")
+			}
 		})
 	}
 	t.Run("a miss gives nothing", func(t *testing.T) {
@@ -418,7 +430,51 @@ func TestValueBytesOfEachKind(t *testing.T) {
 		b, ok := v.Bytes()
 		assert.False(t, ok)
 		assert.Nil(t, b)
+		b, ok = v.Text()
+		assert.False(t, ok)
+		assert.Nil(t, b)
 	})
+}
+
+// Decimal text is an integer only within int64 or uint64 range, as
+// strconv reads it; beyond, or with a sign strconv would accept but
+// INCRBY would not, it is foreign text and reads back as it is.
+func TestIntegerTextAtTheEdgesOfItsRange(t *testing.T) {
+	tests := []struct {
+		raw  string
+		want any // what it decodes to in `any`
+	}{
+		{"0", int64(0)},
+		{"-0", int64(0)},
+		{"007", int64(7)},
+		{"9223372036854775807", int64(math.MaxInt64)},
+		{"9223372036854775808", uint64(math.MaxInt64) + 1},
+		{"18446744073709551615", uint64(math.MaxUint64)},
+		{"000000000000000000018446744073709551615", uint64(math.MaxUint64)},
+		{"18446744073709551616", "18446744073709551616"},
+		{"-9223372036854775808", int64(math.MinInt64)},
+		{"-9223372036854775809", "-9223372036854775809"},
+		{"+5", "+5"},
+		{"-", "-"},
+		{"1_000", "1_000"},
+		{"٣", "٣"}, // an Arabic-Indic digit: not decimal for INCRBY either
+	}
+	ctx := context.Background()
+	c, s := rawCache(backends.Options{})
+	for _, tt := range tests {
+		t.Run(tt.raw, func(t *testing.T) {
+			require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), 0))
+			var got any
+			_, err := c.Get(ctx, "k", &got)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+			v, err := c.GetValue(ctx, "k")
+			require.NoError(t, err)
+			_, isText := v.Text()
+			_, isString := tt.want.(string)
+			assert.Equal(t, isString, isText, "Text is for text, never for an integer")
+		})
+	}
 }
 
 type fuzzTarget struct {

@@ -341,7 +341,7 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 }
 
 func TestMissStoredByAnotherRenderBeforeTheFlightIsNotRenderedAgain(t *testing.T) {
-	backend := &lateStoreBackend{Simple: backends.NewSimple(0), value: []byte("bstored elsewhere")}
+	backend := &lateStoreBackend{Simple: backends.NewSimple(0), value: []byte("\xf6stored elsewhere")}
 	c := New(backends.New(backend, backends.Options{}), Options{})
 	body, calls := countingBody("rendered here")
 

@@ -90,6 +90,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backends.Backend, opts Opti
 		{"Get", s.testGetMiss},
 		{"RoundTrip", s.testRoundTrip},
 		{"Overwrite", s.testOverwrite},
+		{"Foreign", s.testForeign},
 		{"LargeValues", s.testLargeValues},
 		{"InvalidTimeouts", s.testInvalidTimeouts},
 		{"Timeouts", s.testTimeouts},

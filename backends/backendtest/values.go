@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
 )
 
 // record is a struct value that goes through the codec.
@@ -53,6 +55,47 @@ var roundTrips = []struct {
 	{"bool", true},
 	{"float", 2.5},
 	{"nil", nil},
+}
+
+// foreignValues are bytes another program (redis-cli, a Python app) may
+// write under a key: text whose first byte older envelopes took for their
+// markers, text that only looks like an integer, binary and empty values.
+var foreignValues = []string{"bacon", "spam", "sausage", "", "héllo, 世界", "1.5", "12abc", "\x00\x01binary\xff"}
+
+func (s *suite) testForeign(t *testing.T) {
+	s.runRules(t, []rule{
+		{"a value written through Backend.Set reads back byte-identical into string, []byte and Text", func(t *testing.T, e *env) {
+			for i, raw := range foreignValues {
+				key := fmt.Sprint("foreign ", i)
+				require.NoError(t, e.b.Set(e.ctx, key, []byte(raw), 0))
+				var str string
+				found, err := e.c.Get(e.ctx, key, &str)
+				require.NoError(t, err, "Get(%q) of %q", key, raw)
+				require.True(t, found, "Get(%q)", key)
+				assert.Equal(t, raw, str, "Get into string")
+				var bin []byte
+				_, err = e.c.Get(e.ctx, key, &bin)
+				require.NoError(t, err)
+				assert.Equal(t, []byte(raw), bin, "Get into []byte")
+				v, err := e.c.GetValue(e.ctx, key)
+				require.NoError(t, err)
+				text, ok := v.Text()
+				assert.True(t, ok, "Text of %q", raw)
+				assert.Equal(t, raw, string(text), "Text")
+			}
+		}},
+		{"a value starting with '!' (Flask's pickle) is ErrDecode, not text", func(t *testing.T, e *env) {
+			require.NoError(t, e.b.Set(e.ctx, "pickle", []byte("!\x80\x04K*."), 0))
+			var str string
+			found, err := e.c.Get(e.ctx, "pickle", &str)
+			assert.ErrorIs(t, err, backends.ErrDecode)
+			assert.False(t, found)
+			v, err := e.c.GetValue(e.ctx, "pickle")
+			require.NoError(t, err)
+			_, ok := v.Text()
+			assert.False(t, ok, "Text of a pickle")
+		}},
+	})
 }
 
 func (s *suite) testGetMiss(t *testing.T) {
