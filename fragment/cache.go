@@ -3,6 +3,7 @@ package fragment
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -119,8 +120,10 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Render executes one block: it writes the stored fragment on a hit, and
 // on a miss calls body to render it into a buffer, stores the result and
-// writes it. A stored value that is not text (an integer or a codec-encoded
-// value app code wrote under the key) is a miss and gets overwritten. Errors
+// writes it. Text another program stored under the key is served as it is;
+// a stored value that is not text (an integer or a codec-encoded value app
+// code wrote, a pickle Flask-Caching wrote) is a logged miss and gets
+// overwritten. Errors
 // about the call itself (a bad timeout or key value, a re-entered fragment)
 // are *SiteError naming the block's position; an error from body is
 // returned as body returned it, and nothing is stored.
@@ -150,10 +153,13 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		}
 		return body(w)
 	}
-	if b, ok := storedText(v); ok {
+	if b, ok := v.Text(); ok {
 		c.hits.Add(1)
 		_, err := w.Write(b)
 		return err
+	}
+	if v.Found() {
+		c.notText(call.Site, key, v)
 	}
 	c.misses.Add(1)
 
@@ -163,7 +169,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if b, ok := storedText(v); ok {
+			if b, ok := v.Text(); ok {
 				servedByOther = true
 				return bytes.Clone(b), nil
 			}
@@ -207,41 +213,18 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	return err
 }
 
-// storedText returns the fragment held in v. A value no block could have
-// stored (an integer or a codec-encoded value that app code wrote under the
-// key) counts as absent, so the render overwrites it.
-func storedText(v backends.Value) ([]byte, bool) {
-	b, ok := v.Bytes()
-	if !ok || !v.Found() {
-		return nil, false
+// notText logs a value under a block's key that no block could have stored
+// (an integer or a codec value app code wrote, a pickle Flask-Caching
+// wrote): it counts as absent, and the render overwrites it, so the report
+// comes once per such value.
+func (c *Cache) notText(site *Site, key string, v backends.Value) {
+	var s string
+	err := v.Decode(&s)
+	if err == nil {
+		err = errors.New("the stored value is an integer")
 	}
-	if isDecimal(b) {
-		// Bytes also gives a stored integer's decimal text. Only an
-		// integer decodes into a float64; text is refused. This costs an
-		// allocation, but only for fragments that are a bare number.
-		var f float64
-		if v.Decode(&f) == nil {
-			return nil, false
-		}
-	}
-	return b, true
-}
-
-// isDecimal reports whether b is an optionally negative run of digits, the
-// form in which backends store integers.
-func isDecimal(b []byte) bool {
-	if len(b) > 0 && b[0] == '-' {
-		b = b[1:]
-	}
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	c.opts.Logger.Warn("fragcache: value under a fragment's key is not a fragment, rendering over it",
+		"site", site.String(), "key", key, "err", err)
 }
 
 // blockKey builds the backend key of a call in one allocation.
