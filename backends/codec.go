@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -48,10 +49,10 @@ func (MsgpackCodec) Marshal(v any) ([]byte, error) {
 	return bytes.Clone(pe.buf.Bytes()), nil
 }
 
-// pooledDecoder keeps the reader with its decoder, which saves an allocation
-// per Unmarshal.
+// pooledDecoder keeps the reader and the ext payload offsets with their
+// decoder, which saves allocations per Unmarshal.
 type pooledDecoder struct {
-	r   bytes.Reader
+	r   guardedReader
 	dec *msgpack.Decoder
 }
 
@@ -60,31 +61,108 @@ var msgpackDecoders = sync.Pool{New: func() any {
 }}
 
 // Unmarshal decodes msgpack data into v, which must be a non-nil pointer.
-// The data is checked first: msgpack/v5 sizes slices and maps from the
-// lengths the data declares, so five corrupt bytes claiming four billion
-// elements would otherwise exhaust memory, a fatal error rather than a
-// panic. One gap remains: msgpack/v5 sizes a map[string]any destination
-// itself after skipping an ext header, whose payload this check cannot see
-// into; decode untrusted data into `any` or a struct without such fields.
-func (MsgpackCodec) Unmarshal(data []byte, v any) error {
-	if err := checkMsgpack(data); err != nil {
+// Cache contents are untrusted, and msgpack/v5 (v5.4.1) sizes slices and
+// maps from the lengths the data declares, so decoding is bounded in three
+// ways, which together keep what decoding N bytes allocates proportional
+// to N (README's security section gives the measured bound):
+//
+//   - checkMsgpack walks the data first and rejects any container that
+//     declares more items than the bytes left could hold, trailing bytes,
+//     and nesting deeper than 10,000;
+//   - where msgpack expects a map and finds an ext value, it skips the ext
+//     header and reads the ext's payload as a map header that the walk
+//     never saw (seven bytes could declare four billion entries). The
+//     reader the decoder reads from refuses to hand out an ext payload's
+//     first byte as a type code, which only that skip does: ext values are
+//     otherwise read as whole payloads;
+//   - msgpack panics on some inputs (nil where a time.Time is expected
+//     calls reflect.Value.IsNil on a struct); a panic becomes an error.
+//
+// A custom ext decoder registered with msgpack must read its payload with
+// Decoder.ReadFull (as RegisterExt does), not as msgpack values.
+func (MsgpackCodec) Unmarshal(data []byte, v any) (err error) {
+	pd := msgpackDecoders.Get().(*pooledDecoder)
+	if err := checkMsgpack(data, &pd.r.payloads); err != nil {
+		msgpackDecoders.Put(pd)
 		return err
 	}
-	pd := msgpackDecoders.Get().(*pooledDecoder)
 	defer func() {
-		pd.r.Reset(nil) // do not pin data from the pool
+		if p := recover(); p != nil {
+			// The decoder's state is unknown after a panic: drop it.
+			err = fmt.Errorf("msgpack: decoder panicked: %v", p)
+			return
+		}
+		pd.r.reset(nil) // do not pin data from the pool
 		msgpackDecoders.Put(pd)
 	}()
-	pd.r.Reset(data)
+	pd.r.reset(data)
 	pd.dec.Reset(&pd.r)
 	pd.dec.UseLooseInterfaceDecoding(true)
 	pd.dec.SetMapDecoder(decodeLooseMap)
 	return pd.dec.Decode(v)
 }
 
+// guardedReader reads msgpack data for the decoder and refuses to give the
+// first byte of an ext payload as a type code (ReadByte): msgpack reads
+// ext payloads in one piece (Read), except when it expects a map and skips
+// an ext header to read the payload as one.
+type guardedReader struct {
+	data     []byte
+	off      int
+	payloads []int // offsets of non-empty ext payloads, ascending
+	next     int   // index of the first payload offset >= off
+}
+
+func (r *guardedReader) reset(data []byte) {
+	r.data, r.off, r.next = data, 0, 0
+	if data == nil {
+		r.payloads = r.payloads[:0]
+		if cap(r.payloads) > 1024 {
+			r.payloads = nil // a pooled reader keeps no large buffer
+		}
+	}
+}
+
+// Read reads bulk bytes: strings, binaries and ext payloads.
+func (r *guardedReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+// ReadByte reads a type code or a length byte.
+func (r *guardedReader) ReadByte() (byte, error) {
+	if r.off >= len(r.data) {
+		return 0, io.EOF
+	}
+	for r.next < len(r.payloads) && r.payloads[r.next] < r.off {
+		r.next++
+	}
+	if r.next < len(r.payloads) && r.payloads[r.next] == r.off {
+		return 0, fmt.Errorf("msgpack: ext value at offset %d where a map was expected", r.off)
+	}
+	c := r.data[r.off]
+	r.off++
+	return c, nil
+}
+
+// UnreadByte steps back one byte, as msgpack's code peeking does.
+func (r *guardedReader) UnreadByte() error {
+	if r.off == 0 {
+		return errors.New("msgpack: unread at the start of the data")
+	}
+	r.off--
+	for r.next > 0 && r.payloads[r.next-1] >= r.off {
+		r.next--
+	}
+	return nil
+}
+
 // decodeLooseMap is msgpack's own map[string]any decoding (under loose
-// interface decoding) with a bounded size hint: a map may follow an ext
-// header, whose payload checkMsgpack cannot look into.
+// interface decoding) with a bounded size hint, as a second guard.
 func decodeLooseMap(d *msgpack.Decoder) (any, error) {
 	n, err := d.DecodeMapLen()
 	if err != nil || n == -1 {
@@ -110,10 +188,13 @@ const maxMsgpackDepth = 10000
 var errMsgpackTruncated = errors.New("msgpack: data truncated")
 
 // checkMsgpack walks one msgpack value without decoding it and rejects data
-// whose declared lengths exceed what is left: every array element takes at
-// least one byte and every map entry two, so after this check no container
-// the decoder sizes from the data can outgrow the data itself.
-func checkMsgpack(b []byte) error {
+// whose declared lengths exceed what is left, and bytes after the value:
+// every array element takes at least one byte and every map entry two, so
+// after this check no container the decoder sizes from the data can outgrow
+// the data itself. It records in *payloads where each non-empty ext payload
+// starts, for guardedReader.
+func checkMsgpack(b []byte, payloads *[]int) error {
+	*payloads = (*payloads)[:0]
 	var open []int // items left in each enclosing array or map
 	pending := 1   // items still to read, at every level
 	i := 0
@@ -196,6 +277,9 @@ func checkMsgpack(b []byte) error {
 		if skip > uint64(len(b)-i) {
 			return errMsgpackTruncated
 		}
+		if isExt(c) && skip > 1 { // a type byte and a payload
+			*payloads = append(*payloads, i+1)
+		}
 		i += int(skip)
 		if items > 0 {
 			left := uint64(len(b) - i)
@@ -208,8 +292,14 @@ func checkMsgpack(b []byte) error {
 			}
 		}
 	}
+	if i != len(b) {
+		return fmt.Errorf("msgpack: %d bytes after the value", len(b)-i)
+	}
 	return nil
 }
+
+// isExt reports whether c starts an ext value (fixext or ext8/16/32).
+func isExt(c byte) bool { return c >= 0xd4 && c <= 0xd8 || c >= 0xc7 && c <= 0xc9 }
 
 // JSONCodec encodes values with encoding/json, for caches that other
 // languages read. Numbers decoded into `any` come back as float64.

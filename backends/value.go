@@ -153,7 +153,7 @@ func (v Value) Decode(dst any) error {
 	var err error
 	switch k {
 	case kindCodec:
-		err = v.codec.Unmarshal(v.data[1:], dst)
+		err = unmarshal(v.codec, v.data[1:], dst)
 	case kindString:
 		err = decodeText(v.data[1:], dst, kindString)
 	case kindBytes:
@@ -169,6 +169,18 @@ func (v Value) Decode(dst any) error {
 		return fmt.Errorf("%w into %T: %w", ErrDecode, dst, err)
 	}
 	return nil
+}
+
+// unmarshal runs the codec, turning a panic into an error: stored bytes
+// are untrusted, and a codec's bug must not take the process down with
+// them.
+func unmarshal(codec Codec, b []byte, dst any) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("codec %T panicked: %v", codec, p)
+		}
+	}()
+	return codec.Unmarshal(b, dst)
 }
 
 func decodeText(b []byte, dst any, k kind) error {
