@@ -61,6 +61,8 @@ var decodeDsts = []struct {
 	{"string", func() any { return new(string) }},
 	{"[]byte", func() any { return new([]byte) }},
 	{"map[string][]map[int]string", func() any { return new(map[string][]map[int]string) }},
+	{"[]map[string]string", func() any { return new([]map[string]string) }},
+	{"struct with a map[string][]int field", func() any { return new(struct{ M map[string][]int }) }},
 }
 
 // hostileValues are stored values (envelope included) that once crashed a
@@ -75,6 +77,11 @@ var hostileValues = []struct{ name, raw string }{
 	{"map field behind an ext header", "\xf7\x81\xa1M\xd4\x00\xdf\xff\xff\xff\xff"},
 	{"map in an array behind an ext header", "\xf7\x91\xd4\x00\xdf\xff\xff\xff\xff"},
 	{"empty ext before a map", "\xf7\x92\xc7\x00\x05\x80"},
+	{"one-byte ext payload read as a map32 header in an array", "\xf7\x92\xd4\x00\xdf\xce\xff\xff\xff\xff"},
+	{"one-byte ext payload read as a map32 header in a field", "\xf7\x82\xa1M\xd4\x00\xdf\xa1N\xcc\xff"},
+	{"two-byte ext payload read as a map16 header in a field", "\xf7\x82\xa1M\xd5\x00\xde\xff\xa1N\xcc\xff"},
+	{"one-byte ext payload read as a fixmap header", "\xf7\x82\xa1M\xd4\x00\x8f\xa1N\xc0"},
+	{"ext8 payload holding an array32 header", "\xf7\x92\xc7\x05\x00\x81\xa0\xdd\xff\xff\xc0"},
 	{"nil where a struct holds a time.Time", "\xf7\x92\xa1x\xc0"},
 	{"nil for a time.Time in a map", "\xf7\x82\xa4Name\xa1x\xa2At\xc0"},
 	{"trailing bytes after the value", "\xf7\xc0\xdf\xff\xff\xff\xff"},

@@ -49,7 +49,7 @@ func (MsgpackCodec) Marshal(v any) ([]byte, error) {
 	return bytes.Clone(pe.buf.Bytes()), nil
 }
 
-// pooledDecoder keeps the reader and the ext payload offsets with their
+// pooledDecoder keeps the reader (with its list of ext payloads) with its
 // decoder, which saves allocations per Unmarshal.
 type pooledDecoder struct {
 	r   guardedReader
@@ -67,19 +67,19 @@ var msgpackDecoders = sync.Pool{New: func() any {
 // to N (README's security section gives the measured bound):
 //
 //   - checkMsgpack walks the data first and rejects any container that
-//     declares more items than the bytes left could hold, trailing bytes,
-//     and nesting deeper than 10,000;
+//     declares more items than the bytes left could hold, bytes after the
+//     value, and nesting deeper than 10,000;
 //   - where msgpack expects a map and finds an ext value, it skips the ext
-//     header and reads the ext's payload as a map header that the walk
-//     never saw (seven bytes could declare four billion entries). The
-//     reader the decoder reads from refuses to hand out an ext payload's
-//     first byte as a type code, which only that skip does: ext values are
-//     otherwise read as whole payloads;
+//     header and reads the ext's payload as msgpack, which the walk never
+//     looked into (seven bytes could declare a map of four billion
+//     entries). The decoder reads through a guardedReader, which refuses
+//     the reads only that skip makes (see there);
 //   - msgpack panics on some inputs (nil where a time.Time is expected
 //     calls reflect.Value.IsNil on a struct); a panic becomes an error.
 //
-// A custom ext decoder registered with msgpack must read its payload with
-// Decoder.ReadFull (as RegisterExt does), not as msgpack values.
+// A custom ext decoder registered with msgpack must read its payload in
+// one piece with Decoder.ReadFull (as RegisterExt does), not as msgpack
+// values.
 func (MsgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	pd := msgpackDecoders.Get().(*pooledDecoder)
 	if err := checkMsgpack(data, &pd.r.payloads); err != nil {
@@ -102,19 +102,32 @@ func (MsgpackCodec) Unmarshal(data []byte, v any) (err error) {
 	return pd.dec.Decode(v)
 }
 
-// guardedReader reads msgpack data for the decoder and refuses to give the
-// first byte of an ext payload as a type code (ReadByte): msgpack reads
-// ext payloads in one piece (Read), except when it expects a map and skips
-// an ext header to read the payload as one.
+// extPayload is where an ext value's payload lies in the data: [start, end).
+type extPayload struct{ start, end int }
+
+// guardedReader gives msgpack's decoder the data (checked by checkMsgpack)
+// and refuses the reads that only its map-behind-an-ext skip makes. msgpack
+// reads a type code or a one-byte length with ReadByte and everything
+// longer with Read, and reads an ext payload in one of two ways: in one
+// piece with Read (times, RegisterExt types, skipping), or, when the
+// payload is a single byte (an interned-string index), with ReadByte. The
+// skip instead reads the payload's first byte as a map header with
+// ReadByte, then the map's length (map16, map32) with Read and its entries
+// as msgpack values. So the reader refuses ReadByte inside a payload,
+// except of a one-byte payload, and Read that starts inside a payload or
+// right after a one-byte payload read with ReadByte. What the skip can
+// still do, read a one-byte payload as a fixmap header, sizes a map of at
+// most 15 entries whose entries come from values the walk checked.
 type guardedReader struct {
 	data     []byte
 	off      int
-	payloads []int // offsets of non-empty ext payloads, ascending
-	next     int   // index of the first payload offset >= off
+	payloads []extPayload // non-empty ext payloads, ascending
+	next     int          // index of the first payload ending after off
+	afterOne int          // off after a one-byte payload read with ReadByte, else -1
 }
 
 func (r *guardedReader) reset(data []byte) {
-	r.data, r.off, r.next = data, 0, 0
+	r.data, r.off, r.next, r.afterOne = data, 0, 0, -1
 	if data == nil {
 		r.payloads = r.payloads[:0]
 		if cap(r.payloads) > 1024 {
@@ -123,26 +136,48 @@ func (r *guardedReader) reset(data []byte) {
 	}
 }
 
-// Read reads bulk bytes: strings, binaries and ext payloads.
+// payloadAt returns the payload that contains off, if any.
+func (r *guardedReader) payloadAt(off int) (extPayload, bool) {
+	for r.next < len(r.payloads) && r.payloads[r.next].end <= off {
+		r.next++
+	}
+	for r.next > 0 && r.payloads[r.next-1].end > off {
+		r.next--
+	}
+	if r.next < len(r.payloads) && r.payloads[r.next].start <= off {
+		return r.payloads[r.next], true
+	}
+	return extPayload{}, false
+}
+
+// Read reads bulk bytes: lengths, strings, binaries and ext payloads.
 func (r *guardedReader) Read(p []byte) (int, error) {
 	if r.off >= len(r.data) {
 		return 0, io.EOF
 	}
+	if r.off == r.afterOne {
+		return 0, fmt.Errorf("msgpack: map length read after the ext payload at offset %d", r.off-1)
+	}
+	if e, ok := r.payloadAt(r.off); ok && e.start != r.off {
+		return 0, fmt.Errorf("msgpack: read from inside the ext payload at offset %d", e.start)
+	}
+	r.afterOne = -1
 	n := copy(p, r.data[r.off:])
 	r.off += n
 	return n, nil
 }
 
-// ReadByte reads a type code or a length byte.
+// ReadByte reads a type code or a one-byte length or payload.
 func (r *guardedReader) ReadByte() (byte, error) {
 	if r.off >= len(r.data) {
 		return 0, io.EOF
 	}
-	for r.next < len(r.payloads) && r.payloads[r.next] < r.off {
-		r.next++
-	}
-	if r.next < len(r.payloads) && r.payloads[r.next] == r.off {
-		return 0, fmt.Errorf("msgpack: ext value at offset %d where a map was expected", r.off)
+	r.afterOne = -1
+	if e, ok := r.payloadAt(r.off); ok {
+		if e.start != r.off || e.end-e.start != 1 {
+			return 0, fmt.Errorf("msgpack: ext payload at offset %d read as msgpack values (an ext value where a map was expected)", e.start)
+		}
+		r.afterOne = r.off + 1
 	}
 	c := r.data[r.off]
 	r.off++
@@ -155,9 +190,7 @@ func (r *guardedReader) UnreadByte() error {
 		return errors.New("msgpack: unread at the start of the data")
 	}
 	r.off--
-	for r.next > 0 && r.payloads[r.next-1] >= r.off {
-		r.next--
-	}
+	r.afterOne = -1
 	return nil
 }
 
@@ -192,8 +225,8 @@ var errMsgpackTruncated = errors.New("msgpack: data truncated")
 // every array element takes at least one byte and every map entry two, so
 // after this check no container the decoder sizes from the data can outgrow
 // the data itself. It records in *payloads where each non-empty ext payload
-// starts, for guardedReader.
-func checkMsgpack(b []byte, payloads *[]int) error {
+// lies, for guardedReader.
+func checkMsgpack(b []byte, payloads *[]extPayload) error {
 	*payloads = (*payloads)[:0]
 	var open []int // items left in each enclosing array or map
 	pending := 1   // items still to read, at every level
@@ -278,7 +311,7 @@ func checkMsgpack(b []byte, payloads *[]int) error {
 			return errMsgpackTruncated
 		}
 		if isExt(c) && skip > 1 { // a type byte and a payload
-			*payloads = append(*payloads, i+1)
+			*payloads = append(*payloads, extPayload{i + 1, i + int(skip)})
 		}
 		i += int(skip)
 		if items > 0 {
