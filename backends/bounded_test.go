@@ -2,6 +2,7 @@ package backends_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"runtime"
@@ -183,4 +184,44 @@ func TestWellFormedTimesAndMapsStillDecode(t *testing.T) {
 			assert.Equal(t, want.H, got.H)
 		})
 	}
+}
+
+// FuzzDecode stores arbitrary bytes under a key and decodes them into every
+// destination type: no input may panic, fail with anything but ErrDecode,
+// or allocate more than decodeBudget of its size.
+func FuzzDecode(f *testing.F) {
+	for _, hv := range hostileValues {
+		f.Add([]byte(hv.raw))
+	}
+	wellFormed := []any{
+		decodePoint{1, 2, "p"}, map[string]any{"a": []any{int64(1), "x"}}, []int64{1, 2}, []string{"a"},
+		timeDoc{Name: "t", At: time.Unix(1700000000, 5)}, mapDoc{M: map[string]any{"k": time.Unix(0xdf000000, 0)}},
+		http.Header{"A": {"b"}}, map[int]int{1: 2}, map[string]string{"k": "v"},
+		decodeLists{L: []int64{1}, M: map[string]any{"x": nil}, S: []string{"s"}, P: []decodePoint{{X: 1}}},
+		[]internedName{{"interned"}, {"interned"}},
+	}
+	ctx := context.Background()
+	c, s := rawCache(backends.Options{})
+	for _, v := range wellFormed {
+		require.NoError(f, c.Set(ctx, "k", v))
+		f.Add(rawGet(f, s, "k"))
+	}
+	for _, v := range []any{"text", []byte("bytes"), 42, "bacon"} {
+		require.NoError(f, c.Set(ctx, "k", v))
+		f.Add(rawGet(f, s, "k"))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		require.NoError(t, s.Set(ctx, "k", raw, 0))
+		budget := decodeBudget(len(raw))
+		for _, dst := range decodeDsts {
+			d := dst.new()
+			var err error
+			if n := allocated(func() { _, err = c.Get(ctx, "k", d) }); n > budget {
+				t.Fatalf("decoding %d bytes into %s allocated %d bytes, more than %d", len(raw), dst.name, n, budget)
+			}
+			if err != nil && !errors.Is(err, backends.ErrDecode) {
+				t.Fatalf("decoding into %s: %v does not wrap ErrDecode", dst.name, err)
+			}
+		}
+	})
 }

@@ -25,7 +25,7 @@ func rawCache(opts backends.Options) (*backends.Cache, *backends.Simple) {
 	return backends.New(s, opts), s
 }
 
-func rawGet(t *testing.T, s *backends.Simple, key string) []byte {
+func rawGet(t testing.TB, s *backends.Simple, key string) []byte {
 	t.Helper()
 	b, found, err := s.Get(context.Background(), key)
 	require.NoError(t, err)
@@ -475,30 +475,4 @@ func TestIntegerTextAtTheEdgesOfItsRange(t *testing.T) {
 			assert.Equal(t, isString, isText, "Text is for text, never for an integer")
 		})
 	}
-}
-
-type fuzzTarget struct {
-	L []int64
-	S []string
-	P []decodePoint
-	A any
-	I map[string]int
-}
-
-// FuzzMsgpackCodecUnmarshal checks that no input makes decoding panic or
-// exhaust memory. (A map[string]any destination is left out: msgpack/v5
-// sizes it itself, see MsgpackCodec.Unmarshal.)
-func FuzzMsgpackCodecUnmarshal(f *testing.F) {
-	for _, v := range []any{decodePoint{1, 2, "p"}, map[string]any{"a": []any{1, "x"}}, []int{1, 2}, "s", time.Unix(0, 1)} {
-		b, err := msgpack.Marshal(v)
-		require.NoError(f, err)
-		f.Add(b)
-	}
-	f.Add([]byte("\xdd\xff\xff\xff\xff"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		var a any
-		_ = backends.MsgpackCodec{}.Unmarshal(data, &a)
-		var ft fuzzTarget
-		_ = backends.MsgpackCodec{}.Unmarshal(data, &ft)
-	})
 }

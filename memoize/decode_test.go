@@ -39,7 +39,7 @@ type event struct {
 // hostileEntries are stored entries (envelope included) that must be a
 // logged miss, never a crash or a large allocation.
 var hostileEntries = []struct {
-	name, raw string
+	name, raw  string
 	mapDecodes bool // into entry[map[string]any] it is a valid (stale) entry
 }{
 	// 22 bytes: {"v": "xxxxxxxx", "r": ext header hiding a map32 of 2^32-1}.
