@@ -158,10 +158,12 @@ func (r *guardedReader) Read(p []byte) (int, error) {
 	if r.off == r.afterOne {
 		return 0, fmt.Errorf("msgpack: map length read after the ext payload at offset %d", r.off-1)
 	}
-	if e, ok := r.payloadAt(r.off); ok && e.start != r.off {
-		return 0, fmt.Errorf("msgpack: read from inside the ext payload at offset %d", e.start)
+	if len(r.payloads) > 0 {
+		if e, ok := r.payloadAt(r.off); ok && e.start != r.off {
+			return 0, fmt.Errorf("msgpack: read from inside the ext payload at offset %d", e.start)
+		}
+		r.afterOne = -1
 	}
-	r.afterOne = -1
 	n := copy(p, r.data[r.off:])
 	r.off += n
 	return n, nil
@@ -172,12 +174,14 @@ func (r *guardedReader) ReadByte() (byte, error) {
 	if r.off >= len(r.data) {
 		return 0, io.EOF
 	}
-	r.afterOne = -1
-	if e, ok := r.payloadAt(r.off); ok {
-		if e.start != r.off || e.end-e.start != 1 {
-			return 0, fmt.Errorf("msgpack: ext payload at offset %d read as msgpack values (an ext value where a map was expected)", e.start)
+	if len(r.payloads) > 0 { // data without ext values needs no guard
+		r.afterOne = -1
+		if e, ok := r.payloadAt(r.off); ok {
+			if e.start != r.off || e.end-e.start != 1 {
+				return 0, fmt.Errorf("msgpack: ext payload at offset %d read as msgpack values (an ext value where a map was expected)", e.start)
+			}
+			r.afterOne = r.off + 1
 		}
-		r.afterOne = r.off + 1
 	}
 	c := r.data[r.off]
 	r.off++
