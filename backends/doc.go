@@ -34,10 +34,11 @@
 //     []byte, and through [Value.Text].
 //
 // Cache contents are untrusted input. No codec decodes into types chosen by
-// the stored bytes, so a value is never code (unlike Python's pickle), and
-// msgpack decoding is bounded: a value of N bytes never makes the decoder
-// allocate much more than the destination needs for N bytes of data, nor
-// panic, whatever the bytes (see [MsgpackCodec.Unmarshal]).
+// the stored bytes, so a value is never code (unlike Python's pickle); a
+// panic inside a codec is an [ErrDecode] error; and msgpack decoding is
+// bounded, so that decoding N stored bytes allocates at most 64 KiB + 64·N
+// bytes in the destination types the fuzz targets cover (see
+// [MsgpackCodec.Unmarshal] and README's security section).
 //
 // Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
 // stopping at the first missing key, never-expiring entries evicted first,
