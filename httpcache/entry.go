@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strings"
 	"time"
@@ -144,7 +143,7 @@ func headerSize(h http.Header) int {
 func checkHeader(h http.Header) error {
 	fields, size := 0, 0
 	for k, vs := range h {
-		if !validFieldName(k) || textproto.CanonicalMIMEHeaderKey(k) != k {
+		if !validFieldName(k) || !isCanonical(k) {
 			return fmt.Errorf("header field name %q is not a canonical token", k)
 		}
 		if slices.Contains(neverStored, k) || strings.HasPrefix(k, http.TrailerPrefix) {
@@ -200,24 +199,30 @@ func decodeEntryFields(b []byte) (*entry, error) {
 	if count > maxFields || count > uint64(len(rest))/3 {
 		return nil, fmt.Errorf("%d header fields", count)
 	}
+	if len(rest) > maxHeaderBytes+int(count)*2*binary.MaxVarintLen64 {
+		return nil, fmt.Errorf("header block of %d bytes", len(rest))
+	}
+	// One string for the whole block and one slice for all the values:
+	// names and values are parts of them, two allocations in all.
+	block := string(rest)
+	values := make([]string, count)
 	e.header = make(http.Header, count)
-	size := 0
-	for range count {
-		var k, v string
-		if k, rest, err = readString(rest); err != nil {
+	for i := range values {
+		var k string
+		if k, block, err = readString(block); err != nil {
 			return nil, err
 		}
-		if v, rest, err = readString(rest); err != nil {
+		if values[i], block, err = readString(block); err != nil {
 			return nil, err
 		}
-		size += len(k) + len(v)
-		e.header[k] = append(e.header[k], v)
+		if vs, ok := e.header[k]; ok {
+			e.header[k] = append(vs[:len(vs):len(vs)], values[i])
+		} else {
+			e.header[k] = values[i : i+1 : i+1]
+		}
 	}
-	if len(rest) != 0 {
-		return nil, fmt.Errorf("%d bytes after the header", len(rest))
-	}
-	if size > maxHeaderBytes {
-		return nil, fmt.Errorf("header of %d bytes", size)
+	if len(block) != 0 {
+		return nil, fmt.Errorf("%d bytes after the header", len(block))
 	}
 	if err := checkHeader(e.header); err != nil {
 		return nil, err
@@ -225,21 +230,30 @@ func decodeEntryFields(b []byte) (*entry, error) {
 	return e, nil
 }
 
-func readUvarint(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, nil, errors.New("truncated length")
+func readUvarint[T []byte | string](b T) (uint64, T, error) {
+	var v uint64
+	for i := range min(len(b), binary.MaxVarintLen64) {
+		c := b[i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				break // overflows 64 bits
+			}
+			return v, b[i+1:], nil
+		}
 	}
-	return v, b[n:], nil
+	return 0, b, errors.New("truncated or overlong length")
 }
 
-func readString(b []byte) (string, []byte, error) {
+// readString reads a length-prefixed string; from a string, the result
+// shares its memory.
+func readString[T []byte | string](b T) (string, T, error) {
 	n, b, err := readUvarint(b)
 	if err != nil {
-		return "", nil, err
+		return "", b, err
 	}
 	if n > uint64(len(b)) {
-		return "", nil, fmt.Errorf("string of %d bytes in %d", n, len(b))
+		return "", b, fmt.Errorf("string of %d bytes in %d", n, len(b))
 	}
 	return string(b[:n]), b[n:], nil
 }
@@ -306,6 +320,20 @@ func validFieldName(name string) bool {
 		if !isTokenChar(name[i]) {
 			return false
 		}
+	}
+	return true
+}
+
+// isCanonical reports whether the token name is in the form
+// textproto.CanonicalMIMEHeaderKey gives it (which allocates to find out).
+func isCanonical(name string) bool {
+	upper := true
+	for i := range len(name) {
+		c := name[i]
+		if upper && c >= 'a' && c <= 'z' || !upper && c >= 'A' && c <= 'Z' {
+			return false
+		}
+		upper = c == '-'
 	}
 	return true
 }

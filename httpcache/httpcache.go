@@ -280,7 +280,7 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 		}
 		if e != nil && !forced {
 			c.hits.Add(1)
-			c.serveEntry(w, r, e)
+			c.serveEntry(w, r, e, false)
 			return
 		}
 		if attempt == 0 {
@@ -306,7 +306,7 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 		}
 		if out.e != nil && c.waiterKey(primary, out, r) == out.key {
 			c.waits.Add(1)
-			c.serveEntry(w, r, out.e)
+			c.serveEntry(w, r, out.e, true)
 			return
 		}
 		if out.e == nil && !out.retry {
@@ -554,12 +554,15 @@ func (c *Cache) setHit(h http.Header, v string) {
 	}
 }
 
-// serveEntry writes a stored response, with its age. Its header is
-// copied, since waiters share one entry.
-func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry) {
+// serveEntry writes a stored response, with its age. The header's values
+// are copied when waiters share the entry.
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, shared bool) {
 	h := w.Header()
 	for k, v := range e.header {
-		h[k] = slices.Clone(v)
+		if shared {
+			v = slices.Clone(v)
+		}
+		h[k] = v
 	}
 	c.setHit(h, "HIT")
 	age := max(0, int64(time.Since(e.created)/time.Second))
@@ -585,7 +588,10 @@ func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recor
 	}
 	clear(h)
 	for k, v := range rec.header {
-		h[k] = v
+		// Canonical names, so that writeResponse finds the handler's
+		// content-length in any case (HTTP names are case-insensitive).
+		ck := http.CanonicalHeaderKey(k)
+		h[ck] = append(h[ck], v...)
 	}
 	if etag != "" {
 		h.Set("Etag", etag)
@@ -604,9 +610,9 @@ func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recor
 	}
 }
 
-// writeResponse sends status and body after the header already in w,
-// answering 304 instead when the response, with validators in vh, is one
-// r's conditions say the client has.
+// writeResponse sends status and body after the header already in w
+// (under canonical names), answering 304 instead when the response, with
+// validators in vh, is one r's conditions say the client has.
 func writeResponse(w http.ResponseWriter, r *http.Request, status int, vh http.Header, body []byte) {
 	if notModified(r, status, vh) {
 		writeNotModified(w)
@@ -614,12 +620,11 @@ func writeResponse(w http.ResponseWriter, r *http.Request, status int, vh http.H
 	}
 	h := w.Header()
 	if bodyAllowed(status) {
-		if _, ok := fieldValue(h, "Content-Type"); !ok && len(body) > 0 {
+		if _, ok := h["Content-Type"]; !ok && len(body) > 0 {
 			// net/http would sniff it from the body, but not for HEAD.
 			h.Set("Content-Type", http.DetectContentType(body))
 		}
-		deleteField(h, "Content-Length")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	}
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead && bodyAllowed(status) {

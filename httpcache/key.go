@@ -80,13 +80,13 @@ func (c *Cache) defaultKey(r *http.Request) (string, error) {
 	return b.String(), nil
 }
 
-// headerFields encodes the values r carries of the named request headers
-// (canonical names, as handlers read them with Header.Get), by lower-case
-// name; "" when it carries none.
+// headerFields encodes the values r carries of the named request headers,
+// by lower-case name; "" when it carries none. names are canonical, and
+// looked up as handlers read them with Header.Get.
 func headerFields(h http.Header, names []string) string {
 	var q url.Values
 	for _, name := range names {
-		vs, ok := h[http.CanonicalHeaderKey(name)]
+		vs, ok := h[name]
 		if !ok {
 			continue
 		}

@@ -300,3 +300,15 @@ func TestVariantKey(t *testing.T) {
 	}
 	assert.Equal(t, key("Accept-Language", "de"), key("Accept-Language", "de", "Cookie", "x"), "headers not named do not count")
 }
+
+func TestRiskyHeadersAreCanonical(t *testing.T) {
+	for _, name := range riskyHeaders {
+		assert.Equal(t, http.CanonicalHeaderKey(name), name)
+	}
+	for _, name := range []string{"A", "X-Ab-C", "Etag", "X-1a", "_x"} {
+		assert.True(t, isCanonical(name), name)
+	}
+	for _, name := range []string{"a", "X-ab", "ETag", "X-AB"} {
+		assert.False(t, isCanonical(name), name)
+	}
+}
