@@ -148,6 +148,7 @@ func (r *recorder) Write(p []byte) (int, error) {
 			if r.state == buffering {
 				r.pass("body larger than MaxBodySize")
 			} else {
+				r.c.refused(r.req, "body larger than MaxBodySize")
 				r.buf, r.state = nil, passing
 			}
 			return r.Write(p)
@@ -241,17 +242,19 @@ func (r *recorder) FlushError() error {
 // handler's business and is not stored. What was written before is sent
 // first, as net/http does.
 func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	switch r.state {
-	case pending:
-		r.leave("connection hijacked")
-	case buffering:
+	if r.state == buffering {
 		r.pass("connection hijacked")
 	}
 	conn, rw, err := http.NewResponseController(r.w).Hijack()
-	if err == nil {
-		r.state, r.buf = hijacked, nil
+	if err != nil {
+		return conn, rw, err
 	}
-	return conn, rw, err
+	if r.state == pending {
+		r.c.refused(r.req, "connection hijacked")
+		r.leave("connection hijacked")
+	}
+	r.state, r.buf = hijacked, nil
+	return conn, rw, nil
 }
 
 // Unwrap gives http.ResponseController the client's writer, for deadlines
