@@ -582,7 +582,7 @@ func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recor
 	h := w.Header()
 	trailers := http.Header{}
 	for k, v := range h {
-		if len(k) >= len(http.TrailerPrefix) && strings.EqualFold(k[:len(http.TrailerPrefix)], http.TrailerPrefix) {
+		if isTrailerKey(k) {
 			trailers[k] = v
 		}
 	}

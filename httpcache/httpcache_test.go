@@ -528,7 +528,8 @@ func TestStoredHeaders(t *testing.T) {
 		_, _ = io.WriteString(w, "hello")
 		hd.Set("X-After-Body", "too late") // not sent, so not stored
 	}))
-	do(t, h, "GET", "/h")
+	miss := do(t, h, "GET", "/h")
+	assert.Empty(t, miss.Header().Values("X-After-Body"), "not sent to the first client either, as net/http would not")
 	hit := do(t, h, "GET", "/h")
 	assert.Equal(t, "hello", hit.Body.String())
 	for _, name := range []string{"Connection", "X-Conn-Only", "Keep-Alive", "Upgrade", "Proxy-Authenticate", "Date", "X-After-Body"} {
@@ -537,6 +538,24 @@ func TestStoredHeaders(t *testing.T) {
 	assert.Equal(t, "yes", hit.Header().Get("X-Kept"))
 	assert.Equal(t, "5", hit.Header().Get("Content-Length"))
 	assert.Equal(t, []string{"HIT"}, hit.Header().Values("X-Cache"))
+}
+
+func TestHeaderChangedAfterTheStatusOfAFlushedResponse(t *testing.T) {
+	h := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{}).Middleware(
+		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("X-Before", "1")
+			w.WriteHeader(http.StatusOK)
+			w.Header().Set("X-After", "1")
+			w.(http.Flusher).Flush()
+			_, _ = io.WriteString(w, "streamed")
+		}))
+	for _, want := range []string{"MISS", "HIT"} {
+		rec := do(t, h, "GET", "/f")
+		assert.Equal(t, want, rec.Header().Get("X-Cache"))
+		assert.Equal(t, "1", rec.Header().Get("X-Before"))
+		assert.Empty(t, rec.Header().Values("X-After"))
+		assert.Equal(t, "streamed", rec.Body.String())
+	}
 }
 
 func TestEmptyResponses(t *testing.T) {

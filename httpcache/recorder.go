@@ -127,10 +127,20 @@ func (r *recorder) tee() {
 	}
 }
 
-// sendHeader sends the recorded status, answering 304 itself when the
-// client's conditions say it has the response already.
+// sendHeader sends the recorded status with the header as it was then
+// (net/http would have ignored later changes), answering 304 itself when
+// the client's conditions say it has the response already.
 func (r *recorder) sendHeader() {
-	r.c.setHit(r.w.Header(), "MISS")
+	h := r.w.Header()
+	for k := range h {
+		if !isTrailerKey(k) {
+			delete(h, k)
+		}
+	}
+	for k, v := range r.header {
+		h[k] = v
+	}
+	r.c.setHit(h, "MISS")
 	if notModified(r.req, r.status, r.header) {
 		r.drop = true
 		writeNotModified(r.w)

@@ -121,11 +121,16 @@ func varyNames(lines []string) (names []string, refusal string) {
 
 func hasTrailers(h http.Header) bool {
 	for k := range h {
-		if strings.EqualFold(k, "Trailer") || len(k) >= len(http.TrailerPrefix) && strings.EqualFold(k[:len(http.TrailerPrefix)], http.TrailerPrefix) {
+		if strings.EqualFold(k, "Trailer") || isTrailerKey(k) {
 			return true
 		}
 	}
 	return false
+}
+
+// isTrailerKey reports whether k is a trailer set under http.TrailerPrefix.
+func isTrailerKey(k string) bool {
+	return len(k) >= len(http.TrailerPrefix) && strings.EqualFold(k[:len(http.TrailerPrefix)], http.TrailerPrefix)
 }
 
 // storedHeader returns the part of h worth storing: what the handler set
