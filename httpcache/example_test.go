@@ -83,11 +83,12 @@ func ExampleCache_Middleware_private() {
 	// Output:
 	// /welcome MISS: "welcome, visitor 1"
 	// /welcome MISS: "welcome, visitor 2"
-	// {Hits:0 Misses:2 Runs:2 Waits:0 Bypasses:0 NotStored:2 BackendErrors:0}
+	// {Hits:0 Misses:2 Runs:2 Waits:0 Bypasses:0 NotStored:2 BackendErrors:0 BadEntries:0}
 }
 
 // After the data behind a page changes, Delete removes its stored
-// response; the query arguments may come in any order.
+// response. The scheme and host are part of the key; the query arguments
+// may come in any order of names.
 func ExampleCache_Delete() {
 	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
 	views := httpcache.New(cache, httpcache.Options{})
@@ -99,7 +100,7 @@ func ExampleCache_Delete() {
 	get(h, "/price?sku=lamp&cur=EUR")
 	price = "7.99"
 	get(h, "/price?sku=lamp&cur=EUR")
-	if _, err := views.Delete(context.Background(), "/price?cur=EUR&sku=lamp"); err != nil {
+	if _, err := views.Delete(context.Background(), "http://example.com/price?cur=EUR&sku=lamp"); err != nil {
 		fmt.Println(err)
 	}
 	get(h, "/price?sku=lamp&cur=EUR")

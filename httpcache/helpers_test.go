@@ -2,6 +2,7 @@ package httpcache
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/testkit"
@@ -68,3 +71,16 @@ func forEachCache(t *testing.T, test func(t *testing.T, open newCache)) {
 }
 
 var record = testkit.Record
+
+// waiting returns how many requests wait for another's handler run.
+func waiting(c *Cache) int { return c.fills.waiters() }
+
+// poison stores under key an entry with the given status, as an attacker
+// with write access to the backend, or a corrupted store, would.
+func poison(t *testing.T, c *Cache, key string, status int) {
+	t.Helper()
+	b, err := encodeEntry(&entry{status: 200, header: http.Header{}, body: []byte("x")})
+	require.NoError(t, err)
+	binary.BigEndian.PutUint16(b[12:], uint16(status))
+	require.NoError(t, c.set(t.Context(), key, b, 0))
+}

@@ -2,20 +2,19 @@ package httpcache
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
+	"crypto/rand"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/internal/flight"
 )
 
 // NoExpiry as Options.Timeout or a SetTimeout argument stores responses
@@ -26,26 +25,43 @@ const NoExpiry time.Duration = -1
 // is 0. Larger responses are served but not stored.
 const DefaultMaxBodySize = 8 << 20
 
+// maxAttempts bounds how often one request looks the cache up again after
+// waiting for a response it could not use (another variant, or a leader
+// whose client left) before it runs the handler itself.
+const maxAttempts = 3
+
 // Options configure a [Cache]. The zero value caches 200 responses to GET
-// and HEAD under "view/" + path + query digest, with the backend cache's
-// default timeout and an X-Cache header.
+// and HEAD under "view/" + scheme + host + path + query, with the backend
+// cache's default timeout and an X-Cache header.
 type Options struct {
-	// KeyPrefix starts every default key; "" means "view/". A slash
-	// ending the prefix and the one starting the path are written once:
-	// "/shop" is stored under "view/shop", where Flask writes
-	// "view//shop".
+	// KeyPrefix starts every default key; "" means "view/".
 	KeyPrefix string
 	// Key replaces the default key (Flask's make_cache_key): it receives
 	// the request and returns the key within the backend cache's prefix.
-	// An error makes the request bypass the cache, and is logged. For
-	// methods other than GET and HEAD the method is put in front of the key
-	// whatever Key returns, so a POST can never be served a GET's response.
+	// It must tell apart every two requests whose handlers may answer
+	// differently: the default key's scheme and host among them. An error
+	// makes the request bypass the cache, and is logged. For methods other
+	// than GET and HEAD the method is put in front of the key whatever Key
+	// returns, so a POST can never be served a GET's response; a response
+	// with a Vary header is stored under Key's key and the varying request
+	// headers.
 	Key func(r *http.Request) (string, error)
 	// IgnoreQuery leaves the query string out of the default key, as Flask
 	// does by default: /search?q=a and /search?q=b then share one entry.
-	// By default the key covers the query arguments in a canonical order:
-	// their order in the URL does not matter, and repeats count.
+	// By default the key covers the query arguments, sorted by name with
+	// each name's values in their order: the order of different names does
+	// not matter, that of one name's values does (r.URL.Query().Get reads
+	// the first).
 	IgnoreQuery bool
+	// TrustForwarded reports whether a request came through a proxy that
+	// sets (not merely appends to) the Forwarded or X-Forwarded-Host,
+	// X-Forwarded-Proto and X-Forwarded-Port headers; for such requests the
+	// key's scheme and host are the ones these headers name. Nil trusts no
+	// request: the key's scheme is the connection's and its host the Host
+	// header's, and a request carrying any of these headers is keyed on
+	// their values too, so a forged one fills only an entry that no honest
+	// request reads.
+	TrustForwarded func(r *http.Request) bool
 	// Timeout is how long responses live: 0 means the backend cache's
 	// default timeout, NoExpiry never expires; any other negative value is
 	// invalid. A handler can choose its own response's with SetTimeout.
@@ -58,7 +74,8 @@ type Options struct {
 	ForcedUpdate func(r *http.Request) bool
 	// ResponseFilter, when set, is asked about every response that passed
 	// the built-in rules; returning false keeps it out of the cache. It
-	// cannot make a response the rules refuse storable.
+	// cannot make a response the rules refuse storable, and must not
+	// modify the response.
 	ResponseFilter func(r *http.Request, resp *Response) bool
 	// Methods are the request methods served from and stored in the cache;
 	// nil means GET and HEAD. Other methods bypass the cache.
@@ -72,9 +89,14 @@ type Options struct {
 	HitHeader string
 	// NoHitHeader leaves the hit header out.
 	NoHitHeader bool
-	// MaxBodySize is the largest body stored; 0 means DefaultMaxBodySize,
-	// negative means no limit.
+	// MaxBodySize is the largest body stored, and so the most a response
+	// is held back in memory before it streams to its client instead; 0
+	// means DefaultMaxBodySize, negative means no limit.
 	MaxBodySize int64
+	// AddETag gives a stored 200 response without an ETag a strong one, a
+	// hash of its body, so that clients can revalidate with If-None-Match
+	// and be answered 304 from the cache.
+	AddETag bool
 	// CacheAuthorized serves and stores responses to requests that carry
 	// an Authorization header. By default they bypass the cache, since
 	// what they get is usually for one user alone (RFC 9111 §3.5).
@@ -86,11 +108,12 @@ type Options struct {
 	LogInterval time.Duration
 }
 
-// Response is a stored response, as ResponseFilter sees it.
+// Response is a response about to be stored, as ResponseFilter sees it:
+// the status, the header fields that will be stored, and the body.
 type Response struct {
-	Status int         `msgpack:"s" json:"s"`
-	Header http.Header `msgpack:"h" json:"h"`
-	Body   []byte      `msgpack:"b" json:"b"`
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // Stats counts what a Cache did.
@@ -99,9 +122,10 @@ type Stats struct {
 	Misses        uint64 // requests that found nothing stored (or were forced)
 	Runs          uint64 // handler executions for a miss
 	Waits         uint64 // misses served another request's response
-	Bypasses      uint64 // requests not eligible for the cache (method, Unless, Authorization, bad query or key)
+	Bypasses      uint64 // requests not eligible for the cache (method, Unless, Authorization, bad query, host or key)
 	NotStored     uint64 // responses the rules or ResponseFilter kept out of the cache
 	BackendErrors uint64 // backend failures; the request was served uncached
+	BadEntries    uint64 // stored values that were not valid responses: treated as misses and deleted
 }
 
 // Cache caches responses of the handlers its Middleware wraps. One Cache
@@ -112,9 +136,9 @@ type Cache struct {
 	methods   []string
 	statuses  []int
 	hitHeader string
-	group     flight.Group[*outcome]
+	fills     fills
 
-	hits, misses, runs, waits, bypasses, notStored, backendErrors atomic.Uint64
+	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -168,30 +192,24 @@ func (c *Cache) Stats() Stats {
 		Bypasses:      c.bypasses.Load(),
 		NotStored:     c.notStored.Load(),
 		BackendErrors: c.backendErrors.Load(),
+		BadEntries:    c.badEntries.Load(),
 	}
 }
 
 // Key returns the key (within the backend cache's prefix) that r's
-// response is stored under. HEAD shares GET's key.
+// response is stored under, or, for a response with a Vary header, the
+// key its variants are found from. HEAD shares GET's key. A request
+// without a valid host has no default key.
 func (c *Cache) Key(r *http.Request) (string, error) {
 	var key string
+	var err error
 	if c.opts.Key != nil {
-		k, err := c.opts.Key(r)
-		if err != nil {
-			return "", fmt.Errorf("httpcache: key of %s %s: %w", r.Method, r.URL.Path, err)
-		}
-		key = k
+		key, err = c.opts.Key(r)
 	} else {
-		key = joinPrefix(c.opts.KeyPrefix, r.URL.EscapedPath())
-		if !c.opts.IgnoreQuery && r.URL.RawQuery != "" {
-			q, err := url.ParseQuery(r.URL.RawQuery)
-			if err != nil {
-				// A handler might read the malformed pairs url.Query
-				// drops, so two such URLs may not share a response.
-				return "", fmt.Errorf("httpcache: query of %s: %w", r.URL.Path, err)
-			}
-			key += "?" + queryDigest(q)
-		}
+		key, err = c.defaultKey(r)
+	}
+	if err != nil {
+		return "", fmt.Errorf("httpcache: key of %s %s: %w", r.Method, r.URL.Path, err)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		key = r.Method + " " + key
@@ -199,45 +217,33 @@ func (c *Cache) Key(r *http.Request) (string, error) {
 	return key, nil
 }
 
-func joinPrefix(prefix, path string) string {
-	if strings.HasSuffix(prefix, "/") && strings.HasPrefix(path, "/") {
-		return prefix + path[1:]
-	}
-	return prefix + path
-}
-
-// queryDigest hashes the query arguments in a canonical order, as Flask
-// sorts them before hashing. It is not Flask's key (md5 of a Python tuple's repr):
-// Flask pickles whole Response objects, which Go cannot read, so the two
-// could never share entries anyway.
-func queryDigest(q url.Values) string {
-	pairs := make([]string, 0, len(q))
-	for k, vs := range q {
-		for _, v := range vs {
-			pairs = append(pairs, url.QueryEscape(k)+"="+url.QueryEscape(v))
-		}
-	}
-	slices.Sort(pairs) // any canonical order will do: the key must not depend on the URL's
-	sum := sha256.Sum256([]byte(strings.Join(pairs, "&")))
-	return base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-// Delete removes the stored response for a GET of target, a path with an
-// optional query ("/products/7?page=2"), and reports whether there was
-// one. A custom Options.Key receives a request with that URL and no
-// headers.
+// Delete removes the stored response for a GET of target, an absolute URL
+// ("https://shop.example/products/7?page=2": the scheme and host are part
+// of the key), with all its variants, and reports whether there was one.
+// A custom Options.Key receives a request with that URL and no headers.
+// Responses stored for requests with headers that are part of their key
+// (see Options.TrustForwarded) are removed with DeleteRequest.
 func (c *Cache) Delete(ctx context.Context, target string) (bool, error) {
 	r, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return false, fmt.Errorf("httpcache: delete %q: %w", target, err)
 	}
+	if r.URL.Scheme == "https" {
+		r.TLS = &tls.ConnectionState{}
+	}
+	return c.DeleteRequest(ctx, r)
+}
+
+// DeleteRequest removes the stored response r would be served, with all
+// its variants, and reports whether there was one.
+func (c *Cache) DeleteRequest(ctx context.Context, r *http.Request) (bool, error) {
 	key, err := c.Key(r)
 	if err != nil {
 		return false, err
 	}
 	deleted, err := c.store.Delete(ctx, key)
 	if err != nil {
-		return false, fmt.Errorf("httpcache: delete %q: %w", target, err)
+		return false, fmt.Errorf("httpcache: delete %s: %w", r.URL, err)
 	}
 	return deleted, nil
 }
@@ -249,22 +255,13 @@ func (c *Cache) Middleware(next http.Handler) http.Handler {
 	})
 }
 
-// outcome is what a flight hands its waiters: the response, if it may be
-// shared, and whether the leader found it stored (so it has yet to write
-// it) rather than producing it.
-type outcome struct {
-	resp      *Response
-	shareable bool
-	found     bool
-}
-
 func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	if !c.eligible(r) {
 		c.bypasses.Add(1)
 		next.ServeHTTP(w, r)
 		return
 	}
-	key, err := c.Key(r)
+	primary, err := c.Key(r)
 	if err != nil {
 		c.bypasses.Add(1)
 		c.report("key", err)
@@ -273,65 +270,271 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 	}
 	ctx := r.Context()
 	forced := c.opts.ForcedUpdate != nil && c.opts.ForcedUpdate(r)
-	if !forced {
-		resp, err := c.lookup(ctx, key)
+	for attempt := range maxAttempts {
+		e, key, m, err := c.find(ctx, primary, r)
 		if err != nil {
 			c.backendError("get", err)
 			c.setHit(w.Header(), "MISS")
 			next.ServeHTTP(w, r)
 			return
 		}
-		if resp != nil {
+		if e != nil && !forced {
 			c.hits.Add(1)
-			c.serveStored(w, r, resp)
+			c.serveEntry(w, r, e, false)
 			return
 		}
+		if attempt == 0 {
+			c.misses.Add(1)
+		}
+		if r.Method == http.MethodHead || requestNoStore(r) {
+			// A handler may write headers alone for HEAD: storing that
+			// under GET's key would serve empty pages to GET requests. And
+			// nothing of a response to a no-store request may be stored.
+			break
+		}
+		f, how, err := c.fills.join(key, time.Now())
+		if err != nil {
+			break // waiting would deadlock: the handler runs for this request alone
+		}
+		if how != wait {
+			c.lead(w, r, next, primary, key, m, f)
+			return
+		}
+		out, err := c.fills.wait(ctx, f)
+		if err != nil {
+			return // our client is gone; nothing to write
+		}
+		if out.e != nil && c.waiterKey(primary, out, r) == out.key {
+			c.waits.Add(1)
+			c.serveEntry(w, r, out.e, true)
+			return
+		}
+		if out.e == nil && !out.retry {
+			// The handler we waited for panicked, or produced a response
+			// that is not for everyone: run it for this request alone.
+			break
+		}
+		// Another variant was stored, or the leader's client left before
+		// its response was done: look again.
 	}
-	c.misses.Add(1)
-	if r.Method == http.MethodHead {
-		// A handler may write headers alone for HEAD; storing that under
-		// GET's key would serve empty pages to GET requests.
-		c.runs.Add(1)
-		c.setHit(w.Header(), "MISS")
-		next.ServeHTTP(w, r)
+	c.runs.Add(1)
+	c.setHit(w.Header(), "MISS")
+	next.ServeHTTP(w, r)
+}
+
+// waiterKey is the key under which r would find the response out holds.
+func (c *Cache) waiterKey(primary string, out outcome, r *http.Request) string {
+	if out.m == nil {
+		return primary
+	}
+	return variantKey(primary, out.m, r)
+}
+
+// lead runs the handler for r, the first request to miss key, into a
+// recorder; stores the response if the rules allow; hands it to the
+// requests waiting on f (nil when none may wait) and serves it to r.
+func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, primary, key string, m *marker, f *fill) {
+	c.runs.Add(1)
+	leave := func(reason string) {
+		c.fills.release(f, outcome{})
+		if hintable(reason) {
+			c.fills.hint(key, time.Now())
+		}
+	}
+	req := withoutConditions(r) // the cache answers them: the handler makes the whole response
+	rec := newRecorder(w, r, c, leave)
+	finished := false
+	defer func() {
+		if !finished { // the handler panicked: release the waiters, let the panic go on
+			c.fills.release(f, outcome{})
+		}
+	}()
+	next.ServeHTTP(rec, req)
+	finished = true
+
+	rec.commit(http.StatusOK) // a handler that wrote nothing sent an empty 200
+	if !rec.recording() {
+		return // sent as written; the waiters were released when that was decided
+	}
+	reason := c.endRefusal(r, rec)
+	var resp *Response
+	var buf []byte
+	if reason == "" {
+		resp, buf, reason = c.entryOf(req, rec)
+	}
+	if reason != "" {
+		c.refused(r, reason)
+		c.fills.release(f, outcome{retry: r.Context().Err() != nil})
+		if hintable(reason) {
+			c.fills.hint(key, time.Now())
+		}
+		if rec.state == buffering {
+			c.serveRecorded(w, r, rec, "")
+		}
 		return
 	}
-
-	out, shared, err := c.group.Do(ctx, key, func() (*outcome, error) {
-		if !forced {
-			// A concurrent request may have stored the response between the
-			// lookup and the start of this flight.
-			if resp, err := c.lookup(ctx, key); err == nil && resp != nil {
-				return &outcome{resp: resp, shareable: true, found: true}, nil
-			}
-		}
-		c.runs.Add(1)
-		rec := newRecorder(w, c)
-		next.ServeHTTP(rec, r)
-		rec.commit(http.StatusOK) // a handler that wrote nothing sent an empty 200
-		resp, ok := c.finish(r, rec)
-		if ok {
-			if err := c.save(ctx, key, resp, rec); err != nil {
-				c.backendError("set", err)
-			}
-		}
-		return &outcome{resp: resp, shareable: ok}, nil
-	})
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return // our client is gone; nothing to write
-	case err == nil && !shared && !out.found:
-		return // this request ran the handler, which wrote the response
-	case err != nil || !out.shareable:
-		// The handler we waited for panicked, or produced a response that
-		// is not for everyone: run it for this request alone.
-		c.runs.Add(1)
-		c.setHit(w.Header(), "MISS")
-		next.ServeHTTP(w, r)
-	default:
-		c.waits.Add(1)
-		c.serveStored(w, r, out.resp)
+	e := &entry{created: time.Now(), status: resp.Status, header: resp.Header, body: resp.Body}
+	storedKey, stored, err := c.save(r.Context(), primary, m, req, rec, buf)
+	if err != nil {
+		c.backendError("set", err)
 	}
+	c.fills.unhint(key)
+	c.fills.release(f, outcome{e: e, key: storedKey, m: stored})
+	if rec.state == buffering {
+		c.serveRecorded(w, r, rec, resp.Header.Get("Etag"))
+	}
+}
+
+// refused counts a response kept out of the cache.
+func (c *Cache) refused(r *http.Request, reason string) {
+	c.notStored.Add(1)
+	c.opts.Logger.Debug("fragcache: httpcache: response not stored", "path", r.URL.Path, "reason", reason)
+}
+
+// hintable reports whether a refusal is a property of the endpoint rather
+// than of one response (a failure, a cancelled request), so that later
+// requests for the key should not wait for one another.
+func hintable(reason string) bool {
+	switch reason {
+	case "request cancelled while the handler ran", "writing to the client failed":
+		return false
+	}
+	if s, ok := strings.CutPrefix(reason, "status "); ok {
+		code, _ := strconv.Atoi(s)
+		return code < 500 && code != http.StatusTooManyRequests
+	}
+	return true
+}
+
+// entryOf builds the stored form of the recorded response, or names the
+// rule that keeps it out. buf is the entry's stored bytes, whose body
+// resp.Body shares.
+func (c *Cache) entryOf(req *http.Request, rec *recorder) (resp *Response, buf []byte, refusal string) {
+	h := storedHeader(rec.header, rec.before, c.hitHeader)
+	body := rec.body()
+	if c.opts.AddETag && rec.status == http.StatusOK && h.Get("Etag") == "" {
+		h.Set("Etag", bodyETag(body))
+	}
+	resp = &Response{Status: rec.status, Header: h, Body: body}
+	if c.opts.ResponseFilter != nil && !c.opts.ResponseFilter(req, resp) {
+		return nil, nil, "ResponseFilter"
+	}
+	buf, extra := rec.buf, headerSize(h)
+	if cap(buf) >= 2*(len(buf)+extra) {
+		// Grown far past its body: an in-process store would keep the
+		// unused capacity for as long as it keeps the entry.
+		buf = append(startEntry(len(body), extra), body...)
+	}
+	buf, err := finishEntry(buf, time.Now(), rec.status, h)
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	resp.Body = buf[entryPrefix : entryPrefix+len(body) : entryPrefix+len(body)]
+	return resp, buf, ""
+}
+
+// save stores buf, the entry of rec's response, with the handler's
+// timeout or the configured one: under primary, or for a response with a
+// Vary header under its variant key, with a vary marker under primary. It
+// returns the key and the marker used.
+func (c *Cache) save(ctx context.Context, primary string, found *marker, req *http.Request, rec *recorder, buf []byte) (string, *marker, error) {
+	timeout := c.opts.Timeout
+	if rec.timeoutSet {
+		timeout = rec.timeout
+	}
+	var ttl time.Duration
+	switch {
+	case timeout == NoExpiry:
+		ttl = 0
+	case timeout > 0:
+		ttl = timeout
+	default:
+		ttl = c.store.DefaultTimeout()
+	}
+	if len(rec.vary) == 0 {
+		return primary, nil, c.set(ctx, primary, buf, ttl)
+	}
+	m := found
+	if m == nil || !slices.Equal(m.names, rec.vary) {
+		id := make([]byte, markerIDSize)
+		_, _ = rand.Read(id) // never fails (crypto/rand)
+		m = &marker{id: string(id), names: rec.vary}
+	}
+	key := variantKey(primary, m, req)
+	if err := c.set(ctx, key, buf, ttl); err != nil {
+		return key, m, err
+	}
+	return key, m, c.set(ctx, primary, encodeMarker(m), ttl)
+}
+
+// find looks up r's response under primary: the entry stored there, or,
+// when a vary marker is stored there, the variant r selects. It returns
+// the key a miss is filled under and the marker, if any. A stored value
+// that is not valid is a miss: it is counted, logged and deleted.
+func (c *Cache) find(ctx context.Context, primary string, r *http.Request) (*entry, string, *marker, error) {
+	b, ok, err := c.get(ctx, primary)
+	if err != nil || !ok {
+		return nil, primary, nil, err
+	}
+	if len(b) >= len(markerMagic) && string(b[:len(markerMagic)]) == markerMagic {
+		m, err := decodeMarker(b)
+		if err != nil {
+			c.badEntry(ctx, primary, err)
+			return nil, primary, nil, nil
+		}
+		key := variantKey(primary, m, r)
+		b, ok, err := c.get(ctx, key)
+		if err != nil || !ok {
+			return nil, key, m, err
+		}
+		e, err := decodeEntry(b)
+		if err == nil {
+			if vary, _ := varyNames(e.header["Vary"]); !slices.Equal(vary, m.names) {
+				err = fmt.Errorf("%w: Vary %q under a marker for %q", errBadEntry, vary, m.names)
+			}
+		}
+		if err != nil {
+			c.badEntry(ctx, key, err)
+			return nil, key, m, nil
+		}
+		return e, key, m, nil
+	}
+	e, err := decodeEntry(b)
+	if err == nil && len(e.header["Vary"]) > 0 {
+		err = fmt.Errorf("%w: Vary %q without a marker", errBadEntry, e.header["Vary"])
+	}
+	if err != nil {
+		c.badEntry(ctx, primary, err)
+		return nil, primary, nil, nil
+	}
+	return e, primary, nil, nil
+}
+
+// badEntry counts, reports and deletes a stored value that is not valid.
+func (c *Cache) badEntry(ctx context.Context, key string, err error) {
+	c.badEntries.Add(1)
+	c.report("decode", fmt.Errorf("httpcache: value under %q: %w", key, err))
+	if _, err := c.store.Delete(ctx, key); err != nil {
+		c.backendError("delete", err)
+	}
+}
+
+// get and set reach the backend under the cache's key prefix, without the
+// backend cache's value envelope: entries are stored in their own format
+// (see entry.go).
+func (c *Cache) get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, ok, err := c.store.Backend().Get(ctx, c.store.KeyPrefix()+key)
+	if err != nil {
+		return nil, false, fmt.Errorf("get %q: %w", key, err)
+	}
+	return b, ok, nil
+}
+
+func (c *Cache) set(ctx context.Context, key string, b []byte, ttl time.Duration) error {
+	if err := c.store.Backend().Set(ctx, c.store.KeyPrefix()+key, b, ttl); err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	return nil
 }
 
 // eligible reports whether r may be served from and stored in the cache.
@@ -345,60 +548,87 @@ func (c *Cache) eligible(r *http.Request) bool {
 	return c.opts.Unless == nil || !c.opts.Unless(r)
 }
 
-// lookup reads key; a miss, or a value that is not a stored response, is
-// nil.
-func (c *Cache) lookup(ctx context.Context, key string) (*Response, error) {
-	v, err := c.store.GetValue(ctx, key)
-	if err != nil || !v.Found() {
-		return nil, err
-	}
-	var resp Response
-	if err := v.Decode(&resp); err != nil || resp.Status == 0 {
-		c.report("decode", fmt.Errorf("httpcache: value under %q is not a stored response: %v", key, err))
-		return nil, nil
-	}
-	return &resp, nil
-}
-
-// save stores resp with the handler's timeout, or the configured one.
-func (c *Cache) save(ctx context.Context, key string, resp *Response, rec *recorder) error {
-	timeout := c.opts.Timeout
-	if rec.timeoutSet {
-		timeout = rec.timeout
-	}
-	switch {
-	case timeout == NoExpiry:
-		return c.store.Set(ctx, key, resp, 0)
-	case timeout > 0:
-		return c.store.Set(ctx, key, resp, timeout)
-	}
-	return c.store.Set(ctx, key, resp)
-}
-
 func (c *Cache) setHit(h http.Header, v string) {
 	if !c.opts.NoHitHeader {
 		h.Set(c.hitHeader, v)
 	}
 }
 
-// serveStored writes a stored response. Its header is copied, since
-// waiters share one Response.
-func (c *Cache) serveStored(w http.ResponseWriter, r *http.Request, resp *Response) {
+// serveEntry writes a stored response, with its age. The header's values
+// are copied when waiters share the entry.
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, shared bool) {
 	h := w.Header()
-	for k, v := range resp.Header {
-		h[k] = slices.Clone(v)
+	for k, v := range e.header {
+		if shared {
+			v = slices.Clone(v)
+		}
+		h[k] = v
 	}
 	c.setHit(h, "HIT")
-	if bodyAllowed(resp.Status) {
-		if _, ok := h["Content-Type"]; !ok && len(resp.Body) > 0 {
-			// net/http would sniff it from the body, but not for HEAD.
-			h.Set("Content-Type", http.DetectContentType(resp.Body))
-		}
-		h.Set("Content-Length", fmt.Sprint(len(resp.Body)))
+	age := max(0, int64(time.Since(e.created)/time.Second))
+	if stored, err := strconv.ParseInt(e.header.Get("Age"), 10, 64); err == nil && stored > 0 {
+		age += stored // the handler relayed a response that was already that old
 	}
-	w.WriteHeader(resp.Status)
-	if r.Method != http.MethodHead && bodyAllowed(resp.Status) {
-		_, _ = w.Write(resp.Body) // a client that went away is not our error
+	h.Set("Age", strconv.FormatInt(age, 10))
+	writeResponse(w, r, e.status, e.header, e.body)
+}
+
+// serveRecorded writes the response the leader's handler left in its
+// buffer to the leader's own client, with the header as it was when the
+// status was sent (and the ETag the cache gave it). Trailers the handler
+// set after the status are sent as trailers, so the body goes without a
+// Content-Length.
+func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recorder, etag string) {
+	h := w.Header()
+	trailers := http.Header{}
+	for k, v := range h {
+		if isTrailerKey(k) {
+			trailers[k] = v
+		}
+	}
+	clear(h)
+	for k, v := range rec.header {
+		// Canonical names, so that writeResponse finds the handler's
+		// content-length in any case (HTTP names are case-insensitive).
+		ck := http.CanonicalHeaderKey(k)
+		h[ck] = append(h[ck], v...)
+	}
+	if etag != "" {
+		h.Set("Etag", etag)
+	}
+	c.setHit(h, "MISS")
+	if len(trailers) == 0 {
+		writeResponse(w, r, rec.status, h, rec.body())
+		return
+	}
+	w.WriteHeader(rec.status)
+	if r.Method != http.MethodHead && bodyAllowed(rec.status) {
+		_, _ = w.Write(rec.body())
+	}
+	for k, v := range trailers {
+		h[k] = v
+	}
+}
+
+// writeResponse sends status and body after the header already in w
+// (under canonical names), answering 304 instead when the response, with
+// validators in vh, is one r's conditions say the client has.
+func writeResponse(w http.ResponseWriter, r *http.Request, status int, vh http.Header, body []byte) {
+	if notModified(r, status, vh) {
+		writeNotModified(w)
+		return
+	}
+	h := w.Header()
+	if bodyAllowed(status) {
+		if _, ok := h["Content-Type"]; !ok && len(body) > 0 {
+			// net/http would sniff it from the body, but not for HEAD.
+			h.Set("Content-Type", http.DetectContentType(body))
+		}
+		h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead && bodyAllowed(status) {
+		_, _ = w.Write(body) // a client that went away is not our error
 	}
 }
 

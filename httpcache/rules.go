@@ -1,58 +1,65 @@
 package httpcache
 
 import (
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 )
 
-// finish turns what the handler wrote into a Response and decides whether
-// it may be stored and shared with other requests.
-func (c *Cache) finish(req *http.Request, rec *recorder) (*Response, bool) {
-	resp := &Response{Status: rec.status, Header: storedHeader(rec.header, rec.before, c.hitHeader), Body: rec.body}
-	if resp.Body == nil {
-		resp.Body = []byte{}
+// Every rule reads header names in any capitalisation: a handler may write
+// w.Header()["set-cookie"] directly, and net/http sends it as written.
+
+// headerRefusal names the rule that keeps a response with status and
+// header h out of the cache, or returns "". It is asked when the handler
+// sends the status, before any of the body is held back, so that a
+// refused response streams to its client as it is written. It also
+// returns the response's Vary names, normalised.
+func (c *Cache) headerRefusal(status int, h http.Header) (reason string, vary []string) {
+	if !slices.Contains(c.statuses, status) {
+		return "status " + strconv.Itoa(status), nil
 	}
-	reason := c.refusal(req, rec)
-	if reason == "" && c.opts.ResponseFilter != nil && !c.opts.ResponseFilter(req, resp) {
-		reason = "ResponseFilter"
+	if len(fieldValues(h, "Set-Cookie")) > 0 {
+		return "sets a cookie", nil
 	}
-	if reason != "" {
-		c.notStored.Add(1)
-		c.opts.Logger.Debug("fragcache: httpcache: response not stored", "path", req.URL.Path, "reason", reason)
-		return resp, false
+	if d := refusedCacheControl(fieldValues(h, "Cache-Control")); d != "" {
+		return "Cache-Control: " + d, nil
 	}
-	return resp, true
+	if hasTrailers(h) {
+		return "has trailers", nil
+	}
+	if ct, ok := fieldValue(h, "Content-Type"); ok {
+		if mt, _, _ := mime.ParseMediaType(ct); mt == "text/event-stream" {
+			return "an event stream", nil
+		}
+	}
+	if cl, ok := fieldValue(h, "Content-Length"); ok {
+		n, err := strconv.ParseInt(cl, 10, 64)
+		switch {
+		case err != nil || n < 0:
+			return "Content-Length " + strconv.Quote(cl), nil
+		case c.opts.MaxBodySize >= 0 && n > c.opts.MaxBodySize:
+			return "body larger than MaxBodySize", nil
+		}
+	}
+	vary, reason = varyNames(fieldValues(h, "Vary"))
+	return reason, vary
 }
 
-// refusal names the rule that keeps the recorded response out of the
-// cache, or returns "".
-func (c *Cache) refusal(req *http.Request, rec *recorder) string {
-	h := rec.header
+// endRefusal names the rule that keeps the response the handler finished
+// out of the cache, or returns "".
+func (c *Cache) endRefusal(req *http.Request, rec *recorder) string {
 	switch {
-	case rec.hijacked:
-		return "connection hijacked"
 	case req.Context().Err() != nil:
 		return "request cancelled while the handler ran" // the body may be cut short
 	case rec.writeErr != nil:
 		return "writing to the client failed"
-	case rec.tooBig:
-		return "body larger than MaxBodySize"
-	case !slices.Contains(c.statuses, rec.status):
-		return "status " + strconv.Itoa(rec.status)
-	case len(h.Values("Set-Cookie")) > 0:
-		return "sets a cookie"
-	case h.Get("Vary") != "":
-		return "has a Vary header"
-	case hasTrailers(h) || hasTrailers(rec.w.Header()):
+	case hasTrailers(rec.w.Header()):
 		return "has trailers"
 	}
-	if d := refusedCacheControl(h); d != "" {
-		return "Cache-Control: " + d
-	}
-	if cl := h.Get("Content-Length"); cl != "" && cl != strconv.Itoa(len(rec.body)) {
-		return "Content-Length " + cl + " but " + strconv.Itoa(len(rec.body)) + " bytes written"
+	if cl, ok := fieldValue(rec.header, "Content-Length"); ok && cl != strconv.Itoa(rec.bodyLen()) {
+		return "Content-Length " + cl + " but " + strconv.Itoa(rec.bodyLen()) + " bytes written"
 	}
 	return ""
 }
@@ -60,8 +67,8 @@ func (c *Cache) refusal(req *http.Request, rec *recorder) string {
 // refusedCacheControl returns the first Cache-Control directive that
 // forbids a shared cache to store or reuse the response without
 // revalidation, which this cache does not do.
-func refusedCacheControl(h http.Header) string {
-	for _, v := range h.Values("Cache-Control") {
+func refusedCacheControl(lines []string) string {
+	for _, v := range lines {
 		for d := range strings.SplitSeq(v, ",") {
 			name, _, _ := strings.Cut(strings.TrimSpace(d), "=")
 			switch name = strings.ToLower(strings.TrimSpace(name)); name {
@@ -73,43 +80,86 @@ func refusedCacheControl(h http.Header) string {
 	return ""
 }
 
-func hasTrailers(h http.Header) bool {
-	if _, ok := h["Trailer"]; ok {
-		return true
+// requestNoStore reports whether r's Cache-Control says no-store: nothing
+// of a response to it may be stored (RFC 9111 §5.2.1.5).
+func requestNoStore(r *http.Request) bool {
+	for _, v := range r.Header.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
 	}
+	return false
+}
+
+// varyNames normalises Vary lines into sorted, unique, lower-case names.
+// "*" (the response varies on more than request headers) and anything but
+// a list of field names make the response unstorable.
+func varyNames(lines []string) (names []string, refusal string) {
+	for _, line := range lines {
+		for name := range strings.SplitSeq(line, ",") {
+			name = strings.ToLower(strings.TrimSpace(name))
+			switch {
+			case name == "":
+			case name == "*":
+				return nil, "Vary: *"
+			case !validFieldName(name):
+				return nil, "Vary names " + strconv.Quote(name)
+			default:
+				names = append(names, name)
+			}
+		}
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) > maxVary {
+		return nil, "Vary names more than " + strconv.Itoa(maxVary) + " fields"
+	}
+	return names, ""
+}
+
+func hasTrailers(h http.Header) bool {
 	for k := range h {
-		if strings.HasPrefix(k, http.TrailerPrefix) {
+		if strings.EqualFold(k, "Trailer") || isTrailerKey(k) {
 			return true
 		}
 	}
 	return false
 }
 
-// hopByHop headers describe one connection, not the response (RFC 9110
-// §7.6.1); Date and Content-Length are set afresh for each hit.
-var hopByHop = []string{
-	"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade", "Date", "Content-Length",
+// isTrailerKey reports whether k is a trailer set under http.TrailerPrefix.
+func isTrailerKey(k string) bool {
+	return len(k) >= len(http.TrailerPrefix) && strings.EqualFold(k[:len(http.TrailerPrefix)], http.TrailerPrefix)
 }
 
 // storedHeader returns the part of h worth storing: what the handler set
 // (fields that differ from before, the header middleware outside the cache
-// had set, such as a request ID, which each hit gets afresh), less
-// hop-by-hop fields. The rules in refusal still look at all of h.
+// had set, such as a request ID, which each hit gets afresh), under
+// canonical names, less the fields never stored, those Connection names
+// and the hit header.
 func storedHeader(h, before http.Header, hitHeader string) http.Header {
 	out := http.Header{}
-	for k, v := range h {
-		if !slices.Equal(v, before[k]) {
-			out[k] = slices.Clone(v)
+	for _, k := range slices.Sorted(func(yield func(string) bool) {
+		for k := range h {
+			if !yield(k) {
+				return
+			}
 		}
+	}) {
+		if slices.Equal(h[k], before[k]) {
+			continue
+		}
+		ck := http.CanonicalHeaderKey(k)
+		out[ck] = append(out[ck], h[k]...)
 	}
-	for _, v := range h.Values("Connection") {
+	for _, v := range out["Connection"] {
 		for name := range strings.SplitSeq(v, ",") {
 			out.Del(strings.TrimSpace(name))
 		}
 	}
-	for _, name := range hopByHop {
-		out.Del(name)
+	for _, name := range neverStored {
+		delete(out, name)
 	}
 	out.Del(hitHeader)
 	return out
