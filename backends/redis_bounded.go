@@ -30,10 +30,11 @@ import (
 
 // ErrRedisReplyTooLarge is wrapped by the error of a command whose reply
 // announced more than the backend's limit (CACHE_OPTIONS max_value_size): a
-// bulk string or line longer than the limit, an aggregate with more elements
-// than the limit allows, nesting deeper than 64 levels, or a reply
-// announcing more bytes than twice the limit ahead of sending them. The
-// connection it came on is closed.
+// bulk string longer than the limit, a line (status, error, number) longer
+// than the limit or 1 MiB, an aggregate with more elements than the limit
+// allows, nesting deeper than 64 levels, or a reply announcing more bytes
+// than twice the limit ahead of sending them. The connection it came on is
+// closed.
 var ErrRedisReplyTooLarge = errors.New("backends: redis reply over the size limit")
 
 // DefaultRedisMaxValueSize is the default CACHE_OPTIONS max_value_size of
@@ -42,6 +43,12 @@ var ErrRedisReplyTooLarge = errors.New("backends: redis reply over the size limi
 // pooled connection may be made to hold a limit's worth before its reply
 // fails, so the default stays far below Redis's and far above any fragment.
 const DefaultRedisMaxValueSize = 64 << 20
+
+// respMaxLine bounds a line (simple string, error, number…) when
+// max_value_size is larger: Redis sends short lines (OK, PONG, error
+// messages), and go-redis copies a long one about three times as it reads
+// it.
+const respMaxLine = 1 << 20
 
 // respMaxDepth bounds the nesting of aggregates in a reply. fragcache's
 // commands nest at most three deep (CLUSTER SLOTS); go-redis reads nested
@@ -236,8 +243,8 @@ func (s *respScanner) feed(p []byte) error {
 			s.n += k
 			s.debt -= k
 			p = p[k:]
-			if s.n > s.limit+2 {
-				s.tooLarge(fmt.Sprintf("a line (%q reply) of more than %d bytes", s.typ, s.limit))
+			if max := min(s.limit, respMaxLine); s.n > max+2 {
+				s.tooLarge(fmt.Sprintf("a line (%q reply) of more than %d bytes, the most a line may have", s.typ, max))
 			} else if i >= 0 {
 				s.elementDone()
 			}

@@ -92,6 +92,7 @@ func TestRESPScannerLimits(t *testing.T) {
 		{"map over the limit", "%21\r\n", false},
 		{"line at the limit", "+" + strings.Repeat("x", 1000) + "\r\n", true},
 		{"line over the limit", "+" + strings.Repeat("x", 1001) + "\r\n", false},
+		{"error line over the limit", "-" + strings.Repeat("x", 1001) + "\r\n", false},
 		{"nesting at the limit", strings.Repeat("*1\r\n", respMaxDepth) + ":1\r\n", true},
 		{"nesting over the limit", strings.Repeat("*1\r\n", respMaxDepth+1), false},
 		{"announcing too much ahead", "*3\r\n*62\r\n*62\r\n*62\r\n", false},
@@ -119,6 +120,18 @@ func TestRESPScannerLimits(t *testing.T) {
 				require.Equal(t, err, s.feed([]byte("+OK\r\n")), "the error is sticky")
 			}
 		})
+	}
+}
+
+func TestRESPScannerLinesStayShortUnderALargeLimit(t *testing.T) {
+	for _, n := range []int{respMaxLine, respMaxLine + 1} {
+		s := respScanner{limit: 64 << 20, addr: "a"}
+		err := feedSplit(&s, []byte("-"+strings.Repeat("x", n)+"\r\n"), 32<<10)
+		if n <= respMaxLine {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, ErrRedisReplyTooLarge)
+		}
 	}
 }
 

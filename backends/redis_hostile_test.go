@@ -416,3 +416,58 @@ func TestRedisMaxValueSizeOption(t *testing.T) {
 		}
 	}
 }
+
+// redisDocumentedACL is the ACL user README's Redis section recommends:
+// the commands the backend sends and the keys under the default prefix.
+const redisDocumentedACL = "shop on >secret ~flask_cache_* resetchannels -@all " +
+	"+get +set +incrby +exists +unlink +mget +eval +evalsha +scan +ping +hello"
+
+// TestRedisDocumentedACLIsEnough keeps the README's ACL true: every
+// operation works under it, over RESP2 and RESP3, and a key outside the
+// prefix is refused.
+func TestRedisDocumentedACLIsEnough(t *testing.T) {
+	srv := testservers.Redis(t)
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer admin.Close()
+	args := []any{"ACL", "SETUSER"}
+	for _, f := range strings.Fields(redisDocumentedACL) {
+		args = append(args, f)
+	}
+	require.NoError(t, admin.Do(ctx, args...).Err())
+	host, port := splitHostPort(t, srv.Addr)
+	for _, protocol := range []int{2, 3} {
+		t.Run("RESP"+strconv.Itoa(protocol), func(t *testing.T) {
+			cfg, err := backends.FromMap(map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": host, "CACHE_REDIS_PORT": port,
+				"CACHE_REDIS_PASSWORD": "secret", "CACHE_OPTIONS": map[string]any{"username": "shop", "protocol": protocol}})
+			require.NoError(t, err)
+			c, err := backends.Open(cfg)
+			require.NoError(t, err)
+			defer c.Close()
+			require.NoError(t, c.Backend().(*backends.Redis).Ping(ctx))
+			require.NoError(t, c.Set(ctx, "a", "x"))
+			var s string
+			found, err := c.Get(ctx, "a", &s)
+			require.NoError(t, err)
+			assert.True(t, found)
+			_, err = c.Add(ctx, "b", "y")
+			require.NoError(t, err)
+			n, err := c.Inc(ctx, "n", 2)
+			require.NoError(t, err)
+			assert.Equal(t, int64(2), n)
+			_, err = c.Has(ctx, "a")
+			require.NoError(t, err)
+			_, err = c.GetMany(ctx, "a", "b")
+			require.NoError(t, err)
+			require.NoError(t, c.SetMany(ctx, map[string]any{"c": "1", "d": "2"}))
+			_, err = c.Delete(ctx, "a")
+			require.NoError(t, err)
+			_, err = c.DeleteMany(ctx, "b", "c")
+			require.NoError(t, err)
+			require.NoError(t, c.Clear(ctx))
+			err = c.Backend().Set(ctx, "not_the_prefix", []byte("v"), 0)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "NOPERM")
+		})
+	}
+}
