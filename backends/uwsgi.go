@@ -135,7 +135,10 @@ type UWSGIOptions struct {
 // without which uWSGI never sweeps expired entries out of memory.
 //
 // Each operation opens its own connection, since the server answers one
-// request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI).
+// request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI). At
+// most MaxConns are open at once; an operation past the cap waits for one
+// as long as its context allows, so a burst of renders queues here instead
+// of overrunning the server's listen backlog.
 // Operations the protocol lacks are built from others and are not atomic:
 // Inc and Dec read and then write, so concurrent increments of one key can
 // lose updates; Delete reads and then deletes; GetMany, SetMany and

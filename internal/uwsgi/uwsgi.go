@@ -16,7 +16,13 @@
 //
 // A request never outlives its call: it honours the context's deadline and
 // cancellation as well as the client's own timeouts, and starts no
-// goroutine that can outlive it.
+// goroutine that can outlive it. [Client.Conns] bounds the connections
+// open at once.
+//
+// Replies are untrusted: a part the reply's header announces is allocated
+// as its bytes arrive, beyond a first step, so a server cannot make the
+// client hold memory it has not sent; errors quote at most 64 bytes of a
+// reply.
 package uwsgi
 
 import (
