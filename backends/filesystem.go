@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -30,7 +31,7 @@ func init() {
 		if cfg.Threshold < 0 {
 			return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
 		}
-		if err := CheckOptions("FileSystemCache", cfg.Options, "threshold", "mode"); err != nil {
+		if err := CheckOptions("FileSystemCache", cfg.Options, "threshold", "mode", "max_value_size"); err != nil {
 			return nil, err
 		}
 		// Flask's factory passes CACHE_THRESHOLD over CACHE_OPTIONS
@@ -48,6 +49,9 @@ func init() {
 				return nil, fmt.Errorf("%w: CACHE_OPTIONS mode: %w", ErrConfig, err)
 			}
 			opts.Mode = m
+		}
+		if err := positiveIntOpt(cfg.Options, "max_value_size", &opts.MaxValueSize); err != nil {
+			return nil, err
 		}
 		return NewFileSystem(cfg.Dir, opts)
 	})
@@ -71,8 +75,19 @@ func fileModeOption(v any) (os.FileMode, error) {
 	return os.FileMode(n), nil
 }
 
+// ErrFileSystemValueTooLarge is returned by writes of a value larger than
+// FileSystemOptions.MaxValueSize.
+var ErrFileSystemValueTooLarge = errors.New("backends: value too large for the file-system cache")
+
+// DefaultFileSystemMaxValueSize is the default of
+// FileSystemOptions.MaxValueSize: 64 MiB, far above any rendered fragment,
+// and what one Get may cost at most whatever file is put under an entry's
+// name.
+const DefaultFileSystemMaxValueSize = 64 << 20
+
 // FileSystemOptions configures a [FileSystem] cache. The zero value is
-// usable: no entry limit, files readable by their owner only.
+// usable: no entry limit, files readable by their owner only, values up to
+// DefaultFileSystemMaxValueSize.
 type FileSystemOptions struct {
 	// Threshold is the most entries the directory holds; 0 means unlimited,
 	// as for Flask's FileSystemCache.
@@ -80,6 +95,11 @@ type FileSystemOptions struct {
 	// Mode is the permission of entry files; 0 means 0600. It must give the
 	// owner read access, and may hold permission bits only.
 	Mode os.FileMode
+	// MaxValueSize is the largest value, in bytes, that Set writes and Get
+	// reads; 0 means DefaultFileSystemMaxValueSize (CACHE_OPTIONS
+	// "max_value_size"). An entry file whose header declares a larger value
+	// is a miss, read no further than its header.
+	MaxValueSize int
 	// Logger receives a warning for each corrupt or foreign entry file that
 	// is removed; nil means slog.Default().
 	Logger *slog.Logger
@@ -130,6 +150,21 @@ type FileSystemOptions struct {
 // at each prune; with several processes writing, each sees only its own
 // inserts between prunes, so the limit is approximate.
 //
+// Files are untrusted: anything under an entry's name costs a Get about a
+// header's worth of reading and memory unless it is a valid entry of that
+// key. The header is checked before the rest is read: its lengths must add
+// up to the file's size, the value must be at most MaxValueSize and the key
+// as long as the one asked for, so at most MaxValueSize plus the key's
+// length is ever allocated, and only for a file that large. A FIFO, device,
+// directory or symbolic link under an entry's name is a miss, never read
+// or waited on: the file is opened without following links and without
+// blocking, and read only if it is a regular file. Large values are read in
+// chunks, checking the context between them.
+//
+// A directory the process cannot write still opens: Get and Has work (an
+// expired or damaged entry that cannot be removed is a miss all the same),
+// and writes fail with an error saying the directory is not writable.
+//
 // Expiry uses the wall clock, since it must mean the same in every process
 // and after a restart; an entry is live while now < expiry. Inc keeps the
 // entry's expiry (Flask resets it to the default timeout). Get returns a
@@ -138,6 +173,7 @@ type FileSystem struct {
 	dir       string
 	threshold int
 	mode      os.FileMode
+	maxValue  int64
 	logger    *slog.Logger
 	now       func() int64 // Unix nanoseconds; a field so tests can move time
 
@@ -181,6 +217,9 @@ func NewFileSystem(dir string, opts FileSystemOptions) (*FileSystem, error) {
 	if opts.Threshold < 0 {
 		return nil, fmt.Errorf("%w: FileSystem threshold (CACHE_THRESHOLD) %d is negative", ErrConfig, opts.Threshold)
 	}
+	if opts.MaxValueSize < 0 {
+		return nil, fmt.Errorf("%w: FileSystem MaxValueSize %d is negative", ErrConfig, opts.MaxValueSize)
+	}
 	mode := opts.Mode
 	if mode == 0 {
 		mode = 0o600
@@ -207,6 +246,7 @@ func NewFileSystem(dir string, opts FileSystemOptions) (*FileSystem, error) {
 		dir:       abs,
 		threshold: opts.Threshold,
 		mode:      mode,
+		maxValue:  int64(cmp.Or(opts.MaxValueSize, DefaultFileSystemMaxValueSize)),
 		logger:    logger,
 		now:       func() int64 { return time.Now().UnixNano() },
 		lock:      lock,
@@ -274,9 +314,9 @@ func entryCRC(buf []byte) uint32 {
 	return crc32.Update(crc32.Checksum(buf[:36], crcTable), crcTable, buf[fsHeaderLen:])
 }
 
-// parseHeader checks the fixed header against the file size and returns
-// the key length.
-func parseHeader(h []byte, size int64) (e fsEntry, keyLen int, err error) {
+// parseHeader checks the fixed header against the file size and the
+// largest value allowed, and returns the key length.
+func parseHeader(h []byte, size, maxValue int64) (e fsEntry, keyLen int, err error) {
 	if len(h) < fsHeaderLen || string(h[:4]) != fsMagic {
 		return e, 0, fmt.Errorf("%w: bad magic or short header", errBadEntry)
 	}
@@ -290,6 +330,9 @@ func parseHeader(h []byte, size int64) (e fsEntry, keyLen int, err error) {
 	if valLen > math.MaxInt64-fsHeaderLen-uint64(keyLen) || size != fsHeaderLen+int64(keyLen)+int64(valLen) {
 		return e, 0, fmt.Errorf("%w: size %d does not match header", errBadEntry, size)
 	}
+	if valLen > uint64(maxValue) {
+		return e, 0, fmt.Errorf("%w: value of %d bytes, over the limit of %d", errBadEntry, valLen, maxValue)
+	}
 	return e, keyLen, nil
 }
 
@@ -298,16 +341,46 @@ type readPart int
 
 const (
 	readHeader readPart = iota // the fixed header, checked against the size
-	readKey                    // the header and the key
+	readKey                    // the header and the start of the key
 	readAll                    // everything, checksum verified
+)
+
+// readSpec says what readEntry reads and what it accepts.
+type readSpec struct {
+	part     readPart
+	maxValue int64
+	// key, for readAll, is the key the entry must hold: a header declaring
+	// another length is refused before anything more is read.
+	key string
+	// keyPrefix, for readKey, is how many bytes of the key to read.
+	keyPrefix int
+}
+
+const (
+	// fsReadAtOnce is the file size up to which readAll reads a file with
+	// one system call, header included: no more than this is read or
+	// allocated before the header is checked.
+	fsReadAtOnce = 64 << 10
+	// fsReadChunk is how much is read between two checks of the context.
+	fsReadChunk = 1 << 20
 )
 
 // readEntry reads the entry file at path. It returns an error matching
 // fs.ErrNotExist for a missing file and errBadEntry for a damaged or foreign
-// one.
-func readEntry(path string, part readPart) (fsEntry, error) {
-	f, err := os.Open(path)
+// one, never reading more than the header of such a file, and ctx's error
+// if it ends while a large value is read.
+func readEntry(ctx context.Context, path string, spec readSpec) (fsEntry, error) {
+	if err := ctx.Err(); err != nil {
+		return fsEntry{}, err
+	}
+	// fsOpenFlags: no blocking on a FIFO, no following a link.
+	f, err := os.OpenFile(path, os.O_RDONLY|fsOpenFlags, 0)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			if st, lerr := os.Lstat(path); lerr == nil && st.Mode()&fs.ModeSymlink != 0 {
+				return fsEntry{}, fmt.Errorf("%w: a symbolic link", errBadEntry)
+			}
+		}
 		return fsEntry{}, err
 	}
 	defer f.Close()
@@ -316,40 +389,89 @@ func readEntry(path string, part readPart) (fsEntry, error) {
 		return fsEntry{}, err
 	}
 	if !st.Mode().IsRegular() {
-		return fsEntry{}, fmt.Errorf("%w: not a regular file", errBadEntry)
+		return fsEntry{}, fmt.Errorf("%w: not a regular file (%v)", errBadEntry, st.Mode().Type())
 	}
 	size := st.Size()
-	n := int64(fsHeaderLen)
-	if part == readAll {
-		n = size
-	}
 	if size < fsHeaderLen {
 		return fsEntry{}, fmt.Errorf("%w: short header", errBadEntry)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(f, buf); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return fsEntry{}, fmt.Errorf("%w: file shrank while read", errBadEntry)
+	if spec.part == readAll && size <= fsReadAtOnce {
+		// Small enough to read whole: one read instead of two.
+		buf := make([]byte, size)
+		if err := readFull(ctx, f, buf); err != nil {
+			return fsEntry{}, err
 		}
+		e, keyLen, err := parseHeader(buf, size, spec.maxValue)
+		if err != nil {
+			return e, err
+		}
+		if binary.BigEndian.Uint32(buf[36:]) != entryCRC(buf) {
+			return fsEntry{}, fmt.Errorf("%w: checksum mismatch", errBadEntry)
+		}
+		e.key = buf[fsHeaderLen : fsHeaderLen+keyLen]
+		e.value = buf[fsHeaderLen+keyLen:]
+		return e, nil
+	}
+	var h [fsHeaderLen]byte
+	if err := readFull(ctx, f, h[:]); err != nil {
 		return fsEntry{}, err
 	}
-	e, keyLen, err := parseHeader(buf, size)
-	if err != nil || part == readHeader {
+	e, keyLen, err := parseHeader(h[:], size, spec.maxValue)
+	if err != nil || spec.part == readHeader {
 		return e, err
 	}
-	if part == readKey {
-		e.key = make([]byte, keyLen)
-		if _, err := io.ReadFull(f, e.key); err != nil {
-			return fsEntry{}, fmt.Errorf("%w: reading key: %w", errBadEntry, err)
+	if spec.part == readKey {
+		e.key = make([]byte, min(keyLen, spec.keyPrefix))
+		if err := readFull(ctx, f, e.key); err != nil {
+			return fsEntry{}, err
 		}
 		return e, nil
 	}
-	if binary.BigEndian.Uint32(buf[36:]) != entryCRC(buf) {
+	if keyLen != len(spec.key) {
+		return fsEntry{}, fmt.Errorf("%w: holds a key of %d bytes, not this one of %d", errBadEntry, keyLen, len(spec.key))
+	}
+	// size matches the header, whose value length is within maxValue.
+	rest := make([]byte, size-fsHeaderLen)
+	if err := readFull(ctx, f, rest); err != nil {
+		return fsEntry{}, err
+	}
+	crc := crc32.Update(crc32.Checksum(h[:36], crcTable), crcTable, rest)
+	if binary.BigEndian.Uint32(h[36:]) != crc {
 		return fsEntry{}, fmt.Errorf("%w: checksum mismatch", errBadEntry)
 	}
-	e.key = buf[fsHeaderLen : fsHeaderLen+keyLen]
-	e.value = buf[fsHeaderLen+keyLen:]
+	e.key = rest[:keyLen]
+	e.value = rest[keyLen:]
 	return e, nil
+}
+
+// readFull fills buf from f, in chunks between which it checks ctx. A file
+// shorter than its size said is a bad entry.
+func readFull(ctx context.Context, f *os.File, buf []byte) error {
+	return readFullHook(ctx, f, buf, nil)
+}
+
+// readFullHook is readFull calling chunkRead, if not nil, after each chunk;
+// tests use it.
+func readFullHook(ctx context.Context, f *os.File, buf []byte, chunkRead func()) error {
+	for len(buf) > 0 {
+		n := min(len(buf), fsReadChunk)
+		if _, err := io.ReadFull(f, buf[:n]); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				return fmt.Errorf("%w: file shrank while read", errBadEntry)
+			}
+			return err
+		}
+		buf = buf[n:]
+		if chunkRead != nil {
+			chunkRead()
+		}
+		if len(buf) > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // lookupState classifies what load found.
@@ -363,9 +485,11 @@ const (
 )
 
 // load reads and verifies key's entry file.
-func (c *FileSystem) load(key, path string) (fsEntry, lookupState, error) {
-	e, err := readEntry(path, readAll)
+func (c *FileSystem) load(ctx context.Context, key, path string) (fsEntry, lookupState, error) {
+	e, err := readEntry(ctx, path, readSpec{part: readAll, maxValue: c.maxValue, key: key})
 	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return e, entryMissing, err
 	case errors.Is(err, fs.ErrNotExist):
 		return e, entryMissing, nil
 	case errors.Is(err, errBadEntry):
@@ -381,9 +505,9 @@ func (c *FileSystem) load(key, path string) (fsEntry, lookupState, error) {
 }
 
 // get is Get without the closed check.
-func (c *FileSystem) get(key string) ([]byte, bool, error) {
+func (c *FileSystem) get(ctx context.Context, key string) ([]byte, bool, error) {
 	path := c.path(key)
-	e, state, err := c.load(key, path)
+	e, state, err := c.load(ctx, key, path)
 	if err != nil {
 		return nil, false, err
 	}
@@ -391,8 +515,12 @@ func (c *FileSystem) get(key string) ([]byte, bool, error) {
 		return e.value, true, nil
 	}
 	if state != entryMissing {
-		if err := c.discard(key, path); err != nil {
-			return nil, false, err
+		// Removing the file is housekeeping: where it fails (a directory
+		// this process cannot write, say) the entry is a miss all the same,
+		// and the failure, which would repeat on every Get, is logged at
+		// debug level only.
+		if err := c.discard(ctx, key, path); err != nil {
+			c.logger.Debug("fragcache: cannot remove an expired or damaged cache file", "path", path, "err", err)
 		}
 	}
 	return nil, false, nil
@@ -401,12 +529,12 @@ func (c *FileSystem) get(key string) ([]byte, bool, error) {
 // discard removes key's file after a lock-free read found it expired or
 // bad. It looks again under the lock, because a writer may have replaced
 // the file since.
-func (c *FileSystem) discard(key, path string) error {
+func (c *FileSystem) discard(ctx context.Context, key, path string) error {
 	if err := c.lockExclusive(); err != nil {
 		return err
 	}
 	defer c.unlockExclusive()
-	_, state, err := c.load(key, path)
+	_, state, err := c.load(ctx, key, path)
 	if err != nil || (state != entryExpired && state != entryBad) {
 		return err
 	}
@@ -432,21 +560,21 @@ func (c *FileSystem) remove(path string, bad bool) error {
 
 // Get reads key's file and returns the value in a fresh slice the caller
 // owns.
-func (c *FileSystem) Get(_ context.Context, key string) ([]byte, bool, error) {
+func (c *FileSystem) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if c.closed.Load() {
 		return nil, false, ErrClosed
 	}
-	return c.get(key)
+	return c.get(ctx, key)
 }
 
 // GetMany reads each key's file in turn; nil marks a miss.
-func (c *FileSystem) GetMany(_ context.Context, keys []string) ([][]byte, error) {
+func (c *FileSystem) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
-		v, _, err := c.get(k)
+		v, _, err := c.get(ctx, k)
 		if err != nil {
 			return nil, err
 		}
@@ -456,11 +584,11 @@ func (c *FileSystem) GetMany(_ context.Context, keys []string) ([][]byte, error)
 }
 
 // Has reports whether key holds a live, intact entry.
-func (c *FileSystem) Has(_ context.Context, key string) (bool, error) {
+func (c *FileSystem) Has(ctx context.Context, key string) (bool, error) {
 	if c.closed.Load() {
 		return false, ErrClosed
 	}
-	_, found, err := c.get(key)
+	_, found, err := c.get(ctx, key)
 	return found, err
 }
 
@@ -473,6 +601,9 @@ func (c *FileSystem) Set(_ context.Context, key string, value []byte, ttl time.D
 }
 
 func (c *FileSystem) set(key string, value []byte, ttl time.Duration) error {
+	if err := c.checkSize(value); err != nil {
+		return err
+	}
 	now := c.now()
 	tmp, err := c.writeTemp(encodeEntry(key, value, now, expiresAt(now, ttl)))
 	if err != nil {
@@ -513,18 +644,21 @@ func (c *FileSystem) SetMany(_ context.Context, items map[string][]byte, ttl tim
 
 // Add writes value unless key holds a live entry, holding the directory
 // lock so that no other Add or Inc interleaves.
-func (c *FileSystem) Add(_ context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (c *FileSystem) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := c.checkSize(value); err != nil {
+		return false, err
+	}
 	if err := c.lockExclusive(); err != nil {
 		return false, err
 	}
 	defer c.unlockExclusive()
 	path := c.path(key)
-	_, state, err := c.load(key, path)
+	_, state, err := c.load(ctx, key, path)
 	if err != nil || state == entryLive {
 		return false, err
 	}
 	now := c.now()
-	if err := c.writeLocked(path, state == entryMissing, encodeEntry(key, value, now, expiresAt(now, ttl))); err != nil {
+	if err := c.writeLocked(path, state, encodeEntry(key, value, now, expiresAt(now, ttl))); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -532,13 +666,13 @@ func (c *FileSystem) Add(_ context.Context, key string, value []byte, ttl time.D
 
 // Inc adds delta to the integer under key while holding the directory
 // lock, keeping the entry's expiry and write time.
-func (c *FileSystem) Inc(_ context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (c *FileSystem) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := c.lockExclusive(); err != nil {
 		return 0, err
 	}
 	defer c.unlockExclusive()
 	path := c.path(key)
-	e, state, err := c.load(key, path)
+	e, state, err := c.load(ctx, key, path)
 	if err != nil {
 		return 0, err
 	}
@@ -555,7 +689,7 @@ func (c *FileSystem) Inc(_ context.Context, key string, delta int64, ttl time.Du
 		e.setAt = c.now()
 		e.expires = expiresAt(e.setAt, ttl)
 	}
-	if err := c.writeLocked(path, state == entryMissing, encodeEntry(key, formatInt(n), e.setAt, e.expires)); err != nil {
+	if err := c.writeLocked(path, state, encodeEntry(key, formatInt(n), e.setAt, e.expires)); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -563,7 +697,14 @@ func (c *FileSystem) Inc(_ context.Context, key string, delta int64, ttl time.Du
 
 // writeLocked writes an entry file while the exclusive lock is held,
 // pruning first if it creates a file in a full directory.
-func (c *FileSystem) writeLocked(path string, creates bool, data []byte) error {
+func (c *FileSystem) writeLocked(path string, state lookupState, data []byte) error {
+	if state == entryBad {
+		// A foreign file goes first: a rename cannot replace a directory.
+		if err := c.remove(path, true); err != nil {
+			return err
+		}
+	}
+	creates := state == entryMissing || state == entryBad
 	if creates && c.full() {
 		if err := c.pruneLocked(); err != nil {
 			return err
@@ -577,7 +718,7 @@ func (c *FileSystem) writeLocked(path string, creates bool, data []byte) error {
 }
 
 // Delete removes key's file; deleted reports whether it held a live entry.
-func (c *FileSystem) Delete(_ context.Context, key string) (bool, error) {
+func (c *FileSystem) Delete(ctx context.Context, key string) (bool, error) {
 	if c.closed.Load() {
 		return false, ErrClosed
 	}
@@ -586,12 +727,12 @@ func (c *FileSystem) Delete(_ context.Context, key string) (bool, error) {
 	if c.closed.Load() {
 		return false, ErrClosed
 	}
-	return c.delete(key)
+	return c.delete(ctx, key)
 }
 
-func (c *FileSystem) delete(key string) (bool, error) {
+func (c *FileSystem) delete(ctx context.Context, key string) (bool, error) {
 	path := c.path(key)
-	_, state, err := c.load(key, path)
+	_, state, err := c.load(ctx, key, path)
 	if err != nil || state == entryMissing {
 		return false, err
 	}
@@ -602,7 +743,7 @@ func (c *FileSystem) delete(key string) (bool, error) {
 }
 
 // DeleteMany deletes every key, going on past missing ones and failures.
-func (c *FileSystem) DeleteMany(_ context.Context, keys []string) (int, error) {
+func (c *FileSystem) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -614,7 +755,7 @@ func (c *FileSystem) DeleteMany(_ context.Context, keys []string) (int, error) {
 	n := 0
 	var errs []error
 	for _, k := range keys {
-		deleted, err := c.delete(k)
+		deleted, err := c.delete(ctx, k)
 		if err != nil {
 			errs = append(errs, &KeyError{Key: k, Err: err})
 		}
@@ -647,7 +788,7 @@ func (c *FileSystem) Clear(ctx context.Context, prefix string) error {
 		if prefix != "" {
 			// A damaged file goes with any prefix; one we cannot read
 			// may hold any key, so it stays and its error is reported.
-			e, err := readEntry(path, readKey)
+			e, err := readEntry(ctx, path, readSpec{part: readKey, maxValue: c.maxValue, keyPrefix: len(prefix)})
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				continue
@@ -712,6 +853,9 @@ func (c *FileSystem) unlockExclusive() {
 func (c *FileSystem) writeTemp(data []byte) (string, error) {
 	f, err := os.CreateTemp(c.dir, fsTempGlob)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) || isReadOnlyFS(err) {
+			return "", fmt.Errorf("backends: cache directory %s is not writable: %w", c.dir, err)
+		}
 		return "", fmt.Errorf("backends: create cache file: %w", err)
 	}
 	_, err = f.Write(data)
@@ -727,6 +871,15 @@ func (c *FileSystem) writeTemp(data []byte) (string, error) {
 		return "", fmt.Errorf("backends: write cache file: %w", err)
 	}
 	return f.Name(), nil
+}
+
+// checkSize refuses a value larger than MaxValueSize, which Get would not
+// read back.
+func (c *FileSystem) checkSize(value []byte) error {
+	if int64(len(value)) > c.maxValue {
+		return fmt.Errorf("%w: %d bytes, over the limit of %d (CACHE_OPTIONS max_value_size)", ErrFileSystemValueTooLarge, len(value), c.maxValue)
+	}
+	return nil
 }
 
 // install renames a written temporary file over path and counts a file
@@ -778,7 +931,7 @@ func (c *FileSystem) pruneLocked() error {
 	live := make([]candidate, 0, len(names))
 	for _, name := range names {
 		path := filepath.Join(c.dir, name)
-		e, err := readEntry(path, readHeader)
+		e, err := readEntry(context.Background(), path, readSpec{part: readHeader, maxValue: c.maxValue})
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			continue

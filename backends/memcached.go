@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -54,6 +55,14 @@ const (
 	// DefaultMemcachedMaxChunks is Flask-Caching's maxchunk: at most 32
 	// chunks per value, about 32 MiB.
 	DefaultMemcachedMaxChunks = 32
+	// DefaultMemcachedMaxConns is the default cap on connections to each
+	// server: enough to keep a server busy from one process, and a small
+	// share of memcached's own limit of 1024 (-c), past which it answers
+	// in ASCII and refuses.
+	DefaultMemcachedMaxConns = memcache.DefaultMaxConns
+	// DefaultMemcachedMaxValueSize is memcached's default item size (-I
+	// 1m): no item a default server stores is refused.
+	DefaultMemcachedMaxValueSize = memcache.DefaultMaxValueSize
 
 	memcachedDefaultNamespaceRefresh = time.Second
 	// memcachedMaxRelative is the longest exptime memcached reads as
@@ -114,6 +123,16 @@ type MemcachedOptions struct {
 	// MaxIdleConns is how many idle connections are kept per server; 0
 	// means 16.
 	MaxIdleConns int
+	// MaxConns caps the connections open to each server, idle or busy; 0
+	// means DefaultMemcachedMaxConns. An operation that finds them all busy
+	// waits for one, as long as its context and Timeout allow.
+	MaxConns int
+	// MaxValueSize is the largest item value written or read, the
+	// backend's marker byte or chunk header included; 0 means
+	// DefaultMemcachedMaxValueSize. Set it to the server's item size
+	// (memcached -I) when that is larger. A server reply announcing more is
+	// an error, never an allocation of what it announces.
+	MaxValueSize int
 	// Namespaces are the key prefixes that Clear can remove (see
 	// Memcached). Open adds CACHE_KEY_PREFIX.
 	Namespaces []string
@@ -190,6 +209,14 @@ type MemcachedOptions struct {
 //
 // Values are stored in this module's own format, so entries written by
 // other clients (Flask's pickles) read as misses.
+//
+// Servers are not trusted to be sane: a reply announcing a value over
+// MaxValueSize is an error and is not read, a value within it is allocated
+// as its bytes arrive (32 KiB ahead at most), and a server's error message
+// is quoted up to 1 KiB. At most MaxConns connections are open to each
+// server; a burst of operations beyond that queues for them instead of
+// opening more (memcached refuses connections past its own -c limit, 1024
+// by default, with an ASCII error that no binary-protocol client can read).
 type Memcached struct {
 	client     *memcache.Client
 	servers    []string
@@ -225,6 +252,8 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		return nil, fmt.Errorf("%w: memcached chunk size %d and chunk count %d must not be negative", ErrConfig, opts.ChunkSize, opts.MaxChunks)
 	case opts.MaxChunks > math.MaxUint8:
 		return nil, fmt.Errorf("%w: memcached MaxChunks %d is over 255", ErrConfig, opts.MaxChunks)
+	case opts.MaxConns < 0 || opts.MaxValueSize < 0:
+		return nil, fmt.Errorf("%w: memcached MaxConns %d and MaxValueSize %d must not be negative", ErrConfig, opts.MaxConns, opts.MaxValueSize)
 	}
 	client, err := memcache.New(memcache.Options{
 		Servers:      servers,
@@ -233,6 +262,8 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		DialTimeout:  opts.DialTimeout,
 		Timeout:      opts.Timeout,
 		MaxIdleConns: opts.MaxIdleConns,
+		MaxConns:     opts.MaxConns,
+		MaxValueSize: opts.MaxValueSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -251,6 +282,10 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 	}
 	if m.maxChunks == 0 {
 		m.maxChunks = DefaultMemcachedMaxChunks
+	}
+	if maxValue := cmp.Or(opts.MaxValueSize, DefaultMemcachedMaxValueSize); m.spread && spreadHeader0Len+m.chunkSize > maxValue {
+		return nil, fmt.Errorf("%w: memcached chunk size %d plus its %d-byte header is over the value limit of %d (CACHE_OPTIONS max_value_size)",
+			ErrConfig, m.chunkSize, spreadHeader0Len, maxValue)
 	}
 	if m.refresh == 0 {
 		m.refresh = memcachedDefaultNamespaceRefresh
@@ -300,7 +335,7 @@ func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
 // memcachedOptions reads the CACHE_OPTIONS keys of the memcached types.
 func memcachedOptions(name string, m map[string]any, spread bool) (MemcachedOptions, error) {
 	var opts MemcachedOptions
-	known := []string{"dial_timeout", "timeout", "max_idle_conns", "namespaces", "namespace_refresh"}
+	known := []string{"dial_timeout", "timeout", "max_idle_conns", "max_conns", "max_value_size", "namespaces", "namespace_refresh"}
 	if spread {
 		known = append(known, "chunk_size", "max_chunks")
 	}
@@ -319,6 +354,7 @@ func memcachedOptions(name string, m map[string]any, spread bool) (MemcachedOpti
 	}
 	for name, dst := range map[string]*int{
 		"max_idle_conns": &opts.MaxIdleConns, "chunk_size": &opts.ChunkSize, "max_chunks": &opts.MaxChunks,
+		"max_conns": &opts.MaxConns, "max_value_size": &opts.MaxValueSize,
 	} {
 		if err := positiveIntOpt(m, name, dst); err != nil {
 			return opts, err

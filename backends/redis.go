@@ -688,7 +688,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 // after rejecting keys the backend does not know.
 func applyRedisOptions(backend string, options map[string]any, opt any, extra []struct{ option, field string }) error {
 	fields := append(slices.Clone(redisOptionFields), extra...)
-	known := slices.Clone(redisTLSOptions)
+	known := append(slices.Clone(redisTLSOptions), redisLimitOption)
 	for _, f := range fields {
 		known = append(known, f.option)
 	}
@@ -714,7 +714,7 @@ func applyRedisOptions(backend string, options map[string]any, opt any, extra []
 	if conf != nil {
 		tlsField.Set(reflect.ValueOf(conf))
 	}
-	return nil
+	return limitRedisFromOptions(options, opt)
 }
 
 // setRedisOption stores v, the value of CACHE_OPTIONS key name, into the

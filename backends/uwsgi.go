@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/fragcache/fragcache/internal/uwsgi"
 )
@@ -48,6 +49,12 @@ const (
 	DefaultUWSGIMaxValueSize = 65536
 	// DefaultUWSGIMaxKeySize is uWSGI's default keysize.
 	DefaultUWSGIMaxKeySize = 2048
+	// DefaultUWSGIMaxConns is how many connections a UWSGI backend opens
+	// to its server at once unless told otherwise: enough to keep a
+	// server's workers busy, and well below uWSGI's default listen backlog
+	// of 100 (--listen), past which connections are refused or time out,
+	// so that a few processes sharing one server stay under it too.
+	DefaultUWSGIMaxConns = 32
 
 	uwsgiDefaultDialTimeout      = time.Second
 	uwsgiDefaultReadTimeout      = 3 * time.Second
@@ -107,6 +114,10 @@ type UWSGIOptions struct {
 	// to the cache's keysize; keys over about 4000 bytes also need a larger
 	// --buffer-size on the server.
 	MaxKeySize int
+	// MaxConns is the most connections open to the server at once; an
+	// operation that finds them all taken waits for one, as long as its
+	// context allows. 0 means DefaultUWSGIMaxConns.
+	MaxConns int
 	// Namespaces are the key prefixes that Clear can remove (see UWSGI).
 	// Open adds CACHE_KEY_PREFIX.
 	Namespaces []string
@@ -124,7 +135,10 @@ type UWSGIOptions struct {
 // without which uWSGI never sweeps expired entries out of memory.
 //
 // Each operation opens its own connection, since the server answers one
-// request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI).
+// request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI). At
+// most MaxConns are open at once; an operation past the cap waits for one
+// as long as its context allows, so a burst of renders queues here instead
+// of overrunning the server's listen backlog.
 // Operations the protocol lacks are built from others and are not atomic:
 // Inc and Dec read and then write, so concurrent increments of one key can
 // lose updates; Delete reads and then deletes; GetMany, SetMany and
@@ -221,6 +235,8 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 		return nil, fmt.Errorf("%w: uWSGI timeouts must not be negative (dial %v, read %v)", ErrConfig, opts.DialTimeout, opts.ReadTimeout)
 	case opts.MaxValueSize < 0 || opts.MaxKeySize < 0:
 		return nil, fmt.Errorf("%w: uWSGI size limits must not be negative (value %d, key %d)", ErrConfig, opts.MaxValueSize, opts.MaxKeySize)
+	case opts.MaxConns < 0:
+		return nil, fmt.Errorf("%w: uWSGI MaxConns %d is negative", ErrConfig, opts.MaxConns)
 	case opts.MaxKeySize >= 1<<16:
 		return nil, fmt.Errorf("%w: uWSGI MaxKeySize %d is not below 65536, uWSGI's limit", ErrConfig, opts.MaxKeySize)
 	}
@@ -237,6 +253,11 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 		return nil, fmt.Errorf("%w: uWSGI MaxValueSize %d leaves no room for values after the header of up to %d bytes", ErrConfig, u.maxValue, uwsgiMaxHeader)
 	}
 	u.client.MaxValueSize = u.maxValue
+	maxConns := opts.MaxConns
+	if maxConns == 0 {
+		maxConns = DefaultUWSGIMaxConns
+	}
+	u.client.Conns = semaphore.NewWeighted(int64(maxConns))
 	if u.maxKey == 0 {
 		u.maxKey = DefaultUWSGIMaxKeySize
 	}
@@ -295,7 +316,7 @@ func parseUWSGIName(s string) (cache, addr string, err error) {
 func uwsgiOptions(m map[string]any) (UWSGIOptions, error) {
 	var opts UWSGIOptions
 	if err := CheckOptions("UWSGICache", m, "dial_timeout", "read_timeout", "max_value_size",
-		"max_key_size", "namespaces", "namespace_refresh"); err != nil {
+		"max_key_size", "max_conns", "namespaces", "namespace_refresh"); err != nil {
 		return opts, err
 	}
 	for name, dst := range map[string]*time.Duration{
@@ -308,7 +329,7 @@ func uwsgiOptions(m map[string]any) (UWSGIOptions, error) {
 	if v, ok := m["namespace_refresh"]; ok && opts.NamespaceRefresh == 0 && v != nil {
 		opts.NamespaceRefresh = -1 // 0 s: check on every operation
 	}
-	for name, dst := range map[string]*int{"max_value_size": &opts.MaxValueSize, "max_key_size": &opts.MaxKeySize} {
+	for name, dst := range map[string]*int{"max_value_size": &opts.MaxValueSize, "max_key_size": &opts.MaxKeySize, "max_conns": &opts.MaxConns} {
 		if err := positiveIntOpt(m, name, dst); err != nil {
 			return opts, err
 		}

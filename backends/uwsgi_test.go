@@ -97,7 +97,7 @@ func TestUWSGIOpen(t *testing.T) {
 		{"the address runs from the first @", base(map[string]any{"CACHE_UWSGI_NAME": "c@h:1@x"}), "c@h:1@x", ""},
 		{"all options", base(map[string]any{"CACHE_OPTIONS": map[string]any{
 			"dial_timeout": 0.5, "read_timeout": 2, "max_value_size": 1 << 20, "max_key_size": 4000,
-			"namespaces": []any{"x:", "y:"}, "namespace_refresh": 0,
+			"max_conns": 8, "namespaces": []any{"x:", "y:"}, "namespace_refresh": 0,
 		}}), "mycache@127.0.0.1:4000", ""},
 		{"no CACHE_UWSGI_NAME", base(map[string]any{"CACHE_UWSGI_NAME": ""}), "", "CACHE_UWSGI_NAME"},
 		{"no address after @", base(map[string]any{"CACHE_UWSGI_NAME": "mycache@"}), "", "no server address"},
@@ -106,6 +106,8 @@ func TestUWSGIOpen(t *testing.T) {
 		{"a negative read_timeout", base(map[string]any{"CACHE_OPTIONS": map[string]any{"read_timeout": -1}}), "", "read_timeout"},
 		{"a zero max_value_size", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_value_size": 0}}), "", "max_value_size"},
 		{"a max_value_size that leaves no room for the header", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_value_size": 9}}), "", "no room"},
+		{"a zero max_conns", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_conns": 0}}), "", "max_conns"},
+		{"a max_conns that is not a number", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_conns": "many"}}), "", "max_conns"},
 		{"a max_key_size over uWSGI's limit", base(map[string]any{"CACHE_OPTIONS": map[string]any{"max_key_size": 1 << 16}}), "", "65536"},
 		{"namespaces that are not a list", base(map[string]any{"CACHE_OPTIONS": map[string]any{"namespaces": "x:"}}), "", "namespaces"},
 		{"a namespace that is not a string", base(map[string]any{"CACHE_OPTIONS": map[string]any{"namespaces": []any{"x:", 1}}}), "", "item 1"},

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,9 @@ var (
 	ErrProtocol = errors.New("memcache: malformed response")
 	// ErrClosed means the Client was closed.
 	ErrClosed = errors.New("memcache: client is closed")
+	// ErrPoolTimeout means a call found all MaxConns connections to its
+	// server busy for longer than the client's Timeout.
+	ErrPoolTimeout = errors.New("memcache: timed out waiting for a free connection")
 )
 
 // MaxKeyLen is memcached's key length limit.
@@ -80,7 +84,19 @@ const (
 	DefaultDialTimeout  = time.Second
 	DefaultTimeout      = time.Second
 	DefaultMaxIdleConns = 16
+	// DefaultMaxConns is the default cap on connections per server: enough
+	// to keep a server busy from one process, a small share of memcached's
+	// own limit of 1024 connections (-c), which several processes share.
+	DefaultMaxConns = 64
+	// DefaultMaxValueSize is the default of Options.MaxValueSize:
+	// memcached's default item size (-I 1m), so no value a default server
+	// stores is refused.
+	DefaultMaxValueSize = 1 << 20
 )
+
+// maxMessage is how many bytes of a server's error message an error
+// quotes; the rest is counted, not kept.
+const maxMessage = 1 << 10
 
 // Options configure a Client.
 type Options struct {
@@ -100,6 +116,16 @@ type Options struct {
 	// means DefaultMaxIdleConns. Calls are never refused for want of a
 	// connection: beyond the idle ones, new ones are opened and closed.
 	MaxIdleConns int
+	// MaxConns caps the connections open to each server at once; 0 means
+	// DefaultMaxConns. A call that finds them all busy waits for one, for
+	// as long as its context and the client's Timeout allow, and then
+	// fails with ErrPoolTimeout.
+	MaxConns int
+	// MaxValueSize is the largest value the client writes or reads; 0
+	// means DefaultMaxValueSize. Set it to the server's item size (-I). A
+	// reply announcing a larger body is ErrTooLarge and is not read: the
+	// client never allocates what a header claims beyond this.
+	MaxValueSize int
 }
 
 // Item is one stored item.
@@ -128,14 +154,23 @@ type Client struct {
 	dialTimeout  time.Duration
 	timeout      time.Duration
 	maxIdleConns int
+	maxConns     int
+	maxValue     int
 	closed       atomic.Bool
 }
 
+// server is one server's connection pool. Every open connection, idle or
+// in use, and every dial in progress holds one of maxConns slots. A call
+// that finds no idle connection and no free slot queues a channel in
+// waiters; a connection put back, or a slot freed by a closed one, goes to
+// the first waiter (a nil *conn hands over the slot: the waiter dials).
 type server struct {
 	network, addr string
 
-	mu   sync.Mutex
-	idle []*conn
+	mu      sync.Mutex
+	idle    []*conn
+	open    int          // slots held: connections open or being dialled
+	waiters []chan *conn // FIFO; each has room for one grant
 
 	dials atomic.Int64 // connections opened, for tests
 }
@@ -155,8 +190,9 @@ func New(opts Options) (*Client, error) {
 	switch {
 	case opts.DialTimeout < 0 || opts.Timeout < 0:
 		return nil, fmt.Errorf("memcache: timeouts must not be negative (dial %v, round trip %v)", opts.DialTimeout, opts.Timeout)
-	case opts.MaxIdleConns < 0:
-		return nil, fmt.Errorf("memcache: MaxIdleConns %d is negative", opts.MaxIdleConns)
+	case opts.MaxIdleConns < 0 || opts.MaxConns < 0 || opts.MaxValueSize < 0:
+		return nil, fmt.Errorf("memcache: MaxIdleConns %d, MaxConns %d and MaxValueSize %d must not be negative",
+			opts.MaxIdleConns, opts.MaxConns, opts.MaxValueSize)
 	case opts.Username == "" && opts.Password != "":
 		return nil, errors.New("memcache: a SASL password without a username")
 	}
@@ -166,6 +202,8 @@ func New(opts Options) (*Client, error) {
 		dialTimeout:  orDefault(opts.DialTimeout, DefaultDialTimeout),
 		timeout:      orDefault(opts.Timeout, DefaultTimeout),
 		maxIdleConns: orDefault(opts.MaxIdleConns, DefaultMaxIdleConns),
+		maxConns:     orDefault(opts.MaxConns, DefaultMaxConns),
+		maxValue:     orDefault(opts.MaxValueSize, DefaultMaxValueSize),
 	}
 	for _, addr := range opts.Servers {
 		s := &server{network: "tcp", addr: addr}
@@ -199,6 +237,7 @@ func (c *Client) Close() error {
 		for _, cn := range s.idle {
 			cn.nc.Close()
 		}
+		s.open -= len(s.idle)
 		s.idle = nil
 		s.mu.Unlock()
 	}
@@ -286,6 +325,9 @@ func (c *Client) store(ctx context.Context, op byte, item Item, cas uint64) erro
 	if err != nil {
 		return err
 	}
+	if err := c.checkSize(item); err != nil {
+		return err
+	}
 	req := request{op: op, key: item.Key, value: item.Value, cas: cas}
 	req.storage(item.Flags, item.Expiration)
 	resp, err := c.do(ctx, s, &req)
@@ -301,14 +343,40 @@ func (c *Client) store(ctx context.Context, op byte, item Item, cas uint64) erro
 // SetMulti stores every item, pipelined, and returns nil if all were
 // stored, or else one error per item (nil for those stored).
 func (c *Client) SetMulti(ctx context.Context, items []Item) []error {
-	keys := make([]string, len(items))
+	var tooLarge []error
+	keys := make([]string, 0, len(items))
+	sent := make([]int, 0, len(items)) // index in items of each key sent
 	for i := range items {
-		keys[i] = items[i].Key
+		if err := c.checkSize(items[i]); err != nil {
+			if tooLarge == nil {
+				tooLarge = make([]error, len(items))
+			}
+			tooLarge[i] = err
+			continue
+		}
+		keys = append(keys, items[i].Key)
+		sent = append(sent, i)
 	}
-	return c.multiErrors(ctx, keys, opSet, func(i int, req *request) {
-		req.value = items[i].Value
-		req.storage(items[i].Flags, items[i].Expiration)
+	errs := c.multiErrors(ctx, keys, opSet, func(j int, req *request) {
+		req.value = items[sent[j]].Value
+		req.storage(items[sent[j]].Flags, items[sent[j]].Expiration)
 	})
+	if tooLarge == nil {
+		return errs
+	}
+	for j, err := range errs {
+		tooLarge[sent[j]] = err
+	}
+	return tooLarge
+}
+
+// checkSize refuses a value larger than MaxValueSize, which the client
+// would refuse to read back.
+func (c *Client) checkSize(item Item) error {
+	if len(item.Value) > c.maxValue {
+		return fmt.Errorf("%w: %d bytes under %.60q, over the client's limit of %d (max_value_size)", ErrTooLarge, len(item.Value), item.Key, c.maxValue)
+	}
+	return nil
 }
 
 // Delete removes the item under key, or returns ErrCacheMiss.
@@ -508,7 +576,7 @@ func (c *Client) do(ctx context.Context, s *server, req *request) (response, err
 	}
 	var resp response
 	if err == nil {
-		resp, err = readResponse(cn.r, req.op, 0)
+		resp, err = readResponse(cn.r, req.op, 0, c.maxValue)
 	}
 	return resp, c.release(ctx, s, cn, stop, req.op, resp.status == statusAuthError, err)
 }
@@ -543,7 +611,7 @@ func (c *Client) doBatch(ctx context.Context, s *server, reqs []request) ([]resp
 	resps := make([]response, len(reqs))
 	var authError error
 	for i := range reqs {
-		if resps[i], err = readResponse(cn.r, reqs[i].op, uint32(i)); err != nil {
+		if resps[i], err = readResponse(cn.r, reqs[i].op, uint32(i), c.maxValue); err != nil {
 			cn.nc.Close() // wakes the writer
 			break
 		}
@@ -574,14 +642,14 @@ func (c *Client) doBatch(ctx context.Context, s *server, reqs []request) ([]resp
 func (c *Client) release(ctx context.Context, s *server, cn *conn, stop func() bool, op byte, serverCloses bool, err error) error {
 	interrupted := stop != nil && !stop()
 	if err != nil || interrupted || serverCloses {
-		cn.nc.Close()
+		c.closeConn(s, cn)
 	} else {
 		c.putConn(s, cn)
 	}
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrProtocol) {
+	if errors.Is(err, ErrProtocol) || errors.Is(err, ErrTooLarge) {
 		return fmt.Errorf("memcache: server %s: %s: %w", s.addr, opName(op), err)
 	}
 	ctxErr := ctx.Err()
@@ -613,6 +681,8 @@ func (cn *conn) setDeadline(ctx context.Context, timeout time.Duration) (stop fu
 	return context.AfterFunc(ctx, func() { _ = cn.nc.SetDeadline(aLongTimeAgo) })
 }
 
+// getConn returns an idle connection to s, or dials one if s has a free
+// slot, or else waits for either, bounded by ctx and the client's Timeout.
 func (c *Client) getConn(ctx context.Context, s *server) (*conn, error) {
 	s.mu.Lock()
 	if n := len(s.idle); n > 0 {
@@ -621,20 +691,106 @@ func (c *Client) getConn(ctx context.Context, s *server) (*conn, error) {
 		s.mu.Unlock()
 		return cn, nil
 	}
+	if s.open < c.maxConns {
+		s.open++
+		s.mu.Unlock()
+		return c.dialSlot(ctx, s)
+	}
+	w := make(chan *conn, 1)
+	s.waiters = append(s.waiters, w)
 	s.mu.Unlock()
-	return c.dial(ctx, s)
+
+	timer := time.NewTimer(c.timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case cn := <-w:
+		return c.granted(ctx, s, cn)
+	case <-ctx.Done():
+		err = fmt.Errorf("memcache: server %s: waiting for a free connection: %w", s.addr, ctx.Err())
+	case <-timer.C:
+		err = fmt.Errorf("%w: server %s: all %d connections busy for %v (max_conns)", ErrPoolTimeout, s.addr, c.maxConns, c.timeout)
+	}
+	s.mu.Lock()
+	if i := slices.Index(s.waiters, w); i >= 0 {
+		s.waiters = slices.Delete(s.waiters, i, i+1)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.mu.Unlock()
+	// Granted while giving up: pass the grant on.
+	if cn := <-w; cn != nil {
+		c.putConn(s, cn)
+	} else {
+		c.releaseSlot(s)
+	}
+	return nil, err
 }
 
+// granted takes what a waiter was handed: a connection, or a slot to dial
+// with (nil).
+func (c *Client) granted(ctx context.Context, s *server, cn *conn) (*conn, error) {
+	if cn != nil {
+		return cn, nil
+	}
+	return c.dialSlot(ctx, s)
+}
+
+// dialSlot dials s with a slot already held, giving the slot back if the
+// dial fails.
+func (c *Client) dialSlot(ctx context.Context, s *server) (*conn, error) {
+	if c.closed.Load() {
+		c.releaseSlot(s)
+		return nil, ErrClosed
+	}
+	cn, err := c.dial(ctx, s)
+	if err != nil {
+		c.releaseSlot(s)
+		return nil, err
+	}
+	return cn, nil
+}
+
+// releaseSlot frees the slot of a connection that was closed or never
+// opened: to the first waiter, which then dials, or to the pool.
+func (c *Client) releaseSlot(s *server) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.waiters) > 0 {
+		w := s.waiters[0]
+		s.waiters = s.waiters[1:]
+		w <- nil
+		return
+	}
+	s.open--
+}
+
+// closeConn closes cn and frees its slot.
+func (c *Client) closeConn(s *server, cn *conn) {
+	cn.nc.Close()
+	c.releaseSlot(s)
+}
+
+// putConn hands cn to the first waiter, or keeps it idle, or closes it
+// when the idle list is full or the client closed.
 func (c *Client) putConn(s *server, cn *conn) {
 	s.mu.Lock()
-	if !c.closed.Load() && len(s.idle) < c.maxIdleConns {
-		s.idle = append(s.idle, cn)
-		cn = nil
+	if !c.closed.Load() {
+		if len(s.waiters) > 0 {
+			w := s.waiters[0]
+			s.waiters = s.waiters[1:]
+			s.mu.Unlock()
+			w <- cn
+			return
+		}
+		if len(s.idle) < c.maxIdleConns {
+			s.idle = append(s.idle, cn)
+			s.mu.Unlock()
+			return
+		}
 	}
 	s.mu.Unlock()
-	if cn != nil {
-		cn.nc.Close()
-	}
+	c.closeConn(s, cn)
 }
 
 // dial opens a connection to s and, with SASL, authenticates it, all
@@ -660,7 +816,7 @@ func (c *Client) dial(ctx context.Context, s *server) (*conn, error) {
 	}
 	var resp response
 	if err == nil {
-		resp, err = readResponse(cn.r, req.op, 0)
+		resp, err = readResponse(cn.r, req.op, 0, c.maxValue)
 	}
 	if err == nil && stop != nil && !stop() {
 		err = ctx.Err()
@@ -673,11 +829,11 @@ func (c *Client) dial(ctx context.Context, s *server) (*conn, error) {
 	case statusOK:
 		return cn, nil
 	case statusUnknownCommand:
-		err = fmt.Errorf("%w: server %s does not offer SASL authentication (memcached needs -S and a SASL configuration): %s", ErrAuth, s.addr, resp.value)
+		err = fmt.Errorf("%w: server %s does not offer SASL authentication (memcached needs -S and a SASL configuration): %s", ErrAuth, s.addr, resp.message())
 	case statusAuthError, statusAuthContinue:
-		err = fmt.Errorf("%w: server %s refused SASL PLAIN credentials of user %q: %s", ErrAuth, s.addr, c.username, resp.value)
+		err = fmt.Errorf("%w: server %s refused SASL PLAIN credentials of user %q: %s", ErrAuth, s.addr, c.username, resp.message())
 	default:
-		err = fmt.Errorf("%w: server %s: SASL authentication: status %#x: %s", ErrAuth, s.addr, resp.status, resp.value)
+		err = fmt.Errorf("%w: server %s: SASL authentication: status %#x: %s", ErrAuth, s.addr, resp.status, resp.message())
 	}
 	nc.Close()
 	return nil, err
@@ -704,7 +860,7 @@ func (s *server) statusError(req *request, resp response) error {
 		sentinel = ErrNonNumeric
 	case statusAuthError, statusAuthContinue:
 		return fmt.Errorf("%w: server %s requires SASL authentication (give a username and password): %s %.60q: %s",
-			ErrAuth, s.addr, opName(req.op), req.key, resp.value)
+			ErrAuth, s.addr, opName(req.op), req.key, resp.message())
 	default:
 		sentinel = ErrServer
 	}
@@ -712,5 +868,5 @@ func (s *server) statusError(req *request, resp response) error {
 	if req.op == opSet || req.op == opAdd {
 		what += fmt.Sprintf(" (%d bytes)", len(req.value))
 	}
-	return fmt.Errorf("%w: server %s: %s: status %#x: %s", sentinel, s.addr, what, resp.status, resp.value)
+	return fmt.Errorf("%w: server %s: %s: status %#x: %s", sentinel, s.addr, what, resp.status, resp.message())
 }

@@ -164,10 +164,14 @@ func TestOperations(t *testing.T) {
 		assert.ErrorContains(t, err, `incr "s"`)
 	})
 	t.Run("a value over the item size is ErrTooLarge and the connection goes on", func(t *testing.T) {
+		// A client limit above the server's item size (-I 1m), so that the
+		// server is the one refusing.
+		c := newClient(t, Options{Servers: []string{srv.Addr}, MaxValueSize: 4 << 20})
 		err := c.Set(ctx, Item{Key: "big", Value: make([]byte, 2<<20)})
 		assert.ErrorIs(t, err, ErrTooLarge)
 		assert.ErrorContains(t, err, srv.Addr)
 		require.NoError(t, c.Set(ctx, Item{Key: "after", Value: []byte("x")}))
+		assert.Equal(t, int64(1), c.dialCount())
 	})
 	t.Run("FlushAll empties the server", func(t *testing.T) {
 		require.NoError(t, c.Set(ctx, Item{Key: "f", Value: []byte("x")}))

@@ -18,9 +18,10 @@ const (
 	magicRequest  = 0x80
 	magicResponse = 0x81
 
-	// maxBodyLen bounds what a response may make the client allocate:
-	// memcached's own largest item size (-I 1024m).
-	maxBodyLen = 1 << 30
+	// growStep is the most of a value that is allocated before its bytes
+	// arrive: larger values grow, by doubling, as they are read, so a
+	// header announcing more than is sent costs what was sent.
+	growStep = 32 << 10
 )
 
 // Opcodes used by the client.
@@ -73,9 +74,21 @@ type response struct {
 	cas    uint64
 	flags  uint32 // from the extras of a get
 	// value is the stored value of a get, the new counter of an
-	// increment (8 bytes), or the server's message for an error status
-	// (nil for a miss, which needs none).
+	// increment (8 bytes), or the start of the server's message for an
+	// error status, at most maxMessage bytes (nil for a miss, which needs
+	// none).
 	value []byte
+	// messageLen is the whole length of an error status's message.
+	messageLen int
+}
+
+// message is the server's message for an error status, cut to maxMessage
+// bytes with the full length noted.
+func (r *response) message() string {
+	if r.messageLen > len(r.value) {
+		return fmt.Sprintf("%s…(%d bytes)", r.value, r.messageLen)
+	}
+	return string(r.value)
 }
 
 func opName(op byte) string {
@@ -126,8 +139,11 @@ func writeRequest(w *bufio.Writer, opaque uint32, r *request) error {
 
 // readResponse reads the response to a request with opcode op and the
 // given opaque. Any mismatch is ErrProtocol: the stream is out of step and
-// the connection must not be used again.
-func readResponse(r *bufio.Reader, op byte, opaque uint32) (response, error) {
+// the connection must not be used again. A body announcing more than
+// maxValue bytes of value is ErrTooLarge and is left unread, so that
+// connection must not be used again either. An error status's message is
+// read whole but kept only up to maxMessage bytes.
+func readResponse(r *bufio.Reader, op byte, opaque uint32, maxValue int) (response, error) {
 	var h [headerLen]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return response{}, err
@@ -140,12 +156,16 @@ func readResponse(r *bufio.Reader, op byte, opaque uint32) (response, error) {
 	}
 	keyLen := int(binary.BigEndian.Uint16(h[2:4]))
 	extLen := int(h[4])
-	bodyLen := int(binary.BigEndian.Uint32(h[8:12]))
+	bodyLen := int64(binary.BigEndian.Uint32(h[8:12]))
 	if got := binary.BigEndian.Uint32(h[12:16]); got != opaque {
 		return response{}, fmt.Errorf("%w: opaque %d, want %d", ErrProtocol, got, opaque)
 	}
-	if extLen+keyLen > bodyLen || bodyLen > maxBodyLen {
+	if int64(extLen+keyLen) > bodyLen {
 		return response{}, fmt.Errorf("%w: body of %d bytes with %d bytes of extras and %d of key", ErrProtocol, bodyLen, extLen, keyLen)
+	}
+	valLen := bodyLen - int64(extLen+keyLen)
+	if valLen > int64(maxValue) {
+		return response{}, fmt.Errorf("%w: the server announced %d bytes, over the client's limit of %d (max_value_size)", ErrTooLarge, valLen, maxValue)
 	}
 	resp := response{status: binary.BigEndian.Uint16(h[6:8]), cas: binary.BigEndian.Uint64(h[16:24])}
 	if extLen > 0 {
@@ -160,14 +180,50 @@ func readResponse(r *bufio.Reader, op byte, opaque uint32) (response, error) {
 	if _, err := r.Discard(extLen + keyLen); err != nil {
 		return response{}, err
 	}
-	valLen := bodyLen - extLen - keyLen
-	if resp.status == statusKeyNotFound {
-		_, err := r.Discard(valLen) // "Not found": nothing to keep
+	n := int(valLen)
+	switch resp.status {
+	case statusOK:
+		v, err := readValue(r, n)
+		if err != nil {
+			return response{}, err
+		}
+		resp.value = v // non-nil even when empty: a found value
+	case statusKeyNotFound:
+		_, err := r.Discard(n) // "Not found": nothing to keep
 		return resp, err
-	}
-	resp.value = make([]byte, valLen) // non-nil even when empty: a found value
-	if _, err := io.ReadFull(r, resp.value); err != nil {
-		return response{}, err
+	default:
+		resp.messageLen = n
+		resp.value = make([]byte, min(n, maxMessage))
+		if _, err := io.ReadFull(r, resp.value); err != nil {
+			return response{}, err
+		}
+		if _, err := r.Discard(n - len(resp.value)); err != nil {
+			return response{}, err
+		}
 	}
 	return resp, nil
+}
+
+// readValue reads an n-byte value, allocating no more than growStep ahead
+// of the bytes that have arrived.
+func readValue(r *bufio.Reader, n int) ([]byte, error) {
+	if n <= growStep {
+		v := make([]byte, n)
+		_, err := io.ReadFull(r, v)
+		return v, err
+	}
+	v := make([]byte, 0, growStep)
+	for len(v) < n {
+		if len(v) == cap(v) {
+			grown := make([]byte, len(v), min(2*cap(v), n))
+			copy(grown, v)
+			v = grown
+		}
+		k, err := io.ReadFull(r, v[len(v):cap(v)])
+		v = v[:len(v)+k]
+		if err != nil {
+			return nil, err
+		}
+	}
+	return v, nil
 }

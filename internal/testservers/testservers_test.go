@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -432,4 +433,53 @@ func TestFreeClusterPortLeavesTheBusPortFree(t *testing.T) {
 			require.NoError(t, l.Close())
 		}
 	}
+}
+
+func TestCountingProxy(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	t.Cleanup(func() { // after the proxy's cleanup, which closes its connections
+		echo.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			})
+		}
+	})
+
+	p := CountingProxy(t, "tcp", echo.Addr().String())
+	const n = 5
+	var conns []net.Conn
+	for i := range n {
+		c, err := net.Dial("tcp", p.Addr())
+		require.NoError(t, err)
+		conns = append(conns, c)
+		msg := []byte{byte('a' + i)}
+		_, err = c.Write(msg)
+		require.NoError(t, err)
+		got := make([]byte, 1)
+		_, err = io.ReadFull(c, got)
+		require.NoError(t, err)
+		assert.Equal(t, msg, got, "bytes pass through both ways")
+	}
+	assert.Equal(t, n, p.Open())
+	for _, c := range conns {
+		require.NoError(t, c.Close())
+	}
+	require.Eventually(t, func() bool { return p.Open() == 0 }, 10*time.Second, pollInterval)
+	c, err := net.Dial("tcp", p.Addr())
+	require.NoError(t, err)
+	defer c.Close()
+	require.Eventually(t, func() bool { return p.Open() == 1 }, 10*time.Second, pollInterval)
+	assert.Equal(t, n, p.Max())
+	assert.Equal(t, n+1, p.Total())
 }

@@ -16,10 +16,17 @@
 //
 // A request never outlives its call: it honours the context's deadline and
 // cancellation as well as the client's own timeouts, and starts no
-// goroutine that can outlive it.
+// goroutine that can outlive it. [Client.Conns] bounds the connections
+// open at once.
+//
+// Replies are untrusted: a part the reply's header announces is allocated
+// as its bytes arrive, beyond a first step, so a server cannot make the
+// client hold memory it has not sent; errors quote at most 64 bytes of a
+// reply.
 package uwsgi
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -29,6 +36,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 )
 
 const (
@@ -74,6 +83,14 @@ type Client struct {
 	// MaxValueSize is the largest value a get reply may carry; a larger one
 	// is ErrTooLarge. 0 means no limit.
 	MaxValueSize int
+	// Conns, if not nil, bounds the connections open at once: a request
+	// holds one unit from before it connects until its connection is
+	// closed, and waits for one, as long as its context allows, when all
+	// are taken. Copies of a Client share it.
+	Conns *semaphore.Weighted
+	// CloseWait bounds the wait for the server to close the connection
+	// after its reply; 0 means 50 ms.
+	CloseWait time.Duration
 }
 
 // Get returns the value stored under key and its expiry as a Unix time in
@@ -177,8 +194,20 @@ type reply struct {
 	expires int64
 }
 
-// closeWait bounds the wait for the server to close after its reply.
+// closeWait is the default of Client.CloseWait.
 const closeWait = 50 * time.Millisecond
+
+// Reply parts are read in steps, growing the buffer as bytes arrive, so
+// that a header announcing a large part costs memory only once the part's
+// bytes come: up to valueStep bytes of a value are allocated at once (most
+// values fit), up to varsStep of a vars block.
+const (
+	valueStep = 64 << 10
+	varsStep  = 4 << 10
+)
+
+// quoteMax bounds what of a reply's text an error quotes.
+const quoteMax = 64
 
 // aLongTimeAgo is a deadline in the past: setting it wakes a blocked read
 // or write at once.
@@ -192,6 +221,12 @@ func (c *Client) do(ctx context.Context, req []byte, body [][]byte, wantValue bo
 	network := c.Network
 	if network == "" {
 		network = "tcp"
+	}
+	if c.Conns != nil {
+		if err := c.Conns.Acquire(ctx, 1); err != nil {
+			return reply{}, c.fail(ctx, "wait for a free connection", err)
+		}
+		defer c.Conns.Release(1)
 	}
 	d := net.Dialer{Timeout: c.DialTimeout}
 	conn, err := d.DialContext(ctx, network, c.Addr)
@@ -229,14 +264,18 @@ func (c *Client) do(ctx context.Context, req []byte, body [][]byte, wantValue bo
 	// does not run out of ephemeral ports. The wait is short, in case
 	// something between us keeps the connection open, and its error is of
 	// no interest once the reply is complete.
-	_ = conn.SetReadDeadline(time.Now().Add(closeWait))
+	wait := c.CloseWait
+	if wait <= 0 {
+		wait = closeWait
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
 	var one [1]byte
 	_, _ = conn.Read(one[:])
 	return r, nil
 }
 
 // readReply reads a header, the vars and, for get, the value.
-func (c *Client) readReply(conn net.Conn, wantValue bool) (reply, error) {
+func (c *Client) readReply(conn io.Reader, wantValue bool) (reply, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(conn, hdr[:]); err != nil {
 		switch {
@@ -250,8 +289,8 @@ func (c *Client) readReply(conn net.Conn, wantValue bool) (reply, error) {
 	if hdr[0] != modifier1 || hdr[3] != modifier2 {
 		return reply{}, fmt.Errorf("%w: header % x, want modifiers %d and %d", ErrProtocol, hdr, modifier1, modifier2)
 	}
-	vars := make([]byte, binary.LittleEndian.Uint16(hdr[1:3]))
-	if _, err := io.ReadFull(conn, vars); err != nil {
+	vars, err := readPart(conn, int(binary.LittleEndian.Uint16(hdr[1:3])), varsStep)
+	if err != nil {
 		return reply{}, fmt.Errorf("%w: vars: %w", ErrProtocol, err)
 	}
 	var (
@@ -259,20 +298,21 @@ func (c *Client) readReply(conn net.Conn, wantValue bool) (reply, error) {
 		status string
 		size   = -1
 	)
-	err := parseVars(vars, func(k, v []byte) error {
+	err = parseVars(vars, func(k, v []byte) error {
 		switch string(k) {
 		case "status":
 			status = string(v)
 		case "size":
 			n, err := strconv.ParseUint(string(v), 10, 31)
 			if err != nil {
-				return fmt.Errorf("size %q: %w", v, err)
+				// Not err: strconv's errors quote the whole input.
+				return fmt.Errorf("size %.*q is not a length below 2 GiB", quoteMax, v)
 			}
 			size = int(n)
 		case "expires":
 			n, err := strconv.ParseInt(string(v), 10, 64)
 			if err != nil || n < 0 {
-				return fmt.Errorf("expires %q is not a Unix time", v)
+				return fmt.Errorf("expires %.*q is not a Unix time", quoteMax, v)
 			}
 			r.expires = n
 		}
@@ -283,7 +323,7 @@ func (c *Client) readReply(conn net.Conn, wantValue bool) (reply, error) {
 	}
 	if status != "ok" {
 		// Documented but never sent by uWSGI 2.0: "notfound" and "error".
-		return reply{}, fmt.Errorf("%w: status %q", ErrNoReply, status)
+		return reply{}, fmt.Errorf("%w: status %.*q", ErrNoReply, quoteMax, status)
 	}
 	if !wantValue {
 		return r, nil
@@ -294,11 +334,29 @@ func (c *Client) readReply(conn net.Conn, wantValue bool) (reply, error) {
 	if c.MaxValueSize > 0 && size > c.MaxValueSize {
 		return reply{}, fmt.Errorf("%w: the stored value is %d bytes, over the client's limit of %d", ErrTooLarge, size, c.MaxValueSize)
 	}
-	r.value = make([]byte, size)
-	if _, err := io.ReadFull(conn, r.value); err != nil {
+	if r.value, err = readPart(conn, size, valueStep); err != nil {
 		return reply{}, fmt.Errorf("%w: value: %w", ErrProtocol, err)
 	}
 	return r, nil
+}
+
+// readPart reads the n bytes of a reply part. Up to step bytes are
+// allocated at once; beyond, the buffer grows with the bytes that arrive,
+// so that a server announcing more than it sends costs no more than it
+// sent.
+func readPart(r io.Reader, n, step int) ([]byte, error) {
+	if n <= step {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		return b, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(step)
+	got, err := buf.ReadFrom(io.LimitReader(r, int64(n)))
+	if err == nil && got < int64(n) {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf.Bytes(), err
 }
 
 // parseVars calls f for each key/value pair of a uwsgi vars block.
