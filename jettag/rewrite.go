@@ -30,6 +30,11 @@ var (
 	// an {{ end }} or {{ else }} between cache and endcache that belongs to
 	// an if opened before the cache tag.
 	ErrOverlap = errors.New("jettag: cache block overlaps a Jet block")
+	// ErrSameLine is returned for an unnamed cache block (no name, or the
+	// literal name nil) on the same line as another one in the same
+	// template. Unnamed blocks are keyed by template path and line, as in
+	// Flask-Caching, so the two would share one fragment; name one of them.
+	ErrSameLine = errors.New("jettag: two unnamed cache blocks on one line")
 )
 
 // ParseError is a cache or endcache tag that cannot be rewritten. Path is
@@ -118,7 +123,8 @@ type rewriter struct {
 
 	edits   []edit
 	frames  []frame
-	comment int // offset of the next comment, -1 if none is left
+	unnamed map[int]int // line → column of the first unnamed block on it
+	comment int         // offset of the next comment, -1 if none is left
 
 	// line bookkeeping, advanced monotonically
 	linePos, line, lineStart int
@@ -393,6 +399,17 @@ func constant(arg string) (v any, ok bool) {
 	return f, err == nil
 }
 
+// unnamed reports whether a cache tag with these arguments is keyed by its
+// template and line: it has no name argument, or the literal name nil.
+func unnamed(args string) bool {
+	parts := splitArgs(args)
+	if len(parts) < 2 {
+		return true
+	}
+	v, ok := constant(parts[1])
+	return ok && v == nil
+}
+
 // scan finds the cache and endcache tags, checks their nesting against
 // Jet's own blocks and registers a site for each cache block.
 func (r *rewriter) scan() error {
@@ -410,6 +427,16 @@ func (r *rewriter) scan() error {
 				return r.errorAt(a.start, ErrMissingTimeout)
 			}
 			line, col := r.position(a.start)
+			if unnamed(args) {
+				if first, ok := r.unnamed[line]; ok {
+					return r.errorAt(a.start, fmt.Errorf("%w: the unnamed block at %s:%d:%d is on the same line, and unnamed blocks are keyed by template and line: name one of them",
+						ErrSameLine, r.path, line, first))
+				}
+				if r.unnamed == nil {
+					r.unnamed = make(map[int]int)
+				}
+				r.unnamed[line] = col
+			}
 			r.frames = append(r.frames, frame{cache: true, line: line, col: col, edit: len(r.edits)})
 			r.edits = append(r.edits, edit{act: a, kind: k, lead: lead, args: args})
 		case kindEndcache:

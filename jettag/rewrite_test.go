@@ -111,6 +111,11 @@ func TestRewriteErrorsNameTheTag(t *testing.T) {
 		{"endcache inside an if", "{{ cache 1 }}{{ if a }}x\n{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
 		{"endcache inside a block", "{{ cache 1 }}{{ block b() }}x{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
 		{"endcache inside a yield with content", "{{ cache 1 }}{{ yield b() content }}x{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
+		{"two unnamed blocks on one line", "\n<a>{{ cache 300 }}A{{ endcache }}</a><b>{{ cache 300 }}B{{ endcache }}</b>", "{{ cache", 1, ErrSameLine},
+		{"unnamed blocks nested on one line", "{{ cache 1 }}a{{ cache 2 }}b{{ endcache }}{{ endcache }}", "{{ cache", 1, ErrSameLine},
+		{"a block named nil is unnamed", "{{ cache 1 }}a{{ endcache }}{{ cache(1, nil, x) }}b{{ endcache }}", "{{ cache", 1, ErrSameLine},
+		{"unnamed blocks in two branches of an if", "{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2 }}y{{ endcache }}{{ end }}", "{{ cache", 1, ErrSameLine},
+		{"an opener over lines starts on its first line", "{{ cache 1 }}a{{ endcache }}{{ cache\n1 }}b{{ endcache }}", "{{ cache", 1, ErrSameLine},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +138,9 @@ func TestRewriteErrorsNameTheTag(t *testing.T) {
 
 func TestRewriteAcceptsWellNestedBlocks(t *testing.T) {
 	for _, src := range []string{
-		"{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2 }}y{{ endcache }}{{ end }}",
+		"{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2, \"n\" }}y{{ endcache }}{{ end }}",
+		"{{ cache 1 }}a{{ endcache }}{{ cache 1, \"n\" }}b{{ endcache }}{{ cache 1, name }}c{{ endcache }}\n{{ cache 1 }}d{{ endcache }}",
+		"{{ cache 1 }}a{{ endcache }}\n{{ cache 1 }}b{{ endcache }}",
 		"{{ cache 1 }}{{ if a }}x{{ else if b }}y{{ else }}z{{ end }}{{ endcache }}",
 		"{{ cache 1 }}{{ range i, x := xs }}{{ cache 2, \"n\", i }}{{ x }}{{ endcache }}{{ else }}-{{ end }}{{ endcache }}",
 		"{{ cache 1 }}{{ try }}x{{ catch err }}{{ err }}{{ end }}{{ endcache }}",
@@ -174,7 +181,7 @@ func TestRewriteSiteDigestFollowsTheBody(t *testing.T) {
 
 func TestRewriteRegistersEachSiteOnce(t *testing.T) {
 	tags := newTags(Options{})
-	src := "{{ cache 1 }}a{{ cache 2 }}b{{ endcache }}{{ endcache }}"
+	src := "{{ cache 1 }}a{{ cache 2, \"n\" }}b{{ endcache }}{{ endcache }}"
 	first, err := tags.Rewrite("/p.jet", src)
 	require.NoError(t, err)
 	again, err := tags.Rewrite("/p.jet", src)
