@@ -9,7 +9,10 @@
 // cache's default timeout), 0 (never expires) or "del" (delete the
 // fragment, render the body, store nothing). Keys are Flask's
 // (keys.MakeTemplateFragmentKey); a block without a name is named
-// keys.FragmentName(template path, line of the "cache" token). Everything
+// keys.FragmentName(template path, line of the "cache" token), so two
+// unnamed blocks on one line would share a fragment: the parser refuses the
+// second with ErrSameLine, naming both positions (a name that is the bare
+// identifier None or nil counts as none). Everything
 // about hits, misses, deduplication and backend errors is package fragment's.
 //
 // pongo2 is extended the way its own block tags are: Register adds a real

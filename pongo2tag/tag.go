@@ -13,6 +13,12 @@ import (
 	"github.com/fragcache/fragcache/fragment"
 )
 
+// ErrSameLine is the error (inside the *pongo2.Error's OrigError) of an
+// unnamed cache block on the same line as another one in the same
+// template. Unnamed blocks are keyed by template path and line, as in
+// Flask-Caching, so the two would share one fragment; name one of them.
+var ErrSameLine = errors.New("two unnamed cache blocks on one line")
+
 // sender is the Sender of the *pongo2.Error values the tag builds, as
 // pongo2's error.go asks of custom tags.
 const sender = "tag:" + TagName
@@ -104,6 +110,14 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 		return nil, tagError(args, perr.Error(), start)
 	}
 
+	if first := sameLineUnnamed(doc, start); first != nil {
+		e := doc.Error("", start)
+		e.OrigError = fmt.Errorf("cache: %w: the unnamed block at %s:%d:%d is on the same line, "+
+			"and unnamed blocks are keyed by template and line: name one of them", ErrSameLine, p, first.Line, first.Col)
+		e.Sender = sender
+		return nil, e
+	}
+
 	first := doc.Current()
 	body, endArgs, err := doc.WrapUntilTag(EndTagName)
 	if err != nil {
@@ -118,6 +132,85 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 	n.body = body
 	n.site = &fragment.Site{Path: p, Line: start.Line, Col: start.Col, Digest: bodyDigest(doc, first)}
 	return n, nil
+}
+
+// sameLineUnnamed returns the "cache" token of an earlier unnamed cache
+// block on start's line when start's block is unnamed too, or nil. It reads
+// the document's tokens back from start (doc stands after the tag's "%}"),
+// so it needs no state across the tags of one parse; tags pongo2 skips
+// inside {% comment %} do not count.
+func sameLineUnnamed(doc *pongo2.Parser, start *pongo2.Token) *pongo2.Token {
+	k := 1
+	for doc.GetR(-k) != start {
+		if doc.GetR(-k) == nil {
+			return nil
+		}
+		k++
+	}
+	if !unnamedAt(doc, -k) {
+		return nil
+	}
+	for j := k + 1; ; j++ {
+		t := doc.GetR(-j)
+		if t == nil || t.Line < start.Line {
+			return nil
+		}
+		if t.Typ == pongo2.TokenIdentifier && t.Val == TagName && isSymbol(doc.GetR(-j-1), "{%") &&
+			unnamedAt(doc, -j) && !commentedOut(doc, -j-1) {
+			return t
+		}
+	}
+}
+
+// unnamedAt reports whether the cache tag whose name token is at GetR(at)
+// has no name: one argument, or a name that is the bare identifier None or
+// nil (undefined names, which evaluate to nil).
+func unnamedAt(doc *pongo2.Parser, at int) bool {
+	depth, arg, nameTokens := 0, 0, 0
+	var name *pongo2.Token
+	for i := at + 1; ; i++ {
+		t := doc.GetR(i)
+		if t == nil || (depth == 0 && isSymbol(t, "%}")) {
+			break
+		}
+		switch {
+		case isSymbol(t, "(") || isSymbol(t, "["):
+			depth++
+		case isSymbol(t, ")") || isSymbol(t, "]"):
+			depth--
+		case depth == 0 && isSymbol(t, ","):
+			arg++
+			continue
+		}
+		if arg == 1 {
+			name = t
+			nameTokens++
+		}
+	}
+	if arg == 0 {
+		return true
+	}
+	return nameTokens == 1 && name.Typ == pongo2.TokenIdentifier && (name.Val == "None" || name.Val == "nil")
+}
+
+// commentedOut reports whether the tag opening at GetR(at) lies inside a
+// {% comment %} block, whose content pongo2 lexes but never parses. Comment
+// blocks do not nest, so the nearest comment or endcomment tag before it
+// decides.
+func commentedOut(doc *pongo2.Parser, at int) bool {
+	for i := at - 1; ; i-- {
+		t := doc.GetR(i)
+		if t == nil {
+			return false
+		}
+		if t.Typ == pongo2.TokenIdentifier && (t.Val == "comment" || t.Val == "endcomment") && isSymbol(doc.GetR(i-1), "{%") {
+			return t.Val == "comment"
+		}
+	}
+}
+
+func isSymbol(t *pongo2.Token, val string) bool {
+	return t != nil && t.Typ == pongo2.TokenSymbol && t.Val == val
 }
 
 // isLiteral reports whether the last n tokens p consumed are one number,

@@ -361,6 +361,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad expression", `{% cache 300, (1 %}x{% endcache %}`, "1", "parser", "Closing bracket"},
 		{"arguments after endcache", "{% cache 300 %}\nx{% endcache 5 %}", "5 %}", sender, "endcache takes no arguments"},
 		{"error in the body", "{% cache 300 %}{% if %}{% endcache %}", "if", "parser", ""},
+		{"two unnamed blocks on one line", "\n<a>{% cache 300 %}A{% endcache %}</a><b>{% cache 300 %}B{% endcache %}</b>", "cache 300 %}B", sender, "name one of them"},
+		{"unnamed blocks nested on one line", "{% cache 1 %}a{% cache 2 %}b{% endcache %}{% endcache %}", "cache 2", sender, "same line"},
+		{"a block named None is unnamed", "{% cache 1 %}a{% endcache %}{% cache 1, None, x %}b{% endcache %}", "cache 1, None", sender, "same line"},
+		{"unnamed blocks in two branches of an if", "{% if a %}{% cache 1 %}x{% endcache %}{% else %}{% cache 2 %}y{% endcache %}{% endif %}", "cache 2", sender, "same line"},
+		{"trimmed tags", "{%- cache 1 -%}a{%- endcache -%}{%- cache 2 -%}b{%- endcache -%}", "cache 2", sender, "same line"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -376,6 +381,41 @@ func TestParseErrors(t *testing.T) {
 			assert.Equal(t, tc.sender, pe.Sender)
 			assert.Contains(t, err.Error(), tc.msg)
 		})
+	}
+}
+
+// TestTwoUnnamedBlocksOnOneLineAreRefused: they would share Flask's
+// path+line key, so the second would serve the first's fragment.
+func TestTwoUnnamedBlocksOnOneLineAreRefused(t *testing.T) {
+	src := "<a>{% cache 300 %}A{% endcache %}</a><b>{% cache 300 %}B{% endcache %}</b>"
+	tpl, err := newSet(t).FromString(src)
+	if err == nil {
+		fc, _ := newCache(fragment.Options{})
+		out, _ := render(tpl, fc, nil)
+		t.Fatalf("parsed; renders %q", out)
+	}
+	pe := pongoError(t, err)
+	assert.ErrorIs(t, pe.OrigError, ErrSameLine)
+	assert.Equal(t, position{1, strings.LastIndex(src, "cache 300") + 1}, position{pe.Line, pe.Column})
+	assert.Contains(t, err.Error(), "<string>:1:7") // the first block's "cache"
+
+	accepted := []string{
+		strings.Replace(src, "cache 300", `cache 300, "a"`, 1),
+		strings.Replace(src, "{% cache 300 %}B", `{% cache 300, "b" %}B`, 1),
+		"{% cache 300 %}A{% endcache %}\n{% cache 300 %}B{% endcache %}",
+		"{% comment %}{% cache 300 %}{% endcomment %}{% cache 300 %}A{% endcache %}",
+		"{% comment %}{% cache 300 %}{% endcomment %}x\n{% cache 300 %}A{% endcache %}{% comment %}{% cache 1 %}{% endcomment %}",
+	}
+	for _, src := range accepted {
+		tpl := fromString(t, newSet(t), src)
+		want, err := fromString(t, newSet(t), uncached(src)).Execute(nil)
+		require.NoError(t, err)
+		fc, _ := newCache(fragment.Options{})
+		for range 2 {
+			out, err := render(tpl, fc, nil)
+			require.NoError(t, err)
+			assert.Equal(t, want, out, src)
+		}
 	}
 }
 
