@@ -68,10 +68,6 @@ func tagError(p *pongo2.Parser, msg string, tok *pongo2.Token) *pongo2.Error {
 
 // parseCache is the pongo2.TagParser of {% cache timeout[, name[, vary_on...]] %}.
 func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
-	cfg := current.Load()
-	if cfg == nil {
-		cfg = &config{}
-	}
 	n := &cacheNode{start: start}
 	if args.Remaining() == 0 {
 		return nil, tagError(args, "missing timeout; the syntax is {% cache timeout[, name[, vary_on...]] %}", start)
@@ -105,7 +101,7 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 		}
 	}
 
-	p, perr := cfg.sitePath(start.Filename)
+	p, perr := templatePath(doc, start)
 	if perr != nil {
 		return nil, tagError(args, perr.Error(), start)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/flosch/pongo2/v6"
@@ -113,13 +115,13 @@ func TestKeys(t *testing.T) {
 
 // TestLoadMethodsAgreeOnPath: pongo2 names a template by the name given to
 // FromFile but by its absolute path for FromCache, include and extends;
-// keys must not depend on which.
+// keys must not depend on which: they take the path the Loader recorded.
 func TestLoadMethodsAgreeOnPath(t *testing.T) {
 	abs, err := fileAbs("shop/item.html")
 	require.NoError(t, err)
-	itemKey := keys.MakeTemplateFragmentKey(keys.FragmentName("shop/item.html",
+	itemKey := keys.MakeTemplateFragmentKey(keys.FragmentName(tplPath("shop/item.html"),
 		lineOf(t, tplDir+"/shop/item.html", "{% cache")))
-	childKey := keys.MakeTemplateFragmentKey(keys.FragmentName("shop/child.html",
+	childKey := keys.MakeTemplateFragmentKey(keys.FragmentName(tplPath("shop/child.html"),
 		lineOf(t, tplDir+"/shop/child.html", "{% cache")))
 	cases := []struct {
 		name string
@@ -419,24 +421,75 @@ func TestTwoUnnamedBlocksOnOneLineAreRefused(t *testing.T) {
 	}
 }
 
-// TestParseErrorOutsideBaseDirs: a template whose absolute path is under no
-// base directory cannot get a host-independent key, so it does not parse.
-func TestParseErrorOutsideBaseDirs(t *testing.T) {
+// TestParseErrorOutsideTheLoaderRoot: a template the loader reaches
+// outside its root has no path naming one file, so its blocks do not parse;
+// templates without blocks load as before.
+func TestParseErrorOutsideTheLoaderRoot(t *testing.T) {
 	require.NoError(t, registerOnce())
-	dir := t.TempDir()
+	outside := t.TempDir()
 	src := "x\n{% cache 300 %}y{% endcache %}"
-	require.NoError(t, writeFile(dir+"/outside.html", src))
-	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(dir))
+	require.NoError(t, writeFile(filepath.Join(outside, "block.html"), src))
+	require.NoError(t, writeFile(filepath.Join(outside, "plain.html"), "plain"))
+	set := newSet(t)
 
-	_, err := set.FromCache("outside.html")
+	_, err := set.FromFile(filepath.Join(outside, "block.html"))
 	require.Error(t, err)
 	pe := pongoError(t, err)
 	assert.Equal(t, sender, pe.Sender)
 	assert.Equal(t, positionOf(t, src, "cache"), position{pe.Line, pe.Column})
-	assert.Contains(t, err.Error(), "under none of the base directories")
+	assert.Contains(t, err.Error(), "outside the root")
 
-	_, err = set.FromFile("outside.html") // a relative name is taken as it is
+	tpl, err := set.FromFile(filepath.Join(outside, "plain.html"))
 	require.NoError(t, err)
+	out, err := tpl.Execute(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "plain", out)
+}
+
+// TestParseErrorWithoutLoader: a file template loaded through a plain pongo2
+// loader gives no path that names one file, so its blocks do not parse.
+func TestParseErrorWithoutLoader(t *testing.T) {
+	require.NoError(t, registerOnce())
+	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(tplDir))
+	_, err := set.FromFile("shop/item.html")
+	require.Error(t, err)
+	pe := pongoError(t, err)
+	assert.Equal(t, sender, pe.Sender)
+	assert.Equal(t, lineOf(t, tplDir+"/shop/item.html", "{% cache"), pe.Line)
+	assert.Contains(t, err.Error(), "pongo2tag.NewLoader")
+
+	_, err = set.FromFile("base.html") // no block: no path needed
+	require.NoError(t, err)
+}
+
+// TestLoaderKeepsOutputAndPositions: the tag Loader appends renders nothing
+// and adds no line, and a template may not use it.
+func TestLoaderKeepsOutputAndPositions(t *testing.T) {
+	require.NoError(t, registerOnce())
+	files := fstest.MapFS{
+		"page.html":  {Data: []byte("a\n{{ x }}\n")},
+		"bad.html":   {Data: []byte("a\n\n  {{ nope( }}")},
+		"child.html": {Data: []byte(`{% extends "page.html" %}`)},
+		"spoof.html": {Data: []byte(`{% fragcachepath "d2ViL3g" %}x`)},
+	}
+	plain := pongo2.NewSet(t.Name()+"-plain", pongo2.NewFSLoader(files))
+	wrapped := pongo2.NewSet(t.Name(), newLoader(t, uniqueName("fs"), pongo2.NewFSLoader(files)))
+	for _, name := range []string{"page.html", "child.html"} {
+		want, err := pongo2.Must(plain.FromFile(name)).Execute(pongo2.Context{"x": "<x>"})
+		require.NoError(t, err)
+		got, err := pongo2.Must(wrapped.FromFile(name)).Execute(pongo2.Context{"x": "<x>"})
+		require.NoError(t, err)
+		assert.Equal(t, want, got, name)
+	}
+	_, want := plain.FromFile("bad.html")
+	_, got := wrapped.FromFile("bad.html")
+	require.Error(t, want)
+	require.Error(t, got)
+	assert.Equal(t, want.Error(), got.Error())
+
+	_, err := wrapped.FromFile("spoof.html")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "reserved")
 }
 
 func TestExecutionErrors(t *testing.T) {
