@@ -75,8 +75,10 @@
 //     cache and endcache that belongs to an outer Jet block is an error.
 //   - Unnamed blocks are keyed by template path and line (Flask's naming),
 //     so two of them on one line would share a fragment: the rewrite
-//     refuses the second (ErrSameLine, naming both positions); name one of
-//     them. Options.SourceDigest in package fragment adds the digest of the
+//     refuses the second (ErrSameLine, naming both positions), and Execute
+//     refuses a block whose name is an expression that evaluates to nil on
+//     a line where another block may have the default key (unnamed, or
+//     named by an expression); name one of them. Options.SourceDigest in package fragment adds the digest of the
 //     block's own source (not of templates it includes) to unnamed keys.
 //   - Rewrite errors (*ParseError) keep their type when GetTemplate loads
 //     the template itself; from a template reached by extends or import,

@@ -610,3 +610,38 @@ func TestLoaderPassesOnLoadErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestNilNameOnASharedLineIsAnError: a name that evaluates to nil falls
+// back to the template-and-line key, which another block on the same line
+// may have too; that block would then be served this one's fragment.
+func TestNilNameOnASharedLineIsAnError(t *testing.T) {
+	src := "{{ cache 300, x }}A{{ endcache }}{{ cache 300, y }}B{{ endcache }}"
+	vars := func(x, y any) jet.VarMap { return jet.VarMap{}.Set("x", x).Set("y", y) }
+	e := newEnv(t, envConfig{}, map[string]string{"/p.jet": src, "/q.jet": "{{ cache 300, x }}A{{ endcache }}\n{{ cache 300, y }}B{{ endcache }}"})
+	out, err := e.render("/p.jet", vars("a", "b"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+
+	for _, v := range []jet.VarMap{vars(nil, "b"), vars("a", nil), vars(nil, nil)} {
+		e := newEnv(t, envConfig{}, map[string]string{"/p.jet": src})
+		out, err := e.render("/p.jet", v, nil)
+		require.ErrorIs(t, err, ErrSameLine, "rendered %q", out)
+		assert.ErrorContains(t, err, "evaluated to nil")
+	}
+
+	// Next to an unnamed block too.
+	e = newEnv(t, envConfig{}, map[string]string{"/u.jet": "{{ cache 300 }}A{{ endcache }}{{ cache 300, y }}B{{ endcache }}",
+		"/q.jet": "{{ cache 300, x }}A{{ endcache }}\n{{ cache 300, y }}B{{ endcache }}",
+		"/n.jet": "{{ cache 300, x }}A{{ endcache }}{{ cache 300, \"b\" }}B{{ endcache }}"})
+	_, err = e.render("/u.jet", vars(nil, nil), nil)
+	require.ErrorIs(t, err, ErrSameLine)
+
+	// Alone on its line, or next to blocks named by literals, a nil name is
+	// the default name.
+	out, err = e.render("/q.jet", vars(nil, nil), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "A\nB", out)
+	out, err = e.render("/n.jet", vars(nil, nil), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+}

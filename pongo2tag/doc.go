@@ -12,7 +12,10 @@
 // keys.FragmentName(template path, line of the "cache" token), so two
 // unnamed blocks on one line would share a fragment: the parser refuses the
 // second with ErrSameLine, naming both positions (a name that is the bare
-// identifier None or nil counts as none). Everything about hits, misses,
+// identifier None or nil counts as none), and execution refuses a block
+// whose name is an expression that evaluates to nil on a line where another
+// block may have the default key (unnamed, or named by an expression).
+// Everything about hits, misses,
 // deduplication and backend errors is package fragment's.
 //
 // pongo2 is extended the way its own block tags are: Register adds a real

@@ -772,3 +772,50 @@ func TestBanTag(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not allowed")
 }
+
+// TestNilNameOnASharedLineIsAnError: a name that evaluates to nil falls
+// back to the template-and-line key, which another block on the same line
+// may have too; that block would then be served this one's fragment.
+func TestNilNameOnASharedLineIsAnError(t *testing.T) {
+	src := `{% cache 300, x %}A{% endcache %}{% cache 300, y %}B{% endcache %}`
+	tpl := fromString(t, newSet(t), src)
+	fc, _ := newCache(fragment.Options{})
+	out, err := render(tpl, fc, pongo2.Context{"x": "a", "y": "b"})
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+
+	for _, data := range []pongo2.Context{{"y": "b"}, {"x": "a"}, nil} {
+		fc, _ := newCache(fragment.Options{})
+		out, err := render(tpl, fc, data)
+		require.Error(t, err, "rendered %q", out)
+		pe := pongoError(t, err)
+		assert.ErrorIs(t, pe.OrigError, ErrSameLine)
+		assert.Contains(t, err.Error(), "evaluated to nil")
+	}
+
+	// Next to an unnamed block too.
+	fc, _ = newCache(fragment.Options{})
+	_, err = render(fromString(t, newSet(t), `{% cache 300 %}A{% endcache %}{% cache 300, y %}B{% endcache %}`), fc, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, pongoError(t, err).OrigError, ErrSameLine)
+
+	// Alone on its line, or next to blocks named by literals, a nil name is
+	// the default name.
+	for _, src := range []string{
+		"{% cache 300, x %}A{% endcache %}\n{% cache 300, y %}B{% endcache %}",
+		`{% cache 300, x %}A{% endcache %}{% cache 300, "b" %}B{% endcache %}{% cache 300, 5 %}{% endcache %}`,
+	} {
+		fc, _ = newCache(fragment.Options{})
+		out, err = render(fromString(t, newSet(t), src), fc, nil)
+		require.NoError(t, err, src)
+		assert.Equal(t, uncachedOutput(t, src), out)
+	}
+}
+
+// uncachedOutput renders src without its cache blocks.
+func uncachedOutput(t *testing.T, src string) string {
+	t.Helper()
+	out, err := fromString(t, newSet(t), uncached(src)).Execute(nil)
+	require.NoError(t, err)
+	return out
+}
