@@ -98,7 +98,9 @@ func (l *Loader) Abs(base, name string) string { return l.inner.Abs(base, name) 
 // loader does, with a tag appended that records its path for the cache tag.
 // The tag renders nothing and adds no line, so positions in errors and the
 // output are unchanged (except that pongo2's LStripBlocks option would strip
-// blanks at the very end of the template).
+// blanks at the very end of the template). A template ending in "{" gets
+// it from {% templatetag openbrace %}, so that the brace and the tag do
+// not lex as "{{".
 func (l *Loader) Get(p string) (io.Reader, error) {
 	r, err := l.inner.Get(p)
 	if err != nil {
@@ -116,8 +118,15 @@ func (l *Loader) Get(p string) (io.Reader, error) {
 		payload = "!" + perr.Error() // reported by the cache tag, if the template has one
 	}
 	var b bytes.Buffer
-	b.Grow(len(src) + len(pathTagName) + 12 + base64.RawURLEncoding.EncodedLen(len(payload)))
-	b.Write(src)
+	b.Grow(len(src) + len(openBrace) + len(pathTagName) + 12 + base64.RawURLEncoding.EncodedLen(len(payload)))
+	if bytes.HasSuffix(src, []byte("{")) {
+		// A last "{" and the appended "{%" would lex as "{{": write the
+		// brace with pongo2's templatetag instead.
+		b.Write(src[:len(src)-1])
+		b.WriteString(openBrace)
+	} else {
+		b.Write(src)
+	}
 	b.WriteString("{% " + pathTagName + ` "`)
 	b.WriteString(base64.RawURLEncoding.EncodeToString([]byte(payload)))
 	b.WriteString(`" %}`)
@@ -153,6 +162,9 @@ func (l *Loader) path(p string) (string, error) {
 
 // pathTagName is the tag Loader.Get appends to every template.
 const pathTagName = "fragcachepath"
+
+// openBrace renders "{".
+const openBrace = "{% templatetag openbrace %}"
 
 // pathNode is the appended tag: it renders nothing.
 type pathNode struct{}
