@@ -415,6 +415,9 @@ const (
 // nameKindOf classifies a cache tag with these arguments.
 func nameKindOf(args string) nameKind {
 	parts := splitArgs(args)
+	if n := len(parts); n > 1 && strings.TrimSpace(parts[n-1]) == "" {
+		parts = parts[:n-1] // Jet allows a trailing comma: "cache 300," has no name
+	}
 	if len(parts) < 2 {
 		return unnamed
 	}
