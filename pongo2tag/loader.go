@@ -119,17 +119,25 @@ func (l *Loader) Get(p string) (io.Reader, error) {
 	}
 	var b bytes.Buffer
 	b.Grow(len(src) + len(openBrace) + len(pathTagName) + 12 + base64.RawURLEncoding.EncodedLen(len(payload)))
-	if bytes.HasSuffix(src, []byte("{")) {
+	// pongo2's lexer stops at a 0x01 byte (its EOF constant is 1) and
+	// ignores the rest, so the tag goes before the first one.
+	cut := bytes.IndexByte(src, 1)
+	if cut < 0 {
+		cut = len(src)
+	}
+	head, tail := src[:cut], src[cut:]
+	if bytes.HasSuffix(head, []byte("{")) {
 		// A last "{" and the appended "{%" would lex as "{{": write the
 		// brace with pongo2's templatetag instead.
-		b.Write(src[:len(src)-1])
+		b.Write(head[:len(head)-1])
 		b.WriteString(openBrace)
 	} else {
-		b.Write(src)
+		b.Write(head)
 	}
 	b.WriteString("{% " + pathTagName + ` "`)
 	b.WriteString(base64.RawURLEncoding.EncodeToString([]byte(payload)))
 	b.WriteString(`" %}`)
+	b.Write(tail)
 	return &b, nil
 }
 
@@ -174,7 +182,7 @@ func (pathNode) Execute(*pongo2.ExecutionContext, pongo2.TemplateWriter) *pongo2
 // parsePath is the pongo2.TagParser of the appended tag. It only checks that
 // the tag is where Loader.Get puts it; the cache tag reads it (pathOf).
 func parsePath(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
-	if args.MatchType(pongo2.TokenString) == nil || args.Remaining() > 0 || doc.Remaining() > 0 {
+	if args.MatchType(pongo2.TokenString) == nil || args.Remaining() > 0 || doc.Remaining() > trailing(doc) {
 		e := doc.Error("{% "+pathTagName+" %} is reserved: pongo2tag.Loader appends it to every template it loads", start)
 		e.Sender = sender
 		return nil, e
@@ -182,12 +190,22 @@ func parsePath(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (po
 	return pathNode{}, nil
 }
 
+// trailing returns 1 if the document ends in what pongo2's lexer makes of
+// a 0x01 byte, which it takes for the end of the input: a text token
+// starting with it, after the tag Loader.Get put before it; else 0.
+func trailing(doc *pongo2.Parser) int {
+	if t := doc.Get(doc.Count() - 1); t != nil && t.Typ == pongo2.TokenHTML && strings.HasPrefix(t.Val, "\x01") {
+		return 1
+	}
+	return 0
+}
+
 // templatePath returns the path the unnamed blocks of doc's template use:
 // what Loader.Get recorded at the end of the template, "<string>" for
 // templates made by FromString or FromBytes, and an error for a template
 // loaded through another loader.
 func templatePath(doc *pongo2.Parser, start *pongo2.Token) (string, error) {
-	n := doc.Count()
+	n := doc.Count() - trailing(doc)
 	if n >= 4 && isSymbol(doc.Get(n-4), "{%") && isSymbol(doc.Get(n-1), "%}") {
 		if t := doc.Get(n - 3); t.Typ == pongo2.TokenIdentifier && t.Val == pathTagName {
 			if s := doc.Get(n - 2); s.Typ == pongo2.TokenString {
