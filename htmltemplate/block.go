@@ -2,6 +2,7 @@ package htmltemplate
 
 import (
 	"context"
+	"fmt"
 	"html/template"
 	"io"
 	"reflect"
@@ -28,7 +29,16 @@ type block struct {
 	name      argRef
 	vary      []argRef
 	constVary []any // vary_on values when they are all constant
+
+	// lineMate is a block on the same line that may have the
+	// template-and-line key, when this block's name is dynamic: it must
+	// then not evaluate to nil.
+	lineMate *fragment.Site
 }
+
+// mayBeUnnamed reports whether the block can have the template-and-line
+// key: it has no name, the constant name nil, or a dynamic name.
+func (b *block) mayBeUnnamed() bool { return !b.hasName || b.name.dyn >= 0 || b.name.val == nil }
 
 // argRef is a tag argument: a constant value, or the index of a dynamic
 // argument among those passed to the block's function.
@@ -88,6 +98,11 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn), HasName: b.hasName}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
+		if call.Name == nil && b.lineMate != nil {
+			return "", &fragment.SiteError{Site: b.site, Err: fmt.Errorf(
+				"%w: the name evaluated to nil, so the block is keyed by template and line, which it shares with the block at %s: give it a name that is not nil",
+				ErrSameLine, b.lineMate)}
+		}
 	}
 	switch {
 	case b.constVary != nil:

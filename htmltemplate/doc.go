@@ -73,6 +73,12 @@
 // column is the byte offset of the word cache within its line), so they
 // agree with html/template's own messages.
 //
+// Two blocks on one line must not share that key: Parse refuses a second
+// unnamed block (no name, or the constant nil) on a line (ErrSameLine, and
+// ErrSyntax), and Execute refuses a block whose name is an expression that
+// evaluates to nil on a line where another block may have the default key
+// (unnamed, or named by an expression). Name one of them.
+//
 // # Body semantics
 //
 // The body runs as its own template, with the dot it had at the block, so:

@@ -26,4 +26,11 @@ var (
 	// content. A cached fragment is HTML escaped for element content; in
 	// any other context html/template would escape it again or strip it.
 	ErrContext = errors.New("htmltemplate: cache block must be in HTML element content")
+	// ErrSameLine is returned for two blocks on one line that would share
+	// a fragment: unnamed blocks are keyed by template and line, as in
+	// Flask-Caching. The Parse methods refuse a second unnamed block on a
+	// line (the error wraps ErrSyntax too); Execute refuses a block whose
+	// name evaluates to nil on a line it shares with another block. Name
+	// one of them.
+	ErrSameLine = errors.New("htmltemplate: two cache blocks on one line would share a key")
 )

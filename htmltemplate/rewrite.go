@@ -31,6 +31,7 @@ func (s *set) rewrite() error {
 		s.checked.Store(nil)
 	}
 	s.unnamed = make(map[string]*fragment.Site)
+	s.lines = make(map[string][]*block)
 	tmpls := s.root.Templates()
 	sort.Slice(tmpls, func(i, j int) bool { return tmpls[i].Name() < tmpls[j].Name() })
 	var errs []error
@@ -215,16 +216,27 @@ func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode
 		}
 	}
 	b.constVary = b.constantVaryOn()
+	// Unnamed blocks are keyed by path and line only, as in Flask.
+	at := site.Path + "\x00" + strconv.Itoa(site.Line)
 	if !b.hasName || (b.name.dyn < 0 && b.name.val == nil) {
-		// Unnamed blocks are keyed by path and line only, as in Flask.
-		at := site.Path + "\x00" + strconv.Itoa(site.Line)
 		if first := s.unnamed[at]; first != nil {
 			return &fragment.SiteError{Site: site, Err: fmt.Errorf(
-				"%w: the unnamed block at %s is on the same line, and unnamed blocks are keyed by template and line: name one of them",
-				ErrSyntax, first)}
+				"%w: %w: the unnamed block at %s is on the same line, and unnamed blocks are keyed by template and line: name one of them",
+				ErrSyntax, ErrSameLine, first)}
 		}
 		s.unnamed[at] = site
 	}
+	// A dynamic name that evaluates to nil falls back to the same key:
+	// render refuses it when a block on the line may have that key too.
+	for _, o := range s.lines[at] {
+		if b.hasName && b.name.dyn >= 0 && o.mayBeUnnamed() && b.lineMate == nil {
+			b.lineMate = o.site
+		}
+		if o.hasName && o.name.dyn >= 0 && b.mayBeUnnamed() && o.lineMate == nil {
+			o.lineMate = site
+		}
+	}
+	s.lines[at] = append(s.lines[at], b)
 
 	b.hoistedName = "cache@" + site.String()
 	ht := new(parse.Tree)

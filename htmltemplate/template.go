@@ -42,6 +42,7 @@ type set struct {
 	hoisted map[string]*block
 	done    map[*parse.Tree]bool      // trees already rewritten
 	unnamed map[string]*fragment.Site // "path\x00line" → unnamed block there, per rewrite
+	lines   map[string][]*block       // "path\x00line" → every block there, per rewrite
 
 	// pristine is an unexecuted clone of the namespace taken before its
 	// first execution; the context check clones it once per entry

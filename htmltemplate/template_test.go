@@ -562,3 +562,43 @@ func TestNilData(t *testing.T) {
 		assert.Equal(t, want, out)
 	}
 }
+
+// TestNilNameOnASharedLineIsAnError: a name that evaluates to nil falls
+// back to the template-and-line key, which another block on the same line
+// may have too; that block would then be served this one's fragment.
+func TestNilNameOnASharedLineIsAnError(t *testing.T) {
+	src := "{{ cache 300 .X }}A{{ endcache }}{{ cache 300 .Y }}B{{ endcache }}"
+	fc, _ := newCache(fragment.Options{})
+	out, err := run(parseT(t, fc, "p.html", src, nil), map[string]any{"X": "a", "Y": "b"})
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+
+	for _, data := range []map[string]any{{"Y": "b"}, {"X": "a"}, nil} {
+		fc, _ := newCache(fragment.Options{})
+		out, err := run(parseT(t, fc, "p.html", src, nil), data)
+		require.ErrorIs(t, err, ErrSameLine, "rendered %q", out)
+		assert.ErrorContains(t, err, "evaluated to nil")
+	}
+
+	// Two unnamed blocks are refused when parsed, with both sentinels.
+	_, err = New("p.html", nil).Parse("{{ cache 1 }}a{{ endcache }}{{ cache 1 }}b{{ endcache }}")
+	require.ErrorIs(t, err, ErrSameLine)
+	require.ErrorIs(t, err, ErrSyntax)
+
+	// Next to an unnamed block too.
+	fc, _ = newCache(fragment.Options{})
+	_, err = run(parseT(t, fc, "u.html", "{{ cache 300 }}A{{ endcache }}{{ cache 300 .Y }}B{{ endcache }}", nil), nil)
+	require.ErrorIs(t, err, ErrSameLine)
+
+	// Alone on its line, or next to blocks named by literals, a nil name is
+	// the default name.
+	for src, want := range map[string]string{
+		"{{ cache 300 .X }}A{{ endcache }}\n{{ cache 300 .Y }}B{{ endcache }}":  "A\nB",
+		"{{ cache 300 .X }}A{{ endcache }}{{ cache 300 \"b\" }}B{{ endcache }}": "AB",
+	} {
+		fc, _ = newCache(fragment.Options{})
+		out, err = run(parseT(t, fc, "q.html", src, nil), nil)
+		require.NoError(t, err, src)
+		assert.Equal(t, want, out)
+	}
+}

@@ -73,8 +73,12 @@
 //   - A cache block and an if, range, block, try or yield … content must
 //     nest; an {{ end }}, {{ else }}, {{ catch }} or {{ content }} between
 //     cache and endcache that belongs to an outer Jet block is an error.
-//   - Two unnamed blocks on one line share a key (Flask's naming); name
-//     them. Options.SourceDigest in package fragment adds the digest of the
+//   - Unnamed blocks are keyed by template path and line (Flask's naming),
+//     so two of them on one line would share a fragment: the rewrite
+//     refuses the second (ErrSameLine, naming both positions), and Execute
+//     refuses a block whose name is an expression that evaluates to nil on
+//     a line where another block may have the default key (unnamed, or
+//     named by an expression); name one of them. Options.SourceDigest in package fragment adds the digest of the
 //     block's own source (not of templates it includes) to unnamed keys.
 //   - Rewrite errors (*ParseError) keep their type when GetTemplate loads
 //     the template itself; from a template reached by extends or import,

@@ -30,6 +30,13 @@ var (
 	// an {{ end }} or {{ else }} between cache and endcache that belongs to
 	// an if opened before the cache tag.
 	ErrOverlap = errors.New("jettag: cache block overlaps a Jet block")
+	// ErrSameLine is returned for two cache blocks on one line that would
+	// share a fragment: unnamed blocks are keyed by template path and line,
+	// as in Flask-Caching. Rewrite refuses an unnamed block (no name, or
+	// the literal name nil) on the same line as another unnamed one;
+	// Execute refuses a block whose name evaluates to nil on a line it
+	// shares with another block. Name one of them.
+	ErrSameLine = errors.New("jettag: two cache blocks on one line would share a key")
 )
 
 // ParseError is a cache or endcache tag that cannot be rewritten. Path is
@@ -87,6 +94,7 @@ type edit struct {
 	lead string // whitespace between the left delimiter and the keyword
 	args string // cache: the arguments, outer parentheses blanked; endcache: the whitespace after it
 	site int    // cache: index in the Tags' site table
+	key  siteKey
 }
 
 // frame is an open cache block or Jet block during the scan.
@@ -118,7 +126,8 @@ type rewriter struct {
 
 	edits   []edit
 	frames  []frame
-	comment int // offset of the next comment, -1 if none is left
+	unnamed map[int]int // line → column of the first unnamed block on it
+	comment int         // offset of the next comment, -1 if none is left
 
 	// line bookkeeping, advanced monotonically
 	linePos, line, lineStart int
@@ -393,6 +402,34 @@ func constant(arg string) (v any, ok bool) {
 	return f, err == nil
 }
 
+// nameKind classifies a cache tag by its name argument, for the checks of
+// blocks sharing a line.
+type nameKind uint8
+
+const (
+	unnamed nameKind = iota // no name, or the literal nil: keyed by template and line
+	named                   // a string or number literal
+	dynamic                 // any other expression, which may evaluate to nil
+)
+
+// nameKindOf classifies a cache tag with these arguments.
+func nameKindOf(args string) nameKind {
+	parts := splitArgs(args)
+	if n := len(parts); n > 1 && strings.TrimSpace(parts[n-1]) == "" {
+		parts = parts[:n-1] // Jet allows a trailing comma: "cache 300," has no name
+	}
+	if len(parts) < 2 {
+		return unnamed
+	}
+	switch v, ok := constant(parts[1]); {
+	case !ok:
+		return dynamic
+	case v == nil:
+		return unnamed
+	}
+	return named
+}
+
 // scan finds the cache and endcache tags, checks their nesting against
 // Jet's own blocks and registers a site for each cache block.
 func (r *rewriter) scan() error {
@@ -410,6 +447,16 @@ func (r *rewriter) scan() error {
 				return r.errorAt(a.start, ErrMissingTimeout)
 			}
 			line, col := r.position(a.start)
+			if nameKindOf(args) == unnamed {
+				if first, ok := r.unnamed[line]; ok {
+					return r.errorAt(a.start, fmt.Errorf("%w: the unnamed block at %s:%d:%d is on the same line, and unnamed blocks are keyed by template and line: name one of them",
+						ErrSameLine, r.path, line, first))
+				}
+				if r.unnamed == nil {
+					r.unnamed = make(map[int]int)
+				}
+				r.unnamed[line] = col
+			}
 			r.frames = append(r.frames, frame{cache: true, line: line, col: col, edit: len(r.edits)})
 			r.edits = append(r.edits, edit{act: a, kind: k, lead: lead, args: args})
 		case kindEndcache:
@@ -423,10 +470,10 @@ func (r *rewriter) scan() error {
 			open := &r.edits[top.edit]
 			body := r.src[open.act.end:a.start]
 			sum := sha256.Sum256([]byte(body))
-			open.site = r.tags.register(siteKey{
+			open.key = siteKey{
 				path: r.path, line: top.line, col: top.col,
 				digest: hex.EncodeToString(sum[:8]), args: open.args,
-			})
+			}
 			r.edits = append(r.edits, edit{act: a, kind: k, lead: lead, args: rest})
 		case kindOpen:
 			line, col := r.position(a.start)
@@ -450,6 +497,27 @@ func (r *rewriter) scan() error {
 	for i := len(r.frames) - 1; i >= 0; i-- {
 		if f := r.frames[i]; f.cache {
 			return &ParseError{Path: r.path, Line: f.line, Col: f.col, Err: ErrMissingEndcache}
+		}
+	}
+	// A dynamic name that evaluates to nil falls back to the
+	// template-and-line key: such a site remembers another block on its
+	// line that may have that key too, so that execute can refuse it.
+	for i := range r.edits {
+		e := &r.edits[i]
+		if e.kind != kindCache || nameKindOf(e.args) != dynamic {
+			continue
+		}
+		for j := range r.edits {
+			o := &r.edits[j]
+			if j != i && o.kind == kindCache && o.key.line == e.key.line && nameKindOf(o.args) != named {
+				e.key.lineMate = fmt.Sprintf("%s:%d:%d", r.path, o.key.line, o.key.col)
+				break
+			}
+		}
+	}
+	for i := range r.edits {
+		if e := &r.edits[i]; e.kind == kindCache {
+			e.site = r.tags.register(e.key)
 		}
 	}
 	return nil

@@ -8,11 +8,13 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/CloudyKit/jet/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/templatefuzz"
 )
 
 func newTags(opts Options) *Tags {
@@ -111,6 +113,12 @@ func TestRewriteErrorsNameTheTag(t *testing.T) {
 		{"endcache inside an if", "{{ cache 1 }}{{ if a }}x\n{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
 		{"endcache inside a block", "{{ cache 1 }}{{ block b() }}x{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
 		{"endcache inside a yield with content", "{{ cache 1 }}{{ yield b() content }}x{{ endcache }}{{ end }}", "{{ endcache", 0, ErrOverlap},
+		{"two unnamed blocks on one line", "\n<a>{{ cache 300 }}A{{ endcache }}</a><b>{{ cache 300 }}B{{ endcache }}</b>", "{{ cache", 1, ErrSameLine},
+		{"unnamed blocks nested on one line", "{{ cache 1 }}a{{ cache 2 }}b{{ endcache }}{{ endcache }}", "{{ cache", 1, ErrSameLine},
+		{"a block named nil is unnamed", "{{ cache 1 }}a{{ endcache }}{{ cache(1, nil, x) }}b{{ endcache }}", "{{ cache", 1, ErrSameLine},
+		{"unnamed blocks in two branches of an if", "{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2 }}y{{ endcache }}{{ end }}", "{{ cache", 1, ErrSameLine},
+		{"a trailing comma is no name", "{{ cache 1, }}a{{ endcache }}{{ cache 1 }}b{{ endcache }}", "{{ cache", 1, ErrSameLine},
+		{"an opener over lines starts on its first line", "{{ cache 1 }}a{{ endcache }}{{ cache\n1 }}b{{ endcache }}", "{{ cache", 1, ErrSameLine},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +141,9 @@ func TestRewriteErrorsNameTheTag(t *testing.T) {
 
 func TestRewriteAcceptsWellNestedBlocks(t *testing.T) {
 	for _, src := range []string{
-		"{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2 }}y{{ endcache }}{{ end }}",
+		"{{ if a }}{{ cache 1 }}x{{ endcache }}{{ else }}{{ cache 2, \"n\" }}y{{ endcache }}{{ end }}",
+		"{{ cache 1 }}a{{ endcache }}{{ cache 1, \"n\" }}b{{ endcache }}{{ cache 1, name }}c{{ endcache }}\n{{ cache 1 }}d{{ endcache }}",
+		"{{ cache 1 }}a{{ endcache }}\n{{ cache 1 }}b{{ endcache }}",
 		"{{ cache 1 }}{{ if a }}x{{ else if b }}y{{ else }}z{{ end }}{{ endcache }}",
 		"{{ cache 1 }}{{ range i, x := xs }}{{ cache 2, \"n\", i }}{{ x }}{{ endcache }}{{ else }}-{{ end }}{{ endcache }}",
 		"{{ cache 1 }}{{ try }}x{{ catch err }}{{ err }}{{ end }}{{ endcache }}",
@@ -174,7 +184,7 @@ func TestRewriteSiteDigestFollowsTheBody(t *testing.T) {
 
 func TestRewriteRegistersEachSiteOnce(t *testing.T) {
 	tags := newTags(Options{})
-	src := "{{ cache 1 }}a{{ cache 2 }}b{{ endcache }}{{ endcache }}"
+	src := "{{ cache 1 }}a{{ cache 2, \"n\" }}b{{ endcache }}{{ endcache }}"
 	first, err := tags.Rewrite("/p.jet", src)
 	require.NoError(t, err)
 	again, err := tags.Rewrite("/p.jet", src)
@@ -224,14 +234,38 @@ func TestParseErrorUnwraps(t *testing.T) {
 	assert.Equal(t, "p.jet:1:2: cache: "+ErrStrayEndcache.Error(), err.Error())
 }
 
+// unboundedJet are constructs with which Jet itself can loop or recurse
+// without bound (include, yield and exec reach the fuzzed template again;
+// repeat, replace and ints multiply), or render differently each time (map
+// ranges in random order).
+var unboundedJet = []string{"include", "extends", "import", "yield", "exec", "repeat", "replace", "ints", "map", "dump"}
+
 // FuzzRewrite checks that no input makes Rewrite panic, that a successful
-// rewrite keeps every newline, and that text without tags is left alone.
+// rewrite keeps every newline, and that text without tags is left alone;
+// then that a template that parses renders the same through a cache, first
+// render and second, as with no cache (templatefuzz.CheckCachedEqualsUncached).
 func FuzzRewrite(f *testing.F) {
 	for _, seed := range []string{
 		"{{ cache 300 }}x{{ endcache }}",
 		"{{- cache(300, \"a\") -}}\n{{ if a }}{{ cache 1 }}{{ endcache }}{{ end }}{{- endcache -}}",
 		"{* {{ cache *}{{ \"}}\" }}{{ `\n` }}{{ 'x' }}{{ endcache }}",
 		"{{ cache", "{{ cache 1 }}{{", "{{ cache 1, \"", "{{ cache (", "{{ yield b() content }}{{ end }}",
+		"<a>{{ cache 300 }}A{{ endcache }}</a><b>{{ cache 300 }}B{{ endcache }}</b>", // issue 12 item 10
+		"<a>{{ cache 300 }}A{{ endcache }}</a>\n<b>{{ cache 300 }}B{{ endcache }}</b>",
+		"{{ cache 300, x }}A{{ endcache }}{{ cache 300, nil }}B{{ endcache }}",
+		"{{ cache 300, \"sidebar\", n }}<i>{{ s }}</i>{{ endcache }}",
+		"{{ cache 0.05, \"f\" }}{{ s }}{{ endcache }}{{ cache nil }}{{ n }}{{ endcache }}",
+		"{{ cache \"del\", \"d\" }}{{ s }}{{ endcache }}",
+		"{{ cache 300, \"o\" }}a{{ cache 300, \"i\" }}{{ s }}{{ endcache }}b{{ endcache }}",
+		"{{ range i, it := items }}{{ cache 300, \"row\", i }}[{{ it }}]{{ endcache }}{{ end }}",
+		"{{ range items }}{{ cache 300 }}[{{ . }}]{{ endcache }}{{ end }}", // shares a key by design
+		"{{ cache 300, \"same\" }}1{{ endcache }}{{ cache 300, \"same\" }}2{{ endcache }}",
+		"A  \n {{- cache 300 -}} \n B \n {{- endcache -}} \n C",
+		"{{ v := 7 }}{{ cache 300 }}v={{ v }} {{ unsafe: s }}{{ endcache }}",
+		"{{ block b() }}{{ cache 300, \"b\" }}in block{{ endcache }}{{ end }}",
+		"{{ try }}{{ cache 300 }}{{ nope.x }}{{ endcache }}{{ catch e }}caught{{ end }}",
+		"{{ cache 300, \"r\" }}{{ cache 300, \"r\" }}x{{ endcache }}{{ endcache }}",
+		"{{ cache -1 }}x{{ endcache }}", "{{ cache \"abc\" }}x{{ endcache }}", "{{ cache 300, items }}x{{ endcache }}",
 	} {
 		f.Add(seed, false)
 		f.Add(strings.NewReplacer("{{", "[[", "}}", "]]").Replace(seed), true)
@@ -251,5 +285,26 @@ func FuzzRewrite(f *testing.F) {
 		if !strings.Contains(src, "cache") {
 			assert.Equal(t, src, out)
 		}
+
+		if !templatefuzz.Bounded(src, unboundedJet, "range", 1) {
+			return
+		}
+		render := func(fc *fragment.Cache) (string, error) {
+			mem := jet.NewInMemLoader()
+			mem.Set("/f.jet", src)
+			set, err := New(fc, opts).NewSet(mem)
+			if err != nil {
+				return "", err
+			}
+			tpl, err := set.GetTemplate("/f.jet")
+			if err != nil {
+				return "", err
+			}
+			vars := jet.VarMap{}.Set("n", 7).Set("s", `<s&"'>`).Set("items", []string{"a", "<b>"}).Set("x", nil)
+			var buf strings.Builder
+			err = tpl.Execute(&buf, vars, nil)
+			return buf.String(), err
+		}
+		templatefuzz.CheckCachedEqualsUncached(t, render, templatefuzz.DefaultKeyShared("f.jet", src, "range"))
 	})
 }

@@ -57,6 +57,8 @@ type site struct {
 	// hit does not box them again.
 	timeout, name           any
 	constTimeout, constName bool
+
+	lineMate string // "path:line:col" of another block on the same line, if any
 }
 
 // siteKey identifies a site across parses of the same source; args is part
@@ -66,6 +68,7 @@ type siteKey struct {
 	line, col int
 	digest    string
 	args      string
+	lineMate  string
 }
 
 // Tags binds a fragment.Cache to Jet templates: it rewrites the cache tags
@@ -114,8 +117,9 @@ func (t *Tags) register(k siteKey) int {
 	old := *t.sites.Load()
 	i := len(old)
 	s := &site{
-		Site:  fragment.Site{Path: k.path, Line: k.line, Col: k.col, Digest: k.digest},
-		block: fmt.Sprintf("%s%d", blockPrefix, i),
+		Site:     fragment.Site{Path: k.path, Line: k.line, Col: k.col, Digest: k.digest},
+		block:    fmt.Sprintf("%s%d", blockPrefix, i),
+		lineMate: k.lineMate,
 	}
 	if args := splitArgs(k.args); len(args) > 0 {
 		s.timeout, s.constTimeout = constant(args[0])
@@ -294,6 +298,11 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 			call.Name = s.name
 		} else {
 			call.Name = s.value(a.Get(2), fragment.ErrKeyValue)
+		}
+		if call.Name == nil && s.lineMate != "" {
+			panic(&fragment.SiteError{Site: &s.Site, Err: fmt.Errorf(
+				"%w: the name evaluated to nil, so the block is keyed by template and line, which it shares with the block at %s: give it a name that is not nil",
+				ErrSameLine, s.lineMate)})
 		}
 	}
 	if n > 3 {

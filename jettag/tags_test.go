@@ -61,7 +61,7 @@ func TestCachedOutputEqualsUncached(t *testing.T) {
 		{"escaping", map[string]string{"/t.jet": "<p>{{ cache 300 }}<b>{{ user.Name }}</b>{{ unsafe: \"<i>raw</i>\" }}{{ endcache }}</p>"}, "/t.jet"},
 		{"trim markers", map[string]string{"/t.jet": "A  \n {{- cache 300 -}} \n B \n {{- endcache -}} \n C\n{{ cache 1 -}}\n D {{- endcache }}\n"}, "/t.jet"},
 		{"range with vary_on on the loop variable", map[string]string{"/t.jet": "<ul>{{ range i, it := items }}{{ cache 300, \"item\", i }}<li>{{ i }} {{ it.Name }} {{ user.Name }}</li>{{ endcache }}{{ end }}</ul>"}, "/t.jet"},
-		{"if around blocks", map[string]string{"/t.jet": "{{ if show }}{{ cache 300 }}yes {{ user.ID }}{{ endcache }}{{ else }}{{ cache 300 }}no{{ endcache }}{{ end }}"}, "/t.jet"},
+		{"if around blocks", map[string]string{"/t.jet": "{{ if show }}{{ cache 300 }}yes {{ user.ID }}{{ endcache }}{{ else }}{{ cache 300, \"no\" }}no{{ endcache }}{{ end }}"}, "/t.jet"},
 		{"nested", map[string]string{"/t.jet": "{{ cache 300, \"outer\" }}<o>{{ cache 300, \"inner\", user.ID }}<i>{{ user.Name }}</i>{{ endcache }}{{ range items }}{{ cache 5 }}-{{ endcache }}{{ end }}</o>{{ endcache }}"}, "/t.jet"},
 		{"outer variables and dot", map[string]string{"/t.jet": "{{ v := 7 }}{{ cache 300 }}v={{ v }} dot={{ .X }}{{ endcache }}"}, "/t.jet"},
 		{"multi-line opener", map[string]string{"/t.jet": "{{ cache 300,\n  \"multi\",\n  user.ID }}\nbody {{ user.ID }}\n{{ endcache\n}}"}, "/t.jet"},
@@ -132,6 +132,36 @@ func TestKeys(t *testing.T) {
 			require.True(t, ok, "fragment stored under %q", tt.key)
 			assert.Equal(t, "BODY", string(b))
 		})
+	}
+}
+
+// TestTwoUnnamedBlocksOnOneLineAreRefused: they would share Flask's
+// path+line key, so the second would serve the first's fragment.
+func TestTwoUnnamedBlocksOnOneLineAreRefused(t *testing.T) {
+	src := "<a>{{ cache 300 }}A{{ endcache }}</a><b>{{ cache 300 }}B{{ endcache }}</b>"
+	e := newEnv(t, envConfig{}, map[string]string{"/views/p.jet": src})
+	out, err := e.render("/views/p.jet", nil, nil)
+	require.ErrorIs(t, err, ErrSameLine, "rendered %q", out)
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, ParseError{Path: "views/p.jet", Line: 1, Col: strings.LastIndex(src, "{{ cache") + 1, Err: pe.Err}, *pe)
+	assert.ErrorContains(t, err, "views/p.jet:1:4")
+	assert.ErrorContains(t, err, "name one of them")
+
+	_, err = e.tags.Parse(e.set, "/views/q.jet", src)
+	require.ErrorIs(t, err, ErrSameLine)
+
+	// Named, either one, they render their own bodies.
+	for _, named := range []string{
+		strings.Replace(src, "cache 300", `cache 300, "a"`, 1),
+		strings.Replace(src, "{{ cache 300 }}B", `{{ cache 300, "b" }}B`, 1),
+	} {
+		e := newEnv(t, envConfig{}, map[string]string{"/views/p.jet": named})
+		for range 2 {
+			out, err := e.render("/views/p.jet", nil, nil)
+			require.NoError(t, err)
+			assert.Equal(t, "<a>A</a><b>B</b>", out)
+		}
 	}
 }
 
@@ -579,4 +609,39 @@ func TestLoaderPassesOnLoadErrors(t *testing.T) {
 			assert.ErrorContains(t, err, "/x.jet")
 		}
 	}
+}
+
+// TestNilNameOnASharedLineIsAnError: a name that evaluates to nil falls
+// back to the template-and-line key, which another block on the same line
+// may have too; that block would then be served this one's fragment.
+func TestNilNameOnASharedLineIsAnError(t *testing.T) {
+	src := "{{ cache 300, x }}A{{ endcache }}{{ cache 300, y }}B{{ endcache }}"
+	vars := func(x, y any) jet.VarMap { return jet.VarMap{}.Set("x", x).Set("y", y) }
+	e := newEnv(t, envConfig{}, map[string]string{"/p.jet": src, "/q.jet": "{{ cache 300, x }}A{{ endcache }}\n{{ cache 300, y }}B{{ endcache }}"})
+	out, err := e.render("/p.jet", vars("a", "b"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+
+	for _, v := range []jet.VarMap{vars(nil, "b"), vars("a", nil), vars(nil, nil)} {
+		e := newEnv(t, envConfig{}, map[string]string{"/p.jet": src})
+		out, err := e.render("/p.jet", v, nil)
+		require.ErrorIs(t, err, ErrSameLine, "rendered %q", out)
+		assert.ErrorContains(t, err, "evaluated to nil")
+	}
+
+	// Next to an unnamed block too.
+	e = newEnv(t, envConfig{}, map[string]string{"/u.jet": "{{ cache 300 }}A{{ endcache }}{{ cache 300, y }}B{{ endcache }}",
+		"/q.jet": "{{ cache 300, x }}A{{ endcache }}\n{{ cache 300, y }}B{{ endcache }}",
+		"/n.jet": "{{ cache 300, x }}A{{ endcache }}{{ cache 300, \"b\" }}B{{ endcache }}"})
+	_, err = e.render("/u.jet", vars(nil, nil), nil)
+	require.ErrorIs(t, err, ErrSameLine)
+
+	// Alone on its line, or next to blocks named by literals, a nil name is
+	// the default name.
+	out, err = e.render("/q.jet", vars(nil, nil), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "A\nB", out)
+	out, err = e.render("/n.jet", vars(nil, nil), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
 }

@@ -6,7 +6,8 @@
 // explicit name or, when it has none, FragmentName(templatePath, line). App
 // code calls the same function to delete a fragment after the data behind it
 // changes. SafeKey maps arbitrary keys onto what length- and charset-limited
-// stores such as memcached accept.
+// stores such as memcached accept, injectively: two different keys never
+// share a result.
 package keys
 
 import (
@@ -58,15 +59,21 @@ const MaxSafeKeyLen = 250
 // safeKeyHashLen is the length of the base64url SHA-256 that SafeKey appends.
 const safeKeyHashLen = 43
 
-// SafeKey returns key unchanged when memcached accepts it (at most 250
-// bytes, none of them a space, a control character or DEL). Any other key is
-// mapped deterministically to a readable head of the key (unsafe bytes
-// replaced by '_') followed by '#' and the base64url SHA-256 of the whole
-// key, 250 bytes at most. Two keys can only share a result if SHA-256
-// collides, or if a valid key is deliberately written as another key's
-// mapped form.
+// SafeKey returns key unchanged when memcached accepts it (1 to 250 bytes,
+// none of them a space, a control character or DEL) and it does not look
+// like a mapped key. Any other key is mapped deterministically to a
+// readable head of the key (unsafe bytes and '#' replaced by '_') followed
+// by '#' and the base64url SHA-256 of the whole key, 250 bytes at most.
+//
+// SafeKey is injective: every mapped key ends in '#' and 43 base64url
+// characters, and a key that ends that way is mapped too, even when
+// memcached would accept it. So a key passed through unchanged is never
+// another key's mapped form, and two mapped keys are equal only if SHA-256
+// collides. This matters when part of a key comes from a request (a vary_on
+// value with CACHE_KEY_PREFIX=""): no chosen key can address another's
+// entry.
 func SafeKey(key string) string {
-	if IsSafeKey(key) {
+	if IsSafeKey(key) && !looksMapped(key) {
 		return key
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -86,9 +93,28 @@ func SafeKey(key string) string {
 	return string(out)
 }
 
-// IsSafeKey reports whether memcached accepts key as it is.
+// looksMapped reports whether key ends as SafeKey's mapped keys do: '#'
+// and safeKeyHashLen base64url characters.
+func looksMapped(key string) bool {
+	n := len(key) - safeKeyHashLen
+	if n < 1 || key[n-1] != '#' {
+		return false
+	}
+	for i := n; i < len(key); i++ {
+		c := key[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// IsSafeKey reports whether memcached accepts key as it is: 1 to 250
+// bytes, none of them a space, a control character or DEL. SafeKey also
+// maps some keys that IsSafeKey accepts (those that look like a mapped
+// key).
 func IsSafeKey(key string) bool {
-	if len(key) > MaxSafeKeyLen {
+	if len(key) == 0 || len(key) > MaxSafeKeyLen {
 		return false
 	}
 	for i := 0; i < len(key); i++ {

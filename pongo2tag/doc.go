@@ -9,20 +9,46 @@
 // cache's default timeout), 0 (never expires) or "del" (delete the
 // fragment, render the body, store nothing). Keys are Flask's
 // (keys.MakeTemplateFragmentKey); a block without a name is named
-// keys.FragmentName(template path, line of the "cache" token). Everything
-// about hits, misses, deduplication and backend errors is package fragment's.
+// keys.FragmentName(template path, line of the "cache" token), so two
+// unnamed blocks on one line would share a fragment: the parser refuses the
+// second with ErrSameLine, naming both positions (a name that is the bare
+// identifier None or nil counts as none), and execution refuses a block
+// whose name is an expression that evaluates to nil on a line where another
+// block may have the default key (unnamed, or named by an expression).
+// Everything about hits, misses,
+// deduplication and backend errors is package fragment's.
 //
 // pongo2 is extended the way its own block tags are: Register adds a real
 // tag (pongo2.RegisterTag with a parser that wraps the body via
 // WrapUntilTag), so nesting, positions in errors and the sandbox's BanTag
 // all work as for built-in tags. Tags are global in pongo2 v6, so Register
-// is called once at startup, before templates are parsed. Its Options say
-// which directories templates are loaded from (repeated calls add
-// directories): pongo2 names a template by the name given to FromFile but by
-// its absolute path when it comes from FromCache, {% include %} or
-// {% extends %}, and the tag makes every path relative to those directories
-// (and refuses to parse a template outside all of them), so that keys never
-// contain an install directory.
+// is called once at startup, before templates are parsed.
+//
+// # Template paths
+//
+// The template path of an unnamed block is the name of the Loader that
+// loaded the template, "/", and the template's slash-separated path
+// relative to that loader's root: the base directory of a
+// LocalFilesystemLoader (the working directory if it has none), the root
+// of an fs.FS or http.FileSystem. A set loading templates/ through a Loader
+// named "web" keys templates/emails/welcome.html as
+// "web/emails/welcome.html", and a set loading templates/emails through a
+// Loader named "emails" keys the same file as "emails/welcome.html", so
+// templates/welcome.html ("web/welcome.html") never shares a key with it.
+// Since the loader's names are distinct per root and a root holds one file
+// per relative path, two files never share a path; and since the path
+// depends on neither the install directory nor the load method, FromFile,
+// FromCache, {% include %}, {% extends %} and {% import %} agree, and so do
+// hosts sharing a cache.
+//
+// pongo2 gives a custom tag only the name the template was loaded under
+// (FromFile keeps the name it was given, the others pass the loader's
+// resolved path) and not the set or loader, so Loader.Get appends a tag
+// recording the path to each template's source; it renders nothing and
+// adds no line. A block in a file template that did not come through a
+// Loader, or that its loader reached outside its root, is a parse error.
+// Templates made by FromString or FromBytes have the path "<string>".
+// Loader.Path gives app code the path of a template, to rebuild a key.
 //
 // A cache is bound through the pongo2 context under ContextKey: Bind(set,
 // fc) once for a whole TemplateSet, or With(ctx, fc, data) per render to

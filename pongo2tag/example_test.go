@@ -80,12 +80,16 @@ func ExampleWith() {
 	// true
 }
 
-// Tell Register where templates are loaded from: a block without a name is
-// keyed by its template's path relative to that directory and its line,
-// whether the template came from FromFile, FromCache or an include.
-func ExampleRegister() {
-	loader := pongo2.MustNewLocalFileSystemLoader("testdata/tpl")
-	if err := pongo2tag.Register(pongo2tag.Options{Loaders: []pongo2.TemplateLoader{loader}}); err != nil {
+// Load templates through a named Loader: a block without a name is keyed
+// by the loader's name, its template's path under the loader's directory,
+// and its line, whether the template came from FromFile, FromCache, an
+// include or an extends. Loader.Path gives app code the same path.
+func ExampleNewLoader() {
+	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil {
+		log.Fatal(err)
+	}
+	loader, err := pongo2tag.NewLoader("web", pongo2.MustNewLocalFileSystemLoader("testdata/tpl"))
+	if err != nil {
 		log.Fatal(err)
 	}
 	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
@@ -99,8 +103,13 @@ func ExampleRegister() {
 	if _, err := tpl.Execute(pongo2.Context{"item": "pen"}); err != nil {
 		log.Fatal(err)
 	}
-	stored, err := fc.Store().Has(context.Background(), keys.MakeTemplateFragmentKey("shop/item.html2"))
-	fmt.Println(stored, err)
+	path, err := loader.Path("shop/item.html")
+	if err != nil {
+		log.Fatal(err)
+	}
+	key := keys.MakeTemplateFragmentKey(keys.FragmentName(path, 2))
+	stored, err := fc.Store().Has(context.Background(), key)
+	fmt.Println(key, stored, err)
 	// Output:
-	// true <nil>
+	// _template_fragment_cache_web/shop/item.html2 true <nil>
 }

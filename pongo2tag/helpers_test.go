@@ -4,8 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/flosch/pongo2/v6"
@@ -19,15 +21,37 @@ import (
 // tplDir is the loader base directory of the file-based tests.
 var tplDir = filepath.Join("testdata", "tpl")
 
-var registerOnce = sync.OnceValue(func() error { return Register(Options{BaseDirs: []string{tplDir}}) })
+// tplLoader is the name of the loader over tplDir: it starts the path of
+// every template under tplDir in keys.
+const tplLoader = "tpl"
+
+// tplPath is the key path of a template under tplDir.
+func tplPath(name string) string { return tplLoader + "/" + name }
+
+var registerOnce = sync.OnceValue(func() error { return Register(Options{}) })
 
 // newSet registers the tag (once per process) and returns a set loading
-// from tplDir.
+// from tplDir through a Loader named tplLoader.
 func newSet(t testing.TB) *pongo2.TemplateSet {
 	t.Helper()
 	require.NoError(t, registerOnce())
-	return pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(tplDir))
+	return pongo2.NewSet(t.Name(), newLoader(t, tplLoader, pongo2.MustNewLocalFileSystemLoader(tplDir)))
 }
+
+// newLoader wraps inner, failing the test on an error.
+func newLoader(t testing.TB, name string, inner pongo2.TemplateLoader) *Loader {
+	t.Helper()
+	l, err := NewLoader(name, inner)
+	require.NoError(t, err)
+	return l
+}
+
+// loaderSeq makes loader names unique in the process: a name may not be
+// reused for another root, and tests make roots with t.TempDir.
+var loaderSeq atomic.Int64
+
+// uniqueName returns prefix followed by a number not used before.
+func uniqueName(prefix string) string { return prefix + strconv.FormatInt(loaderSeq.Add(1), 10) }
 
 // captureTag parses like the cache tag and keeps the node, so that tests
 // and benchmarks can execute one block on its own.

@@ -20,28 +20,10 @@ import (
 func TestRegisterIsIdempotent(t *testing.T) {
 	require.NoError(t, registerOnce())
 	require.NoError(t, Register(Options{}))
-	require.NoError(t, Register(Options{BaseDirs: []string{tplDir}}))
-	// Still one working tag with the directories of the first call.
+	require.NoError(t, Register(Options{}))
+	// Still one working tag.
 	_, err := newSet(t).FromCache("shop/item.html")
 	require.NoError(t, err)
-}
-
-func TestRegisterRejectsBadOptions(t *testing.T) {
-	cases := []struct {
-		name string
-		opts Options
-		msg  string
-	}{
-		{"empty base directory", Options{BaseDirs: []string{tplDir, ""}}, "BaseDirs[1] is empty"},
-		{"nil loader", Options{Loaders: []pongo2.TemplateLoader{nil}}, "Loaders[0] is nil"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := Register(tc.opts)
-			require.Error(t, err)
-			assert.Contains(t, err.Error(), tc.msg)
-		})
-	}
 }
 
 // foreignTagEnv makes TestRegisterReportsAForeignCacheTag act as its own
@@ -68,78 +50,102 @@ func TestRegisterReportsAForeignCacheTag(t *testing.T) {
 	assert.Contains(t, string(out), "--- PASS: TestRegisterReportsAForeignCacheTag")
 }
 
-func TestSitePath(t *testing.T) {
-	root := t.TempDir()
-	tpl := filepath.Join(root, "tpl")
-	cases := []struct {
-		name     string
-		baseDirs []string
-		filename string
-		want     string // "" when an error is expected
-	}{
-		{"string template", nil, "<string>", "<string>"},
-		{"relative name as given", nil, "shop/a.html", "shop/a.html"},
-		{"relative name cleaned", nil, "./shop//x/../a.html", "shop/a.html"},
-		{"relative name slash-separated", nil, filepath.Join("shop", "a.html"), "shop/a.html"},
-		{"absolute under a base", []string{tpl}, filepath.Join(tpl, "shop", "a.html"), "shop/a.html"},
-		{"absolute under the second base", []string{filepath.Join(root, "x"), tpl}, filepath.Join(tpl, "a.html"), "a.html"},
-		{"nested bases: the longest wins", []string{tpl, filepath.Join(tpl, "shop")}, filepath.Join(tpl, "shop", "a.html"), "a.html"},
-		{"absolute without bases", nil, filepath.Join(tpl, "a.html"), ""},
-		{"absolute outside the bases", []string{tpl}, filepath.Join(root, "other", "a.html"), ""},
-		{"a sibling sharing the prefix", []string{tpl}, filepath.Join(root, "tplx", "a.html"), ""},
-		{"the base itself", []string{tpl}, tpl, ""},
+func TestNewLoaderRejectsBadNames(t *testing.T) {
+	local := pongo2.MustNewLocalFileSystemLoader(tplDir)
+	for _, name := range []string{"", ".", "..", "a/b", "a b", "é", `a\b`, "a:b"} {
+		_, err := NewLoader(name, local)
+		require.ErrorIs(t, err, ErrLoaderName, "%q", name)
+		assert.Contains(t, err.Error(), "letters")
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := newConfig(Options{BaseDirs: tc.baseDirs})
-			require.NoError(t, err)
-			got, err := cfg.sitePath(tc.filename)
-			if tc.want == "" {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), "Options.BaseDirs")
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
+	_, err := NewLoader("ok", nil)
+	require.Error(t, err)
 }
 
-func TestOptionsBaseDirs(t *testing.T) {
+// TestLoaderNameNamesOneDirectory: a name given again for another directory
+// would give two files one path, so NewLoader refuses it; for the same
+// directory it is fine (sets made per test or per start). Loaders of
+// relative names have no directory to compare.
+func TestLoaderNameNamesOneDirectory(t *testing.T) {
+	name := uniqueName("one")
+	_, err := NewLoader(name, pongo2.MustNewLocalFileSystemLoader(tplDir))
+	require.NoError(t, err)
+	abs, err := filepath.Abs(tplDir)
+	require.NoError(t, err)
+	_, err = NewLoader(name, pongo2.MustNewLocalFileSystemLoader(abs))
+	require.NoError(t, err, "the same directory, spelled differently")
+
+	for _, other := range []pongo2.TemplateLoader{
+		pongo2.MustNewLocalFileSystemLoader(t.TempDir()),
+		pongo2.NewFSLoader(fstest.MapFS{}),
+	} {
+		_, err = NewLoader(name, other)
+		require.ErrorIs(t, err, ErrLoaderName)
+		assert.Contains(t, err.Error(), abs)
+	}
+
+	fsName := uniqueName("fs")
+	for range 2 { // an app making its loader again at every start
+		_, err = NewLoader(fsName, pongo2.NewFSLoader(fstest.MapFS{}))
+		require.NoError(t, err)
+	}
+	_, err = NewLoader(fsName, pongo2.MustNewLocalFileSystemLoader(tplDir))
+	require.ErrorIs(t, err, ErrLoaderName)
+}
+
+// TestLoaderPath: the path of a template is the loader's name and the
+// template's path relative to the loader's root, whichever way the name was
+// spelled; nothing outside the root has one.
+func TestLoaderPath(t *testing.T) {
 	wd, err := os.Getwd()
 	require.NoError(t, err)
 	absTpl, err := filepath.Abs(tplDir)
 	require.NoError(t, err)
+	local := newLoader(t, tplLoader, pongo2.MustNewLocalFileSystemLoader(tplDir))
+	cwd := newLoader(t, uniqueName("cwd"), pongo2.MustNewLocalFileSystemLoader(""))
+	fsys := newLoader(t, uniqueName("fs"), pongo2.NewFSLoader(fstest.MapFS{}))
 	cases := []struct {
-		name string
-		opts Options
-		want []string
+		name   string
+		loader *Loader
+		tpl    string
+		want   string // "" when an error is expected
 	}{
-		{"relative base made absolute", Options{BaseDirs: []string{tplDir}}, []string{absTpl}},
-		{"local loader with a base", Options{Loaders: []pongo2.TemplateLoader{pongo2.MustNewLocalFileSystemLoader(tplDir)}}, []string{absTpl}},
-		{"local loader without a base resolves against the working directory",
-			Options{Loaders: []pongo2.TemplateLoader{pongo2.MustNewLocalFileSystemLoader("")}}, []string{wd}},
-		{"fs.FS loader needs none", Options{Loaders: []pongo2.TemplateLoader{pongo2.NewFSLoader(fstest.MapFS{})}}, []string{}},
+		{"relative name", local, "shop/a.html", "shop/a.html"},
+		{"relative name cleaned", local, "./shop//x/../a.html", "shop/a.html"},
+		{"absolute name under the root", local, filepath.Join(absTpl, "shop", "a.html"), "shop/a.html"},
+		{"absolute name outside the root", local, filepath.Join(wd, "a.html"), ""},
+		{"relative name leaving the root", local, "../a.html", ""},
+		{"the root itself", local, absTpl, ""},
+		{"a sibling sharing the root's prefix", local, absTpl + "x/a.html", ""},
+		{"loader without a base: the working directory", cwd, "testdata/tpl/a.html", "testdata/tpl/a.html"},
+		{"fs.FS loader", fsys, "shop/a.html", "shop/a.html"},
+		{"fs.FS loader, cleaned", fsys, "shop/../a.html", "a.html"},
+		{"fs.FS loader, leaving the root", fsys, "../a.html", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := newConfig(tc.opts)
+			got, err := tc.loader.Path(tc.tpl)
+			if tc.want == "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "outside the root")
+				return
+			}
 			require.NoError(t, err)
-			assert.Equal(t, tc.want, cfg.baseDirs)
+			assert.Equal(t, tc.loader.Name()+"/"+tc.want, got)
 		})
 	}
 }
 
-// TestFSLoaderNamesAreRelative: templates from an fs.FS are named by their
-// path in it, included ones too, so they need no base directory.
-func TestFSLoaderNamesAreRelative(t *testing.T) {
+// TestFSLoaderPaths: templates from an fs.FS are named by their path in it,
+// included ones too.
+func TestFSLoaderPaths(t *testing.T) {
 	require.NoError(t, registerOnce())
 	bSrc := "\n{% cache 300 %}b{% endcache %}"
 	fsys := fstest.MapFS{
 		"shop/a.html": {Data: []byte(`{% include "b.html" %}`)}, // FSLoader resolves against the includer's directory
 		"shop/b.html": {Data: []byte(bSrc)},
 	}
-	set := pongo2.NewSet(t.Name(), pongo2.NewFSLoader(fsys))
+	loader := newLoader(t, uniqueName("fs"), pongo2.NewFSLoader(fsys))
+	set := pongo2.NewSet(t.Name(), loader)
 	fc, _ := newCache(fragment.Options{})
 	for _, name := range []string{"shop/a.html", "shop/b.html"} {
 		tpl, err := set.FromCache(name)
@@ -147,8 +153,10 @@ func TestFSLoaderNamesAreRelative(t *testing.T) {
 		_, err = render(tpl, fc, nil)
 		require.NoError(t, err)
 	}
+	path, err := loader.Path("shop/b.html")
+	require.NoError(t, err)
 	ok, err := fc.Store().Has(context.Background(),
-		keys.MakeTemplateFragmentKey(keys.FragmentName("shop/b.html", positionOf(t, bSrc, "cache").line)))
+		keys.MakeTemplateFragmentKey(keys.FragmentName(path, positionOf(t, bSrc, "cache").line)))
 	require.NoError(t, err)
 	assert.True(t, ok)
 	assert.Equal(t, uint64(1), fc.Stats().Hits, "include and FromCache must share the fragment")

@@ -13,6 +13,14 @@ import (
 	"github.com/fragcache/fragcache/fragment"
 )
 
+// ErrSameLine is the error (inside the *pongo2.Error's OrigError) of two
+// cache blocks on one line that would share a fragment: unnamed blocks are
+// keyed by template path and line, as in Flask-Caching. The parser refuses
+// an unnamed block on the same line as another unnamed one; execution
+// refuses a block whose name evaluates to nil on a line it shares with
+// another block. Name one of them.
+var ErrSameLine = errors.New("two cache blocks on one line would share a key")
+
 // sender is the Sender of the *pongo2.Error values the tag builds, as
 // pongo2's error.go asks of custom tags.
 const sender = "tag:" + TagName
@@ -29,6 +37,11 @@ type cacheNode struct {
 	start *pongo2.Token // the "cache" token: position of block-level errors
 	args  []arg         // timeout, then the optional name, then vary_on values
 	body  *pongo2.NodeWrapper
+
+	// lineMate is the "cache" token of a block on the same line that may
+	// have the template-and-line key, when this block's name is an
+	// expression: it must then not evaluate to nil.
+	lineMate *pongo2.Token
 }
 
 // arg is one argument expression. A single literal (300, 0.05, "sidebar",
@@ -62,10 +75,6 @@ func tagError(p *pongo2.Parser, msg string, tok *pongo2.Token) *pongo2.Error {
 
 // parseCache is the pongo2.TagParser of {% cache timeout[, name[, vary_on...]] %}.
 func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (pongo2.INodeTag, *pongo2.Error) {
-	cfg := current.Load()
-	if cfg == nil {
-		cfg = &config{}
-	}
 	n := &cacheNode{start: start}
 	if args.Remaining() == 0 {
 		return nil, tagError(args, "missing timeout; the syntax is {% cache timeout[, name[, vary_on...]] %}", start)
@@ -99,10 +108,20 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 		}
 	}
 
-	p, perr := cfg.sitePath(start.Filename)
+	p, perr := templatePath(doc, start)
 	if perr != nil {
 		return nil, tagError(args, perr.Error(), start)
 	}
+
+	other, mate := lineCheck(doc, start)
+	if other != nil {
+		e := doc.Error("", start)
+		e.OrigError = fmt.Errorf("cache: %w: the unnamed block at %s:%d:%d is on the same line, "+
+			"and unnamed blocks are keyed by template and line: name one of them", ErrSameLine, p, other.Line, other.Col)
+		e.Sender = sender
+		return nil, e
+	}
+	n.lineMate = mate
 
 	first := doc.Current()
 	body, endArgs, err := doc.WrapUntilTag(EndTagName)
@@ -118,6 +137,110 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 	n.body = body
 	n.site = &fragment.Site{Path: p, Line: start.Line, Col: start.Col, Digest: bodyDigest(doc, first)}
 	return n, nil
+}
+
+// nameKind classifies a cache tag by its name argument, for the checks of
+// blocks sharing a line.
+type nameKind uint8
+
+const (
+	unnamed nameKind = iota // no name, or the bare identifier None or nil: keyed by template and line
+	named                   // a string or number literal
+	dynamic                 // any other expression, which may evaluate to nil
+)
+
+// lineCheck looks at the other cache tags on start's line. It reads the
+// document's tokens around start (doc stands after the tag's "%}"), so it
+// needs no state across the tags of one parse; tags inside {% comment %}
+// do not count. For an unnamed block, first is an earlier unnamed one on
+// the line: the two would share a key. For a block with a dynamic name,
+// mate is another block on the line that is not named by a literal: the
+// name must not evaluate to nil.
+func lineCheck(doc *pongo2.Parser, start *pongo2.Token) (first, mate *pongo2.Token) {
+	k := 1
+	for doc.GetR(-k) != start {
+		if doc.GetR(-k) == nil {
+			return nil, nil
+		}
+		k++
+	}
+	self := kindAt(doc, -k)
+	if self == named {
+		return nil, nil
+	}
+	for _, step := range []int{-1, 1} {
+		for j := -k + step; ; j += step {
+			t := doc.GetR(j)
+			if t == nil || t.Line != start.Line {
+				break
+			}
+			if t.Typ != pongo2.TokenIdentifier || t.Val != TagName || !isSymbol(doc.GetR(j-1), "{%") || commentedOut(doc, j-1) {
+				continue
+			}
+			switch other := kindAt(doc, j); {
+			case self == unnamed && other == unnamed && step < 0:
+				return t, nil
+			case self == dynamic && other != named && mate == nil:
+				mate = t
+			}
+		}
+	}
+	return nil, mate
+}
+
+// kindAt classifies the cache tag whose name token is at GetR(at).
+func kindAt(doc *pongo2.Parser, at int) nameKind {
+	depth, arg := 0, 0
+	var name []*pongo2.Token
+	for i := at + 1; ; i++ {
+		t := doc.GetR(i)
+		if t == nil || (depth == 0 && isSymbol(t, "%}")) {
+			break
+		}
+		switch {
+		case isSymbol(t, "(") || isSymbol(t, "["):
+			depth++
+		case isSymbol(t, ")") || isSymbol(t, "]"):
+			depth--
+		case depth == 0 && isSymbol(t, ","):
+			arg++
+			continue
+		}
+		if arg == 1 {
+			name = append(name, t)
+		}
+	}
+	switch {
+	case arg == 0:
+		return unnamed
+	case len(name) == 1 && name[0].Typ == pongo2.TokenIdentifier && (name[0].Val == "None" || name[0].Val == "nil"):
+		return unnamed
+	case len(name) == 1 && (name[0].Typ == pongo2.TokenString || name[0].Typ == pongo2.TokenNumber):
+		return named
+	case len(name) == 3 && name[0].Typ == pongo2.TokenNumber && isSymbol(name[1], ".") && name[2].Typ == pongo2.TokenNumber:
+		return named
+	}
+	return dynamic
+}
+
+// commentedOut reports whether the tag opening at GetR(at) lies inside a
+// {% comment %} block, whose content pongo2 lexes but never parses. Comment
+// blocks do not nest, so the nearest comment or endcomment tag before it
+// decides.
+func commentedOut(doc *pongo2.Parser, at int) bool {
+	for i := at - 1; ; i-- {
+		t := doc.GetR(i)
+		if t == nil {
+			return false
+		}
+		if t.Typ == pongo2.TokenIdentifier && (t.Val == "comment" || t.Val == "endcomment") && isSymbol(doc.GetR(i-1), "{%") {
+			return t.Val == "comment"
+		}
+	}
+}
+
+func isSymbol(t *pongo2.Token, val string) bool {
+	return t != nil && t.Typ == pongo2.TokenSymbol && t.Val == val
 }
 
 // isLiteral reports whether the last n tokens p consumed are one number,
@@ -181,6 +304,11 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		call.HasName = true
 		if call.Name, err = n.args[1].eval(ctx); err != nil {
 			return err
+		}
+		if call.Name == nil && n.lineMate != nil {
+			return n.errorAt(ctx, fmt.Errorf("cache: %w: the name evaluated to nil, so the block is keyed by template and line, "+
+				"which it shares with the block at %s:%d:%d: give it a name that is not nil",
+				ErrSameLine, n.site.Path, n.lineMate.Line, n.lineMate.Col), n.args[1].tok)
 		}
 	}
 	for i := 2; i < len(n.args); i++ {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/flosch/pongo2/v6"
@@ -113,13 +115,13 @@ func TestKeys(t *testing.T) {
 
 // TestLoadMethodsAgreeOnPath: pongo2 names a template by the name given to
 // FromFile but by its absolute path for FromCache, include and extends;
-// keys must not depend on which.
+// keys must not depend on which: they take the path the Loader recorded.
 func TestLoadMethodsAgreeOnPath(t *testing.T) {
 	abs, err := fileAbs("shop/item.html")
 	require.NoError(t, err)
-	itemKey := keys.MakeTemplateFragmentKey(keys.FragmentName("shop/item.html",
+	itemKey := keys.MakeTemplateFragmentKey(keys.FragmentName(tplPath("shop/item.html"),
 		lineOf(t, tplDir+"/shop/item.html", "{% cache")))
-	childKey := keys.MakeTemplateFragmentKey(keys.FragmentName("shop/child.html",
+	childKey := keys.MakeTemplateFragmentKey(keys.FragmentName(tplPath("shop/child.html"),
 		lineOf(t, tplDir+"/shop/child.html", "{% cache")))
 	cases := []struct {
 		name string
@@ -361,6 +363,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad expression", `{% cache 300, (1 %}x{% endcache %}`, "1", "parser", "Closing bracket"},
 		{"arguments after endcache", "{% cache 300 %}\nx{% endcache 5 %}", "5 %}", sender, "endcache takes no arguments"},
 		{"error in the body", "{% cache 300 %}{% if %}{% endcache %}", "if", "parser", ""},
+		{"two unnamed blocks on one line", "\n<a>{% cache 300 %}A{% endcache %}</a><b>{% cache 300 %}B{% endcache %}</b>", "cache 300 %}B", sender, "name one of them"},
+		{"unnamed blocks nested on one line", "{% cache 1 %}a{% cache 2 %}b{% endcache %}{% endcache %}", "cache 2", sender, "same line"},
+		{"a block named None is unnamed", "{% cache 1 %}a{% endcache %}{% cache 1, None, x %}b{% endcache %}", "cache 1, None", sender, "same line"},
+		{"unnamed blocks in two branches of an if", "{% if a %}{% cache 1 %}x{% endcache %}{% else %}{% cache 2 %}y{% endcache %}{% endif %}", "cache 2", sender, "same line"},
+		{"trimmed tags", "{%- cache 1 -%}a{%- endcache -%}{%- cache 2 -%}b{%- endcache -%}", "cache 2", sender, "same line"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -379,24 +386,124 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// TestParseErrorOutsideBaseDirs: a template whose absolute path is under no
-// base directory cannot get a host-independent key, so it does not parse.
-func TestParseErrorOutsideBaseDirs(t *testing.T) {
-	require.NoError(t, registerOnce())
-	dir := t.TempDir()
-	src := "x\n{% cache 300 %}y{% endcache %}"
-	require.NoError(t, writeFile(dir+"/outside.html", src))
-	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(dir))
+// TestTwoUnnamedBlocksOnOneLineAreRefused: they would share Flask's
+// path+line key, so the second would serve the first's fragment.
+func TestTwoUnnamedBlocksOnOneLineAreRefused(t *testing.T) {
+	src := "<a>{% cache 300 %}A{% endcache %}</a><b>{% cache 300 %}B{% endcache %}</b>"
+	tpl, err := newSet(t).FromString(src)
+	if err == nil {
+		fc, _ := newCache(fragment.Options{})
+		out, _ := render(tpl, fc, nil)
+		t.Fatalf("parsed; renders %q", out)
+	}
+	pe := pongoError(t, err)
+	assert.ErrorIs(t, pe.OrigError, ErrSameLine)
+	assert.Equal(t, position{1, strings.LastIndex(src, "cache 300") + 1}, position{pe.Line, pe.Column})
+	assert.Contains(t, err.Error(), "<string>:1:7") // the first block's "cache"
 
-	_, err := set.FromCache("outside.html")
+	accepted := []string{
+		strings.Replace(src, "cache 300", `cache 300, "a"`, 1),
+		strings.Replace(src, "{% cache 300 %}B", `{% cache 300, "b" %}B`, 1),
+		"{% cache 300 %}A{% endcache %}\n{% cache 300 %}B{% endcache %}",
+		"{% comment %}{% cache 300 %}{% endcomment %}{% cache 300 %}A{% endcache %}",
+		"{% comment %}{% cache 300 %}{% endcomment %}x\n{% cache 300 %}A{% endcache %}{% comment %}{% cache 1 %}{% endcomment %}",
+	}
+	for _, src := range accepted {
+		tpl := fromString(t, newSet(t), src)
+		want, err := fromString(t, newSet(t), uncached(src)).Execute(nil)
+		require.NoError(t, err)
+		fc, _ := newCache(fragment.Options{})
+		for range 2 {
+			out, err := render(tpl, fc, nil)
+			require.NoError(t, err)
+			assert.Equal(t, want, out, src)
+		}
+	}
+}
+
+// TestParseErrorOutsideTheLoaderRoot: a template the loader reaches
+// outside its root has no path naming one file, so its blocks do not parse;
+// templates without blocks load as before.
+func TestParseErrorOutsideTheLoaderRoot(t *testing.T) {
+	require.NoError(t, registerOnce())
+	outside := t.TempDir()
+	src := "x\n{% cache 300 %}y{% endcache %}"
+	require.NoError(t, writeFile(filepath.Join(outside, "block.html"), src))
+	require.NoError(t, writeFile(filepath.Join(outside, "plain.html"), "plain"))
+	set := newSet(t)
+
+	_, err := set.FromFile(filepath.Join(outside, "block.html"))
 	require.Error(t, err)
 	pe := pongoError(t, err)
 	assert.Equal(t, sender, pe.Sender)
 	assert.Equal(t, positionOf(t, src, "cache"), position{pe.Line, pe.Column})
-	assert.Contains(t, err.Error(), "under none of the base directories")
+	assert.Contains(t, err.Error(), "outside the root")
 
-	_, err = set.FromFile("outside.html") // a relative name is taken as it is
+	tpl, err := set.FromFile(filepath.Join(outside, "plain.html"))
 	require.NoError(t, err)
+	out, err := tpl.Execute(nil)
+	require.NoError(t, err)
+	assert.Equal(t, "plain", out)
+}
+
+// TestParseErrorWithoutLoader: a file template loaded through a plain pongo2
+// loader gives no path that names one file, so its blocks do not parse.
+func TestParseErrorWithoutLoader(t *testing.T) {
+	require.NoError(t, registerOnce())
+	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(tplDir))
+	_, err := set.FromFile("shop/item.html")
+	require.Error(t, err)
+	pe := pongoError(t, err)
+	assert.Equal(t, sender, pe.Sender)
+	assert.Equal(t, lineOf(t, tplDir+"/shop/item.html", "{% cache"), pe.Line)
+	assert.Contains(t, err.Error(), "pongo2tag.NewLoader")
+
+	_, err = set.FromFile("base.html") // no block: no path needed
+	require.NoError(t, err)
+}
+
+// plainSet returns set, or for a template with blocks a set that reads it
+// with its blocks removed: the output the Loader's set must give.
+func plainSet(t *testing.T, name string, set *pongo2.TemplateSet) *pongo2.TemplateSet {
+	t.Helper()
+	src := map[string]string{"brace.html": "a\n{% cache 300 %}b{% endcache %}{", "ctrl.html": "a\n{% cache 300 %}b{% endcache %}{\x01c"}[name]
+	if src == "" {
+		return set
+	}
+	return pongo2.NewSet(t.Name()+"-uncached", pongo2.NewFSLoader(fstest.MapFS{name: {Data: []byte(uncached(src))}}))
+}
+
+// TestLoaderKeepsOutputAndPositions: the tag Loader appends renders nothing
+// and adds no line, and a template may not use it.
+func TestLoaderKeepsOutputAndPositions(t *testing.T) {
+	require.NoError(t, registerOnce())
+	files := fstest.MapFS{
+		"page.html":  {Data: []byte("a\n{{ x }}\n")},
+		"bad.html":   {Data: []byte("a\n\n  {{ nope( }}")},
+		"child.html": {Data: []byte(`{% extends "page.html" %}`)},
+		"spoof.html": {Data: []byte(`{% fragcachepath "d2ViL3g" %}x`)},
+		"brace.html": {Data: []byte("a\n{% cache 300 %}b{% endcache %}{")},      // "{" + the appended "{%" must not lex as "{{"
+		"ctrl.html":  {Data: []byte("a\n{% cache 300 %}b{% endcache %}{\x01c")}, // pongo2 stops reading at 0x01
+	}
+	plain := pongo2.NewSet(t.Name()+"-plain", pongo2.NewFSLoader(files))
+	wrapped := pongo2.NewSet(t.Name(), newLoader(t, uniqueName("fs"), pongo2.NewFSLoader(files)))
+	fc, _ := newCache(fragment.Options{})
+	for _, name := range []string{"page.html", "child.html", "brace.html", "ctrl.html"} {
+		want, err := pongo2.Must(plainSet(t, name, plain).FromFile(name)).Execute(pongo2.Context{"x": "<x>"})
+		require.NoError(t, err)
+		got, err := pongo2.Must(wrapped.FromFile(name)).Execute(With(context.Background(), fc, pongo2.Context{"x": "<x>"}))
+		require.NoError(t, err)
+		assert.Equal(t, want, got, name)
+	}
+	_, want := plain.FromFile("bad.html")
+	_, got := wrapped.FromFile("bad.html")
+	require.Error(t, want)
+	require.Error(t, got)
+	assert.Equal(t, want.Error(), got.Error())
+
+	_, err := wrapped.FromFile("spoof.html")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "reserved")
 }
 
 func TestExecutionErrors(t *testing.T) {
@@ -678,4 +785,51 @@ func TestBanTag(t *testing.T) {
 	_, err := set.FromString(`{% cache 300 %}x{% endcache %}`)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "not allowed")
+}
+
+// TestNilNameOnASharedLineIsAnError: a name that evaluates to nil falls
+// back to the template-and-line key, which another block on the same line
+// may have too; that block would then be served this one's fragment.
+func TestNilNameOnASharedLineIsAnError(t *testing.T) {
+	src := `{% cache 300, x %}A{% endcache %}{% cache 300, y %}B{% endcache %}`
+	tpl := fromString(t, newSet(t), src)
+	fc, _ := newCache(fragment.Options{})
+	out, err := render(tpl, fc, pongo2.Context{"x": "a", "y": "b"})
+	require.NoError(t, err)
+	assert.Equal(t, "AB", out)
+
+	for _, data := range []pongo2.Context{{"y": "b"}, {"x": "a"}, nil} {
+		fc, _ := newCache(fragment.Options{})
+		out, err := render(tpl, fc, data)
+		require.Error(t, err, "rendered %q", out)
+		pe := pongoError(t, err)
+		assert.ErrorIs(t, pe.OrigError, ErrSameLine)
+		assert.Contains(t, err.Error(), "evaluated to nil")
+	}
+
+	// Next to an unnamed block too.
+	fc, _ = newCache(fragment.Options{})
+	_, err = render(fromString(t, newSet(t), `{% cache 300 %}A{% endcache %}{% cache 300, y %}B{% endcache %}`), fc, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, pongoError(t, err).OrigError, ErrSameLine)
+
+	// Alone on its line, or next to blocks named by literals, a nil name is
+	// the default name.
+	for _, src := range []string{
+		"{% cache 300, x %}A{% endcache %}\n{% cache 300, y %}B{% endcache %}",
+		`{% cache 300, x %}A{% endcache %}{% cache 300, "b" %}B{% endcache %}{% cache 300, 5 %}{% endcache %}`,
+	} {
+		fc, _ = newCache(fragment.Options{})
+		out, err = render(fromString(t, newSet(t), src), fc, nil)
+		require.NoError(t, err, src)
+		assert.Equal(t, uncachedOutput(t, src), out)
+	}
+}
+
+// uncachedOutput renders src without its cache blocks.
+func uncachedOutput(t *testing.T, src string) string {
+	t.Helper()
+	out, err := fromString(t, newSet(t), uncached(src)).Execute(nil)
+	require.NoError(t, err)
+	return out
 }

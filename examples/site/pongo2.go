@@ -19,13 +19,17 @@ type pongo2Engine struct {
 }
 
 func newPongo2Engine(fc *fragment.Cache) (engine, error) {
-	// The tag is global in pongo2 v6; Register is idempotent. Templates
-	// come from an fs.FS, whose loader names them by their relative
-	// paths, so no base directory is needed for portable keys.
+	// The tag is global in pongo2 v6; Register is idempotent. The
+	// pongo2tag.Loader gives every template the path unnamed blocks are
+	// keyed by: "shop/" and its path in the fs.FS.
 	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil {
 		return nil, fmt.Errorf("pongo2: %w", err)
 	}
-	set := pongo2.NewSet("shop", pongo2.NewFSLoader(engineTemplates("pongo2")))
+	loader, err := pongo2tag.NewLoader("shop", pongo2.NewFSLoader(engineTemplates("pongo2")))
+	if err != nil {
+		return nil, fmt.Errorf("pongo2: %w", err)
+	}
+	set := pongo2.NewSet("shop", loader)
 	e := &pongo2Engine{fc: fc, pages: make(map[string]*pongo2.Template)}
 	for _, v := range views {
 		t, err := set.FromCache(v + ".html")
