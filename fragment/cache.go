@@ -196,9 +196,18 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		c.waits.Add(1)
 	}
 	if err != nil {
-		// Only the group's own refusal names this block; an ErrRecursive
-		// inside a body's error already names the block that re-entered.
-		if err == ErrRecursive {
+		switch err {
+		case flight.ErrCycle:
+			// Another goroutine renders this key and waits, through
+			// blocks nested the other way round on another page, for
+			// this one: render this block uncached rather than deadlock
+			// or fail the page.
+			c.renders.Add(1)
+			return body(w)
+		case ErrRecursive:
+			// Only the group's own refusal names this block; an
+			// ErrRecursive inside a body's error already names the block
+			// that re-entered.
 			return &SiteError{Site: call.Site, Err: err}
 		}
 		return err

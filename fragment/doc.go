@@ -15,9 +15,13 @@
 //
 // Beyond Flask: concurrent misses of one key in a process render the body
 // once (golang.org/x/sync/singleflight's idea, extended so that a block
-// re-entering a key that its own goroutine, or a goroutine it waits on, is
-// rendering gets an error instead of a deadlock); a failed render is never
-// stored and every waiter gets its error; backend errors are fail-open —
+// re-entering a key that its own goroutine is rendering gets an error
+// instead of a deadlock, and a block whose key is being rendered by a
+// goroutine that waits for it — two pages nesting two blocks in opposite
+// orders — renders uncached); a failed render is never stored and every
+// waiter gets its error, unless the render failed because its own request
+// was cancelled: then a waiter whose request is alive takes over the
+// render; backend errors are fail-open —
 // counted, logged at most once per interval, and the body is rendered
 // uncached — unless Options.Strict asks for them to be returned.
 package fragment

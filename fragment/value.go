@@ -20,8 +20,11 @@ var (
 	// documented text form.
 	ErrKeyValue = errors.New("fragment: invalid cache key value")
 	// ErrRecursive is returned when a block's key is requested while that
-	// same key is being rendered by the same goroutine, or by a goroutine
-	// that is itself waiting for the requester: waiting would deadlock.
+	// same key is being rendered by the same goroutine: a block nested,
+	// directly or through other blocks and includes, in itself. (When the
+	// key is being rendered by another goroutine that waits for the
+	// requester, as when two pages nest two blocks in opposite orders, the
+	// requesting block renders uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 	// ErrPanicked is returned to the renders that waited for a block whose
 	// body panicked; the panic itself goes on up the rendering goroutine.

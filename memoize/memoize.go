@@ -40,8 +40,10 @@ var (
 	// the goroutine that ran the function.
 	ErrPanicked = flight.ErrPanicked
 	// ErrRecursive is returned when a memoized function calls itself with
-	// the same arguments (directly, or through another goroutine that waits
-	// for it): it would wait for its own result forever.
+	// the same arguments: it would wait for its own result forever. (A call
+	// whose result is being computed by another goroutine that waits for
+	// the caller, calls nested in opposite orders, runs the function
+	// uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 )
 
@@ -371,48 +373,50 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 }
 
 // fill runs fn for a missed key, once per key and version across
-// concurrent callers, and stores its result.
+// concurrent callers, and stores its result. When the caller that runs fn
+// is cancelled midway, a waiter whose context is alive takes over (see
+// internal/flight) rather than inherit the cancellation.
 func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
-	for {
-		servedByOther := false
-		r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
-			var zero R
-			// A concurrent call may have stored the result between the
-			// lookup and the start of this flight: look once more rather
-			// than run twice. (A failed lookup here just runs fn.)
-			if !forced {
-				if v, err := m.cache.GetValue(ctx, key); err == nil {
-					if r, ok := m.decode(v, key, ver); ok {
-						servedByOther = true
-						return r, nil
-					}
+	servedByOther := false
+	r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
+		var zero R
+		// A concurrent call may have stored the result between the
+		// lookup and the start of this flight: look once more rather
+		// than run twice. (A failed lookup here just runs fn.)
+		if !forced {
+			if v, err := m.cache.GetValue(ctx, key); err == nil {
+				if r, ok := m.decode(v, key, ver); ok {
+					servedByOther = true
+					return r, nil
 				}
 			}
-			m.calls.Add(1)
-			r, err := fn(ctx)
-			if err != nil {
-				return r, err // errors are never stored
-			}
-			if !m.opts.CacheNone && isNil(r) {
-				return r, nil
-			}
-			if err := m.store(ctx, key, entry[R]{Version: ver, Result: r}); err != nil {
-				if err := m.backendError("set", err); err != nil {
-					return zero, err
-				}
-			}
+		}
+		m.calls.Add(1)
+		r, err := fn(ctx)
+		if err != nil {
+			return r, err // errors are never stored
+		}
+		if !m.opts.CacheNone && isNil(r) {
 			return r, nil
-		})
-		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			// The call we waited for ran under its caller's context, which
-			// ended; ours has not, so run again rather than inherit that.
-			continue
 		}
-		if shared || servedByOther {
-			m.waits.Add(1)
+		if err := m.store(ctx, key, entry[R]{Version: ver, Result: r}); err != nil {
+			if err := m.backendError("set", err); err != nil {
+				return zero, err
+			}
 		}
-		return r, err
+		return r, nil
+	})
+	if err == flight.ErrCycle {
+		// Another goroutine computes this call and waits, through calls
+		// nested the other way round, for this one: run it here,
+		// uncached, rather than deadlock or fail.
+		m.calls.Add(1)
+		return fn(ctx)
 	}
+	if shared || servedByOther {
+		m.waits.Add(1)
+	}
+	return r, err
 }
 
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
