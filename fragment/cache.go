@@ -41,6 +41,13 @@ type Options struct {
 	// errors in between are counted and summarised in the next report.
 	// 0 means 10 s.
 	LogInterval time.Duration
+	// StoreTimeout bounds the store after a render. The store runs on a
+	// context detached from the request's cancellation (a fragment that
+	// took longer than its request's deadline to render is still worth
+	// keeping), so this is its only bound besides the backend's own
+	// timeouts. The request waits for the store at most until its own
+	// context ends; the store goes on without it. 0 means 1 s.
+	StoreTimeout time.Duration
 }
 
 // Stats counts what a fragment Cache did.
@@ -78,6 +85,9 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	if opts.LogInterval == 0 {
 		opts.LogInterval = 10 * time.Second
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = time.Second
 	}
 	prefix := opts.KeyPrefix
 	if opts.Version != "" {
@@ -176,19 +186,8 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 			return nil, err
 		}
 		out := bytes.Clone(buf.Bytes())
-		var setErr error
-		switch {
-		case mode == useTTL:
-			setErr = c.store.Set(ctx, key, out, ttl)
-		case c.opts.DefaultTimeout > 0:
-			setErr = c.store.Set(ctx, key, out, c.opts.DefaultTimeout)
-		default:
-			setErr = c.store.Set(ctx, key, out)
-		}
-		if setErr != nil {
-			if err := c.backendError(call.Site, "set", setErr); err != nil {
-				return nil, err
-			}
+		if err := c.storeDetached(ctx, call.Site, key, out, mode, ttl); err != nil {
+			return nil, err
 		}
 		return out, nil
 	})
@@ -214,6 +213,53 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	}
 	_, err = w.Write(out)
 	return err
+}
+
+// set stores a rendered fragment with the TTL its block asked for.
+func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	switch {
+	case mode == useTTL:
+		return c.store.Set(ctx, key, value, ttl)
+	case c.opts.DefaultTimeout > 0:
+		return c.store.Set(ctx, key, value, c.opts.DefaultTimeout)
+	}
+	return c.store.Set(ctx, key, value)
+}
+
+// storeDetached stores a rendered fragment on a context that keeps ctx's
+// values but not its cancellation, bounded by StoreTimeout, and waits for
+// it only as long as ctx lives: a render that outlived its request's
+// deadline is still stored, and a slow store does not hold the request
+// past its deadline. The error is the backend's, in strict mode, when the
+// store finished while the request waited.
+func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
+	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
+		defer cancel()
+		if err := c.set(sctx, key, value, mode, ttl); err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- c.set(sctx, key, value, mode, ttl)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	case <-ctx.Done():
+		go func() {
+			if err := <-done; err != nil {
+				_ = c.backendError(site, "set", err) // nobody to return it to: counted and logged
+			}
+		}()
+		return nil
+	}
 }
 
 // storedText returns the fragment held in v. A value no block could have

@@ -3,6 +3,7 @@ package fragment
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -190,4 +191,56 @@ func TestRenderStoresAgainAfterBackendRecovers(t *testing.T) {
 	has, err := c.Store().Has(ctx, c.Key("n"))
 	require.NoError(t, err)
 	assert.True(t, has)
+}
+
+// A fragment that takes longer to render than its request's deadline is
+// still stored (the store runs detached from the request's cancellation),
+// and the next render is a hit.
+func TestSlowRenderUnderADeadlineIsStored(t *testing.T) {
+	testkit.ForEachCache(t, "slowstore", func(t *testing.T, open testkit.NewCache) {
+		store := open(t)
+		c := New(backends.New(ctxBackend{store.Backend()}, backends.Options{KeyPrefix: store.KeyPrefix()}), Options{})
+		call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+		body, calls := countingBody("slow fragment")
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			var buf bytes.Buffer
+			err := c.Render(ctx, call, &buf, func(w io.Writer) error {
+				<-ctx.Done() // the body outlives the request's deadline by 50 ms
+				time.Sleep(50 * time.Millisecond)
+				return body(w)
+			})
+			cancel()
+			require.NoError(t, err, "render %d", i)
+			assert.Equal(t, "slow fragment", buf.String())
+			if i == 0 {
+				testkit.Eventually(t, "the fragment is stored", func() bool {
+					ok, err := store.Has(context.Background(), c.Key("slow"))
+					return err == nil && ok
+				})
+			}
+		}
+		assert.EqualValues(t, 1, calls.Load(), "rendered once, then served as a hit")
+		st := c.Stats()
+		assert.EqualValues(t, 2, st.Hits)
+		assert.Zero(t, st.BackendErrors)
+	})
+}
+
+// ctxBackend fails every call whose context has ended, as network
+// backends do; SimpleCache alone would not show a store on a dead context.
+type ctxBackend struct{ backends.Backend }
+
+func (b ctxBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	return b.Backend.Get(ctx, key)
+}
+
+func (b ctxBackend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.Backend.Set(ctx, key, value, ttl)
 }
