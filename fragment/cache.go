@@ -3,6 +3,7 @@ package fragment
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strconv"
@@ -59,6 +60,13 @@ type Stats struct {
 	Waiting       uint64 // misses waiting right now for another goroutine's render
 	Deletes       uint64 // blocks with timeout "del"
 	BackendErrors uint64 // backend failures, whether failed open or returned
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not counted in BackendErrors, and not logged: the
+	// breaker logs its state changes).
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
 }
 
 // Cache renders cache blocks over a backends.Cache. One Cache serves any
@@ -71,7 +79,7 @@ type Cache struct {
 
 	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
-	hits, misses, renders, waits, deletes, backendErrors atomic.Uint64
+	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -109,7 +117,16 @@ func (c *Cache) Stats() Stats {
 		Waiting:       uint64(c.group.Waiting()),
 		Deletes:       c.deletes.Load(),
 		BackendErrors: c.backendErrors.Load(),
+		Skips:         c.skips.Load(),
+		Breaker:       c.breakerState(),
 	}
+}
+
+func (c *Cache) breakerState() backends.BreakerState {
+	if br := c.store.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // Key returns the key (within the backend cache's prefix) that a block named
@@ -340,9 +357,16 @@ func (c *Cache) blockKey(call Call) (string, error) {
 // otherwise it logs it (at most once per LogInterval) and returns nil so the
 // block renders uncached.
 func (c *Cache) backendError(site *Site, op string, err error) error {
-	c.backendErrors.Add(1)
+	if errors.Is(err, backends.ErrBreakerOpen) {
+		c.skips.Add(1)
+	} else {
+		c.backendErrors.Add(1)
+	}
 	if c.opts.Strict {
 		return &SiteError{Site: site, Err: err}
+	}
+	if errors.Is(err, backends.ErrBreakerOpen) {
+		return nil // the breaker logged that it opened
 	}
 	c.logMu.Lock()
 	now := time.Now()

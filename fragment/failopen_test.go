@@ -3,8 +3,10 @@ package fragment
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -244,3 +246,46 @@ func (b ctxBackend) Set(ctx context.Context, key string, value []byte, ttl time.
 	}
 	return b.Backend.Set(ctx, key, value, ttl)
 }
+
+// Over a backend guarded by a circuit breaker, blocks render uncached
+// while it is open; Stats shows the state and counts the skipped calls,
+// which are not logged one by one.
+func TestOpenBreakerIsReportedAndNotLogged(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	store := backends.New(backends.NewBreaker(refusingBackend{}, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: logger}), backends.Options{})
+	c := New(store, Options{Logger: logger, LogInterval: time.Nanosecond})
+	body, calls := countingBody("uncached")
+	for i := range 10 {
+		out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "b"}, body)
+		require.NoError(t, err)
+		assert.Equal(t, "uncached", out, "render %d", i)
+	}
+	assert.EqualValues(t, 10, calls.Load())
+	st := c.Stats()
+	assert.Equal(t, backends.BreakerOpen, st.Breaker)
+	assert.EqualValues(t, 2, st.BackendErrors, "the failures that opened the breaker")
+	assert.EqualValues(t, 8, st.Skips, "the lookups skipped while it was open")
+	var breakerLines, errorLines int
+	for _, l := range testkit.LogLines(t, &logs) {
+		if l["to"] == "open" {
+			breakerLines++
+		} else {
+			errorLines++
+		}
+	}
+	assert.Equal(t, 1, breakerLines, "the breaker logs its opening once")
+	assert.Equal(t, 2, errorLines, "only the real failures are logged")
+}
+
+// refusingBackend fails every Get and Set as a server refusing connections
+// does, which is what a circuit breaker counts.
+type refusingBackend struct{ brokenBackend }
+
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+
+func (refusingBackend) Get(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errRefused
+}
+
+func (refusingBackend) Set(context.Context, string, []byte, time.Duration) error { return errRefused }

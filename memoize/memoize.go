@@ -121,6 +121,13 @@ type Stats struct {
 	Waits         uint64 // misses answered by another call's execution
 	Bypasses      uint64 // calls for which Unless returned true
 	BackendErrors uint64 // backend failures, whether failed open or returned
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not in BackendErrors, and not logged: the breaker
+	// logs its state changes).
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
 }
 
 // memo is what every arity shares: keys, versions, lookups, stores,
@@ -134,7 +141,7 @@ type memo[R any] struct {
 	ignore []bool // by argument position
 	group  flight.Group[R]
 
-	hits, misses, calls, waits, bypasses, backendErrors atomic.Uint64
+	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -485,17 +492,34 @@ func (m *memo[R]) stats() Stats {
 		Waits:         m.waits.Load(),
 		Bypasses:      m.bypasses.Load(),
 		BackendErrors: m.backendErrors.Load(),
+		Skips:         m.skips.Load(),
+		Breaker:       breakerState(m.cache),
 	}
+}
+
+func breakerState(c *backends.Cache) backends.BreakerState {
+	if br := c.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // backendError counts a backend failure and, in strict mode, returns it;
 // otherwise it reports it and returns nil, and the caller goes on without
 // the cache.
 func (m *memo[R]) backendError(op string, err error) error {
-	m.backendErrors.Add(1)
+	skipped := errors.Is(err, backends.ErrBreakerOpen)
+	if skipped {
+		m.skips.Add(1)
+	} else {
+		m.backendErrors.Add(1)
+	}
 	err = wrap(m.name, op, err)
 	if m.opts.Strict {
 		return err
+	}
+	if skipped {
+		return nil // the breaker logged that it opened
 	}
 	m.report(op, err)
 	return nil
