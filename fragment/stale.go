@@ -1,0 +1,188 @@
+package fragment
+
+import (
+	"container/list"
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// A stored fragment is, by default, exactly the bytes its body rendered:
+// what Flask-Caching stores, and what app code reads and writes with the
+// backends.Cache under keys.MakeTemplateFragmentKey. Stale-while-revalidate
+// and early refresh need more: when the fragment goes stale, which is
+// earlier than when the backend drops it, and how long it took to render.
+// With either option on, a fragment is stored behind a small header, which
+// is fragment's own format inside the []byte value the backend stores:
+//
+//	byte 0      0xF8, the header mark (never the first byte of valid UTF-8)
+//	byte 1      1, the header version
+//	bytes 2–9   when the fragment goes stale: Unix milliseconds, big-endian; 0 = never
+//	bytes 10–13 how long its body took to render: microseconds, big-endian
+//	bytes 14–   the fragment
+//
+// A fragment that itself starts with 0xF8 is always stored with a header
+// (one that never goes stale), so a stored value is read one way only. A
+// value that starts with 0xF8 but has no valid header is not a fragment
+// this package stored, and is a miss. Processes with the options off read
+// headed values too (serving the fragment, and treating it as stale once
+// its time has come), so a deploy can turn the options on gradually.
+
+const (
+	headerMark    = 0xF8
+	headerVersion = 1
+	headerLen     = 14
+)
+
+// meta is what a header says about a fragment.
+type meta struct {
+	stale  int64  // Unix ms when it goes stale; 0 = never
+	render uint32 // µs its body took
+}
+
+// encodeValue returns the value to store for fragment frag: frag itself,
+// or frag behind a header when headed is set or frag starts with the mark.
+func encodeValue(frag []byte, headed bool, m meta) []byte {
+	if !headed && (len(frag) == 0 || frag[0] != headerMark) {
+		return frag
+	}
+	v := make([]byte, headerLen+len(frag))
+	v[0], v[1] = headerMark, headerVersion
+	binary.BigEndian.PutUint64(v[2:10], uint64(m.stale))
+	binary.BigEndian.PutUint32(v[10:14], m.render)
+	copy(v[headerLen:], frag)
+	return v
+}
+
+// decodeValue splits a stored value into the fragment and its header; ok
+// is false for a value with a mark but no valid header.
+func decodeValue(v []byte) (frag []byte, m meta, ok bool) {
+	if len(v) == 0 || v[0] != headerMark {
+		return v, meta{}, true
+	}
+	if len(v) < headerLen || v[1] != headerVersion {
+		return nil, meta{}, false
+	}
+	stale := binary.BigEndian.Uint64(v[2:10])
+	if stale > math.MaxInt64 {
+		return nil, meta{}, false
+	}
+	return v[headerLen:], meta{stale: int64(stale), render: binary.BigEndian.Uint32(v[10:14])}, true
+}
+
+// renderMicros is d in microseconds, as a header holds it.
+func renderMicros(d time.Duration) uint32 {
+	us := d.Microseconds()
+	switch {
+	case us < 1:
+		return 1
+	case us > math.MaxUint32:
+		return math.MaxUint32
+	}
+	return uint32(us)
+}
+
+// freshness is what a stored fragment is worth at a moment.
+type freshness uint8
+
+const (
+	fresh   freshness = iota // serve it
+	early                    // serve it, and let one render refresh it (XFetch)
+	expired                  // stale: serve it only while one render refreshes it
+)
+
+// freshnessAt judges m at now (Unix ms). Early refresh is probabilistic
+// early expiration ("XFetch", Vattani, Chierichetti and Lowenstein,
+// "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): each read
+// refreshes the fragment early when now − Δ·β·ln(U) ≥ expiry, for U
+// uniform in (0, 1] and Δ its render time; the closer the expiry and the
+// longer the render, the likelier, so a hot fragment is re-rendered about
+// once, shortly before it goes stale, and never by all its readers at once.
+func freshnessAt(m meta, now int64, beta float64) freshness {
+	switch {
+	case m.stale == 0:
+		return fresh
+	case now >= m.stale:
+		return expired
+	case beta > 0:
+		gap := float64(m.render) / 1000 * beta * -math.Log(1-rand.Float64()) // ms
+		if float64(now)+gap >= float64(m.stale) {
+			return early
+		}
+	}
+	return fresh
+}
+
+// copies keeps, in memory, the fragments this process most recently stored
+// or first read, so that they can be served while the backend cannot be
+// reached (its circuit breaker open, or a call failing) and until their
+// grace period ends. It is bounded by bytes; the oldest kept goes first.
+type copies struct {
+	max int
+	mu  sync.RWMutex
+	m   map[string]*list.Element // → *copyEntry
+	age list.List                // front: newest
+	n   int                      // bytes held
+}
+
+type copyEntry struct {
+	key   string
+	frag  []byte
+	stale int64 // the header's; identifies the stored version
+	until int64 // Unix ms after which it is not served; 0 = never
+}
+
+func newCopies(maxBytes int) *copies {
+	return &copies{max: maxBytes, m: make(map[string]*list.Element)}
+}
+
+// keep records frag for key unless this version is already kept. frag is
+// copied: the caller's bytes may be the backend's.
+func (c *copies) keep(key string, frag []byte, stale, until int64) {
+	if c == nil || len(frag) > c.max {
+		return
+	}
+	c.mu.RLock()
+	e, ok := c.m[key]
+	same := ok && e.Value.(*copyEntry).stale == stale
+	c.mu.RUnlock()
+	if same {
+		return
+	}
+	ce := &copyEntry{key: key, frag: append([]byte(nil), frag...), stale: stale, until: until}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[key]; ok {
+		c.n -= len(e.Value.(*copyEntry).frag)
+		c.age.Remove(e)
+	}
+	c.m[key] = c.age.PushFront(ce)
+	c.n += len(ce.frag)
+	for c.n > c.max {
+		old := c.age.Back()
+		oe := old.Value.(*copyEntry)
+		c.age.Remove(old)
+		delete(c.m, oe.key)
+		c.n -= len(oe.frag)
+	}
+}
+
+// get returns the fragment kept for key if it may still be served at now.
+func (c *copies) get(key string, now int64) ([]byte, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.m[key]
+	if !ok {
+		return nil, false
+	}
+	ce := e.Value.(*copyEntry)
+	if ce.until != 0 && now >= ce.until {
+		return nil, false
+	}
+	return ce.frag, true
+}
