@@ -128,7 +128,7 @@ type Cache struct {
 	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
 	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
-	staleHits, refreshes, lockWaits                            atomic.Uint64
+	staleHits, refreshes, lockWaits                             atomic.Uint64
 
 	headed bool    // store fragments behind a header
 	copies *copies // fragments kept to serve while the backend fails; nil when off

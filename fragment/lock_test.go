@@ -39,7 +39,7 @@ func TestLockedKeyWaitsForTheOtherProcess(t *testing.T) {
 	}()
 	testkit.Eventually(t, "the render waits for the other process", func() bool { return c.Stats().LockWaits == 1 })
 	require.NoError(t, store.Set(ctx, key, []byte("rendered elsewhere"), time.Minute)) // the other process stores...
-	_, err2 := store.Delete(ctx, lockKey(key))                                        // ...and unlocks
+	_, err2 := store.Delete(ctx, lockKey(key))                                         // ...and unlocks
 	require.NoError(t, err2)
 	within(t, func() { <-done })
 	require.NoError(t, err)
