@@ -14,6 +14,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/xfetch"
 	"github.com/fragcache/fragcache/keys"
 )
 
@@ -253,17 +254,17 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		return body(w)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
-		switch freshnessAt(m, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
-		case fresh:
+		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
+		case xfetch.Fresh:
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
 				c.copies.keep(key, frag, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds())
 			}
 			_, err := w.Write(frag)
 			return err
-		case early:
+		case xfetch.Early:
 			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, false)
-		case expired:
+		case xfetch.Stale:
 			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, true)
 		}
 	}
@@ -275,7 +276,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && freshnessAt(m, time.Now().UnixMilli(), 0) != expired {
+			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
 				servedByOther = true
 				return bytes.Clone(frag), nil
 			}
@@ -362,7 +363,7 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 		if life := c.lifetime(mode, ttl); life > 0 {
 			m.stale = time.Now().Add(life).UnixMilli()
 		}
-		m.render = renderMicros(took)
+		m.render = xfetch.Micros(took)
 	}
 	if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
 		return nil, false, err

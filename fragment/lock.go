@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
 // With Options.Lock, a cold fragment is rendered once across every process
@@ -74,7 +76,7 @@ func (c *Cache) waitForOther(ctx context.Context, key string) (frag []byte, ok b
 		if err != nil {
 			return nil, false
 		}
-		if f, m, found := c.fragmentOf(vals[0]); found && freshnessAt(m, time.Now().UnixMilli(), 0) != expired {
+		if f, m, found := c.fragmentOf(vals[0]); found && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
 			return append([]byte(nil), f...), true
 		}
 		if !vals[1].Found() || time.Now().After(until) {

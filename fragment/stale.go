@@ -4,9 +4,7 @@ import (
 	"container/list"
 	"encoding/binary"
 	"math"
-	"math/rand/v2"
 	"sync"
-	"time"
 )
 
 // A stored fragment is, by default, exactly the bytes its body rendered:
@@ -70,49 +68,6 @@ func decodeValue(v []byte) (frag []byte, m meta, ok bool) {
 		return nil, meta{}, false
 	}
 	return v[headerLen:], meta{stale: int64(stale), render: binary.BigEndian.Uint32(v[10:14])}, true
-}
-
-// renderMicros is d in microseconds, as a header holds it.
-func renderMicros(d time.Duration) uint32 {
-	us := d.Microseconds()
-	switch {
-	case us < 1:
-		return 1
-	case us > math.MaxUint32:
-		return math.MaxUint32
-	}
-	return uint32(us)
-}
-
-// freshness is what a stored fragment is worth at a moment.
-type freshness uint8
-
-const (
-	fresh   freshness = iota // serve it
-	early                    // serve it, and let one render refresh it (XFetch)
-	expired                  // stale: serve it only while one render refreshes it
-)
-
-// freshnessAt judges m at now (Unix ms). Early refresh is probabilistic
-// early expiration ("XFetch", Vattani, Chierichetti and Lowenstein,
-// "Optimal Probabilistic Cache Stampede Prevention", VLDB 2015): each read
-// refreshes the fragment early when now − Δ·β·ln(U) ≥ expiry, for U
-// uniform in (0, 1] and Δ its render time; the closer the expiry and the
-// longer the render, the likelier, so a hot fragment is re-rendered about
-// once, shortly before it goes stale, and never by all its readers at once.
-func freshnessAt(m meta, now int64, beta float64) freshness {
-	switch {
-	case m.stale == 0:
-		return fresh
-	case now >= m.stale:
-		return expired
-	case beta > 0:
-		gap := float64(m.render) / 1000 * beta * -math.Log(1-rand.Float64()) // ms
-		if float64(now)+gap >= float64(m.stale) {
-			return early
-		}
-	}
-	return fresh
 }
 
 // copies keeps, in memory, the fragments this process most recently stored

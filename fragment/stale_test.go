@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -282,9 +281,3 @@ func TestEarlyRefresh(t *testing.T) {
 	}
 }
 
-func TestFreshnessAt(t *testing.T) {
-	assert.Equal(t, fresh, freshnessAt(meta{}, 1e15, 1), "no expiry")
-	assert.Equal(t, expired, freshnessAt(meta{stale: 100}, 100, 0))
-	assert.Equal(t, fresh, freshnessAt(meta{stale: 100, render: 1000}, 99, 0), "no early refresh without β")
-	assert.Equal(t, early, freshnessAt(meta{stale: 100, render: math.MaxUint32}, 99, 1e9))
-}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
 // NoExpiry as Options.Timeout stores results that never expire; only
@@ -111,6 +113,23 @@ type Options struct {
 	// errors in between are counted and summarised in the next report.
 	// 0 means 10 s.
 	LogInterval time.Duration
+
+	// StaleWhileRevalidate is a grace period: results stay stored that
+	// much longer than Timeout, and a call that finds its result past
+	// Timeout returns it at once while the function runs again in the
+	// background (once per process and arguments) to replace it. 0 is off.
+	// Results that never expire have no grace period.
+	StaleWhileRevalidate time.Duration
+	// EarlyRefresh turns on probabilistic early refresh ("XFetch", see
+	// internal/xfetch) with this β: a call re-runs the function in the
+	// background before the result expires, with a probability that rises
+	// as the expiry nears and with how long the function took. 1 is the
+	// paper's recommendation; 0 is off.
+	EarlyRefresh float64
+	// RefreshTimeout bounds a background run of the function (with
+	// StaleWhileRevalidate or EarlyRefresh), whose context keeps the
+	// caller's values but not its cancellation. 0 means 10 s.
+	RefreshTimeout time.Duration
 }
 
 // Stats counts what a memoized function did.
@@ -128,6 +147,12 @@ type Stats struct {
 	// Breaker is the state of the backend's circuit breaker
 	// (backends.Cache.Breaker); BreakerClosed when it has none.
 	Breaker backends.BreakerState
+	// StaleHits counts calls answered with a result past its timeout,
+	// within the grace period, while the function ran again.
+	StaleHits uint64
+	// Refreshes counts background runs of the function for a stale
+	// result or an early refresh (not in Calls).
+	Refreshes uint64
 }
 
 // memo is what every arity shares: keys, versions, lookups, stores,
@@ -142,6 +167,7 @@ type memo[R any] struct {
 	group  flight.Group[R]
 
 	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
+	staleHits, refreshes                                       atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -186,6 +212,12 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	}
 	if opts.LogInterval == 0 {
 		opts.LogInterval = 10 * time.Second
+	}
+	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.RefreshTimeout < 0 {
+		panic(fmt.Sprintf("memoize: %s: negative StaleWhileRevalidate, EarlyRefresh or RefreshTimeout", name))
+	}
+	if opts.RefreshTimeout == 0 {
+		opts.RefreshTimeout = 10 * time.Second
 	}
 
 	var seed argEncoder
@@ -269,6 +301,10 @@ func newVersion() string {
 type entry[R any] struct {
 	Version string `msgpack:"v" json:"v"`
 	Result  R      `msgpack:"r" json:"r"`
+	// With StaleWhileRevalidate or EarlyRefresh: when the result goes
+	// stale (Unix ms) and how long the function took (µs).
+	Stale int64  `msgpack:"s,omitempty" json:"s,omitempty"`
+	Took  uint32 `msgpack:"t,omitempty" json:"t,omitempty"`
 }
 
 // read fetches, in one round trip, the function's version, the receiver's
@@ -276,43 +312,42 @@ type entry[R any] struct {
 // a valid entry must carry; fnFound=false means the function has no
 // version yet, so no stored entry can be valid. r and found describe a
 // valid entry.
-func (m *memo[R]) read(ctx context.Context, inst *string, key string) (ver string, fnFound bool, r R, found bool, err error) {
+func (m *memo[R]) read(ctx context.Context, inst *string, key string) (ver string, fnFound bool, e entry[R], found bool, err error) {
 	keys := []string{m.verKey, key}
 	if inst != nil {
 		keys = append(keys, m.instanceKey(*inst))
 	}
 	vals, err := m.cache.GetMany(ctx, keys...)
 	if err != nil {
-		return "", false, r, false, err
+		return "", false, e, false, err
 	}
 	fnVer, ok := vals[0].Bytes()
 	if !ok {
-		return "", false, r, false, nil
+		return "", false, e, false, nil
 	}
 	ver = string(fnVer)
 	if inst != nil {
 		instVer, _ := vals[2].Bytes() // none until DeleteInstance writes one
 		ver += "/" + string(instVer)
 	}
-	r, found = m.decode(vals[1], key, ver)
-	return ver, true, r, found, nil
+	e, found = m.decode(vals[1], key, ver)
+	return ver, true, e, found, nil
 }
 
 // decode returns the result v holds if it was stored under version ver. A
 // value that does not decode (one written by an older build with another
 // result type under the same name and version) is a miss, logged, and
 // gets overwritten.
-func (m *memo[R]) decode(v backends.Value, key, ver string) (R, bool) {
+func (m *memo[R]) decode(v backends.Value, key, ver string) (entry[R], bool) {
 	var e entry[R]
 	if !v.Found() {
-		return e.Result, false
+		return e, false
 	}
 	if err := v.Decode(&e); err != nil {
 		m.report("decode", fmt.Errorf("memoize %s: stored result under %q: %w", m.name, key, err))
-		var zero R
-		return zero, false
+		return entry[R]{}, false
 	}
-	return e.Result, e.Version == ver
+	return e, e.Version == ver
 }
 
 // createVersion stores a first version for the function, or reads the one
@@ -359,7 +394,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 	if err != nil {
 		return zero, err
 	}
-	ver, fnFound, r, found, err := m.read(ctx, inst, key)
+	ver, fnFound, e, found, err := m.read(ctx, inst, key)
 	if err == nil && !fnFound {
 		ver, err = m.createVersion(ctx, inst)
 	}
@@ -372,11 +407,85 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 	}
 	forced := m.opts.ForcedUpdate != nil && m.opts.ForcedUpdate(ctx)
 	if found && !forced {
-		m.hits.Add(1)
-		return r, nil
+		switch xfetch.Judge(e.Stale, e.Took, time.Now().UnixMilli(), m.opts.EarlyRefresh) {
+		case xfetch.Fresh:
+			m.hits.Add(1)
+		case xfetch.Early:
+			m.hits.Add(1)
+			m.refreshInBackground(ctx, key, ver, fn)
+		case xfetch.Stale:
+			m.staleHits.Add(1)
+			m.refreshInBackground(ctx, key, ver, fn)
+		}
+		return e.Result, nil
 	}
 	m.misses.Add(1)
 	return m.fill(ctx, key, ver, forced, fn)
+}
+
+// refreshInBackground runs fn again for key, once per process at a time,
+// on a goroutine of its own with a context detached from ctx's
+// cancellation and bounded by RefreshTimeout, and stores its result. A
+// panic in fn is logged, not let loose on a goroutine nobody recovers.
+func (m *memo[R]) refreshInBackground(ctx context.Context, key, ver string, fn func(context.Context) (R, error)) {
+	fkey := key + "/" + ver
+	if m.group.InFlight(fkey) {
+		return // a refresh or a miss is running it already
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.RefreshTimeout)
+	go func() {
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				m.opts.Logger.Error("fragcache: memoize: background refresh panicked", "func", m.name, "panic", fmt.Sprint(p))
+			}
+		}()
+		_, _, err := m.group.TryDo(rctx, fkey, func() (R, error) {
+			m.refreshes.Add(1)
+			return m.run(rctx, key, ver, fn)
+		})
+		if err != nil {
+			m.report("refresh", fmt.Errorf("memoize %s: background refresh: %w", m.name, err))
+		}
+	}()
+}
+
+// run runs fn and stores its result (unless it failed, or is nil and
+// CacheNone is off).
+func (m *memo[R]) run(ctx context.Context, key, ver string, fn func(context.Context) (R, error)) (R, error) {
+	var zero R
+	began := time.Now()
+	r, err := fn(ctx)
+	if err != nil {
+		return r, err // errors are never stored
+	}
+	if !m.opts.CacheNone && isNil(r) {
+		return r, nil
+	}
+	e := entry[R]{Version: ver, Result: r}
+	if m.opts.StaleWhileRevalidate > 0 || m.opts.EarlyRefresh > 0 {
+		if life := m.lifetime(); life > 0 {
+			e.Stale = time.Now().Add(life).UnixMilli()
+		}
+		e.Took = xfetch.Micros(time.Since(began))
+	}
+	if err := m.store(ctx, key, e); err != nil {
+		if err := m.backendError("set", err); err != nil {
+			return zero, err
+		}
+	}
+	return r, nil
+}
+
+// lifetime is how long a result stays fresh; 0 means forever.
+func (m *memo[R]) lifetime() time.Duration {
+	switch {
+	case m.opts.Timeout == NoExpiry:
+		return 0
+	case m.opts.Timeout > 0:
+		return m.opts.Timeout
+	}
+	return m.cache.DefaultTimeout()
 }
 
 // fill runs fn for a missed key, once per key and version across
@@ -386,32 +495,19 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
 	servedByOther := false
 	r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
-		var zero R
 		// A concurrent call may have stored the result between the
 		// lookup and the start of this flight: look once more rather
 		// than run twice. (A failed lookup here just runs fn.)
 		if !forced {
 			if v, err := m.cache.GetValue(ctx, key); err == nil {
-				if r, ok := m.decode(v, key, ver); ok {
+				if e, ok := m.decode(v, key, ver); ok && xfetch.Judge(e.Stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
 					servedByOther = true
-					return r, nil
+					return e.Result, nil
 				}
 			}
 		}
 		m.calls.Add(1)
-		r, err := fn(ctx)
-		if err != nil {
-			return r, err // errors are never stored
-		}
-		if !m.opts.CacheNone && isNil(r) {
-			return r, nil
-		}
-		if err := m.store(ctx, key, entry[R]{Version: ver, Result: r}); err != nil {
-			if err := m.backendError("set", err); err != nil {
-				return zero, err
-			}
-		}
-		return r, nil
+		return m.run(ctx, key, ver, fn)
 	})
 	if err == flight.ErrCycle {
 		// Another goroutine computes this call and waits, through calls
@@ -427,6 +523,11 @@ func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn fun
 }
 
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
+	if grace := m.opts.StaleWhileRevalidate; grace > 0 {
+		if life := m.lifetime(); life > 0 {
+			return m.cache.Set(ctx, key, e, min(life, math.MaxInt64-grace)+grace)
+		}
+	}
 	switch {
 	case m.opts.Timeout == NoExpiry:
 		return m.cache.Set(ctx, key, e, 0)
@@ -494,6 +595,8 @@ func (m *memo[R]) stats() Stats {
 		BackendErrors: m.backendErrors.Load(),
 		Skips:         m.skips.Load(),
 		Breaker:       breakerState(m.cache),
+		StaleHits:     m.staleHits.Load(),
+		Refreshes:     m.refreshes.Load(),
 	}
 }
 
