@@ -280,4 +280,3 @@ func TestEarlyRefresh(t *testing.T) {
 		}
 	}
 }
-
