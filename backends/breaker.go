@@ -121,8 +121,11 @@ type BreakerStats struct {
 // counts as neither. So one bad key never opens the breaker for every
 // other.
 //
-// The state machine is github.com/sony/gobreaker's (its two-step form, so
-// that the wrapper adds no closure per operation).
+// The state machine is github.com/sony/gobreaker's, in its two-step form
+// (Allow, then report the outcome), which fits a wrapper of many methods.
+// It costs each operation two short lock holds and one small allocation,
+// about 0.3 µs (BenchmarkBreakerGet), next to a network round trip of tens
+// of microseconds; SimpleCache and NullCache are not guarded.
 type Breaker struct {
 	b      Backend
 	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]

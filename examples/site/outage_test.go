@@ -23,16 +23,18 @@ import (
 )
 
 // This file measures what an outage of Redis costs the demo site: the
-// figures in BENCHMARKS.md and the README's defaults table. It is a
+// figures in BENCHMARKS.md and the README's outage table. It is a
 // measurement, not a pass/fail test, so it runs only when asked:
 //
 //	FRAGCACHE_OUTAGE=1 go test -run TestOutageFigures -v -timeout 30m ./examples/site
 //
 // FRAGCACHE_OUTAGE_PHASE sets how long each phase lasts (default 3s) and
 // FRAGCACHE_OUTAGE_ROUNDS how many outages of each kind are measured
-// (default 3). Eight clients request every page of every engine in turn
-// from a site whose data source answers at once (-delay 0), so that the
-// page cost is the engines' and the cache's. The site runs in this process
+// (default 3). Eight clients request every page of every engine in turn,
+// alternating request by request between the site over Redis and the same
+// site with caching off (NullCache), so that both are measured under the
+// same load of the machine; the data source answers at once (-delay 0), so
+// that the page cost is the engines' and the cache's. The site runs in this process
 // on an httptest server, its Redis is a real redis-server, and an outage is
 // either the server killed (refusing connections) or stopped with SIGSTOP
 // (hung: connections accepted, nothing answered), then restored.
@@ -41,6 +43,7 @@ const outageClients = 8
 
 // sample is one request.
 type sample struct {
+	site  int // index of the site requested
 	start time.Time
 	took  time.Duration
 	ok    bool // 200 and the page expected
@@ -92,7 +95,10 @@ func fetch(client *http.Client, url string) (string, int, error) {
 	return string(b), resp.StatusCode, err
 }
 
-func startLoad(base string, paths []string, want map[string]string) *load {
+// startLoad starts outageClients clients; each requests the pages in turn,
+// alternating between the sites request by request, so that every site is
+// measured under the same load of the machine (which other jobs share).
+func startLoad(sites ...*outageSite) *load {
 	l := &load{stop: make(chan struct{})}
 	for c := range outageClients {
 		l.wg.Go(func() {
@@ -103,16 +109,18 @@ func startLoad(base string, paths []string, want map[string]string) *load {
 					return
 				default:
 				}
-				p := paths[i%len(paths)]
+				si := i % len(sites)
+				site := sites[si]
+				p := site.paths[(i/len(sites))%len(site.paths)]
 				begin := time.Now()
-				body, code, err := fetch(client, base+p)
-				s := sample{start: begin, took: time.Since(begin)}
+				body, code, err := fetch(client, site.http.URL+p)
+				s := sample{site: si, start: begin, took: time.Since(begin)}
 				switch {
 				case err != nil:
 					s.err = err.Error()
 				case code != http.StatusOK:
 					s.err = fmt.Sprintf("%s: status %d", p, code)
-				case normalize(body) != want[p]:
+				case normalize(body) != site.want[p]:
 					s.err = p + ": wrong page"
 				default:
 					s.ok = true
@@ -132,11 +140,11 @@ func (l *load) end() []sample {
 	return l.samples
 }
 
-// between returns the samples that started in [from, to).
-func between(ss []sample, from, to time.Time) []sample {
+// between returns the samples of site that started in [from, to).
+func between(ss []sample, site int, from, to time.Time) []sample {
 	var out []sample
 	for _, s := range ss {
-		if !s.start.Before(from) && s.start.Before(to) {
+		if s.site == site && !s.start.Before(from) && s.start.Before(to) {
 			out = append(out, s)
 		}
 	}
@@ -234,19 +242,22 @@ func TestOutageFigures(t *testing.T) {
 	}
 	defer func() { fmt.Fprint(os.Stdout, "\n=== outage figures\n"+report.String()) }()
 
-	// The baseline: the same site with caching off, every block rendered.
+	backends.SetRedisLogger(slog.New(slog.DiscardHandler)) // go-redis's dial failures are expected here
+	t.Cleanup(func() { backends.SetRedisLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
+
+	// The baseline: the same site with caching off, every block rendered,
+	// requested by the same clients in alternation with the Redis site.
 	nocache := newOutageSite(t, map[string]any{"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": true})
-	l := startLoad(nocache.http.URL, nocache.paths, nocache.want)
-	time.Sleep(phase)
-	base := summarize(l.end())
-	logf("no-cache site: %v", base)
+	const redisSite, nocacheSite = 0, 1
+	type roundFigures struct{ openDelta, openMax, opening, resumed time.Duration }
+	figures := map[string][]roundFigures{}
 
 	srv := testservers.Redis(t)
 	site := newOutageSite(t, map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": "redis://" + srv.Addr})
 	fc := site.s.fc
 	for _, kind := range []string{"refused", "hung"} {
 		for round := range rounds() {
-			l := startLoad(site.http.URL, site.paths, site.want)
+			l := startLoad(site, nocache)
 			time.Sleep(phase)
 			healthyEnd := time.Now()
 
@@ -303,21 +314,27 @@ func TestOutageFigures(t *testing.T) {
 			ss := l.end()
 
 			all := summarize(ss)
-			healthy := summarize(between(ss, healthyEnd.Add(-phase/2), healthyEnd))
-			logf("%s, round %d: all %v", kind, round+1, all)
+			healthy := summarize(between(ss, redisSite, healthyEnd.Add(-phase/2), healthyEnd))
+			logf("%s, round %d: all requests to both sites: %v", kind, round+1, all)
 			if all.failed > 0 {
 				logf("  first failure: %s", all.firstFailure)
 			}
-			logf("  healthy (last half of the phase): %v", healthy)
+			logf("  healthy Redis site (last half of the phase): %v", healthy)
+			var fig roundFigures
 			if op := opened.Load(); op != nil {
-				opening := summarize(between(ss, outageStart.Add(-time.Second), *op))
-				once := summarize(between(ss, *op, restoreAt))
+				opening := summarize(between(ss, redisSite, outageStart.Add(-time.Second), *op))
+				once := summarize(between(ss, redisSite, *op, restoreAt))
+				base := summarize(between(ss, nocacheSite, *op, restoreAt))
+				fig.openDelta, fig.openMax, fig.opening = once.p99-base.p99, once.max, opening.max
 				logf("  breaker opened %v after the outage began", op.Sub(outageStart).Round(time.Millisecond))
-				logf("  requests up to the opening (from 1 s before the outage): %v", opening)
-				logf("  requests once open: %v (p99 − no-cache p99 = %v)", once, (once.p99 - base.p99).Round(10*time.Microsecond))
+				logf("  Redis site, requests up to the opening (from 1 s before the outage): %v", opening)
+				logf("  Redis site, requests once open: %v", once)
+				logf("  no-cache site, same time: %v (p99 difference %v)", base, (once.p99 - base.p99).Round(10*time.Microsecond))
 			} else {
 				logf("  the breaker never opened")
 			}
+			fig.resumed = max(0, hitAt.Sub(restored))
+			figures[kind] = append(figures[kind], fig)
 			switch {
 			case hitAt.IsZero():
 				logf("  after the restore: no hit within 20 s")
@@ -331,4 +348,23 @@ func TestOutageFigures(t *testing.T) {
 			require.Zero(t, all.failed, "failed or wrong pages; first: %s", all.firstFailure)
 		}
 	}
+	for _, kind := range []string{"refused", "hung"} {
+		var delta, openMax, opening, resumed []time.Duration
+		for _, f := range figures[kind] {
+			delta, openMax, opening, resumed = append(delta, f.openDelta), append(openMax, f.openMax), append(opening, f.opening), append(resumed, f.resumed)
+		}
+		logf("%s, %d rounds (median [min–max]): once open, page p99 − no-cache p99 %s; slowest request once open %s; slowest request up to the opening %s; hits resumed %s after the server was back",
+			kind, len(figures[kind]), spread(delta), spread(openMax), spread(opening), spread(resumed))
+	}
+}
+
+// spread formats durations as "median [min–max]".
+func spread(d []time.Duration) string {
+	if len(d) == 0 {
+		return "n/a"
+	}
+	d = slices.Clone(d)
+	slices.Sort(d)
+	r := func(x time.Duration) time.Duration { return x.Round(100 * time.Microsecond) }
+	return fmt.Sprintf("%v [%v–%v]", r(d[len(d)/2]), r(d[0]), r(d[len(d)-1]))
 }
