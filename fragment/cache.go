@@ -14,6 +14,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
 	"github.com/fragcache/fragcache/keys"
 )
@@ -131,8 +132,8 @@ type Cache struct {
 	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
 	staleHits, refreshes, lockWaits                             atomic.Uint64
 
-	headed bool    // store fragments behind a header
-	copies *copies // fragments kept to serve while the backend fails; nil when off
+	headed bool                      // store fragments behind a header
+	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -167,7 +168,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 		if n == 0 {
 			n = 8 << 20
 		}
-		c.copies = newCopies(n)
+		c.copies = stalecopy.New(n, func(b []byte) int { return len(b) }, bytes.Clone)
 	}
 	return c
 }
@@ -246,7 +247,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		if err := c.backendError(call.Site, "get", err); err != nil {
 			return err
 		}
-		if frag, ok := c.copies.get(key, time.Now().UnixMilli()); ok {
+		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
 			_, err := w.Write(frag)
 			return err
@@ -258,7 +259,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		case xfetch.Fresh:
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
-				c.copies.keep(key, frag, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds())
+				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
 			}
 			_, err := w.Write(frag)
 			return err
@@ -369,7 +370,7 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 		return nil, false, err
 	}
 	if c.copies != nil && m.stale != 0 {
-		c.copies.keep(key, out, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds())
+		c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), out)
 	}
 	return out, false, nil
 }

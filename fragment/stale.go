@@ -1,10 +1,8 @@
 package fragment
 
 import (
-	"container/list"
 	"encoding/binary"
 	"math"
-	"sync"
 )
 
 // A stored fragment is, by default, exactly the bytes its body rendered:
@@ -68,76 +66,4 @@ func decodeValue(v []byte) (frag []byte, m meta, ok bool) {
 		return nil, meta{}, false
 	}
 	return v[headerLen:], meta{stale: int64(stale), render: binary.BigEndian.Uint32(v[10:14])}, true
-}
-
-// copies keeps, in memory, the fragments this process most recently stored
-// or first read, so that they can be served while the backend cannot be
-// reached (its circuit breaker open, or a call failing) and until their
-// grace period ends. It is bounded by bytes; the oldest kept goes first.
-type copies struct {
-	max int
-	mu  sync.RWMutex
-	m   map[string]*list.Element // → *copyEntry
-	age list.List                // front: newest
-	n   int                      // bytes held
-}
-
-type copyEntry struct {
-	key   string
-	frag  []byte
-	stale int64 // the header's; identifies the stored version
-	until int64 // Unix ms after which it is not served; 0 = never
-}
-
-func newCopies(maxBytes int) *copies {
-	return &copies{max: maxBytes, m: make(map[string]*list.Element)}
-}
-
-// keep records frag for key unless this version is already kept. frag is
-// copied: the caller's bytes may be the backend's.
-func (c *copies) keep(key string, frag []byte, stale, until int64) {
-	if c == nil || len(frag) > c.max {
-		return
-	}
-	c.mu.RLock()
-	e, ok := c.m[key]
-	same := ok && e.Value.(*copyEntry).stale == stale
-	c.mu.RUnlock()
-	if same {
-		return
-	}
-	ce := &copyEntry{key: key, frag: append([]byte(nil), frag...), stale: stale, until: until}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.m[key]; ok {
-		c.n -= len(e.Value.(*copyEntry).frag)
-		c.age.Remove(e)
-	}
-	c.m[key] = c.age.PushFront(ce)
-	c.n += len(ce.frag)
-	for c.n > c.max {
-		old := c.age.Back()
-		oe := old.Value.(*copyEntry)
-		c.age.Remove(old)
-		delete(c.m, oe.key)
-		c.n -= len(oe.frag)
-	}
-}
-
-// get returns the fragment kept for key if it may still be served at now.
-func (c *copies) get(key string, now int64) ([]byte, bool) {
-	if c == nil {
-		return nil, false
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	e, ok := c.m[key]
-	if !ok {
-		return nil, false
-	}
-	ce := e.Value.(*copyEntry)
-	if ce.until != 0 && now >= ce.until {
-		return nil, false
-	}
-	return ce.frag, true
 }

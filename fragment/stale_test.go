@@ -1,7 +1,6 @@
 package fragment
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"sync"
@@ -221,33 +220,6 @@ func (s *switchable) Set(ctx context.Context, key string, value []byte, ttl time
 		return errRefused
 	}
 	return s.Backend.Set(ctx, key, value, ttl)
-}
-
-func TestCopiesAreBoundedByBytes(t *testing.T) {
-	cp := newCopies(10)
-	cp.keep("a", []byte("aaaa"), 1, 0)
-	cp.keep("b", []byte("bbbb"), 1, 0)
-	cp.keep("c", []byte("cccc"), 1, 0) // 12 bytes: a goes
-	_, ok := cp.get("a", 0)
-	assert.False(t, ok)
-	for _, k := range []string{"b", "c"} {
-		got, ok := cp.get(k, 0)
-		require.True(t, ok)
-		assert.Equal(t, bytes.Repeat([]byte(k), 4), got)
-	}
-	cp.keep("b", []byte("BB"), 2, 5) // a new version replaces the old
-	got, ok := cp.get("b", 4)
-	require.True(t, ok)
-	assert.Equal(t, "BB", string(got))
-	_, ok = cp.get("b", 5)
-	assert.False(t, ok, "not after its grace period")
-	cp.keep("huge", bytes.Repeat([]byte("x"), 11), 1, 0)
-	_, ok = cp.get("huge", 0)
-	assert.False(t, ok, "a fragment larger than the bound is not kept")
-	var nilCopies *copies
-	nilCopies.keep("a", []byte("a"), 1, 0)
-	_, ok = nilCopies.get("a", 0)
-	assert.False(t, ok)
 }
 
 // Early refresh draws, on each read, whether to refresh before the

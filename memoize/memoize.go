@@ -19,6 +19,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
@@ -130,6 +131,14 @@ type Options struct {
 	// StaleWhileRevalidate or EarlyRefresh), whose context keeps the
 	// caller's values but not its cancellation. 0 means 10 s.
 	RefreshTimeout time.Duration
+	// StaleCopies is how many results, with StaleWhileRevalidate, are
+	// kept in memory to return while the backend cannot be reached (its
+	// circuit breaker open, or a call failing), each until its grace
+	// period ends. Results are shared, as between concurrent callers:
+	// treat them as read-only. During an outage an invalidation made by
+	// another process cannot be seen, so such a result may be one another
+	// process has invalidated. 0 means 1000; negative keeps none.
+	StaleCopies int
 }
 
 // Stats counts what a memoized function did.
@@ -168,6 +177,8 @@ type memo[R any] struct {
 
 	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
 	staleHits, refreshes                                       atomic.Uint64
+
+	copies *stalecopy.Copies[R] // results kept to return while the backend fails; nil when off
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -236,7 +247,7 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	} else {
 		seed.str("")
 	}
-	return &memo[R]{
+	m := &memo[R]{
 		cache:  cache,
 		opts:   opts,
 		name:   name,
@@ -244,6 +255,14 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		seed:   seed.buf,
 		ignore: ignore,
 	}
+	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
+		n := opts.StaleCopies
+		if n == 0 {
+			n = 1000
+		}
+		m.copies = stalecopy.New(n, func(R) int { return 1 }, nil)
+	}
+	return m
 }
 
 // keyArgs encodes the arguments of one call.
@@ -402,6 +421,10 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 		if err := m.backendError("get", err); err != nil {
 			return zero, err
 		}
+		if r, ok := m.copies.Get(key, time.Now().UnixMilli()); ok {
+			m.staleHits.Add(1)
+			return r, nil
+		}
 		m.calls.Add(1)
 		return fn(ctx)
 	}
@@ -410,6 +433,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 		switch xfetch.Judge(e.Stale, e.Took, time.Now().UnixMilli(), m.opts.EarlyRefresh) {
 		case xfetch.Fresh:
 			m.hits.Add(1)
+			m.keep(key, e)
 		case xfetch.Early:
 			m.hits.Add(1)
 			m.refreshInBackground(ctx, key, ver, fn)
@@ -474,7 +498,15 @@ func (m *memo[R]) run(ctx context.Context, key, ver string, fn func(context.Cont
 			return zero, err
 		}
 	}
+	m.keep(key, e)
 	return r, nil
+}
+
+// keep records a result to return while the backend fails.
+func (m *memo[R]) keep(key string, e entry[R]) {
+	if m.copies != nil && e.Stale != 0 {
+		m.copies.Keep(key, e.Stale, e.Stale+m.opts.StaleWhileRevalidate.Milliseconds(), e.Result)
+	}
 }
 
 // lifetime is how long a result stays fresh; 0 means forever.
@@ -555,6 +587,7 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 	if err != nil {
 		return false, err
 	}
+	m.copies.Clear() // rare; a copy of this key must not outlive it
 	deleted, err = m.cache.Delete(ctx, key)
 	return deleted, wrap(m.name, "delete", err)
 }
@@ -562,12 +595,14 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 // deleteMemoized replaces the function's version, so that no entry stored
 // before is read again: O(1) however many argument combinations there are.
 func (m *memo[R]) deleteMemoized(ctx context.Context) error {
+	m.copies.Clear()
 	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
 }
 
 // deleteVerhash removes the function's version key; the next call creates
 // a fresh one.
 func (m *memo[R]) deleteVerhash(ctx context.Context) error {
+	m.copies.Clear()
 	_, err := m.cache.Delete(ctx, m.verKey)
 	return wrap(m.name, "delete verhash", err)
 }
@@ -575,6 +610,7 @@ func (m *memo[R]) deleteVerhash(ctx context.Context) error {
 // deleteInstance gives one receiver a new version, so that none of its
 // entries is read again; other receivers keep theirs.
 func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
+	m.copies.Clear() // copies are not kept by receiver: drop them all
 	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
 }
 

@@ -147,3 +147,64 @@ func (l *lockedBuffer) Bytes() []byte {
 	defer l.mu.Unlock()
 	return bytes.Clone(l.b.Bytes())
 }
+
+// switchable is a backend whose reads and writes fail while down is set.
+type switchable struct {
+	backends.Backend
+	down atomic.Bool
+}
+
+var errDown = fmt.Errorf("connection refused")
+
+func (s *switchable) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	if s.down.Load() {
+		return nil, errDown
+	}
+	return s.Backend.GetMany(ctx, keys)
+}
+
+func (s *switchable) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if s.down.Load() {
+		return errDown
+	}
+	return s.Backend.Set(ctx, key, value, ttl)
+}
+
+// While the backend cannot be reached, a result kept in memory is returned
+// until its grace period ends; DeleteMemoized drops what is kept.
+func TestStaleCopyIsReturnedWhileTheBackendFails(t *testing.T) {
+	ctx := context.Background()
+	b := &switchable{Backend: backends.NewSimple(0)}
+	cache := backends.New(b, backends.Options{})
+	var runs atomic.Int64
+	f := Func(cache, func(ctx context.Context, n int) (int64, error) { return runs.Add(1), nil },
+		Options{Name: "kept", Timeout: 50 * time.Millisecond, StaleWhileRevalidate: 100 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler)})
+	got, err := f.Call(ctx, 1)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, got)
+	stored := time.Now()
+
+	b.down.Store(true)
+	got, err = f.Call(ctx, 1)
+	require.NoError(t, err)
+	if time.Since(stored) < 150*time.Millisecond { // a loaded machine may be slower
+		assert.EqualValues(t, 1, got, "the kept result")
+		assert.EqualValues(t, 1, runs.Load())
+		assert.EqualValues(t, 1, f.Stats().StaleHits)
+	}
+	time.Sleep(150*time.Millisecond - time.Since(stored))
+	got, err = f.Call(ctx, 1)
+	require.NoError(t, err)
+	assert.Greater(t, got, int64(1), "past its grace period the copy is not returned: the function runs")
+
+	b.down.Store(false)
+	_, err = f.Call(ctx, 2)
+	require.NoError(t, err)
+	require.NoError(t, f.DeleteMemoized(ctx))
+	b.down.Store(true)
+	before := runs.Load()
+	_, err = f.Call(ctx, 2)
+	require.NoError(t, err)
+	assert.Equal(t, before+1, runs.Load(), "DeleteMemoized drops the kept results")
+}
