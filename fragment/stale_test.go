@@ -252,3 +252,35 @@ func TestEarlyRefresh(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeValue checks that no stored value makes the header decoder
+// panic or allocate, that what it accepts re-encodes to the same bytes,
+// and that a value without the mark is the fragment itself.
+func FuzzDecodeValue(f *testing.F) {
+	for _, seed := range [][]byte{
+		nil, []byte("<p>plain</p>"), {headerMark}, {headerMark, headerVersion},
+		encodeValue([]byte("<p>x</p>"), true, meta{stale: 1_700_000_000_000, render: 1234}),
+		encodeValue([]byte{headerMark, 0}, false, meta{}),
+		{headerMark, headerVersion, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0},
+		{headerMark, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 'x'},
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) {
+		var frag []byte
+		var m meta
+		var ok bool
+		allocs := testing.AllocsPerRun(1, func() { frag, m, ok = decodeValue(v) })
+		assert.Zero(t, allocs, "decoding allocates nothing")
+		if !ok {
+			require.True(t, len(v) > 0 && v[0] == headerMark, "only a marked value can be refused")
+			return
+		}
+		if len(v) == 0 || v[0] != headerMark {
+			assert.Equal(t, v, frag)
+			return
+		}
+		assert.GreaterOrEqual(t, m.stale, int64(0))
+		assert.Equal(t, v, encodeValue(frag, true, m), "an accepted header re-encodes to the same bytes")
+	})
+}
