@@ -61,8 +61,9 @@ func New(b Backend, opts Options) *Cache {
 	}
 }
 
-// Backend returns the backend the cache stores into.
-func (c *Cache) Backend() Backend { return c.backend }
+// Backend returns the backend the cache stores into (the one a circuit
+// breaker guards, not the breaker).
+func (c *Cache) Backend() Backend { return unwrapBreaker(c.backend) }
 
 // KeyPrefix returns the prefix prepended to every key.
 func (c *Cache) KeyPrefix() string { return c.prefix }

@@ -40,6 +40,13 @@
 // bytes in the destination types the fuzz targets cover (see
 // [MsgpackCodec.Unmarshal] and README's security section).
 //
+// A cache backend that is down or hung must cost a page milliseconds. Every
+// operation takes the caller's context and networked backends honour its
+// deadline; Redis backends built by Open have timeouts for a cache, not for a
+// database (redisDefaults); and Open guards networked backends with a
+// circuit breaker ([Breaker]) that skips a failing backend for a short
+// cool-down, so callers that fail open go on at once.
+//
 // Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
 // stopping at the first missing key, never-expiring entries evicted first,
 // key prefixes ignored by some backends, Inc resetting TTLs), this package

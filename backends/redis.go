@@ -55,10 +55,12 @@ var ErrRedisAuth = errors.New("backends: redis authentication failed")
 // after a failover (Flask reads from replicas and can miss).
 //
 // Errors are go-redis's, wrapped with the command; a refused password also
-// wraps [ErrRedisAuth]. Clients built by [Open] try each dial once (go-redis
-// tries five times), so that an unreachable server fails fast and the
-// fragment cache falls back to rendering; the command itself is retried as
-// go-redis's max_retries says.
+// wraps [ErrRedisAuth]. Clients built by [Open] have defaults for a cache
+// rather than go-redis's (see redisDefaults: 500 ms dials tried once, 250 ms
+// reads, writes and pool waits, one retry, the ctx deadline honoured), so
+// that a server that is down or hung costs a page milliseconds and the
+// fragment cache falls back to rendering; CACHE_REDIS_URL's query and
+// CACHE_OPTIONS override each of them.
 type Redis struct {
 	client redis.UniversalClient
 	topo   topology
@@ -518,11 +520,12 @@ func openRedis(cfg Config) (Backend, error) {
 			DB:       cfg.RedisDB,
 		}
 	}
+	applyRedisDefaults(opt, urlQuery(cfg.RedisURL))
 	if err := applyRedisOptions(name, cfg.Options, opt, nil); err != nil {
 		return nil, err
 	}
-	if opt.DialerRetries == 0 {
-		opt.DialerRetries = 1
+	if err := applyRedisLogger(cfg); err != nil {
+		return nil, err
 	}
 	return &Redis{client: redis.NewClient(opt), topo: oneServer, owned: true}, nil
 }
@@ -574,11 +577,12 @@ func openRedisSentinel(cfg Config) (Backend, error) {
 		Password:         cfg.RedisPassword,
 		DB:               cfg.RedisDB,
 	}
+	applyRedisDefaults(opt, nil)
 	if err := applyRedisOptions(name, cfg.Options, opt, sentinelOptionFields); err != nil {
 		return nil, err
 	}
-	if opt.DialerRetries == 0 {
-		opt.DialerRetries = 1
+	if err := applyRedisLogger(cfg); err != nil {
+		return nil, err
 	}
 	return &Redis{client: redis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
 }
@@ -597,11 +601,12 @@ func openRedisCluster(cfg Config) (Backend, error) {
 		return nil, fmt.Errorf("%w: CACHE_REDIS_DB is %d, but a Redis Cluster has only database 0", ErrConfig, cfg.RedisDB)
 	}
 	opt := &redis.ClusterOptions{Addrs: addrs, Password: cfg.RedisPassword}
+	applyRedisDefaults(opt, nil)
 	if err := applyRedisOptions(name, cfg.Options, opt, clusterOptionFields); err != nil {
 		return nil, err
 	}
-	if opt.DialerRetries == 0 {
-		opt.DialerRetries = 1
+	if err := applyRedisLogger(cfg); err != nil {
+		return nil, err
 	}
 	return &Redis{client: redis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
 }
@@ -639,6 +644,54 @@ func redisAddr(key, addr string) error {
 		return fmt.Errorf("%w: %s: %q: port %q is not a number from 1 to 65535", ErrConfig, key, addr, port)
 	}
 	return nil
+}
+
+// redisDefaults are the go-redis options that Open's Redis backends set
+// where go-redis's defaults suit a database more than a cache, unless
+// CACHE_REDIS_URL's query or CACHE_OPTIONS set them. A cache that cannot
+// answer quickly is better skipped than waited for: every fragment of a
+// page would wait it out (go-redis's defaults cost a page seconds per
+// fragment while the server hangs: 3 s reads, 5 s dials, 3 retries). So:
+// short timeouts, one retry (enough to replace a pooled connection that
+// died with a restarted server), and the caller's ctx deadline honoured on
+// every socket read and write.
+var redisDefaults = []struct {
+	option, field string
+	value         any
+}{
+	{"dial_timeout", "DialTimeout", 500 * time.Millisecond}, // go-redis: 5 s
+	{"read_timeout", "ReadTimeout", 250 * time.Millisecond}, // go-redis: 3 s
+	{"write_timeout", "WriteTimeout", 250 * time.Millisecond},
+	{"pool_timeout", "PoolTimeout", 250 * time.Millisecond}, // go-redis: read_timeout + 1 s
+	{"max_retries", "MaxRetries", 1},                        // go-redis: 3
+	{"dialer_retries", "DialerRetries", 1},                  // go-redis: 5
+	{"context_timeout_enabled", "ContextTimeoutEnabled", true},
+}
+
+// applyRedisDefaults sets redisDefaults in opt (a *redis.Options,
+// *redis.FailoverOptions or *redis.ClusterOptions), except those query (a
+// CACHE_REDIS_URL's) sets; CACHE_OPTIONS are applied after, over them.
+func applyRedisDefaults(opt any, query url.Values) {
+	o := reflect.ValueOf(opt).Elem()
+	for _, d := range redisDefaults {
+		if query.Has(d.option) {
+			continue
+		}
+		o.FieldByName(d.field).Set(reflect.ValueOf(d.value))
+	}
+}
+
+// urlQuery returns the query of CACHE_REDIS_URL, or nil; the URL itself is
+// checked by parseRedisURL.
+func urlQuery(raw string) url.Values {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	return u.Query()
 }
 
 // redisOptionFields maps the CACHE_OPTIONS keys every Redis backend accepts
@@ -688,7 +741,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 // after rejecting keys the backend does not know.
 func applyRedisOptions(backend string, options map[string]any, opt any, extra []struct{ option, field string }) error {
 	fields := append(slices.Clone(redisOptionFields), extra...)
-	known := append(slices.Clone(redisTLSOptions), redisLimitOption)
+	known := append(slices.Clone(redisTLSOptions), redisLimitOption, redisLoggerOption)
 	for _, f := range fields {
 		known = append(known, f.option)
 	}

@@ -118,7 +118,11 @@ func TestRedisFailOpenWhileServerRestarts(t *testing.T) {
 	waitUntil(t, 5*time.Second, "hits before the kill", func() bool { return fc.Stats().Hits > 1000 })
 	srv.Kill()
 	killed := fc.Stats()
-	waitUntil(t, 5*time.Second, "backend errors after the kill", func() bool { return fc.Stats().BackendErrors > killed.BackendErrors+100 })
+	waitUntil(t, 5*time.Second, "backend errors after the kill", func() bool {
+		st := fc.Stats()
+		return st.BackendErrors+st.Skips > killed.BackendErrors+killed.Skips+100
+	})
+	assert.NotZero(t, c.Breaker().Stats().Opens, "the breaker opened")
 	time.Sleep(time.Second) // long enough for go-redis to give up dialing and probe once a second
 
 	srv.Restart()

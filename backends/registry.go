@@ -89,7 +89,12 @@ func Types() []string {
 
 // Open builds the backend cfg.Type names and returns a Cache over it with
 // cfg's key prefix, default timeout, codec and error policy. CACHE_OPTIONS
-// "default_timeout" overrides CACHE_DEFAULT_TIMEOUT, as in Flask. Choosing
+// "default_timeout" overrides CACHE_DEFAULT_TIMEOUT, as in Flask.
+// Networked backends (Redis, memcached, uWSGI) are guarded by a circuit
+// breaker ([Breaker]; [Cache.Breaker] returns it): CACHE_OPTIONS
+// "breaker_failures" (consecutive failures that open it, default 5; 0
+// turns it off, a positive number turns it on for any backend) and
+// "breaker_cooldown" (default 100 ms) configure it. Choosing
 // NullCache logs a warning unless cfg.NoNullWarning is set.
 func Open(cfg Config) (*Cache, error) {
 	name := cfg.Type
@@ -118,12 +123,19 @@ func Open(cfg Config) (*Cache, error) {
 	if cfg.DefaultTimeout < 0 {
 		return nil, fmt.Errorf("%w: CACHE_DEFAULT_TIMEOUT: %w: %v", ErrConfig, ErrInvalidTimeout, cfg.DefaultTimeout)
 	}
+	breaker, guard, err := takeBreakerOptions(name, &cfg)
+	if err != nil {
+		return nil, err
+	}
 	b, err := f(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
 	}
 	if b == nil { // a factory bug, reported here rather than as a nil dereference later
 		return nil, fmt.Errorf("open %s: factory returned a nil Backend and no error", name)
+	}
+	if guard {
+		b = NewBreaker(b, breaker)
 	}
 	logger := cfg.Logger
 	if logger == nil {

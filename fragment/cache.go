@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/stalecopy"
+	"github.com/fragcache/fragcache/internal/xfetch"
 	"github.com/fragcache/fragcache/keys"
 )
 
@@ -42,6 +45,50 @@ type Options struct {
 	// errors in between are counted and summarised in the next report.
 	// 0 means 10 s.
 	LogInterval time.Duration
+	// StoreTimeout bounds the store after a render. The store runs on a
+	// context detached from the request's cancellation (a fragment that
+	// took longer than its request's deadline to render is still worth
+	// keeping), so this is its only bound besides the backend's own
+	// timeouts. The request waits for the store at most until its own
+	// context ends; the store goes on without it. 0 means 1 s.
+	StoreTimeout time.Duration
+
+	// StaleWhileRevalidate is a grace period: a fragment stays stored
+	// that much longer than its timeout, and once its timeout has passed
+	// one render per process (the first request that finds it stale)
+	// re-renders it while every other request is served the stale copy.
+	// The refreshing request renders the body itself: an engine's
+	// execution state lives only as long as its page, so a block cannot be
+	// re-rendered after its page is done. While the backend cannot be
+	// reached (its circuit breaker open, or a call failing), fragments
+	// this process keeps in memory (StaleCopyBytes) are served until their
+	// grace period ends. 0 turns all of this off, and fragments are stored
+	// exactly as rendered, as Flask-Caching stores them; otherwise they
+	// are stored behind a 14-byte header (see stale.go). Fragments that
+	// never expire (timeout 0) have no grace period.
+	StaleWhileRevalidate time.Duration
+	// EarlyRefresh turns on probabilistic early refresh ("XFetch") with
+	// this β: a read re-renders a fragment before its timeout with a
+	// probability that rises as the timeout nears and with how long the
+	// fragment took to render, so hot fragments are refreshed about once,
+	// shortly before they expire, and never by all readers at once. 1 is
+	// the paper's recommendation, larger refreshes earlier; 0 is off. It
+	// stores fragments behind the header too.
+	EarlyRefresh float64
+	// StaleCopyBytes bounds the fragments kept in memory, with
+	// StaleWhileRevalidate, to serve while the backend cannot be reached.
+	// 0 means 8 MiB; negative keeps none.
+	StaleCopyBytes int
+	// Lock, when positive, makes a cold fragment render once across the
+	// processes sharing the backend: the first render takes a lock on the
+	// key for at most this long, through the backend's atomic Add (Redis
+	// SET NX PX, memcached add), and the other processes wait for its
+	// fragment (see lock.go). Make it longer than the slowest render.
+	Lock time.Duration
+	// LockWait bounds how long a render waits for another process's
+	// render of the same fragment before rendering it itself. 0 means
+	// Lock.
+	LockWait time.Duration
 }
 
 // Stats counts what a fragment Cache did.
@@ -53,6 +100,23 @@ type Stats struct {
 	Waiting       uint64 // misses waiting right now for another goroutine's render
 	Deletes       uint64 // blocks with timeout "del"
 	BackendErrors uint64 // backend failures, whether failed open or returned
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not counted in BackendErrors, and not logged: the
+	// breaker logs its state changes).
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
+	// StaleHits counts blocks served a stale fragment: expired, within
+	// the grace period, while another render refreshed it, or kept in
+	// memory while the backend could not be reached.
+	StaleHits uint64
+	// Refreshes counts renders of a fragment that was stale or drawn for
+	// early refresh (included in Renders).
+	Refreshes uint64
+	// LockWaits counts renders that waited for another process's render
+	// of a locked key.
+	LockWaits uint64
 }
 
 // Cache renders cache blocks over a backends.Cache. One Cache serves any
@@ -65,7 +129,11 @@ type Cache struct {
 
 	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
-	hits, misses, renders, waits, deletes, backendErrors atomic.Uint64
+	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
+	staleHits, refreshes, lockWaits                             atomic.Uint64
+
+	headed bool                      // store fragments behind a header
+	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -80,11 +148,29 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.LogInterval == 0 {
 		opts.LogInterval = 10 * time.Second
 	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = time.Second
+	}
+	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.Lock < 0 || opts.LockWait < 0 {
+		panic("fragment.New: negative StaleWhileRevalidate, EarlyRefresh, Lock or LockWait")
+	}
+	if opts.LockWait == 0 {
+		opts.LockWait = opts.Lock
+	}
 	prefix := opts.KeyPrefix
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
 	}
-	return &Cache{store: store, opts: opts, prefix: prefix}
+	c := &Cache{store: store, opts: opts, prefix: prefix}
+	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
+	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
+		n := opts.StaleCopyBytes
+		if n == 0 {
+			n = 8 << 20
+		}
+		c.copies = stalecopy.New(n, func(b []byte) int { return len(b) }, bytes.Clone)
+	}
+	return c
 }
 
 // Store returns the backends.Cache fragments are stored in.
@@ -100,7 +186,19 @@ func (c *Cache) Stats() Stats {
 		Waiting:       uint64(c.group.Waiting()),
 		Deletes:       c.deletes.Load(),
 		BackendErrors: c.backendErrors.Load(),
+		Skips:         c.skips.Load(),
+		Breaker:       c.breakerState(),
+		StaleHits:     c.staleHits.Load(),
+		Refreshes:     c.refreshes.Load(),
+		LockWaits:     c.lockWaits.Load(),
 	}
+}
+
+func (c *Cache) breakerState() backends.BreakerState {
+	if br := c.store.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // Key returns the key (within the backend cache's prefix) that a block named
@@ -120,10 +218,8 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // Render executes one block: it writes the stored fragment on a hit, and
 // on a miss calls body to render it into a buffer, stores the result and
-// writes it. Text another program stored under the key is served as it is;
-// a stored value that is not text (an integer or a codec-encoded value app
-// code wrote, a pickle Flask-Caching wrote) is a logged miss and gets
-// overwritten. Errors
+// writes it. A stored value that is not text (an integer or a codec-encoded
+// value app code wrote under the key) is a miss and gets overwritten. Errors
 // about the call itself (a bad timeout or key value, a re-entered fragment)
 // are *SiteError naming the block's position; an error from body is
 // returned as body returned it, and nothing is stored.
@@ -151,14 +247,29 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		if err := c.backendError(call.Site, "get", err); err != nil {
 			return err
 		}
+		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
+			c.staleHits.Add(1)
+			_, err := w.Write(frag)
+			return err
+		}
 		return body(w)
 	}
-	if b, ok := v.Text(); ok {
-		c.hits.Add(1)
-		_, err := w.Write(b)
-		return err
+	if frag, m, ok := c.fragmentOf(v); ok {
+		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
+		case xfetch.Fresh:
+			c.hits.Add(1)
+			if c.copies != nil && m.stale != 0 {
+				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
+			}
+			_, err := w.Write(frag)
+			return err
+		case xfetch.Early:
+			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, false)
+		case xfetch.Stale:
+			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, true)
+		}
 	}
-	if v.Found() {
+	if _, isText := v.Text(); v.Found() && !isText {
 		c.notText(call.Site, key, v)
 	}
 	c.misses.Add(1)
@@ -169,48 +280,130 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if b, ok := v.Text(); ok {
+			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
 				servedByOther = true
-				return bytes.Clone(b), nil
+				return bytes.Clone(frag), nil
 			}
 		}
-		c.renders.Add(1)
-		buf := bufPool.Get().(*bytes.Buffer)
-		buf.Reset()
-		defer bufPool.Put(buf)
-		if err := body(buf); err != nil {
-			return nil, err
-		}
-		out := bytes.Clone(buf.Bytes())
-		var setErr error
-		switch {
-		case mode == useTTL:
-			setErr = c.store.Set(ctx, key, out, ttl)
-		case c.opts.DefaultTimeout > 0:
-			setErr = c.store.Set(ctx, key, out, c.opts.DefaultTimeout)
-		default:
-			setErr = c.store.Set(ctx, key, out)
-		}
-		if setErr != nil {
-			if err := c.backendError(call.Site, "set", setErr); err != nil {
-				return nil, err
-			}
-		}
-		return out, nil
+		out, other, err := c.fill(ctx, call, key, mode, ttl, body, false)
+		servedByOther = other
+		return out, err
 	})
 	if shared || servedByOther {
 		c.waits.Add(1)
 	}
 	if err != nil {
-		// Only the group's own refusal names this block; an ErrRecursive
-		// inside a body's error already names the block that re-entered.
-		if err == ErrRecursive {
-			return &SiteError{Site: call.Site, Err: err}
-		}
-		return err
+		return c.flightError(err, call, w, body)
 	}
 	_, err = w.Write(out)
 	return err
+}
+
+// errServeStale is fill's answer when another process holds the lock of a
+// stale fragment: serve the stale copy.
+var errServeStale = errors.New("another process refreshes the fragment")
+
+// refresh re-renders a stale fragment (or one drawn for early refresh)
+// once per process: the caller that gets the flight renders it and writes
+// the new fragment; any other, and any render whose refresh another
+// process holds the lock of, writes old, the stored fragment.
+func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) error {
+	serveOld := func() error {
+		if expiredCopy {
+			c.staleHits.Add(1)
+		} else {
+			c.hits.Add(1)
+		}
+		_, err := w.Write(old)
+		return err
+	}
+	out, ran, err := c.group.TryDo(ctx, key, func() ([]byte, error) {
+		out, _, err := c.fill(ctx, call, key, mode, ttl, body, true)
+		return out, err
+	})
+	switch {
+	case err == errServeStale, err == nil && !ran:
+		return serveOld()
+	case err != nil:
+		return c.flightError(err, call, w, body)
+	}
+	_, err = w.Write(out)
+	return err
+}
+
+// fill is a flight's work for key: take the cross-process lock when asked
+// to (waiting for another process's fragment instead, or, refreshing,
+// leaving it to that process), render body, store the fragment, and return
+// it; other reports a fragment another process rendered.
+func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, body func(io.Writer) error, refreshing bool) (out []byte, other bool, err error) {
+	if c.opts.Lock > 0 {
+		held, taken := c.lock(ctx, key)
+		switch {
+		case held:
+			defer c.unlock(ctx, key)
+		case taken && refreshing:
+			return nil, false, errServeStale
+		case taken:
+			if frag, ok := c.waitForOther(ctx, key); ok {
+				return frag, true, nil
+			}
+		}
+	}
+	c.renders.Add(1)
+	if refreshing {
+		c.refreshes.Add(1)
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	began := time.Now()
+	if err := body(buf); err != nil {
+		return nil, false, err
+	}
+	took := time.Since(began)
+	out = bytes.Clone(buf.Bytes())
+	var m meta
+	if c.headed {
+		if life := c.lifetime(mode, ttl); life > 0 {
+			m.stale = time.Now().Add(life).UnixMilli()
+		}
+		m.render = xfetch.Micros(took)
+	}
+	if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
+		return nil, false, err
+	}
+	if c.copies != nil && m.stale != 0 {
+		c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), out)
+	}
+	return out, false, nil
+}
+
+// flightError handles an error of the flight group or of a flight.
+func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) error {
+	switch err {
+	case flight.ErrCycle:
+		// Another goroutine renders this key and waits, through blocks
+		// nested the other way round on another page, for this one:
+		// render this block uncached rather than deadlock or fail the
+		// page.
+		c.renders.Add(1)
+		return body(w)
+	case ErrRecursive:
+		// Only the group's own refusal names this block; an ErrRecursive
+		// inside a body's error already names the block that re-entered.
+		return &SiteError{Site: call.Site, Err: err}
+	}
+	return err
+}
+
+// fragmentOf returns the fragment a stored value holds and its header; ok
+// is false for a value no block could have stored.
+func (c *Cache) fragmentOf(v backends.Value) (frag []byte, m meta, ok bool) {
+	b, ok := v.Text()
+	if !ok {
+		return nil, meta{}, false
+	}
+	return decodeValue(b)
 }
 
 // notText logs a value under a block's key that no block could have stored
@@ -225,6 +418,71 @@ func (c *Cache) notText(site *Site, key string, v backends.Value) {
 	}
 	c.opts.Logger.Warn("fragcache: value under a fragment's key is not a fragment, rendering over it",
 		"site", site.String(), "key", key, "err", err)
+}
+
+// lifetime is how long a fragment stored with the block's timeout stays
+// fresh; 0 means forever.
+func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
+	switch {
+	case mode == useTTL:
+		return ttl
+	case c.opts.DefaultTimeout > 0:
+		return c.opts.DefaultTimeout
+	}
+	return c.store.DefaultTimeout()
+}
+
+// set stores a rendered fragment with the TTL its block asked for, plus
+// the grace period of stale-while-revalidate.
+func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	if grace := c.opts.StaleWhileRevalidate; grace > 0 {
+		if life := c.lifetime(mode, ttl); life > 0 {
+			return c.store.Set(ctx, key, value, min(life, math.MaxInt64-grace)+grace)
+		}
+	}
+	switch {
+	case mode == useTTL:
+		return c.store.Set(ctx, key, value, ttl)
+	case c.opts.DefaultTimeout > 0:
+		return c.store.Set(ctx, key, value, c.opts.DefaultTimeout)
+	}
+	return c.store.Set(ctx, key, value)
+}
+
+// storeDetached stores a rendered fragment on a context that keeps ctx's
+// values but not its cancellation, bounded by StoreTimeout, and waits for
+// it only as long as ctx lives: a render that outlived its request's
+// deadline is still stored, and a slow store does not hold the request
+// past its deadline. The error is the backend's, in strict mode, when the
+// store finished while the request waited.
+func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
+	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
+		defer cancel()
+		if err := c.set(sctx, key, value, mode, ttl); err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer cancel()
+		done <- c.set(sctx, key, value, mode, ttl)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	case <-ctx.Done():
+		go func() {
+			if err := <-done; err != nil {
+				_ = c.backendError(site, "set", err) // nobody to return it to: counted and logged
+			}
+		}()
+		return nil
+	}
 }
 
 // blockKey builds the backend key of a call in one allocation.
@@ -268,9 +526,16 @@ func (c *Cache) blockKey(call Call) (string, error) {
 // otherwise it logs it (at most once per LogInterval) and returns nil so the
 // block renders uncached.
 func (c *Cache) backendError(site *Site, op string, err error) error {
-	c.backendErrors.Add(1)
+	if errors.Is(err, backends.ErrBreakerOpen) {
+		c.skips.Add(1)
+	} else {
+		c.backendErrors.Add(1)
+	}
 	if c.opts.Strict {
 		return &SiteError{Site: site, Err: err}
+	}
+	if errors.Is(err, backends.ErrBreakerOpen) {
+		return nil // the breaker logged that it opened
 	}
 	c.logMu.Lock()
 	now := time.Now()

@@ -15,9 +15,27 @@
 //
 // Beyond Flask: concurrent misses of one key in a process render the body
 // once (golang.org/x/sync/singleflight's idea, extended so that a block
-// re-entering a key that its own goroutine, or a goroutine it waits on, is
-// rendering gets an error instead of a deadlock); a failed render is never
-// stored and every waiter gets its error; backend errors are fail-open —
+// re-entering a key that its own goroutine is rendering gets an error
+// instead of a deadlock, and a block whose key is being rendered by a
+// goroutine that waits for it — two pages nesting two blocks in opposite
+// orders — renders uncached); a failed render is never stored and every
+// waiter gets its error, unless the render failed because its own request
+// was cancelled: then a waiter whose request is alive takes over the
+// render; backend errors are fail-open —
 // counted, logged at most once per interval, and the body is rendered
 // uncached — unless Options.Strict asks for them to be returned.
+//
+// Outages and herds. A backend whose circuit breaker is open
+// (backends.Breaker) is skipped without a log line per call (Stats.Skips,
+// Stats.Breaker). The store after a render runs on a context detached from
+// the request's cancellation, bounded by Options.StoreTimeout, so a fragment
+// slower than its request's deadline is still stored. Three options, off by
+// default, go further: StaleWhileRevalidate serves a stale fragment, within a
+// grace period, while one render per process refreshes it, and serves
+// fragments kept in memory while the backend cannot be reached; EarlyRefresh
+// refreshes hot fragments shortly before they expire (probabilistic early
+// expiration, "XFetch"); Lock makes a cold fragment render once across
+// processes, through a short lock taken with the backend's atomic Add. The
+// first two store fragments behind a small header (stale.go); by default a
+// stored fragment is exactly the rendered bytes, as in Flask-Caching.
 package fragment

@@ -3,7 +3,10 @@ package fragment
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -191,3 +194,98 @@ func TestRenderStoresAgainAfterBackendRecovers(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, has)
 }
+
+// A fragment that takes longer to render than its request's deadline is
+// still stored (the store runs detached from the request's cancellation),
+// and the next render is a hit.
+func TestSlowRenderUnderADeadlineIsStored(t *testing.T) {
+	testkit.ForEachCache(t, "slowstore", func(t *testing.T, open testkit.NewCache) {
+		store := open(t)
+		c := New(backends.New(ctxBackend{store.Backend()}, backends.Options{KeyPrefix: store.KeyPrefix()}), Options{})
+		call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+		body, calls := countingBody("slow fragment")
+		for i := range 3 {
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			var buf bytes.Buffer
+			err := c.Render(ctx, call, &buf, func(w io.Writer) error {
+				<-ctx.Done() // the body outlives the request's deadline by 50 ms
+				time.Sleep(50 * time.Millisecond)
+				return body(w)
+			})
+			cancel()
+			require.NoError(t, err, "render %d", i)
+			assert.Equal(t, "slow fragment", buf.String())
+			if i == 0 {
+				testkit.Eventually(t, "the fragment is stored", func() bool {
+					ok, err := store.Has(context.Background(), c.Key("slow"))
+					return err == nil && ok
+				})
+			}
+		}
+		assert.EqualValues(t, 1, calls.Load(), "rendered once, then served as a hit")
+		st := c.Stats()
+		assert.EqualValues(t, 2, st.Hits)
+		assert.Zero(t, st.BackendErrors)
+	})
+}
+
+// ctxBackend fails every call whose context has ended, as network
+// backends do; SimpleCache alone would not show a store on a dead context.
+type ctxBackend struct{ backends.Backend }
+
+func (b ctxBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, err
+	}
+	return b.Backend.Get(ctx, key)
+}
+
+func (b ctxBackend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.Backend.Set(ctx, key, value, ttl)
+}
+
+// Over a backend guarded by a circuit breaker, blocks render uncached
+// while it is open; Stats shows the state and counts the skipped calls,
+// which are not logged one by one.
+func TestOpenBreakerIsReportedAndNotLogged(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, nil))
+	store := backends.New(backends.NewBreaker(refusingBackend{}, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: logger}), backends.Options{})
+	c := New(store, Options{Logger: logger, LogInterval: time.Nanosecond})
+	body, calls := countingBody("uncached")
+	for i := range 10 {
+		out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "b"}, body)
+		require.NoError(t, err)
+		assert.Equal(t, "uncached", out, "render %d", i)
+	}
+	assert.EqualValues(t, 10, calls.Load())
+	st := c.Stats()
+	assert.Equal(t, backends.BreakerOpen, st.Breaker)
+	assert.EqualValues(t, 2, st.BackendErrors, "the failures that opened the breaker")
+	assert.EqualValues(t, 8, st.Skips, "the lookups skipped while it was open")
+	var breakerLines, errorLines int
+	for _, l := range testkit.LogLines(t, &logs) {
+		if l["to"] == "open" {
+			breakerLines++
+		} else {
+			errorLines++
+		}
+	}
+	assert.Equal(t, 1, breakerLines, "the breaker logs its opening once")
+	assert.Equal(t, 2, errorLines, "only the real failures are logged")
+}
+
+// refusingBackend fails every Get and Set as a server refusing connections
+// does, which is what a circuit breaker counts.
+type refusingBackend struct{ brokenBackend }
+
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: connection refused")}
+
+func (refusingBackend) Get(context.Context, string) ([]byte, bool, error) {
+	return nil, false, errRefused
+}
+
+func (refusingBackend) Set(context.Context, string, []byte, time.Duration) error { return errRefused }

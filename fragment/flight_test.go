@@ -1,8 +1,10 @@
 package fragment
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -165,10 +167,12 @@ func pollUntil(cond func() bool) bool {
 	return true
 }
 
-// Goroutine A renders k1, whose body renders k2; goroutine B renders k2,
-// whose body renders k1. Whichever closes the cycle of waits gets
-// ErrRecursive, the other is served, and both return.
-func TestRenderCrossGoroutineCycleIsAnError(t *testing.T) {
+// Page A nests k1 ⊃ k2, page B nests k2 ⊃ k1, and the two render at once:
+// goroutine A renders k1, whose body renders k2; goroutine B renders k2,
+// whose body renders k1. Whichever closes the cycle of waits renders its
+// inner block uncached instead of waiting (which would deadlock) or failing
+// (which would fail its page); the other is served, and no page fails.
+func TestRenderCrossGoroutineCycleRendersUncached(t *testing.T) {
 	tests := []struct {
 		name        string
 		aWaitsFirst bool // else B waits first and A closes the cycle
@@ -184,10 +188,17 @@ func TestRenderCrossGoroutineCycleIsAnError(t *testing.T) {
 			k1Rendering := make(chan struct{})
 			errStuck := errors.New("the other goroutine never got there")
 			otherWaits := func() bool { return int(c.Stats().Waiting) == 1 }
-			var innerA, innerB, outerA, outerB error
+			// Each page's version of the inner block says which page
+			// rendered it, so the output shows who rendered what.
+			inner := func(page string) func(io.Writer) error {
+				return func(w io.Writer) error { _, err := io.WriteString(w, "inner of "+page); return err }
+			}
+			var innerA, innerB error
+			var pageA, pageB string
+			var outerA, outerB error
 			var wg sync.WaitGroup
 			wg.Go(func() {
-				_, outerA = render(c, k1, func(w io.Writer) error {
+				pageA, outerA = render(c, k1, func(w io.Writer) error {
 					close(k1Rendering)
 					if !pollUntil(func() bool { return c.group.InFlight(c.Key("k2")) }) {
 						return errStuck
@@ -195,32 +206,86 @@ func TestRenderCrossGoroutineCycleIsAnError(t *testing.T) {
 					if !tt.aWaitsFirst && !pollUntil(otherWaits) {
 						return errStuck
 					}
-					innerA = c.Render(context.Background(), k2, w, okBody)
-					return nil
+					innerA = c.Render(context.Background(), k2, w, inner("A"))
+					return innerA
 				})
 			})
 			wg.Go(func() {
 				<-k1Rendering
-				_, outerB = render(c, k2, func(w io.Writer) error {
+				pageB, outerB = render(c, k2, func(w io.Writer) error {
 					if tt.aWaitsFirst && !pollUntil(otherWaits) {
 						return errStuck
 					}
-					innerB = c.Render(context.Background(), k1, w, okBody)
-					return nil
+					innerB = c.Render(context.Background(), k1, w, inner("B"))
+					return innerB
 				})
 			})
 			within(t, wg.Wait)
-			require.NoError(t, outerA)
-			require.NoError(t, outerB)
-			closer, served := innerA, innerB
+			require.NoError(t, outerA, "page A")
+			require.NoError(t, outerB, "page B")
+			require.NoError(t, innerA)
+			require.NoError(t, innerB)
 			if tt.aWaitsFirst {
-				closer, served = innerB, innerA
+				// B closed the cycle: its k1 rendered uncached; A waited
+				// for B's k2, which holds that.
+				assert.Equal(t, "inner of B", pageB)
+				assert.Equal(t, "inner of B", pageA)
+			} else {
+				assert.Equal(t, "inner of A", pageA)
+				assert.Equal(t, "inner of A", pageB)
 			}
-			assert.ErrorIs(t, closer, ErrRecursive, "the render that would close the cycle fails")
-			assert.NoError(t, served, "the other render is served once the cycle is broken")
 			assert.Equal(t, uint64(1), c.Stats().Waits)
 		})
 	}
+}
+
+// Cancelling the request that renders a fragment fails no other request
+// waiting for it: one of them takes over the render, the rest share it.
+func TestCancellingTheLeaderFailsNoLiveWaiter(t *testing.T) {
+	const waiters = 15
+	c, _ := newTestCache(Options{})
+	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "cancelled"}
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	defer cancelLeader()
+	var renders atomic.Int64
+	body := func(ctx context.Context) func(io.Writer) error {
+		return func(w io.Writer) error {
+			renders.Add(1)
+			if ctx == leaderCtx {
+				// A data query under the request's context fails once it
+				// is cancelled, and with it the template.
+				<-ctx.Done()
+				return fmt.Errorf("query: %w", ctx.Err())
+			}
+			return okBody(w)
+		}
+	}
+	leaderErr := make(chan error, 1)
+	go func() { leaderErr <- c.Render(leaderCtx, call, io.Discard, body(leaderCtx)) }()
+	testkit.Eventually(t, "the leader renders", func() bool { return c.group.InFlight(c.Key("cancelled")) })
+	outs := make([]string, waiters)
+	errs := make([]error, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			errs[i] = c.Render(context.Background(), call, &buf, body(context.Background()))
+			outs[i] = buf.String()
+		})
+	}
+	testkit.Eventually(t, "the others wait", func() bool { return int(c.Stats().Waiting) == waiters })
+	cancelLeader()
+	within(t, wg.Wait)
+	assert.ErrorIs(t, <-leaderErr, context.Canceled, "the cancelled request fails")
+	for i := range waiters {
+		require.NoError(t, errs[i], "waiter %d", i)
+		assert.Equal(t, "ok", outs[i], "waiter %d", i)
+	}
+	assert.EqualValues(t, 2, renders.Load(), "the leader's render, then one taken over")
+	out, err := render(c, call, body(context.Background()))
+	require.NoError(t, err)
+	assert.Equal(t, "ok", out)
+	assert.EqualValues(t, 2, renders.Load(), "the render taken over was stored")
 }
 
 func TestRenderPanicReleasesWaiters(t *testing.T) {

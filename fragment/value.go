@@ -20,8 +20,11 @@ var (
 	// documented text form.
 	ErrKeyValue = errors.New("fragment: invalid cache key value")
 	// ErrRecursive is returned when a block's key is requested while that
-	// same key is being rendered by the same goroutine, or by a goroutine
-	// that is itself waiting for the requester: waiting would deadlock.
+	// same key is being rendered by the same goroutine: a block nested,
+	// directly or through other blocks and includes, in itself. (When the
+	// key is being rendered by another goroutine that waits for the
+	// requester, as when two pages nest two blocks in opposite orders, the
+	// requesting block renders uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 	// ErrPanicked is returned to the renders that waited for a block whose
 	// body panicked; the panic itself goes on up the rendering goroutine.
@@ -75,10 +78,18 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 		return useTTL, time.Duration(n) * time.Second, nil
 	case reflect.Float32, reflect.Float64:
 		f := rv.Float()
-		if math.IsNaN(f) || f < 0 || f > math.MaxInt64/float64(time.Second) {
+		ns := f * float64(time.Second)
+		// float64(math.MaxInt64) is 2⁶³, one past the largest Duration:
+		// a product that reaches it does not convert.
+		if math.IsNaN(f) || f < 0 || ns >= float64(math.MaxInt64) {
 			return 0, 0, fmt.Errorf("%w: %v seconds is out of range", ErrTimeout, f)
 		}
-		return useTTL, time.Duration(f * float64(time.Second)), nil
+		if d := time.Duration(ns); d > 0 || f == 0 {
+			return useTTL, d, nil
+		}
+		// A positive timeout under a nanosecond is the shortest TTL
+		// there is, never 0, which would mean "never expires".
+		return useTTL, time.Nanosecond, nil
 	}
 	return 0, 0, fmt.Errorf("%w: %T %v (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, v, v)
 }

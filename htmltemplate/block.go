@@ -1,7 +1,6 @@
 package htmltemplate
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"io"
@@ -120,7 +119,7 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 	body := func(w io.Writer) error { return b.execute(w, dot, root) }
 	var err error
 	if fc := b.set.fc; fc != nil {
-		err = fc.Render(context.Background(), call, w, body)
+		err = fc.Render(b.set.ctxs.current(), call, w, body)
 	} else {
 		err = body(w)
 	}

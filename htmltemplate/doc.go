@@ -35,10 +35,23 @@
 //	t := htmltemplate.Must(htmltemplate.ParseFSPaths(fc, files, "*.html", "*/*.html"))
 //	err := t.ExecuteTemplate(w, "shop/index.html", data)
 //
-// A nil cache renders every body uncached. html/template's Execute takes
-// no context.Context and gives functions none, so backend calls use
-// context.Background(); bound their duration with the backend's own
-// timeouts.
+// A nil cache renders every body uncached.
+//
+// # A context per execution
+//
+// html/template's Execute takes no context.Context and gives template
+// functions none. ExecuteContext and ExecuteTemplateContext take one,
+// typically the request's, and every cache block of that execution makes
+// its backend calls and waits for other executions' renders under it, so
+// the request's deadline bounds the cache's share of the page:
+//
+//	err := t.ExecuteTemplateContext(r.Context(), w, "shop/index.html", data)
+//
+// The context is recorded, for the duration of the call, under the
+// executing goroutine (text/template executes synchronously, so a block's
+// function runs on the goroutine that called ExecuteContext); nothing is
+// global and nothing outlives the call. Execute and ExecuteTemplate use
+// context.Background().
 //
 // # Syntax
 //

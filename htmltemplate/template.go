@@ -55,6 +55,9 @@ type set struct {
 	// executed is set by the first execution; html/template then refuses
 	// to parse more, so the check's state stays valid.
 	executed atomic.Bool
+	// ctxs holds the context.Context of each ExecuteContext call running,
+	// by goroutine (see ctx.go).
+	ctxs execContexts
 }
 
 // New allocates a new, undefined template with the given name whose cache
@@ -376,8 +379,8 @@ func (t *Template) Clone() (*Template, error) {
 // name it checks that every cache block the template can reach is in HTML
 // element content; if one is not, it returns an error wrapping ErrContext
 // that names the block's position, and writes nothing. Blocks reach the
-// backend with context.Background(): html/template gives functions no
-// per-execution context.
+// backend with context.Background(); use ExecuteContext to give them the
+// request's context.
 func (t *Template) Execute(w io.Writer, data any) error {
 	if err := t.set.check(t.Name()); err != nil {
 		return err
@@ -389,6 +392,8 @@ func (t *Template) Execute(w io.Writer, data any) error {
 // ExecuteTemplate applies the template associated with t that has the
 // given name to data and writes the output to w, as
 // template.Template.ExecuteTemplate does, with Execute's context check.
+// Blocks reach the backend with context.Background(); use
+// ExecuteTemplateContext to give them the request's context.
 func (t *Template) ExecuteTemplate(w io.Writer, name string, data any) error {
 	if err := t.set.check(name); err != nil {
 		return err

@@ -45,7 +45,8 @@
 // Tags.Rewrite, then Set.Parse) for such templates. Jet's Execute takes no
 // context.Context: pass one in the ContextVar variable (WithContext) for
 // backend calls and for waiting on another goroutine's render; without it
-// blocks use context.Background().
+// blocks use context.Background(). (pongo2tag.WithContext and
+// htmltemplate's ExecuteContext do the same for the other engines.)
 //
 // # Syntax
 //

@@ -42,5 +42,13 @@
 // concurrent calls with the same arguments in a process run the function
 // once and share its result; backend errors are fail-open — counted,
 // logged at most once per interval, and the function runs uncached — unless
-// Options.Strict asks for them to be returned.
+// Options.Strict asks for them to be returned. A caller cancelled while
+// running the function for waiting callers hands the run to one of them; a
+// backend whose circuit breaker is open is skipped without a log line per
+// call (Stats.Skips, Stats.Breaker). Options.StaleWhileRevalidate returns a
+// result past its timeout, within a grace period, while the function runs
+// again in the background, and returns results kept in memory while the
+// backend cannot be reached; Options.EarlyRefresh re-runs it in the
+// background shortly before a hot result expires (probabilistic early
+// expiration, "XFetch").
 package memoize

@@ -38,7 +38,7 @@ func ExampleFunc() {
 	// lamp 9.99
 	// (querying the price of desk)
 	// desk 9.99
-	// {Hits:1 Misses:2 Calls:2 Waits:0 Bypasses:0 BackendErrors:0}
+	// {Hits:1 Misses:2 Calls:2 Waits:0 Bypasses:0 BackendErrors:0 Skips:0 Breaker:closed StaleHits:0 Refreshes:0}
 }
 
 // Function literals need a Name: their Go names (main.main.func1) say

@@ -49,3 +49,16 @@ func forEachCache(t *testing.T, test func(t *testing.T, open newCache)) {
 }
 
 var record = testkit.Record
+
+// pollUntil polls cond every millisecond for up to testkit.Deadline; it is
+// for goroutines other than the test's, which must not call t.Fatal.
+func pollUntil(cond func() bool) bool {
+	stop := time.Now().Add(testkit.Deadline)
+	for !cond() {
+		if time.Now().After(stop) {
+			return false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return true
+}

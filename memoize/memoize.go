@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"regexp"
 	"runtime"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/stalecopy"
+	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
 // NoExpiry as Options.Timeout stores results that never expire; only
@@ -40,8 +43,10 @@ var (
 	// the goroutine that ran the function.
 	ErrPanicked = flight.ErrPanicked
 	// ErrRecursive is returned when a memoized function calls itself with
-	// the same arguments (directly, or through another goroutine that waits
-	// for it): it would wait for its own result forever.
+	// the same arguments: it would wait for its own result forever. (A call
+	// whose result is being computed by another goroutine that waits for
+	// the caller, calls nested in opposite orders, runs the function
+	// uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 )
 
@@ -109,6 +114,31 @@ type Options struct {
 	// errors in between are counted and summarised in the next report.
 	// 0 means 10 s.
 	LogInterval time.Duration
+
+	// StaleWhileRevalidate is a grace period: results stay stored that
+	// much longer than Timeout, and a call that finds its result past
+	// Timeout returns it at once while the function runs again in the
+	// background (once per process and arguments) to replace it. 0 is off.
+	// Results that never expire have no grace period.
+	StaleWhileRevalidate time.Duration
+	// EarlyRefresh turns on probabilistic early refresh ("XFetch", see
+	// internal/xfetch) with this β: a call re-runs the function in the
+	// background before the result expires, with a probability that rises
+	// as the expiry nears and with how long the function took. 1 is the
+	// paper's recommendation; 0 is off.
+	EarlyRefresh float64
+	// RefreshTimeout bounds a background run of the function (with
+	// StaleWhileRevalidate or EarlyRefresh), whose context keeps the
+	// caller's values but not its cancellation. 0 means 10 s.
+	RefreshTimeout time.Duration
+	// StaleCopies is how many results, with StaleWhileRevalidate, are
+	// kept in memory to return while the backend cannot be reached (its
+	// circuit breaker open, or a call failing), each until its grace
+	// period ends. Results are shared, as between concurrent callers:
+	// treat them as read-only. During an outage an invalidation made by
+	// another process cannot be seen, so such a result may be one another
+	// process has invalidated. 0 means 1000; negative keeps none.
+	StaleCopies int
 }
 
 // Stats counts what a memoized function did.
@@ -119,6 +149,19 @@ type Stats struct {
 	Waits         uint64 // misses answered by another call's execution
 	Bypasses      uint64 // calls for which Unless returned true
 	BackendErrors uint64 // backend failures, whether failed open or returned
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not in BackendErrors, and not logged: the breaker
+	// logs its state changes).
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
+	// StaleHits counts calls answered with a result past its timeout,
+	// within the grace period, while the function ran again.
+	StaleHits uint64
+	// Refreshes counts background runs of the function for a stale
+	// result or an early refresh (not in Calls).
+	Refreshes uint64
 }
 
 // memo is what every arity shares: keys, versions, lookups, stores,
@@ -132,7 +175,10 @@ type memo[R any] struct {
 	ignore []bool // by argument position
 	group  flight.Group[R]
 
-	hits, misses, calls, waits, bypasses, backendErrors atomic.Uint64
+	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
+	staleHits, refreshes                                       atomic.Uint64
+
+	copies *stalecopy.Copies[R] // results kept to return while the backend fails; nil when off
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -178,6 +224,12 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	if opts.LogInterval == 0 {
 		opts.LogInterval = 10 * time.Second
 	}
+	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.RefreshTimeout < 0 {
+		panic(fmt.Sprintf("memoize: %s: negative StaleWhileRevalidate, EarlyRefresh or RefreshTimeout", name))
+	}
+	if opts.RefreshTimeout == 0 {
+		opts.RefreshTimeout = 10 * time.Second
+	}
 
 	var seed argEncoder
 	seed.str("memoize/v1")
@@ -195,7 +247,7 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	} else {
 		seed.str("")
 	}
-	return &memo[R]{
+	m := &memo[R]{
 		cache:  cache,
 		opts:   opts,
 		name:   name,
@@ -203,6 +255,14 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		seed:   seed.buf,
 		ignore: ignore,
 	}
+	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
+		n := opts.StaleCopies
+		if n == 0 {
+			n = 1000
+		}
+		m.copies = stalecopy.New(n, func(R) int { return 1 }, nil)
+	}
+	return m
 }
 
 // keyArgs encodes the arguments of one call.
@@ -260,6 +320,10 @@ func newVersion() string {
 type entry[R any] struct {
 	Version string `msgpack:"v" json:"v"`
 	Result  R      `msgpack:"r" json:"r"`
+	// With StaleWhileRevalidate or EarlyRefresh: when the result goes
+	// stale (Unix ms) and how long the function took (µs).
+	Stale int64  `msgpack:"s,omitempty" json:"s,omitempty"`
+	Took  uint32 `msgpack:"t,omitempty" json:"t,omitempty"`
 }
 
 // read fetches, in one round trip, the function's version, the receiver's
@@ -267,43 +331,42 @@ type entry[R any] struct {
 // a valid entry must carry; fnFound=false means the function has no
 // version yet, so no stored entry can be valid. r and found describe a
 // valid entry.
-func (m *memo[R]) read(ctx context.Context, inst *string, key string) (ver string, fnFound bool, r R, found bool, err error) {
+func (m *memo[R]) read(ctx context.Context, inst *string, key string) (ver string, fnFound bool, e entry[R], found bool, err error) {
 	keys := []string{m.verKey, key}
 	if inst != nil {
 		keys = append(keys, m.instanceKey(*inst))
 	}
 	vals, err := m.cache.GetMany(ctx, keys...)
 	if err != nil {
-		return "", false, r, false, err
+		return "", false, e, false, err
 	}
 	fnVer, ok := vals[0].Bytes()
 	if !ok {
-		return "", false, r, false, nil
+		return "", false, e, false, nil
 	}
 	ver = string(fnVer)
 	if inst != nil {
 		instVer, _ := vals[2].Bytes() // none until DeleteInstance writes one
 		ver += "/" + string(instVer)
 	}
-	r, found = m.decode(vals[1], key, ver)
-	return ver, true, r, found, nil
+	e, found = m.decode(vals[1], key, ver)
+	return ver, true, e, found, nil
 }
 
 // decode returns the result v holds if it was stored under version ver. A
 // value that does not decode (one written by an older build with another
 // result type under the same name and version) is a miss, logged, and
 // gets overwritten.
-func (m *memo[R]) decode(v backends.Value, key, ver string) (R, bool) {
+func (m *memo[R]) decode(v backends.Value, key, ver string) (entry[R], bool) {
 	var e entry[R]
 	if !v.Found() {
-		return e.Result, false
+		return e, false
 	}
 	if err := v.Decode(&e); err != nil {
 		m.report("decode", fmt.Errorf("memoize %s: stored result under %q: %w", m.name, key, err))
-		var zero R
-		return zero, false
+		return entry[R]{}, false
 	}
-	return e.Result, e.Version == ver
+	return e, e.Version == ver
 }
 
 // createVersion stores a first version for the function, or reads the one
@@ -350,7 +413,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 	if err != nil {
 		return zero, err
 	}
-	ver, fnFound, r, found, err := m.read(ctx, inst, key)
+	ver, fnFound, e, found, err := m.read(ctx, inst, key)
 	if err == nil && !fnFound {
 		ver, err = m.createVersion(ctx, inst)
 	}
@@ -358,64 +421,145 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 		if err := m.backendError("get", err); err != nil {
 			return zero, err
 		}
+		if r, ok := m.copies.Get(key, time.Now().UnixMilli()); ok {
+			m.staleHits.Add(1)
+			return r, nil
+		}
 		m.calls.Add(1)
 		return fn(ctx)
 	}
 	forced := m.opts.ForcedUpdate != nil && m.opts.ForcedUpdate(ctx)
 	if found && !forced {
-		m.hits.Add(1)
-		return r, nil
+		switch xfetch.Judge(e.Stale, e.Took, time.Now().UnixMilli(), m.opts.EarlyRefresh) {
+		case xfetch.Fresh:
+			m.hits.Add(1)
+			m.keep(key, e)
+		case xfetch.Early:
+			m.hits.Add(1)
+			m.refreshInBackground(ctx, key, ver, fn)
+		case xfetch.Stale:
+			m.staleHits.Add(1)
+			m.refreshInBackground(ctx, key, ver, fn)
+		}
+		return e.Result, nil
 	}
 	m.misses.Add(1)
 	return m.fill(ctx, key, ver, forced, fn)
 }
 
-// fill runs fn for a missed key, once per key and version across
-// concurrent callers, and stores its result.
-func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
-	for {
-		servedByOther := false
-		r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
-			var zero R
-			// A concurrent call may have stored the result between the
-			// lookup and the start of this flight: look once more rather
-			// than run twice. (A failed lookup here just runs fn.)
-			if !forced {
-				if v, err := m.cache.GetValue(ctx, key); err == nil {
-					if r, ok := m.decode(v, key, ver); ok {
-						servedByOther = true
-						return r, nil
-					}
-				}
+// refreshInBackground runs fn again for key, once per process at a time,
+// on a goroutine of its own with a context detached from ctx's
+// cancellation and bounded by RefreshTimeout, and stores its result. A
+// panic in fn is logged, not let loose on a goroutine nobody recovers.
+func (m *memo[R]) refreshInBackground(ctx context.Context, key, ver string, fn func(context.Context) (R, error)) {
+	fkey := key + "/" + ver
+	if m.group.InFlight(fkey) {
+		return // a refresh or a miss is running it already
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.RefreshTimeout)
+	go func() {
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				m.opts.Logger.Error("fragcache: memoize: background refresh panicked", "func", m.name, "panic", fmt.Sprint(p))
 			}
-			m.calls.Add(1)
-			r, err := fn(ctx)
-			if err != nil {
-				return r, err // errors are never stored
-			}
-			if !m.opts.CacheNone && isNil(r) {
-				return r, nil
-			}
-			if err := m.store(ctx, key, entry[R]{Version: ver, Result: r}); err != nil {
-				if err := m.backendError("set", err); err != nil {
-					return zero, err
-				}
-			}
-			return r, nil
+		}()
+		_, _, err := m.group.TryDo(rctx, fkey, func() (R, error) {
+			m.refreshes.Add(1)
+			return m.run(rctx, key, ver, fn)
 		})
-		if shared && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-			// The call we waited for ran under its caller's context, which
-			// ended; ours has not, so run again rather than inherit that.
-			continue
+		if err != nil {
+			m.report("refresh", fmt.Errorf("memoize %s: background refresh: %w", m.name, err))
 		}
-		if shared || servedByOther {
-			m.waits.Add(1)
+	}()
+}
+
+// run runs fn and stores its result (unless it failed, or is nil and
+// CacheNone is off).
+func (m *memo[R]) run(ctx context.Context, key, ver string, fn func(context.Context) (R, error)) (R, error) {
+	var zero R
+	began := time.Now()
+	r, err := fn(ctx)
+	if err != nil {
+		return r, err // errors are never stored
+	}
+	if !m.opts.CacheNone && isNil(r) {
+		return r, nil
+	}
+	e := entry[R]{Version: ver, Result: r}
+	if m.opts.StaleWhileRevalidate > 0 || m.opts.EarlyRefresh > 0 {
+		if life := m.lifetime(); life > 0 {
+			e.Stale = time.Now().Add(life).UnixMilli()
 		}
-		return r, err
+		e.Took = xfetch.Micros(time.Since(began))
+	}
+	if err := m.store(ctx, key, e); err != nil {
+		if err := m.backendError("set", err); err != nil {
+			return zero, err
+		}
+	}
+	m.keep(key, e)
+	return r, nil
+}
+
+// keep records a result to return while the backend fails.
+func (m *memo[R]) keep(key string, e entry[R]) {
+	if m.copies != nil && e.Stale != 0 {
+		m.copies.Keep(key, e.Stale, e.Stale+m.opts.StaleWhileRevalidate.Milliseconds(), e.Result)
 	}
 }
 
+// lifetime is how long a result stays fresh; 0 means forever.
+func (m *memo[R]) lifetime() time.Duration {
+	switch {
+	case m.opts.Timeout == NoExpiry:
+		return 0
+	case m.opts.Timeout > 0:
+		return m.opts.Timeout
+	}
+	return m.cache.DefaultTimeout()
+}
+
+// fill runs fn for a missed key, once per key and version across
+// concurrent callers, and stores its result. When the caller that runs fn
+// is cancelled midway, a waiter whose context is alive takes over (see
+// internal/flight) rather than inherit the cancellation.
+func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn func(context.Context) (R, error)) (R, error) {
+	servedByOther := false
+	r, shared, err := m.group.Do(ctx, key+"/"+ver, func() (R, error) {
+		// A concurrent call may have stored the result between the
+		// lookup and the start of this flight: look once more rather
+		// than run twice. (A failed lookup here just runs fn.)
+		if !forced {
+			if v, err := m.cache.GetValue(ctx, key); err == nil {
+				if e, ok := m.decode(v, key, ver); ok && xfetch.Judge(e.Stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+					servedByOther = true
+					return e.Result, nil
+				}
+			}
+		}
+		m.calls.Add(1)
+		return m.run(ctx, key, ver, fn)
+	})
+	if err == flight.ErrCycle {
+		// Another goroutine computes this call and waits, through calls
+		// nested the other way round, for this one: run it here,
+		// uncached, rather than deadlock or fail.
+		m.calls.Add(1)
+		return fn(ctx)
+	}
+	if shared || servedByOther {
+		m.waits.Add(1)
+	}
+	return r, err
+}
+
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
+	if grace := m.opts.StaleWhileRevalidate; grace > 0 {
+		if life := m.lifetime(); life > 0 {
+			return m.cache.Set(ctx, key, e, min(life, math.MaxInt64-grace)+grace)
+		}
+	}
 	switch {
 	case m.opts.Timeout == NoExpiry:
 		return m.cache.Set(ctx, key, e, 0)
@@ -443,6 +587,7 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 	if err != nil {
 		return false, err
 	}
+	m.copies.Clear() // rare; a copy of this key must not outlive it
 	deleted, err = m.cache.Delete(ctx, key)
 	return deleted, wrap(m.name, "delete", err)
 }
@@ -450,12 +595,14 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 // deleteMemoized replaces the function's version, so that no entry stored
 // before is read again: O(1) however many argument combinations there are.
 func (m *memo[R]) deleteMemoized(ctx context.Context) error {
+	m.copies.Clear()
 	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
 }
 
 // deleteVerhash removes the function's version key; the next call creates
 // a fresh one.
 func (m *memo[R]) deleteVerhash(ctx context.Context) error {
+	m.copies.Clear()
 	_, err := m.cache.Delete(ctx, m.verKey)
 	return wrap(m.name, "delete verhash", err)
 }
@@ -463,6 +610,7 @@ func (m *memo[R]) deleteVerhash(ctx context.Context) error {
 // deleteInstance gives one receiver a new version, so that none of its
 // entries is read again; other receivers keep theirs.
 func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
+	m.copies.Clear() // copies are not kept by receiver: drop them all
 	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
 }
 
@@ -481,17 +629,36 @@ func (m *memo[R]) stats() Stats {
 		Waits:         m.waits.Load(),
 		Bypasses:      m.bypasses.Load(),
 		BackendErrors: m.backendErrors.Load(),
+		Skips:         m.skips.Load(),
+		Breaker:       breakerState(m.cache),
+		StaleHits:     m.staleHits.Load(),
+		Refreshes:     m.refreshes.Load(),
 	}
+}
+
+func breakerState(c *backends.Cache) backends.BreakerState {
+	if br := c.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // backendError counts a backend failure and, in strict mode, returns it;
 // otherwise it reports it and returns nil, and the caller goes on without
 // the cache.
 func (m *memo[R]) backendError(op string, err error) error {
-	m.backendErrors.Add(1)
+	skipped := errors.Is(err, backends.ErrBreakerOpen)
+	if skipped {
+		m.skips.Add(1)
+	} else {
+		m.backendErrors.Add(1)
+	}
 	err = wrap(m.name, op, err)
 	if m.opts.Strict {
 		return err
+	}
+	if skipped {
+		return nil // the breaker logged that it opened
 	}
 	m.report(op, err)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -964,4 +965,53 @@ func TestMemoizedFunctionCallingItselfWithSameArgumentsIsErrRecursive(t *testing
 	case <-time.After(10 * time.Second):
 		t.Fatal("a memoized function calling itself deadlocked")
 	}
+}
+
+// nestKey marks a context under which the test's functions call each
+// other; without it they return at once.
+type nestKey struct{}
+
+// Two calls of a memoized function that call each other, on two
+// goroutines at once, close a cycle of waits: h(1) calls h(2) on one
+// goroutine while h(2) calls h(1) on another (whether h nests depends on
+// its context, which is not part of the key). The call that would close
+// the cycle runs the function uncached instead, and neither call fails.
+func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing.T) {
+	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	var h *Memoized[int, string]
+	oneStarted := make(chan struct{})
+	h = Func(cache, func(ctx context.Context, n int) (string, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return fmt.Sprint("h", n), nil
+		}
+		other := 2
+		if n == 1 {
+			close(oneStarted)
+			if !pollUntil(func() bool { return h.m.group.Waiting() == 1 }) {
+				return "", errors.New("h(2) never waited for h(1)")
+			}
+		} else {
+			<-oneStarted
+			other = 1
+		}
+		inner, err := h.Call(context.Background(), other)
+		return fmt.Sprintf("h%d(%s)", n, inner), err
+	}, Options{Name: "h"})
+	nest := context.WithValue(context.Background(), nestKey{}, true)
+	var out1, out2 string
+	var err1, err2 error
+	var wg sync.WaitGroup
+	wg.Go(func() { out1, err1 = h.Call(nest, 1) })
+	wg.Go(func() { out2, err2 = h.Call(nest, 2) })
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls nested in opposite orders deadlocked")
+	}
+	require.NoError(t, err1)
+	require.NoError(t, err2)
+	assert.Equal(t, "h1(h2)", out1, "h(1) ran h(2) uncached rather than wait for it")
+	assert.Equal(t, "h2(h1(h2))", out2, "h(2) waited for h(1)")
 }

@@ -17,6 +17,14 @@ import (
 // `with _fragcache=_fragcache`.
 const ContextKey = "_fragcache"
 
+// ContextVar is the pongo2 context key a cache block reads its
+// context.Context from, for backend calls and for waiting on another
+// render of the same fragment; WithContext sets it. It takes precedence
+// over the context of the binding (With's, or Bind's
+// context.Background()). A template passes it on through
+// {% include … only %} with `with _fragcache_ctx=_fragcache_ctx`.
+const ContextVar = "_fragcache_ctx"
+
 // ErrNotBound is the error (inside the *pongo2.Error's OrigError) of a cache
 // block executed with no *fragment.Cache under ContextKey.
 var ErrNotBound = errors.New("pongo2tag: no fragment cache bound; use pongo2tag.Bind(set, fc) or render with pongo2tag.With(ctx, fc, data)")
@@ -31,9 +39,9 @@ type binding struct {
 func (b *binding) String() string { return "fragcache" }
 
 // Bind makes every template of set render its cache blocks through fc, with
-// context.Background() for backend calls. It writes set.Globals, so call it
-// before the set renders anything. A render's own binding (With) takes
-// precedence.
+// context.Background() for backend calls unless a render passes its own
+// with WithContext. It writes set.Globals, so call it before the set
+// renders anything. A render's own binding (With) takes precedence.
 func Bind(set *pongo2.TemplateSet, fc *fragment.Cache) {
 	if set.Globals == nil {
 		set.Globals = make(pongo2.Context)
@@ -55,6 +63,51 @@ func With(ctx context.Context, fc *fragment.Cache, data pongo2.Context) pongo2.C
 	}
 	out[ContextKey] = &binding{ctx: ctx, fc: fc}
 	return out
+}
+
+// WithContext returns a copy of data (a new Context if data is nil) with
+// ContextVar set to ctx, for one render of a template whose set is bound
+// with Bind: the request's context then reaches every cache block's backend
+// calls, as jettag.WithContext does for Jet. data is not modified; a nil
+// ctx means context.Background().
+//
+//	err := tpl.ExecuteWriter(pongo2tag.WithContext(pongo2.Context{"user": u}, r.Context()), w)
+func WithContext(data pongo2.Context, ctx context.Context) pongo2.Context {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	out := make(pongo2.Context, len(data)+1)
+	for k, v := range data {
+		out[k] = v
+	}
+	out[ContextVar] = &ctxValue{ctx}
+	return out
+}
+
+// ctxValue carries WithContext's ctx; a template that prints it gets a
+// placeholder rather than the context's fields.
+type ctxValue struct{ ctx context.Context }
+
+func (*ctxValue) String() string { return "context" }
+
+// renderContext returns the context a block's backend calls use: the
+// render's ContextVar if set, else the binding's.
+func renderContext(ctx *pongo2.ExecutionContext, bctx context.Context) context.Context {
+	v := ctx.Public[ContextVar]
+	if pv, ok := v.(*pongo2.Value); ok {
+		v = pv.Interface()
+	}
+	switch c := v.(type) {
+	case *ctxValue:
+		if c != nil && c.ctx != nil {
+			return c.ctx
+		}
+	case context.Context:
+		if c != nil {
+			return c
+		}
+	}
+	return bctx
 }
 
 // bound finds the cache bound to a render. A value passed through

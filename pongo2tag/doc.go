@@ -51,8 +51,11 @@
 // Loader.Path gives app code the path of a template, to rebuild a key.
 //
 // A cache is bound through the pongo2 context under ContextKey: Bind(set,
-// fc) once for a whole TemplateSet, or With(ctx, fc, data) per render to
-// pass a request's context.Context to the backend. A block that executes
+// fc) once for a whole TemplateSet, or With(ctx, fc, data) per render. A
+// render passes the request's context.Context to its blocks' backend calls
+// with WithContext(data, ctx) (the binding's context otherwise: With's, or
+// Bind's context.Background()), as jettag.WithContext does for Jet and
+// htmltemplate's ExecuteContext for html/template. A block that executes
 // with no cache bound fails with ErrNotBound rather than rendering uncached:
 // a page silently served uncached is a misconfiguration that shows only as
 // load. To switch caching off, bind a fragment.Cache over backends.Null.
@@ -69,7 +72,8 @@
 // templates on the same line share a key unless fragment.Options.SourceDigest
 // adds the body digest; name them. {% include … only %} drops the render's
 // context, and a binding made by With with it, unless the template passes
-// `with _fragcache=_fragcache` (a Bind binding survives). The body digest covers the block's own
+// `with _fragcache=_fragcache _fragcache_ctx=_fragcache_ctx` (a Bind
+// binding survives). The body digest covers the block's own
 // source only, not templates it includes or macros it calls. pongo2's
 // TrimBlocks and LStripBlocks options rewrite shared tokens on every
 // execution (a data race in pongo2 itself), so avoid them with concurrent

@@ -319,7 +319,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		r.varyOn = append(r.varyOn, v)
 	}
 	call.VaryOn = r.varyOn
-	if err := fc.Render(bctx, call, w, r.body); err != nil {
+	if err := fc.Render(renderContext(ctx, bctx), call, w, r.body); err != nil {
 		return n.execError(ctx, err, call)
 	}
 	return nil

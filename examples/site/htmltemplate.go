@@ -38,13 +38,12 @@ func newHTMLEngine(fc *fragment.Cache) (engine, error) {
 
 func (e *htmlEngine) Name() string { return "html" }
 
-// Render executes the page's template. html/template gives template
-// functions no per-execution context, so the cache blocks call the backend
-// with context.Background() and ctx is not used.
-func (e *htmlEngine) Render(_ context.Context, w io.Writer, view string, p *Page) error {
+// Render executes the page's template with the request's context, which
+// the cache blocks use for their backend calls.
+func (e *htmlEngine) Render(ctx context.Context, w io.Writer, view string, p *Page) error {
 	t, ok := e.pages[view]
 	if !ok {
 		return fmt.Errorf("html: no view %q", view)
 	}
-	return t.Execute(w, p)
+	return t.ExecuteContext(ctx, w, p)
 }

@@ -3,7 +3,7 @@
 // fragment blocks, memoized functions and cached HTTP handlers all need so
 // that concurrent misses do the work once.
 //
-// It is golang.org/x/sync/singleflight's idea with three differences that
+// It is golang.org/x/sync/singleflight's idea with four differences that
 // matter here. A waiter stops waiting when its own context ends. A
 // panicking computation releases its waiters with ErrPanicked and the
 // panic goes on in its own goroutine (singleflight's DoChan re-panics on a
@@ -11,7 +11,11 @@
 // that would wait for itself gets ErrRecursive instead of a deadlock: a
 // template block that re-enters its own fragment, a memoized function that
 // calls itself with the same arguments, or two computations each waiting
-// for the other across goroutines.
+// for the other across goroutines. The last case (ErrCycle) is an accident
+// of timing rather than a bug, and callers compute such a value themselves.
+// And a caller whose computation fails after its own context ended does
+// not pass that failure on to waiters whose contexts are alive: one of them
+// takes over.
 //
 // Template engines give a function no per-render context (html/template
 // has none at all), so the only identity a computation shares with the
@@ -37,6 +41,13 @@ var (
 	// through a chain of waits, waiting for the caller: waiting would
 	// deadlock.
 	ErrRecursive = errors.New("re-enters a key that is still being computed by its own caller")
+	// ErrCycle is the ErrRecursive of the second kind: the key is being
+	// computed by another goroutine that waits, directly or through
+	// others, for the caller. Unlike a goroutine re-entering its own key
+	// (a bug in what it computes), this is an accident of timing between
+	// two computations that nest the same keys in opposite orders, so
+	// callers can compute the value themselves without sharing it.
+	ErrCycle = fmt.Errorf("%w: another goroutine computing it waits for this one", ErrRecursive)
 	// ErrPanicked is returned to the callers that waited for a computation
 	// that panicked.
 	ErrPanicked = errors.New("the computation being waited for panicked")
@@ -55,39 +66,77 @@ type call[V any] struct {
 	done  chan struct{}
 	val   V
 	err   error
+	// abandoned: the computation failed after its caller's context
+	// ended, so its error says nothing about the key.
+	abandoned bool
 }
 
 // Do runs fn for key unless a computation of key is in flight, in which
 // case it waits for that computation's result; shared reports the latter.
 // Waiting ends early with ctx.Err() when ctx ends.
+//
+// ctx is the caller's, and fn typically runs under it. When a computation
+// fails after its caller's ctx ended (a request cancelled mid-render), its
+// error is about that caller, not the key: waiters whose own ctx is alive
+// do not inherit it, but take over — one of them runs its own fn, the
+// others wait for that one.
 func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (val V, shared bool, err error) {
+	val, shared, _, err = g.do(ctx, key, fn, true)
+	return val, shared, err
+}
+
+// TryDo runs fn for key unless a computation of key is in flight, in
+// which case it returns at once with ran=false and the zero value: for a
+// caller that has something else to use meanwhile (a stale copy). A
+// caller that would wait for itself gets ErrRecursive as from Do.
+func (g *Group[V]) TryDo(ctx context.Context, key string, fn func() (V, error)) (val V, ran bool, err error) {
+	val, _, ran, err = g.do(ctx, key, fn, false)
+	return val, ran, err
+}
+
+func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wait bool) (val V, shared, ran bool, err error) {
 	me := goid.Get()
-	g.mu.Lock()
-	if g.calls == nil {
-		g.calls = make(map[string]*call[V])
-		g.waiting = make(map[int64]*call[V])
-	}
-	if c, ok := g.calls[key]; ok {
+	for {
+		g.mu.Lock()
+		if g.calls == nil {
+			g.calls = make(map[string]*call[V])
+			g.waiting = make(map[int64]*call[V])
+		}
+		c, ok := g.calls[key]
+		if !ok {
+			break // g.mu stays locked: lead
+		}
 		for w := c; w != nil; w = g.waiting[w.owner] {
 			if w.owner == me {
 				g.mu.Unlock()
-				return val, false, ErrRecursive
+				if w == c {
+					return val, false, false, ErrRecursive
+				}
+				return val, false, false, ErrCycle
 			}
+		}
+		if !wait {
+			g.mu.Unlock()
+			return val, false, false, nil
 		}
 		g.waiting[me] = c
 		g.mu.Unlock()
-		defer func() {
-			g.mu.Lock()
-			delete(g.waiting, me)
-			g.mu.Unlock()
-		}()
 		select {
 		case <-c.done:
-			return c.val, true, c.err
 		case <-ctx.Done():
-			return val, true, ctx.Err()
 		}
+		g.mu.Lock()
+		delete(g.waiting, me)
+		g.mu.Unlock()
+		if ctx.Err() != nil {
+			return val, true, false, ctx.Err()
+		}
+		if c.abandoned {
+			continue // take over: lead, or wait for whoever took over first
+		}
+		return c.val, true, false, c.err
 	}
+
 	c := &call[V]{owner: me, done: make(chan struct{})}
 	g.calls[key] = c
 	g.mu.Unlock()
@@ -103,8 +152,9 @@ func (g *Group[V]) Do(ctx context.Context, key string, fn func() (V, error)) (va
 		close(c.done)
 	}()
 	c.val, c.err = fn()
+	c.abandoned = c.err != nil && ctx.Err() != nil
 	finished = true
-	return c.val, false, c.err
+	return c.val, false, true, c.err
 }
 
 // Waiting returns how many callers are waiting for a computation in flight.

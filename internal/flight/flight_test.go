@@ -3,6 +3,7 @@ package flight
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -104,6 +105,110 @@ func TestWaitCycleAcrossGoroutinesIsErrRecursive(t *testing.T) {
 		}
 	}
 	assert.True(t, errors.Is(got[0], ErrRecursive) || errors.Is(got[1], ErrRecursive), "one side must refuse to wait: %v", got)
+	assert.True(t, errors.Is(got[0], ErrCycle) || errors.Is(got[1], ErrCycle), "a cycle through another goroutine is ErrCycle: %v", got)
+}
+
+func TestOwnKeyIsNotErrCycle(t *testing.T) {
+	var g Group[string]
+	_, _, err := g.Do(context.Background(), "k", func() (string, error) {
+		_, _, err := g.Do(context.Background(), "other", func() (string, error) {
+			_, _, err := g.Do(context.Background(), "k", func() (string, error) { return "", nil })
+			return "", err
+		})
+		return "", err
+	})
+	require.ErrorIs(t, err, ErrRecursive)
+	assert.NotErrorIs(t, err, ErrCycle, "re-entering a key of one's own goroutine is a bug, not a timing accident")
+}
+
+// A leader whose context ends mid-computation fails; waiters whose own
+// context is alive must not inherit that failure: one takes over and runs
+// its own fn, the others share its result.
+func TestWaitersTakeOverWhenTheLeadersContextEnds(t *testing.T) {
+	const waiters = 15
+	var g Group[string]
+	leaderCtx, cancelLeader := context.WithCancel(context.Background())
+	defer cancelLeader()
+	leaderErr := make(chan error, 1)
+	go func() {
+		_, _, err := g.Do(leaderCtx, "k", func() (string, error) {
+			<-leaderCtx.Done()
+			return "", leaderCtx.Err()
+		})
+		leaderErr <- err
+	}()
+	testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
+	var runs atomic.Int32
+	release := make(chan struct{})
+	vals := make([]string, waiters)
+	errs := make([]error, waiters)
+	var wg sync.WaitGroup
+	for i := range waiters {
+		wg.Go(func() {
+			vals[i], _, errs[i] = g.Do(context.Background(), "k", func() (string, error) {
+				runs.Add(1)
+				<-release
+				return "taken over", nil
+			})
+		})
+	}
+	testkit.Eventually(t, "the others wait", func() bool { return g.Waiting() == waiters })
+	cancelLeader()
+	require.ErrorIs(t, <-leaderErr, context.Canceled)
+	testkit.Eventually(t, "one waiter takes over, the rest wait for it", func() bool { return runs.Load() == 1 && g.Waiting() == waiters-1 })
+	close(release)
+	wg.Wait()
+	// One waiter took over. (A waiter slow to wake from the cancelled
+	// call can find the taken-over one finished and run fn once more: it
+	// knew nothing of it. Every waiter re-running is what must not be.)
+	assert.Less(t, runs.Load(), int32(waiters/2), "one waiter took over, the others waited for it")
+	for i := range waiters {
+		require.NoError(t, errs[i], "waiter %d", i)
+		assert.Equal(t, "taken over", vals[i])
+	}
+}
+
+// A failure of a leader whose context is alive is the key's own: every
+// waiter gets it.
+func TestWaitersShareFailureOfALiveLeader(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	errBoom := fmt.Errorf("query: %w", context.DeadlineExceeded) // looks like a ctx error, but the leader's ctx is alive
+	go func() {
+		_, _, _ = g.Do(context.Background(), "k", func() (int, error) { <-release; return 0, errBoom })
+	}()
+	testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
+	var ran atomic.Bool
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := g.Do(context.Background(), "k", func() (int, error) { ran.Store(true); return 1, nil })
+		errc <- err
+	}()
+	testkit.Eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
+	close(release)
+	assert.ErrorIs(t, <-errc, errBoom)
+	assert.False(t, ran.Load())
+}
+
+func TestTryDoDoesNotWait(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = g.Do(context.Background(), "k", func() (int, error) { <-release; return 1, nil })
+	}()
+	testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight("k") })
+	v, ran, err := g.TryDo(context.Background(), "k", func() (int, error) { return 2, nil })
+	require.NoError(t, err)
+	assert.False(t, ran, "a computation is in flight: TryDo leaves at once")
+	assert.Zero(t, v)
+	close(release)
+	<-done
+	v, ran, err = g.TryDo(context.Background(), "k", func() (int, error) { return 3, nil })
+	require.NoError(t, err)
+	assert.True(t, ran)
+	assert.Equal(t, 3, v)
 }
 
 func TestPanicReleasesWaitersAndGoesOn(t *testing.T) {

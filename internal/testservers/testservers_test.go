@@ -2,6 +2,7 @@ package testservers
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -482,4 +483,22 @@ func TestCountingProxy(t *testing.T) {
 	require.Eventually(t, func() bool { return p.Open() == 1 }, 10*time.Second, pollInterval)
 	assert.Equal(t, n, p.Max())
 	assert.Equal(t, n+1, p.Total())
+}
+
+func TestPauseAndResume(t *testing.T) {
+	withServers(t, func(t *testing.T) {
+		for _, srv := range []*Server{Redis(t), UWSGI(t)} {
+			srv.Pause()
+			conn, err := net.DialTimeout("tcp", srv.Addr, time.Second)
+			require.NoError(t, err, "the kernel still accepts connections")
+			_ = conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			_, _ = conn.Write([]byte("PING\r\n"))
+			_, err = conn.Read(make([]byte, 16))
+			var ne net.Error
+			require.True(t, errors.As(err, &ne) && ne.Timeout(), "a paused server does not answer: %v", err)
+			_ = conn.Close()
+			srv.Resume()
+			require.NoError(t, srv.ready(srv), "a resumed server answers")
+		}
+	})
 }

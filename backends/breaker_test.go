@@ -1,0 +1,195 @@
+package backends_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/testservers"
+)
+
+// flaky is a backend whose Get fails with err while err is set, counting
+// the calls that reach it.
+type flaky struct {
+	backends.Backend
+	err   atomic.Pointer[error]
+	calls atomic.Int64
+}
+
+func (f *flaky) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	f.calls.Add(1)
+	if e := f.err.Load(); e != nil {
+		return nil, false, *e
+	}
+	return f.Backend.Get(ctx, key)
+}
+
+func (f *flaky) fail(err error) { f.err.Store(&err) }
+func (f *flaky) heal()          { f.err.Store(nil) }
+
+var errRefused = &net.OpError{Op: "dial", Net: "tcp", Err: &net.AddrError{Err: syscall.ECONNREFUSED.Error()}}
+
+func TestBreakerOpensSkipsProbesAndCloses(t *testing.T) {
+	ctx := context.Background()
+	var logs bytes.Buffer
+	f := &flaky{Backend: backends.NewSimple(0)}
+	br := backends.NewBreaker(f, backends.BreakerOptions{Failures: 3, Cooldown: 50 * time.Millisecond, Name: "test",
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	f.fail(errRefused)
+	for i := range 3 {
+		_, _, err := br.Get(ctx, "k")
+		require.ErrorIs(t, err, errRefused, "failure %d reaches the caller", i)
+	}
+	assert.Equal(t, backends.BreakerOpen, br.State(), "3 consecutive failures open it")
+	for range 10 {
+		_, _, err := br.Get(ctx, "k")
+		require.ErrorIs(t, err, backends.ErrBreakerOpen)
+	}
+	assert.EqualValues(t, 3, f.calls.Load(), "an open breaker skips the backend")
+
+	testkit.Eventually(t, "the cool-down ends", func() bool { return br.State() == backends.BreakerHalfOpen })
+	_, _, err := br.Get(ctx, "k")
+	require.ErrorIs(t, err, errRefused, "the probe reaches the backend")
+	assert.Equal(t, backends.BreakerOpen, br.State(), "a failed probe opens it again")
+
+	f.heal()
+	testkit.Eventually(t, "the cool-down ends", func() bool { return br.State() == backends.BreakerHalfOpen })
+	_, _, err = br.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, backends.BreakerClosed, br.State(), "a successful probe closes it")
+	st := br.Stats()
+	assert.EqualValues(t, 2, st.Opens)
+	assert.EqualValues(t, 10, st.Skipped)
+
+	// One line per transition: open, half-open, open, half-open, closed.
+	var got []string
+	for _, l := range testkit.LogLines(t, &logs) {
+		assert.Equal(t, "test", l["backend"])
+		got = append(got, l["to"].(string))
+	}
+	assert.Equal(t, []string{"open", "half-open", "open", "half-open", "closed"}, got)
+}
+
+// Only failures that say the backend is unavailable count: answers, a
+// cancelled caller and a caller whose context had ended do not.
+func TestBreakerCountsOnlyBackendFailures(t *testing.T) {
+	tests := []struct {
+		name  string
+		err   error
+		ctx   func() context.Context
+		opens bool
+	}{
+		{"connection refused", errRefused, context.Background, true},
+		{"timeout", fmt.Errorf("redis GET: %w", &net.OpError{Op: "read", Err: timeoutErr{}}), context.Background, true},
+		{"deadline passed during the call", context.DeadlineExceeded, context.Background, true},
+		{"value too large", backends.ErrMemcachedValueTooLarge, context.Background, false},
+		{"wrong password", backends.ErrRedisAuth, context.Background, false},
+		{"not an integer", backends.ErrNotInteger, context.Background, false},
+		{"some other answer", errors.New("ERR wrong number of arguments"), context.Background, false},
+		{"cancelled caller", context.Canceled, context.Background, false},
+		{"context already ended", errRefused, func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &flaky{Backend: backends.NewSimple(0)}
+			f.fail(tt.err)
+			br := backends.NewBreaker(f, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+			for range 5 {
+				_, _, _ = br.Get(tt.ctx(), "k")
+			}
+			want := backends.BreakerClosed
+			if tt.opens {
+				want = backends.BreakerOpen
+			}
+			assert.Equal(t, want, br.State())
+		})
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestOpenGuardsNetworkedBackends(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings map[string]any
+		guarded  bool
+	}{
+		{"RedisCache", map[string]any{"CACHE_TYPE": "RedisCache"}, true},
+		{"MemcachedCache", map[string]any{"CACHE_TYPE": "MemcachedCache"}, true},
+		{"UWSGICache", map[string]any{"CACHE_TYPE": "UWSGICache", "CACHE_UWSGI_NAME": "c@127.0.0.1:1"}, true},
+		{"SimpleCache", map[string]any{"CACHE_TYPE": "SimpleCache"}, false},
+		{"FileSystemCache", map[string]any{"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": t.TempDir()}, false},
+		{"turned off", map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_OPTIONS": map[string]any{"breaker_failures": 0}}, false},
+		{"turned on", map[string]any{"CACHE_TYPE": "SimpleCache", "CACHE_OPTIONS": map[string]any{"breaker_failures": 2, "breaker_cooldown": "1s"}}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := openCache(t, tt.settings)
+			assert.Equal(t, tt.guarded, c.Breaker() != nil)
+			_, isBreaker := c.Backend().(*backends.Breaker)
+			assert.False(t, isBreaker, "Backend returns the guarded backend")
+		})
+	}
+	for _, bad := range []map[string]any{{"breaker_failures": -1}, {"breaker_failures": "5"}, {"breaker_cooldown": "soon"}, {"breaker_cooldown": -1}} {
+		cfg, err := backends.FromMap(map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_OPTIONS": bad})
+		require.NoError(t, err)
+		_, err = backends.Open(cfg)
+		require.ErrorIs(t, err, backends.ErrConfig, "%v", bad)
+		assert.Contains(t, err.Error(), "breaker_", "%v", bad)
+	}
+}
+
+// A real Redis killed and restarted: the breaker opens, skips the server,
+// and closes once the server answers a probe.
+func TestRedisBreakerOpensAndClosesWithTheServer(t *testing.T) {
+	srv := testservers.Redis(t)
+	c := openCache(t, map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": "redis://" + srv.Addr,
+		"CACHE_OPTIONS": map[string]any{"breaker_cooldown": "100ms"}})
+	ctx := t.Context()
+	require.NoError(t, c.Set(ctx, "k", "v"))
+	srv.Kill()
+	testkit.Eventually(t, "the breaker opens", func() bool {
+		_, _ = c.GetValue(ctx, "k")
+		return c.Breaker().State() == backends.BreakerOpen
+	})
+	_, err := c.GetValue(ctx, "k")
+	require.ErrorIs(t, err, backends.ErrBreakerOpen)
+	srv.Restart()
+	testkit.Eventually(t, "the breaker closes", func() bool {
+		_, err := c.GetValue(ctx, "k")
+		return err == nil && c.Breaker().State() == backends.BreakerClosed
+	})
+	assert.GreaterOrEqual(t, c.Breaker().Stats().Opens, uint64(1))
+}
+
+func TestBreakerStateTextRoundTrips(t *testing.T) {
+	for _, st := range []backends.BreakerState{backends.BreakerClosed, backends.BreakerHalfOpen, backends.BreakerOpen} {
+		b, err := st.MarshalText()
+		require.NoError(t, err)
+		var got backends.BreakerState
+		require.NoError(t, got.UnmarshalText(b))
+		assert.Equal(t, st, got)
+	}
+	var s backends.BreakerState
+	assert.Error(t, s.UnmarshalText([]byte("ajar")))
+}
