@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -270,7 +271,7 @@ func (s *Simple) store(key string, value []byte, ttl time.Duration) {
 		if now == 0 {
 			now = s.now()
 		}
-		e.expires = now + int64(ttl)
+		e.expires = now + min(int64(ttl), math.MaxInt64-now) // saturate: a huge TTL must not wrap into the past
 	}
 	s.seq++
 	e.seq = s.seq

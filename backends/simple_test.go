@@ -3,6 +3,7 @@ package backends
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -462,4 +463,18 @@ func TestSimpleConcurrentInsertsStayWithinTheThreshold(t *testing.T) {
 	wg.Wait()
 	checkSimpleInvariants(t, s)
 	assert.Equal(t, threshold, s.Len())
+}
+
+func TestSimpleHugeTTLDoesNotOverflowIntoThePast(t *testing.T) {
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{math.MaxInt64, math.MaxInt64 / 2, 200 * 365 * 24 * time.Hour} {
+		t.Run(ttl.String(), func(t *testing.T) {
+			s, clock := newSimpleWithClock(0)
+			clock.advance(time.Hour) // so that now+ttl overflows for the largest ttl
+			require.NoError(t, s.Set(ctx, "k", []byte("v"), ttl))
+			_, found, err := s.Get(ctx, "k")
+			require.NoError(t, err)
+			assert.True(t, found, "an entry with a TTL of %v is live right after the write", ttl)
+		})
+	}
 }
