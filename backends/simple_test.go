@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,6 +25,7 @@ func (c *simpleClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func newSimpleWithClock(threshold int) (*Simple, *simpleClock) {
 	s := NewSimple(threshold)
+	s.noCoarse = true // the coarse clock would read real time
 	c := &simpleClock{}
 	c.ns.Store(1) // Simple's clock never reads 0
 	s.now = c.ns.Load
@@ -44,36 +47,72 @@ func simpleLiveKeys(t *testing.T, s *Simple, keys ...string) []string {
 	return out
 }
 
-// checkSimpleInvariants verifies Simple's bookkeeping: every entry is in
-// exactly one TTL list, each list is in write order and therefore expiry
-// order, and heads lists each non-empty class once at its index.
+// checkSimpleInvariants verifies Simple's bookkeeping: the table, the
+// write-order ring and the TTL class rings hold the same entries; each class
+// ring is in write order and therefore expiry order; heads lists each class
+// once; the count and the threshold hold; the table's own counts add up.
 func checkSimpleInvariants(t *testing.T, s *Simple) {
 	t.Helper()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tab := s.table.Load()
+	inTable := map[*simpleEntry]bool{}
+	used, tombstones := 0, 0
+	for bi := range tab.buckets {
+		b := &tab.buckets[bi]
+		ctrl := b.ctrl.Load()
+		require.Equal(t, uint64(ctrlDeleted), ctrlByte(ctrl, 7), "bucket %d padding byte", bi)
+		for j := range bucketSlots {
+			e := b.slots[j].Load()
+			switch c := ctrlByte(ctrl, j); c {
+			case ctrlEmpty, ctrlDeleted:
+				require.Nil(t, e, "bucket %d slot %d is free but holds an entry", bi, j)
+				if c == ctrlDeleted {
+					tombstones++
+				}
+			default:
+				require.NotNil(t, e)
+				h := s.hash(e.key)
+				require.Equal(t, tagOf(h), c, "slot tag of %q", e.key)
+				require.Same(t, e, tab.find(e.key, h), "%q is found where it is", e.key)
+				inTable[e] = true
+				used++
+			}
+		}
+	}
+	require.Equal(t, s.n, len(inTable), "count")
+	require.Equal(t, tombstones, tab.tombstones)
+	require.Equal(t, len(tab.buckets)*bucketSlots*7/8-used-tombstones, tab.growthLeft)
+
+	position := map[*simpleEntry]int{}
+	for e := s.order.qnext; e != &s.order; e = e.qnext {
+		require.Same(t, e, e.qnext.qprev)
+		require.True(t, inTable[e], "%q in the write order is in the table", e.key)
+		_, dup := position[e]
+		require.False(t, dup, "%q is in the write order once", e.key)
+		position[e] = len(position)
+	}
+	require.Len(t, position, s.n, "every entry is in the write order")
+
 	require.Len(t, s.heads, len(s.classes))
 	seen := 0
-	for ttl, c := range s.classes {
-		require.Equal(t, ttl, c.ttl)
-		require.Same(t, c, s.heads[c.index], "class %v is at its index in heads", ttl)
-		require.NotNil(t, c.head, "empty class %v was not dropped", ttl)
+	for _, c := range s.heads {
+		require.Same(t, c, s.classes[c.ttl], "class %v is in the map", c.ttl)
 		var prev *simpleEntry
-		for e := c.head; e != nil; e = e.next {
-			require.Same(t, e, s.items[e.key], "entry %q is in the map", e.key)
-			require.Same(t, c, e.class)
-			require.Same(t, prev, e.prev)
+		for e := c.ring.next; e != &c.ring; e = e.next {
+			require.Same(t, e, e.next.prev)
+			require.True(t, inTable[e], "%q of class %v is in the table", e.key, c.ttl)
 			if prev != nil {
-				require.Less(t, prev.seq, e.seq, "class %v is in write order", ttl)
-				require.LessOrEqual(t, prev.expires, e.expires, "class %v is in expiry order", ttl)
+				require.Less(t, position[prev], position[e], "class %v is in write order", c.ttl)
+				require.LessOrEqual(t, prev.expires, e.expires, "class %v is in expiry order", c.ttl)
 			}
 			prev = e
 			seen++
 		}
-		require.Same(t, prev, c.tail)
 	}
-	require.Equal(t, len(s.items), seen, "every entry is in a list")
+	require.Equal(t, s.n, seen, "every entry is in a class")
 	if s.threshold > 0 {
-		require.LessOrEqual(t, len(s.items), s.threshold)
+		require.LessOrEqual(t, s.n, s.threshold)
 	}
 }
 
@@ -435,9 +474,9 @@ func TestSimpleEvictionRuleUnderRandomOperations(t *testing.T) {
 
 // simpleHolds reports whether key has an entry, live or expired.
 func simpleHolds(s *Simple, key string) bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.items[key] != nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.table.Load().find(key, s.hash(key)) != nil
 }
 
 func TestSimpleConcurrentInsertsStayWithinTheThreshold(t *testing.T) {
@@ -477,4 +516,212 @@ func TestSimpleHugeTTLDoesNotOverflowIntoThePast(t *testing.T) {
 			assert.True(t, found, "an entry with a TTL of %v is live right after the write", ttl)
 		})
 	}
+}
+
+// TestSimpleTableUnderRandomOperations drives the table through growth,
+// tombstones and rebuilds with random sets and deletes of a key set much
+// larger than the table's first size, and checks it against a map.
+func TestSimpleTableUnderRandomOperations(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(3, 4))
+	s, _ := newSimpleWithClock(0)
+	model := map[string]string{}
+	tables := map[*simpleTable]bool{}
+	sawTombstones := false
+	for op := range 60_000 {
+		k := fmt.Sprint("k", rng.IntN(6_000))
+		if rng.IntN(3) == 0 {
+			deleted, err := s.Delete(ctx, k)
+			require.NoError(t, err)
+			_, had := model[k]
+			require.Equal(t, had, deleted, "op %d: Delete(%q)", op, k)
+			delete(model, k)
+		} else {
+			v := fmt.Sprint(op)
+			require.NoError(t, s.Set(ctx, k, []byte(v), 0))
+			model[k] = v
+		}
+		tab := s.table.Load()
+		tables[tab] = true
+		sawTombstones = sawTombstones || tab.tombstones > 0
+		if op%10_000 == 0 {
+			checkSimpleInvariants(t, s)
+		}
+	}
+	checkSimpleInvariants(t, s)
+	require.Equal(t, len(model), s.Len())
+	for i := range 6_000 {
+		k := fmt.Sprint("k", i)
+		v, found, err := s.Get(ctx, k)
+		require.NoError(t, err)
+		want, ok := model[k]
+		require.Equal(t, ok, found, "Get(%q)", k)
+		if ok {
+			require.Equal(t, want, string(v), "Get(%q)", k)
+		}
+	}
+	assert.Greater(t, len(tables), 3, "the table grew or was rebuilt")
+	assert.True(t, sawTombstones, "deletes left tombstones")
+}
+
+// TestSimpleReadersDuringWrites reads keys that are always present, from
+// several goroutines without locks, while a writer overwrites them, Incs
+// them and churns other keys through growth, evictions and rebuilds. A read
+// must always find the key and see a value written for that key.
+func TestSimpleReadersDuringWrites(t *testing.T) {
+	ctx := context.Background()
+	for _, threshold := range []int{0, 300} {
+		t.Run(fmt.Sprint("threshold ", threshold), func(t *testing.T) {
+			s := NewSimple(threshold)
+			const stable = 64
+			stableKey := func(i int) string { return fmt.Sprint("stable:", i) }
+			for i := range stable {
+				require.NoError(t, s.Set(ctx, stableKey(i), []byte(stableKey(i)+"=0"), time.Hour))
+			}
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for r := range 3 {
+				wg.Go(func() {
+					for n := 0; !stop.Load(); n++ {
+						k := stableKey((n*7 + r) % stable)
+						v, found, err := s.Get(ctx, k)
+						if !assert.NoError(t, err) || !assert.True(t, found, "Get(%q) missed", k) ||
+							!assert.True(t, strings.HasPrefix(string(v), k+"="), "Get(%q) = %q", k, v) {
+							return
+						}
+						vals, err := s.GetMany(ctx, []string{k, "missing"})
+						if !assert.NoError(t, err) || !assert.True(t, strings.HasPrefix(string(vals[0]), k+"="), "GetMany(%q) = %q", k, vals[0]) {
+							return
+						}
+					}
+				})
+			}
+			tables := map[*simpleTable]bool{}
+			for i := range 4_000 {
+				k := stableKey(i % stable)
+				require.NoError(t, s.Set(ctx, k, []byte(fmt.Sprint(k, "=", i)), time.Hour))
+				// The churn evicts the oldest writes; the stable keys stay
+				// because each is rewritten every 64 iterations, long
+				// before 300 younger writes pile up behind it.
+				require.NoError(t, s.Set(ctx, fmt.Sprint("churn:", i), []byte("x"), time.Hour))
+				if threshold == 0 && i%3 == 0 {
+					_, err := s.Delete(ctx, fmt.Sprint("churn:", i-1))
+					require.NoError(t, err)
+				}
+				tables[s.table.Load()] = true
+			}
+			stop.Store(true)
+			wg.Wait()
+			checkSimpleInvariants(t, s)
+			if threshold == 0 {
+				assert.Greater(t, len(tables), 3, "readers ran across table swaps")
+			}
+		})
+	}
+}
+
+func TestSimpleCoarseClock(t *testing.T) {
+	ctx := context.Background()
+	type reading struct {
+		coarse, precise int64
+	}
+	const ttl = 10 * time.Second
+	tests := []struct {
+		name         string
+		at           reading // clock readings at the Get; the entry was written at 1
+		want         bool    // found
+		readsPrecise bool
+	}{
+		{"far from expiry the coarse clock decides", reading{1, 1}, true, false},
+		{"within the margin the precise clock decides: live", reading{int64(ttl - coarseMargin/2), int64(ttl - 1)}, true, true},
+		{"within the margin the precise clock decides: expired", reading{int64(ttl - coarseMargin/2), int64(ttl + 1)}, false, true},
+		{"the lagging coarse clock past expiry proves it", reading{int64(ttl + 1), int64(ttl + 1)}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, clock := newSimpleWithClock(0)
+			require.NoError(t, s.Set(ctx, "k", []byte("v"), ttl))
+			c := &coarseClock{done: make(chan struct{})}
+			c.now.Store(tt.at.coarse)
+			s.coarse.Store(c)
+			clock.ns.Store(tt.at.precise)
+			var preciseReads atomic.Int64
+			s.now = func() int64 { preciseReads.Add(1); return clock.ns.Load() }
+			_, found, err := s.Get(ctx, "k")
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, found)
+			assert.Equal(t, tt.readsPrecise, preciseReads.Load() > 0, "read the precise clock")
+		})
+	}
+}
+
+func TestSimpleCoarseClockRunsOnlyWithExpiringEntriesAndStops(t *testing.T) {
+	ctx := context.Background()
+	t.Run("not started by entries that never expire", func(t *testing.T) {
+		s := NewSimple(0)
+		require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
+		assert.Nil(t, s.coarse.Load())
+	})
+	t.Run("follows the precise clock and stops at Close", func(t *testing.T) {
+		s := NewSimple(0)
+		require.NoError(t, s.Set(ctx, "k", []byte("v"), time.Hour))
+		c := s.coarse.Load()
+		require.NotNil(t, c)
+		first := c.now.Load()
+		require.Eventually(t, func() bool { return c.now.Load() > first }, 30*time.Second, coarseTick/4, "the clock moves")
+		assert.LessOrEqual(t, c.now.Load(), s.now(), "never ahead of the precise clock")
+		require.NoError(t, s.Close())
+		select {
+		case <-c.done:
+		default:
+			t.Fatal("Close did not stop the clock")
+		}
+	})
+	t.Run("stops when the cache is garbage", func(t *testing.T) {
+		before := runtime.NumGoroutine()
+		func() {
+			s := NewSimple(0)
+			require.NoError(t, s.Set(ctx, "k", []byte("v"), time.Hour))
+		}()
+		require.Eventually(t, func() bool {
+			runtime.GC()
+			return runtime.NumGoroutine() <= before
+		}, 30*time.Second, coarseTick, "the clock goroutine of a dropped cache exits")
+	})
+}
+
+func TestSimpleGetNeverLetsAnAppendWriteIntoTheStore(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(0)
+	buf := make([]byte, 2, 16)
+	copy(buf, "ab")
+	require.NoError(t, s.Set(ctx, "k", buf, 0))
+	v, _, err := s.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, len(v), cap(v))
+	_ = append(v, 'X')
+	v2, _, _ := s.Get(ctx, "k")
+	assert.Equal(t, "ab", string(v2))
+
+	require.NoError(t, s.Set(ctx, "empty", []byte{}, 0))
+	v, found, err := s.Get(ctx, "empty")
+	require.NoError(t, err)
+	assert.True(t, found)
+	assert.NotNil(t, v, "a found empty value is not nil")
+}
+
+func TestSimpleGetDoesNotAllocate(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(DefaultThreshold)
+	require.NoError(t, s.Set(ctx, "forever", []byte("v"), 0))
+	require.NoError(t, s.Set(ctx, "expiring", []byte("v"), time.Hour))
+	c := New(s, Options{}) // a key prefix costs Cache one concatenation per call
+	require.NoError(t, c.Set(ctx, "frag", "<p>"))
+	for _, key := range []string{"forever", "expiring", "missing"} {
+		assert.Zero(t, testing.AllocsPerRun(100, func() { _, _, _ = s.Get(ctx, key) }), "Get(%q)", key)
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		v, _ := c.GetValue(ctx, "frag")
+		_, _ = v.Bytes()
+	}), "Cache.GetValue")
 }
