@@ -2,6 +2,7 @@ package backends
 
 import (
 	"context"
+	"fmt"
 	"hash/maphash"
 	"math"
 	"strings"
@@ -52,7 +53,8 @@ type Simple struct {
 
 	mu      sync.Mutex  // serializes writers; readers never take it
 	n       int         // entries in the table, expired ones included
-	order   simpleEntry // sentinel of the write-order ring: order.qnext is the oldest write
+	order   simpleEntry // EvictFIFO: sentinel of the write-order ring; order.qnext is the oldest write
+	lfu     *tinyLFU    // EvictTinyLFU's queues and sketch; nil for EvictFIFO or no threshold
 	classes map[time.Duration]*ttlClass
 	heads   []*ttlClass // the values of classes; scanning a slice is cheaper than ranging over a map
 	closed  bool
@@ -64,11 +66,12 @@ type Simple struct {
 // always sees one consistent key, value and expiry.
 type simpleEntry struct {
 	key        string
-	value      string       // the bytes given to Set, viewed as a string: 16 bytes instead of a slice's 24
-	expires    int64        // Simple.now units; 0 = never
-	prev, next *simpleEntry // the TTL class ring
-	qprev      *simpleEntry // the write-order ring
-	qnext      *simpleEntry
+	value      string        // the bytes given to Set, viewed as a string: 16 bytes instead of a slice's 24
+	expires    int64         // Simple.now units; 0 = never
+	prev, next *simpleEntry  // the TTL class ring
+	qprev      *simpleEntry  // the eviction policy's ring: write order, or a TinyLFU queue
+	qnext      *simpleEntry  //
+	meta       atomic.Uint32 // EvictTinyLFU: queue and accessed bits (readers set the latter)
 }
 
 // ttlClass is the write-ordered ring of entries that share one TTL, and so
@@ -99,6 +102,26 @@ func ownedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), le
 // entries; 0 means unlimited. It evicts as Flask does: an expired entry,
 // else the oldest write.
 func NewSimple(threshold int) *Simple {
+	return NewSimpleWithOptions(SimpleOptions{Threshold: threshold})
+}
+
+// SimpleOptions configure a [Simple] built with [NewSimpleWithOptions].
+type SimpleOptions struct {
+	// Threshold is the most entries the cache holds (CACHE_THRESHOLD); 0
+	// means unlimited, and then no entry is ever evicted.
+	Threshold int
+	// Eviction chooses the live entry that makes room for a new one when
+	// none has expired (CACHE_OPTIONS "eviction"). The zero value means
+	// EvictFIFO.
+	Eviction Eviction
+}
+
+// NewSimpleWithOptions returns an empty Simple cache configured by opts. It
+// panics if opts.Eviction is not one of the Evict constants, since that is
+// a programming error ([Open] reports a bad CACHE_OPTIONS value as an
+// error).
+func NewSimpleWithOptions(opts SimpleOptions) *Simple {
+	threshold := opts.Threshold
 	start := time.Now()
 	s := &Simple{
 		threshold: threshold,
@@ -108,7 +131,37 @@ func NewSimple(threshold int) *Simple {
 	}
 	s.table.Store(newSimpleTable(min(max(threshold, 0), initialTableSize)))
 	s.order.qprev, s.order.qnext = &s.order, &s.order
+	switch opts.Eviction {
+	case "", EvictFIFO:
+	case EvictTinyLFU:
+		if threshold > 0 { // unbounded, nothing is evicted, and reads need not record themselves
+			s.lfu = newTinyLFU(threshold)
+		}
+	default:
+		panic(fmt.Sprintf("backends.NewSimpleWithOptions: unknown Eviction %q", opts.Eviction))
+	}
 	return s
+}
+
+// simpleFromConfig is SimpleCache's factory: CACHE_THRESHOLD, and
+// CACHE_OPTIONS "eviction" ("fifo", the default, or "tinylfu").
+func simpleFromConfig(cfg Config) (Backend, error) {
+	if cfg.Threshold < 0 {
+		return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
+	}
+	if err := CheckOptions("SimpleCache", cfg.Options, "eviction"); err != nil {
+		return nil, err
+	}
+	opts := SimpleOptions{Threshold: cfg.Threshold}
+	if v, ok := cfg.Options["eviction"]; ok {
+		switch e, _ := v.(string); Eviction(e) {
+		case EvictFIFO, EvictTinyLFU:
+			opts.Eviction = Eviction(e)
+		default:
+			return nil, fmt.Errorf("%w: CACHE_OPTIONS eviction: got %v (%T), want %q or %q", ErrConfig, v, v, EvictFIFO, EvictTinyLFU)
+		}
+	}
+	return NewSimpleWithOptions(opts), nil
 }
 
 // initialTableSize bounds the table a new Simple allocates up front; it
@@ -156,11 +209,16 @@ func (s *Simple) Len() int {
 	return s.n
 }
 
-// lookup returns the live entry for key, without locking.
+// lookup returns the live entry for key, without locking, and records the
+// read for the eviction policy.
 func (s *Simple) lookup(t *simpleTable, key string) *simpleEntry {
-	e := t.find(key, s.hash(key))
+	h := s.hash(key)
+	e := t.find(key, h)
 	if e == nil || s.expired(e.expires) {
 		return nil
+	}
+	if s.lfu != nil {
+		s.lfu.hit(e, h)
 	}
 	return e
 }
@@ -198,7 +256,8 @@ func (s *Simple) Has(_ context.Context, key string) (bool, error) {
 	if t == nil {
 		return false, ErrClosed
 	}
-	return s.lookup(t, key) != nil, nil
+	e := t.find(key, s.hash(key))
+	return e != nil && !s.expired(e.expires), nil
 }
 
 // Set stores value under key.
@@ -292,7 +351,9 @@ func (s *Simple) Inc(_ context.Context, key string, delta int64, ttl time.Durati
 		return 0, err
 	}
 	e := &simpleEntry{key: old.key, value: ownedString(formatInt(n)), expires: old.expires}
-	takePlace(old, e)
+	e.meta.Store(old.meta.Load())
+	takeClassPlace(old, e)
+	takeQueuePlace(old, e)
 	t.replace(at, e)
 	return n, nil
 }
@@ -308,6 +369,9 @@ func (s *Simple) Clear(_ context.Context, prefix string) error {
 		s.table.Store(newSimpleTable(min(max(s.threshold, 0), initialTableSize)))
 		s.n = 0
 		s.order.qprev, s.order.qnext = &s.order, &s.order
+		if s.lfu != nil {
+			s.lfu.reset()
+		}
 		clear(s.classes)
 		clear(s.heads)
 		s.heads = s.heads[:0]
@@ -346,9 +410,16 @@ func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) {
 	t := s.table.Load()
 	at, found := t.locate(key, h)
 	if found {
-		s.unlink(t.at(at))
+		old := t.at(at)
+		unlinkClass(old)
+		s.linkClass(e, ttl)
+		if s.lfu != nil {
+			s.lfu.replaced(old, e, h)
+		} else { // an overwrite is the newest write
+			unlinkQueue(old)
+			pushBack(&s.order, e)
+		}
 		t.replace(at, e)
-		s.link(e, ttl)
 		return
 	}
 	if s.threshold > 0 && s.n >= s.threshold {
@@ -363,7 +434,13 @@ func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) {
 	}
 	t.put(at, e, h)
 	s.n++
-	s.link(e, ttl)
+	s.linkClass(e, ttl)
+	if s.lfu != nil {
+		s.lfu.added(e, h)
+		s.lfu.sketch.maybeReset()
+	} else {
+		pushBack(&s.order, e)
+	}
 }
 
 // rebuild replaces the table with one sized for the entries it holds plus
@@ -382,8 +459,8 @@ func (s *Simple) rebuild() *simpleTable {
 }
 
 // evictOne removes an expired entry if a class head has expired, else the
-// oldest write. Heads are enough: each ring is ordered by write time and,
-// sharing one TTL, by expiry too.
+// policy's victim: the oldest write, or TinyLFU's choice. Heads are enough:
+// each ring is ordered by write time and, sharing one TTL, by expiry too.
 func (s *Simple) evictOne() {
 	for i := 0; i < len(s.heads); {
 		c := s.heads[i]
@@ -397,6 +474,12 @@ func (s *Simple) evictOne() {
 			return
 		}
 		i++
+	}
+	if s.lfu != nil {
+		if v := s.lfu.victim(s.hash); v != nil {
+			s.evict(v)
+		}
+		return
 	}
 	if v := s.order.qnext; v != &s.order {
 		s.evict(v)
@@ -427,8 +510,8 @@ func (s *Simple) remove(key string, h uint64) (wasLive bool) {
 	return !s.expired(e.expires)
 }
 
-// link appends e, a new entry, to its TTL class and to the write order.
-func (s *Simple) link(e *simpleEntry, ttl time.Duration) {
+// linkClass appends e, a new entry, to its TTL class.
+func (s *Simple) linkClass(e *simpleEntry, ttl time.Duration) {
 	c := s.classes[ttl]
 	if c == nil {
 		if len(s.heads) > 2*s.n+8 {
@@ -442,24 +525,29 @@ func (s *Simple) link(e *simpleEntry, ttl time.Duration) {
 	e.prev, e.next = c.ring.prev, &c.ring
 	c.ring.prev.next = e
 	c.ring.prev = e
-	e.qprev, e.qnext = s.order.qprev, &s.order
-	s.order.qprev.qnext = e
-	s.order.qprev = e
 }
 
-// unlink takes e out of its rings.
+// unlink takes e out of its TTL class and its policy's ring.
 func (s *Simple) unlink(e *simpleEntry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-	e.qprev.qnext, e.qnext.qprev = e.qnext, e.qprev
-	e.prev, e.next, e.qprev, e.qnext = nil, nil, nil, nil
+	unlinkClass(e)
+	if s.lfu != nil {
+		s.lfu.removed(e)
+	} else {
+		unlinkQueue(e)
+	}
 }
 
-// takePlace puts e where old is in every ring, for Inc, which keeps an
-// entry's place.
-func takePlace(old, e *simpleEntry) {
-	e.prev, e.next, e.qprev, e.qnext = old.prev, old.next, old.qprev, old.qnext
+func unlinkClass(e *simpleEntry) {
+	e.prev.next, e.next.prev = e.next, e.prev
+	e.prev, e.next = nil, nil
+}
+
+// takeClassPlace puts e where old is in its TTL class, for Inc, which
+// keeps an entry's place.
+func takeClassPlace(old, e *simpleEntry) {
+	e.prev, e.next = old.prev, old.next
 	e.prev.next, e.next.prev = e, e
-	e.qprev.qnext, e.qnext.qprev = e, e
+	old.prev, old.next = nil, nil
 }
 
 func (s *Simple) dropClass(i int) {

@@ -23,8 +23,12 @@ type simpleClock struct{ ns atomic.Int64 }
 
 func (c *simpleClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newSimpleWithClock(threshold int) (*Simple, *simpleClock) {
-	s := NewSimple(threshold)
+func newSimpleWithClock(threshold int, eviction ...Eviction) (*Simple, *simpleClock) {
+	opts := SimpleOptions{Threshold: threshold}
+	if len(eviction) > 0 {
+		opts.Eviction = eviction[0]
+	}
+	s := NewSimpleWithOptions(opts)
 	s.noCoarse = true // the coarse clock would read real time
 	c := &simpleClock{}
 	c.ns.Store(1) // Simple's clock never reads 0
@@ -84,15 +88,35 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 	require.Equal(t, tombstones, tab.tombstones)
 	require.Equal(t, len(tab.buckets)*bucketSlots*7/8-used-tombstones, tab.growthLeft)
 
-	position := map[*simpleEntry]int{}
-	for e := s.order.qnext; e != &s.order; e = e.qnext {
-		require.Same(t, e, e.qnext.qprev)
-		require.True(t, inTable[e], "%q in the write order is in the table", e.key)
-		_, dup := position[e]
-		require.False(t, dup, "%q is in the write order once", e.key)
-		position[e] = len(position)
+	position := map[*simpleEntry]int{} // in the write order, for EvictFIFO
+	inQueue := func(ring *simpleEntry, queue uint32) int {
+		n := 0
+		for e := ring.qnext; e != ring; e = e.qnext {
+			require.Same(t, e, e.qnext.qprev)
+			require.True(t, inTable[e], "%q in a queue is in the table", e.key)
+			_, dup := position[e]
+			require.False(t, dup, "%q is in one queue once", e.key)
+			position[e] = len(position)
+			if queue != 0 {
+				require.Equal(t, queue, e.meta.Load()&metaQueue, "%q's queue bits", e.key)
+			}
+			n++
+		}
+		return n
 	}
-	require.Len(t, position, s.n, "every entry is in the write order")
+	if p := s.lfu; p != nil {
+		require.Equal(t, p.windowLen, inQueue(&p.window, inWindow), "window length")
+		require.Equal(t, p.probationLen, inQueue(&p.probation, inProbation), "probation length")
+		require.Equal(t, p.protectedLen, inQueue(&p.protected, inProtected), "protected length")
+		require.LessOrEqual(t, p.windowLen, p.windowMax)
+		require.LessOrEqual(t, p.protectedLen, p.protectedMax)
+		require.Equal(t, &s.order, s.order.qnext, "the write order is unused")
+		require.Len(t, position, s.n, "every entry is in a queue")
+		clear(position) // queue order is not write order
+	} else {
+		inQueue(&s.order, 0)
+		require.Len(t, position, s.n, "every entry is in the write order")
+	}
 
 	require.Len(t, s.heads, len(s.classes))
 	seen := 0
@@ -102,7 +126,7 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 		for e := c.ring.next; e != &c.ring; e = e.next {
 			require.Same(t, e, e.next.prev)
 			require.True(t, inTable[e], "%q of class %v is in the table", e.key, c.ttl)
-			if prev != nil {
+			if prev != nil && s.lfu == nil {
 				require.Less(t, position[prev], position[e], "class %v is in write order", c.ttl)
 				require.LessOrEqual(t, prev.expires, e.expires, "class %v is in expiry order", c.ttl)
 			}
@@ -570,9 +594,13 @@ func TestSimpleTableUnderRandomOperations(t *testing.T) {
 // must always find the key and see a value written for that key.
 func TestSimpleReadersDuringWrites(t *testing.T) {
 	ctx := context.Background()
-	for _, threshold := range []int{0, 300} {
-		t.Run(fmt.Sprint("threshold ", threshold), func(t *testing.T) {
-			s := NewSimple(threshold)
+	for _, tc := range []struct {
+		threshold int
+		eviction  Eviction
+	}{{0, EvictFIFO}, {300, EvictFIFO}, {300, EvictTinyLFU}} {
+		threshold := tc.threshold
+		t.Run(fmt.Sprint("threshold ", threshold, " ", tc.eviction), func(t *testing.T) {
+			s := NewSimpleWithOptions(SimpleOptions{Threshold: threshold, Eviction: tc.eviction})
 			const stable = 64
 			stableKey := func(i int) string { return fmt.Sprint("stable:", i) }
 			for i := range stable {
@@ -602,7 +630,8 @@ func TestSimpleReadersDuringWrites(t *testing.T) {
 				require.NoError(t, s.Set(ctx, k, []byte(fmt.Sprint(k, "=", i)), time.Hour))
 				// The churn evicts the oldest writes; the stable keys stay
 				// because each is rewritten every 64 iterations, long
-				// before 300 younger writes pile up behind it.
+				// before 300 younger writes pile up behind it (FIFO), and
+				// is read far more often than any churn key (TinyLFU).
 				require.NoError(t, s.Set(ctx, fmt.Sprint("churn:", i), []byte("x"), time.Hour))
 				if threshold == 0 && i%3 == 0 {
 					_, err := s.Delete(ctx, fmt.Sprint("churn:", i-1))
@@ -724,4 +753,179 @@ func TestSimpleGetDoesNotAllocate(t *testing.T) {
 		v, _ := c.GetValue(ctx, "frag")
 		_, _ = v.Bytes()
 	}), "Cache.GetValue")
+}
+
+func TestSimpleTinyLFUHoldsExactlyThresholdEntries(t *testing.T) {
+	ctx := context.Background()
+	for _, threshold := range []int{1, 2, 3, 10, 150, DefaultThreshold} {
+		t.Run(fmt.Sprint(threshold), func(t *testing.T) {
+			s := NewSimpleWithOptions(SimpleOptions{Threshold: threshold, Eviction: EvictTinyLFU})
+			for i := range 5 * threshold {
+				k := fmt.Sprint("k", i)
+				if i%3 == 0 {
+					_, err := s.Add(ctx, k, []byte(k), 0)
+					require.NoError(t, err)
+				} else {
+					require.NoError(t, s.Set(ctx, k, []byte(k), time.Hour))
+				}
+				_, _, _ = s.Get(ctx, fmt.Sprint("k", i/2)) // reads move entries between queues
+				require.Equal(t, min(i+1, threshold), s.Len())
+			}
+			checkSimpleInvariants(t, s)
+		})
+	}
+}
+
+// TestSimpleTinyLFUEvictionUnderRandomOperations drives TinyLFU with random
+// reads, writes, Incs, deletes and clock moves, and checks that an insert
+// into a full cache evicts exactly one entry, an expired one whenever one
+// existed, and that every value read is the one last written.
+func TestSimpleTinyLFUEvictionUnderRandomOperations(t *testing.T) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const threshold = 40
+	ttls := []time.Duration{0, time.Second, 5 * time.Second, time.Minute}
+	s, clock := newSimpleWithClock(threshold, EvictTinyLFU)
+
+	type modelEntry struct {
+		value   string
+		expires int64
+	}
+	model := map[string]modelEntry{}
+	evictions := 0
+	for op := range 20_000 {
+		clock.advance(time.Duration(rng.IntN(100)) * time.Millisecond)
+		now := clock.ns.Load()
+		key := fmt.Sprint("k", int(float64(3*threshold)*rng.Float64()*rng.Float64())) // skewed
+		switch r := rng.IntN(20); {
+		case r < 10:
+			v, found, err := s.Get(ctx, key)
+			require.NoError(t, err)
+			m, ok := model[key]
+			live := ok && (m.expires == 0 || now < m.expires)
+			require.Equal(t, live, found, "op %d: Get(%q)", op, key)
+			if found {
+				require.Equal(t, m.value, string(v), "op %d: Get(%q)", op, key)
+			}
+			continue
+		case r == 10:
+			_, err := s.Delete(ctx, key)
+			require.NoError(t, err)
+			delete(model, key)
+			continue
+		}
+		var expired []string
+		_, overwrite := model[key]
+		if !overwrite && len(model) == threshold {
+			for k, e := range model {
+				if e.expires != 0 && now >= e.expires {
+					expired = append(expired, k)
+				}
+			}
+		}
+		ttl := ttls[rng.IntN(len(ttls))]
+		val := fmt.Sprint(op)
+		require.NoError(t, s.Set(ctx, key, []byte(val), ttl))
+		if !overwrite && len(model) == threshold {
+			var gone []string
+			for k := range model {
+				if !simpleHolds(s, k) {
+					gone = append(gone, k)
+				}
+			}
+			require.Len(t, gone, 1, "op %d: one entry evicted", op)
+			if expired != nil {
+				require.Contains(t, expired, gone[0], "op %d: an expired entry goes first", op)
+			}
+			delete(model, gone[0])
+			evictions++
+		}
+		e := modelEntry{value: val}
+		if ttl > 0 {
+			e.expires = now + int64(ttl)
+		}
+		model[key] = e
+		require.Equal(t, len(model), s.Len())
+		if op%1000 == 0 {
+			checkSimpleInvariants(t, s)
+		}
+	}
+	checkSimpleInvariants(t, s)
+	assert.Greater(t, evictions, 500, "the test exercised eviction")
+}
+
+// TestSimpleTinyLFUKeepsFrequentEntriesThroughAScan is the point of the
+// policy: entries read often survive a scan of many keys read once, which
+// flushes a FIFO cache completely.
+func TestSimpleTinyLFUKeepsFrequentEntriesThroughAScan(t *testing.T) {
+	ctx := context.Background()
+	const threshold, hot = 200, 50
+	for _, tc := range []struct {
+		eviction Eviction
+		minKept  int
+	}{{EvictFIFO, 0}, {EvictTinyLFU, hot * 9 / 10}} {
+		t.Run(string(tc.eviction), func(t *testing.T) {
+			s := NewSimpleWithOptions(SimpleOptions{Threshold: threshold, Eviction: tc.eviction})
+			for i := range hot {
+				require.NoError(t, s.Set(ctx, fmt.Sprint("hot", i), []byte("v"), 0))
+			}
+			for range 8 {
+				for i := range hot {
+					_, _, err := s.Get(ctx, fmt.Sprint("hot", i))
+					require.NoError(t, err)
+				}
+			}
+			for i := range 10 * threshold {
+				require.NoError(t, s.Set(ctx, fmt.Sprint("scan", i), []byte("v"), 0))
+			}
+			kept := 0
+			for i := range hot {
+				if simpleHolds(s, fmt.Sprint("hot", i)) {
+					kept++
+				}
+			}
+			checkSimpleInvariants(t, s)
+			if tc.eviction == EvictFIFO {
+				assert.Zero(t, kept, "FIFO keeps none: this scan does flush a cache")
+			} else {
+				assert.GreaterOrEqual(t, kept, tc.minKept, "hot entries kept through the scan")
+			}
+		})
+	}
+}
+
+func TestNewSimpleWithOptionsRejectsAnUnknownEviction(t *testing.T) {
+	assert.PanicsWithValue(t, `backends.NewSimpleWithOptions: unknown Eviction "lru"`, func() {
+		NewSimpleWithOptions(SimpleOptions{Threshold: 10, Eviction: "lru"})
+	})
+	assert.Nil(t, NewSimpleWithOptions(SimpleOptions{Eviction: EvictTinyLFU}).lfu, "unbounded: no policy to run")
+}
+
+func TestOpenSimpleCacheEvictionOption(t *testing.T) {
+	tests := []struct {
+		options map[string]any
+		want    bool   // TinyLFU
+		err     string // part of the error, "" for none
+	}{
+		{nil, false, ""},
+		{map[string]any{"eviction": "fifo"}, false, ""},
+		{map[string]any{"eviction": "tinylfu"}, true, ""},
+		{map[string]any{"eviction": "TinyLFU"}, false, `CACHE_OPTIONS eviction: got TinyLFU (string), want "fifo" or "tinylfu"`},
+		{map[string]any{"eviction": 1}, false, "CACHE_OPTIONS eviction: got 1 (int)"},
+		{map[string]any{"evict": "tinylfu"}, false, `CACHE_OPTIONS key "evict" is not an option of SimpleCache (accepted: eviction)`},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.options), func(t *testing.T) {
+			c, err := Open(Config{Type: "SimpleCache", Threshold: 10, Options: tt.options})
+			if tt.err != "" {
+				require.ErrorIs(t, err, ErrConfig)
+				assert.Contains(t, err.Error(), tt.err)
+				return
+			}
+			require.NoError(t, err)
+			s := c.Backend().(*Simple)
+			assert.Equal(t, 10, s.threshold)
+			assert.Equal(t, tt.want, s.lfu != nil, "TinyLFU in use")
+		})
+	}
 }
