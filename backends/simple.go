@@ -72,6 +72,7 @@ type simpleEntry struct {
 	qprev      *simpleEntry  // the eviction policy's ring: write order, or a TinyLFU queue
 	qnext      *simpleEntry  //
 	meta       atomic.Uint32 // EvictTinyLFU: queue and accessed bits (readers set the latter)
+	pos        uint32        // where the table holds it (bucket<<3 | slot), kept by writers so eviction need not hash the key
 }
 
 // ttlClass is the write-ordered ring of entries that share one TTL, and so
@@ -488,10 +489,7 @@ func (s *Simple) evictOne() {
 
 // evict removes the stored entry e.
 func (s *Simple) evict(e *simpleEntry) {
-	t := s.table.Load()
-	if at, found := t.locate(e.key, s.hash(e.key)); found {
-		t.remove(at)
-	}
+	s.table.Load().remove(slot{uint64(e.pos >> 3), int(e.pos & 7)})
 	s.unlink(e)
 	s.n--
 }

@@ -23,7 +23,8 @@ const (
 // tick old, and never ahead of it.
 type coarseClock struct {
 	now      atomic.Int64
-	done     chan struct{}
+	done     chan struct{} // closed by stop
+	exited   chan struct{} // closed by the goroutine as it returns
 	stopOnce sync.Once
 }
 
@@ -33,17 +34,18 @@ func (s *Simple) startCoarseClock() {
 	if s.noCoarse || s.coarse.Load() != nil {
 		return
 	}
-	c := &coarseClock{done: make(chan struct{})}
+	c := &coarseClock{done: make(chan struct{}), exited: make(chan struct{})}
 	c.now.Store(s.now())
 	// The goroutine holds the clock weakly, and Simple holds it strongly,
 	// so a Simple that is dropped without Close stops its goroutine at the
 	// next tick. It must not capture s: s.now closes over the start time
 	// only.
-	go runCoarseClock(weak.Make(c), s.now, c.done)
+	go runCoarseClock(weak.Make(c), s.now, c.done, c.exited)
 	s.coarse.Store(c)
 }
 
-func runCoarseClock(w weak.Pointer[coarseClock], now func() int64, done <-chan struct{}) {
+func runCoarseClock(w weak.Pointer[coarseClock], now func() int64, done <-chan struct{}, exited chan<- struct{}) {
+	defer close(exited)
 	t := time.NewTicker(coarseTick)
 	defer t.Stop()
 	for {

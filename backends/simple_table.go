@@ -86,6 +86,9 @@ func newSimpleTable(n int) *simpleTable {
 	for nb*bucketSlots*7/8 < n {
 		nb *= 2
 	}
+	if nb > 1<<29 {
+		panic("backends: Simple cannot index more than 3 billion entries") // simpleEntry.pos holds 29 bits of bucket
+	}
 	t := &simpleTable{buckets: make([]simpleBucket, nb), mask: uint64(nb - 1)}
 	for i := range t.buckets {
 		t.buckets[i].ctrl.Store(ctrlInit)
@@ -167,15 +170,22 @@ func (t *simpleTable) put(s slot, e *simpleEntry, h uint64) {
 	case ctrlDeleted:
 		t.tombstones--
 	}
+	e.pos = s.pos()
 	b.slots[s.i].Store(e) // the pointer first: a reader matching the tag finds it
 	b.ctrl.Store(setCtrlByte(ctrl, s.i, tagOf(h)))
 }
+
+// pos packs s into simpleEntry.pos.
+func (s slot) pos() uint32 { return uint32(s.b)<<3 | uint32(s.i) }
 
 // at returns the entry at s, which holds one.
 func (t *simpleTable) at(s slot) *simpleEntry { return t.buckets[s.b].slots[s.i].Load() }
 
 // replace swaps the entry at s, where key is found, for e.
-func (t *simpleTable) replace(s slot, e *simpleEntry) { t.buckets[s.b].slots[s.i].Store(e) }
+func (t *simpleTable) replace(s slot, e *simpleEntry) {
+	e.pos = s.pos()
+	t.buckets[s.b].slots[s.i].Store(e)
+}
 
 // remove empties slot s. A bucket that still has an empty slot was never
 // full since the table was built, so no probe sequence goes past it and the

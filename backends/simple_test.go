@@ -79,6 +79,7 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 				h := s.hash(e.key)
 				require.Equal(t, tagOf(h), c, "slot tag of %q", e.key)
 				require.Same(t, e, tab.find(e.key, h), "%q is found where it is", e.key)
+				require.Equal(t, slot{uint64(bi), j}.pos(), e.pos, "%q knows where it is", e.key)
 				inTable[e] = true
 				used++
 			}
@@ -701,20 +702,26 @@ func TestSimpleCoarseClockRunsOnlyWithExpiringEntriesAndStops(t *testing.T) {
 		assert.LessOrEqual(t, c.now.Load(), s.now(), "never ahead of the precise clock")
 		require.NoError(t, s.Close())
 		select {
-		case <-c.done:
-		default:
-			t.Fatal("Close did not stop the clock")
+		case <-c.exited:
+		case <-time.After(30 * time.Second):
+			t.Fatal("Close did not stop the clock goroutine")
 		}
 	})
 	t.Run("stops when the cache is garbage", func(t *testing.T) {
-		before := runtime.NumGoroutine()
+		var exited chan struct{} // does not keep the clock reachable: the clock refers to it, not back
 		func() {
 			s := NewSimple(0)
 			require.NoError(t, s.Set(ctx, "k", []byte("v"), time.Hour))
+			exited = s.coarse.Load().exited
 		}()
 		require.Eventually(t, func() bool {
 			runtime.GC()
-			return runtime.NumGoroutine() <= before
+			select {
+			case <-exited:
+				return true
+			default:
+				return false
+			}
 		}, 30*time.Second, coarseTick, "the clock goroutine of a dropped cache exits")
 	})
 }
