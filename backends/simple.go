@@ -2,9 +2,11 @@ package backends
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,8 +33,10 @@ const DefaultThreshold = 500
 //
 // Reads take no lock and write no shared memory: the index is a hash table
 // that readers search with atomic loads while writers, one at a time,
-// publish immutable entries into it (see simpleTable). Writers are
-// serialized by one mutex, which keeps eviction order exact and global.
+// change it (see simpleTable), and each entry is read under its own seqlock.
+// Writers are serialized by one mutex, which keeps eviction order exact and
+// global. An overwrite updates its entry in place and an insert into a full
+// cache reuses the evicted entry, so neither allocates.
 // Get returns the stored bytes without a copy, and an entry keeps the slice
 // given to Set (the [Backend] contract makes it the backend's), so a value
 // stored through [Cache] is copied once, into its envelope.
@@ -60,19 +64,59 @@ type Simple struct {
 	closed  bool
 }
 
-// simpleEntry is one stored value. Once published in the table it never
-// changes except for its links, which only writers (holding Simple.mu) read:
-// a new value, even Inc's, is a new entry, so a reader holding an entry
-// always sees one consistent key, value and expiry.
+// simpleEntry is one stored value. Readers load its key, value and expiry
+// under a seqlock: a writer (holding Simple.mu) makes seq odd, changes
+// them, and makes it even again; a reader retries until it read all three
+// between two equal, even loads of seq, so it never mixes two writes (or
+// two keys, as an evicted entry is reused for another key). Every field a
+// reader loads is atomic, which is what makes this race-free for the race
+// detector too. The links and pos are for writers only.
 type simpleEntry struct {
-	key        string
-	value      string        // the bytes given to Set, viewed as a string: 16 bytes instead of a slice's 24
-	expires    int64         // Simple.now units; 0 = never
-	prev, next *simpleEntry  // the TTL class ring
-	qprev      *simpleEntry  // the eviction policy's ring: write order, or a TinyLFU queue
-	qnext      *simpleEntry  //
-	meta       atomic.Uint32 // EvictTinyLFU: queue and accessed bits (readers set the latter)
-	pos        uint32        // where the table holds it (bucket<<3 | slot), kept by writers so eviction need not hash the key
+	seq     atomic.Uint32
+	meta    atomic.Uint32 // EvictTinyLFU: queue and accessed bits (readers set the latter)
+	keyLen  atomic.Uint32
+	pos     uint32 // where the table holds it (bucket<<3 | slot), so eviction need not hash the key
+	keyData atomic.Pointer[byte]
+	valData atomic.Pointer[byte] // the bytes given to Set, kept (the Backend contract makes them the backend's)
+	valLen  atomic.Uint64
+	expires atomic.Int64 // Simple.now units; 0 = never
+
+	prev, next   *simpleEntry // the TTL class ring
+	qprev, qnext *simpleEntry // the eviction policy's ring: write order, or a TinyLFU queue
+}
+
+// entryState is one consistent reading of an entry.
+type entryState struct {
+	key     string
+	value   *byte
+	valLen  int
+	expires int64
+}
+
+// load reads e's key, value and expiry as one write left them.
+func (e *simpleEntry) load() entryState {
+	for tries := 0; ; tries++ {
+		if seq := e.seq.Load(); seq&1 == 0 {
+			k, kl, v, vl, exp := e.keyData.Load(), e.keyLen.Load(), e.valData.Load(), e.valLen.Load(), e.expires.Load()
+			if e.seq.Load() == seq {
+				return entryState{unsafe.String(k, kl), v, int(vl), exp}
+			}
+		}
+		if tries >= 8 {
+			runtime.Gosched() // the writer was preempted between its two increments
+		}
+	}
+}
+
+// store writes key, value and expiry; the caller holds Simple.mu.
+func (e *simpleEntry) store(key string, value []byte, expires int64) {
+	e.seq.Add(1)
+	e.keyData.Store(unsafe.StringData(key))
+	e.keyLen.Store(uint32(len(key)))
+	e.valData.Store(unsafe.SliceData(value))
+	e.valLen.Store(uint64(len(value)))
+	e.expires.Store(expires)
+	e.seq.Add(1)
 }
 
 // ttlClass is the write-ordered ring of entries that share one TTL, and so
@@ -86,18 +130,15 @@ type ttlClass struct {
 // never nil.
 var emptyValue = []byte{}
 
-func (e *simpleEntry) bytes() []byte {
-	if len(e.value) == 0 {
+func (st entryState) bytes() []byte {
+	if st.valLen == 0 {
 		return emptyValue
 	}
 	// Sharing the bytes is the Backend contract: callers must not modify
 	// a returned value. The slice's capacity is its length, so an append
 	// reallocates instead of writing past it.
-	return unsafe.Slice(unsafe.StringData(e.value), len(e.value))
+	return unsafe.Slice(st.value, st.valLen)
 }
-
-// ownedString views b, which the caller hands over, as a string without a copy.
-func ownedString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // NewSimple returns an empty Simple cache that holds at most threshold
 // entries; 0 means unlimited. It evicts as Flask does: an expired entry,
@@ -210,18 +251,18 @@ func (s *Simple) Len() int {
 	return s.n
 }
 
-// lookup returns the live entry for key, without locking, and records the
+// lookup reads the live entry for key, without locking, and records the
 // read for the eviction policy.
-func (s *Simple) lookup(t *simpleTable, key string) *simpleEntry {
+func (s *Simple) lookup(t *simpleTable, key string) (entryState, bool) {
 	h := s.hash(key)
-	e := t.find(key, h)
-	if e == nil || s.expired(e.expires) {
-		return nil
+	e, st := t.find(key, h)
+	if e == nil || s.expired(st.expires) {
+		return entryState{}, false
 	}
 	if s.lfu != nil {
 		s.lfu.hit(e, h)
 	}
-	return e
+	return st, true
 }
 
 // Get returns the stored bytes themselves; callers must not modify them.
@@ -230,8 +271,8 @@ func (s *Simple) Get(_ context.Context, key string) ([]byte, bool, error) {
 	if t == nil {
 		return nil, false, ErrClosed
 	}
-	if e := s.lookup(t, key); e != nil {
-		return e.bytes(), true, nil
+	if st, ok := s.lookup(t, key); ok {
+		return st.bytes(), true, nil
 	}
 	return nil, false, nil
 }
@@ -244,8 +285,8 @@ func (s *Simple) GetMany(_ context.Context, keys []string) ([][]byte, error) {
 	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
-		if e := s.lookup(t, k); e != nil {
-			out[i] = e.bytes()
+		if st, ok := s.lookup(t, k); ok {
+			out[i] = st.bytes()
 		}
 	}
 	return out, nil
@@ -257,8 +298,8 @@ func (s *Simple) Has(_ context.Context, key string) (bool, error) {
 	if t == nil {
 		return false, ErrClosed
 	}
-	e := t.find(key, s.hash(key))
-	return e != nil && !s.expired(e.expires), nil
+	e, st := t.find(key, s.hash(key))
+	return e != nil && !s.expired(st.expires), nil
 }
 
 // Set stores value under key.
@@ -269,8 +310,7 @@ func (s *Simple) Set(_ context.Context, key string, value []byte, ttl time.Durat
 	if s.closed {
 		return ErrClosed
 	}
-	s.store(key, h, value, ttl)
-	return nil
+	return s.store(key, h, value, ttl)
 }
 
 // SetMany stores every item under one lock.
@@ -280,10 +320,13 @@ func (s *Simple) SetMany(_ context.Context, items map[string][]byte, ttl time.Du
 	if s.closed {
 		return ErrClosed
 	}
+	var errs []error
 	for k, v := range items {
-		s.store(k, s.hash(k), v, ttl)
+		if err := s.store(k, s.hash(k), v, ttl); err != nil {
+			errs = append(errs, &KeyError{Key: k, Err: err})
+		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Add stores value unless key holds a live entry.
@@ -294,10 +337,12 @@ func (s *Simple) Add(_ context.Context, key string, value []byte, ttl time.Durat
 	if s.closed {
 		return false, ErrClosed
 	}
-	if e := s.table.Load().find(key, h); e != nil && !s.expired(e.expires) {
+	if e, st := s.table.Load().find(key, h); e != nil && !s.expired(st.expires) {
 		return false, nil
 	}
-	s.store(key, h, value, ttl)
+	if err := s.store(key, h, value, ttl); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
@@ -339,23 +384,24 @@ func (s *Simple) Inc(_ context.Context, key string, delta int64, ttl time.Durati
 	}
 	t := s.table.Load()
 	at, found := t.locate(key, h)
-	if !found || s.expired(t.at(at).expires) {
-		s.store(key, h, formatInt(delta), ttl)
+	var st entryState
+	if found {
+		st = t.at(at).load()
+	}
+	if !found || s.expired(st.expires) {
+		if err := s.store(key, h, formatInt(delta), ttl); err != nil {
+			return 0, err
+		}
 		return delta, nil
 	}
-	old := t.at(at)
-	n, err := parseStoredInt(old.bytes())
+	n, err := parseStoredInt(st.bytes())
 	if err != nil {
 		return 0, err
 	}
 	if n, err = addInt64(n, delta); err != nil {
 		return 0, err
 	}
-	e := &simpleEntry{key: old.key, value: ownedString(formatInt(n)), expires: old.expires}
-	e.meta.Store(old.meta.Load())
-	takeClassPlace(old, e)
-	takeQueuePlace(old, e)
-	t.replace(at, e)
+	t.at(at).store(st.key, formatInt(n), st.expires) // in place: position and expiry stay
 	return n, nil
 }
 
@@ -380,7 +426,7 @@ func (s *Simple) Clear(_ context.Context, prefix string) error {
 	}
 	t := s.table.Load()
 	t.all(func(at slot, e *simpleEntry) {
-		if strings.HasPrefix(e.key, prefix) {
+		if strings.HasPrefix(e.load().key, prefix) {
 			t.remove(at)
 			s.unlink(e)
 			s.n--
@@ -405,30 +451,41 @@ func (s *Simple) Close() error {
 	return nil
 }
 
+// maxKeyLen is the longest key an entry can hold (its length is a uint32).
+const maxKeyLen = math.MaxUint32
+
 // store inserts or replaces key; the caller holds the lock.
-func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) {
-	e := &simpleEntry{key: key, value: ownedString(value), expires: s.expiresAt(ttl)}
+func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) error {
+	if uint64(len(key)) > maxKeyLen {
+		return fmt.Errorf("backends: SimpleCache key of %d bytes is over %d", len(key), uint64(maxKeyLen))
+	}
+	expires := s.expiresAt(ttl)
 	t := s.table.Load()
 	at, found := t.locate(key, h)
 	if found {
-		old := t.at(at)
-		unlinkClass(old)
+		e := t.at(at)
+		e.store(key, value, expires)
+		unlinkClass(e)
 		s.linkClass(e, ttl)
-		if s.lfu != nil {
-			s.lfu.replaced(old, e, h)
-		} else { // an overwrite is the newest write
-			unlinkQueue(old)
+		if s.lfu != nil { // an overwrite is a read as far as the policy is concerned
+			s.lfu.replaced(e, h)
+		} else { // and the newest write for FIFO
+			unlinkQueue(e)
 			pushBack(&s.order, e)
 		}
-		t.replace(at, e)
-		return
+		return nil
 	}
+	var e *simpleEntry
 	if s.threshold > 0 && s.n >= s.threshold {
 		// Removing the victim only frees slots, and frees one as empty
 		// only in a bucket that already had an empty slot (which the probe
 		// for key would have stopped at), so at stays a valid place for key.
-		s.evictOne()
+		e = s.evictOne()
 	}
+	if e == nil {
+		e = &simpleEntry{}
+	}
+	e.store(key, value, expires) // a reader still holding the victim now reads another key, and moves on
 	if t.needsRebuild() {
 		t = s.rebuild()
 		at, _ = t.locate(key, h)
@@ -442,6 +499,7 @@ func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) {
 	} else {
 		pushBack(&s.order, e)
 	}
+	return nil
 }
 
 // rebuild replaces the table with one sized for the entries it holds plus
@@ -451,8 +509,9 @@ func (s *Simple) rebuild() *simpleTable {
 	old := s.table.Load()
 	t := newSimpleTable(s.n + s.n/4 + 1)
 	old.all(func(_ slot, e *simpleEntry) {
-		h := s.hash(e.key)
-		at, _ := t.locate(e.key, h)
+		key := e.load().key
+		h := s.hash(key)
+		at, _ := t.locate(key, h)
 		t.put(at, e, h)
 	})
 	s.table.Store(t)
@@ -460,9 +519,10 @@ func (s *Simple) rebuild() *simpleTable {
 }
 
 // evictOne removes an expired entry if a class head has expired, else the
-// policy's victim: the oldest write, or TinyLFU's choice. Heads are enough:
-// each ring is ordered by write time and, sharing one TTL, by expiry too.
-func (s *Simple) evictOne() {
+// policy's victim (the oldest write, or TinyLFU's choice), and returns it
+// for reuse. Heads are enough: each ring is ordered by write time and,
+// sharing one TTL, by expiry too.
+func (s *Simple) evictOne() *simpleEntry {
 	for i := 0; i < len(s.heads); {
 		c := s.heads[i]
 		h := c.ring.next
@@ -470,28 +530,29 @@ func (s *Simple) evictOne() {
 			s.dropClass(i)
 			continue
 		}
-		if s.expired(h.expires) {
-			s.evict(h)
-			return
+		if s.expired(h.expires.Load()) {
+			return s.evict(h)
 		}
 		i++
 	}
 	if s.lfu != nil {
 		if v := s.lfu.victim(s.hash); v != nil {
-			s.evict(v)
+			return s.evict(v)
 		}
-		return
+		return nil
 	}
 	if v := s.order.qnext; v != &s.order {
-		s.evict(v)
+		return s.evict(v)
 	}
+	return nil
 }
 
-// evict removes the stored entry e.
-func (s *Simple) evict(e *simpleEntry) {
+// evict removes the stored entry e and returns it.
+func (s *Simple) evict(e *simpleEntry) *simpleEntry {
 	s.table.Load().remove(slot{uint64(e.pos >> 3), int(e.pos & 7)})
 	s.unlink(e)
 	s.n--
+	return e
 }
 
 // remove deletes key and reports whether it held a live entry.
@@ -505,7 +566,7 @@ func (s *Simple) remove(key string, h uint64) (wasLive bool) {
 	t.remove(at)
 	s.unlink(e)
 	s.n--
-	return !s.expired(e.expires)
+	return !s.expired(e.expires.Load())
 }
 
 // linkClass appends e, a new entry, to its TTL class.
@@ -538,14 +599,6 @@ func (s *Simple) unlink(e *simpleEntry) {
 func unlinkClass(e *simpleEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
-}
-
-// takeClassPlace puts e where old is in its TTL class, for Inc, which
-// keeps an entry's place.
-func takeClassPlace(old, e *simpleEntry) {
-	e.prev, e.next = old.prev, old.next
-	e.prev.next, e.next.prev = e, e
-	old.prev, old.next = nil, nil
 }
 
 func (s *Simple) dropClass(i int) {

@@ -112,12 +112,11 @@ func (p *tinyLFU) added(e *simpleEntry, h uint64) {
 	}
 }
 
-// replaced gives e, a new value for old's key, old's place: an overwrite
-// is a read as far as the policy is concerned.
-func (p *tinyLFU) replaced(old, e *simpleEntry, h uint64) {
+// replaced records an overwrite of e, which keeps its place: it is a read
+// as far as the policy is concerned.
+func (p *tinyLFU) replaced(e *simpleEntry, h uint64) {
 	p.sketch.increment(h)
-	e.meta.Store(old.meta.Load() | metaAccessed)
-	takeQueuePlace(old, e)
+	e.meta.Or(metaAccessed)
 }
 
 // removed takes e out of its queue.
@@ -179,7 +178,7 @@ func (p *tinyLFU) victim(hash func(string) uint64) *simpleEntry {
 	case candidate == nil:
 		return v
 	}
-	cf, vf := p.sketch.frequency(hash(candidate.key)), p.sketch.frequency(hash(v.key))
+	cf, vf := p.sketch.frequency(hash(candidate.load().key)), p.sketch.frequency(hash(v.load().key))
 	if cf > vf || (cf >= admitRandomlyFrom && rand.Uint32()&127 == 0) {
 		return v
 	}
@@ -233,12 +232,6 @@ func pushBack(ring, e *simpleEntry) {
 func unlinkQueue(e *simpleEntry) {
 	e.qprev.qnext, e.qnext.qprev = e.qnext, e.qprev
 	e.qprev, e.qnext = nil, nil
-}
-
-func takeQueuePlace(old, e *simpleEntry) {
-	e.qprev, e.qnext = old.qprev, old.qnext
-	e.qprev.qnext, e.qnext.qprev = e, e
-	old.qprev, old.qnext = nil, nil
 }
 
 // frequencySketch is TinyLFU's count-min sketch of recent request

@@ -20,11 +20,11 @@ import (
 // chance). Buckets are probed linearly; a lookup stops at the first bucket
 // with an empty slot, because no insert ever went past such a bucket.
 //
-// Readers race with the writer by design and need no retries: the writer
-// publishes an entry's pointer before its control byte and removes the byte
-// before the pointer, entries are never modified once published (a new
-// value is a new entry), and a reader always compares the full key of the
-// entry it loaded. At worst a reader sees the state just before or just
+// Readers race with the writer by design: the writer publishes an entry's
+// pointer before its control byte and removes the byte before the pointer,
+// a reader loads an entry under the entry's seqlock (see simpleEntry), and
+// it always compares the full key it loaded, since an entry it reached may
+// have been reused for another key meanwhile. At worst a reader sees the state just before or just
 // after a write. When the table must grow, or be rebuilt to drop
 // tombstones, the writer builds a new one beside it and swaps the pointer;
 // readers still on the old table see a consistent, slightly older state.
@@ -97,25 +97,27 @@ func newSimpleTable(n int) *simpleTable {
 	return t
 }
 
-// find returns the entry stored under key, or nil. It is safe to call
-// without the write lock.
-func (t *simpleTable) find(key string, h uint64) *simpleEntry {
+// find returns the entry stored under key and what it holds, or a nil
+// entry. It is safe to call without the write lock.
+func (t *simpleTable) find(key string, h uint64) (*simpleEntry, entryState) {
 	tag := tagOf(h)
 	i := h & t.mask
 	for range len(t.buckets) {
 		b := &t.buckets[i]
 		ctrl := b.ctrl.Load()
 		for m := matchTag(ctrl, tag); m != 0; m &= m - 1 {
-			if e := b.slots[bits.TrailingZeros64(m)/8].Load(); e != nil && e.key == key {
-				return e
+			if e := b.slots[bits.TrailingZeros64(m)/8].Load(); e != nil {
+				if st := e.load(); st.key == key {
+					return e, st
+				}
 			}
 		}
 		if hasEmpty(ctrl) {
-			return nil
+			return nil, entryState{}
 		}
 		i = (i + 1) & t.mask
 	}
-	return nil
+	return nil, entryState{}
 }
 
 // slot is where an entry is, or may be put: bucket index and slot.
@@ -136,7 +138,7 @@ func (t *simpleTable) locate(key string, h uint64) (at slot, found bool) {
 		ctrl := b.ctrl.Load()
 		for m := matchTag(ctrl, tag); m != 0; m &= m - 1 {
 			j := bits.TrailingZeros64(m) / 8
-			if e := b.slots[j].Load(); e != nil && e.key == key {
+			if e := b.slots[j].Load(); e != nil && e.load().key == key {
 				return slot{i, j}, true
 			}
 		}
@@ -180,12 +182,6 @@ func (s slot) pos() uint32 { return uint32(s.b)<<3 | uint32(s.i) }
 
 // at returns the entry at s, which holds one.
 func (t *simpleTable) at(s slot) *simpleEntry { return t.buckets[s.b].slots[s.i].Load() }
-
-// replace swaps the entry at s, where key is found, for e.
-func (t *simpleTable) replace(s slot, e *simpleEntry) {
-	e.pos = s.pos()
-	t.buckets[s.b].slots[s.i].Store(e)
-}
 
 // remove empties slot s. A bucket that still has an empty slot was never
 // full since the table was built, so no probe sequence goes past it and the

@@ -76,10 +76,12 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 				}
 			default:
 				require.NotNil(t, e)
-				h := s.hash(e.key)
-				require.Equal(t, tagOf(h), c, "slot tag of %q", e.key)
-				require.Same(t, e, tab.find(e.key, h), "%q is found where it is", e.key)
-				require.Equal(t, slot{uint64(bi), j}.pos(), e.pos, "%q knows where it is", e.key)
+				key := e.load().key
+				h := s.hash(key)
+				require.Equal(t, tagOf(h), c, "slot tag of %q", key)
+				found, _ := tab.find(key, h)
+				require.Same(t, e, found, "%q is found where it is", key)
+				require.Equal(t, slot{uint64(bi), j}.pos(), e.pos, "%q knows where it is", e.load().key)
 				inTable[e] = true
 				used++
 			}
@@ -94,12 +96,12 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 		n := 0
 		for e := ring.qnext; e != ring; e = e.qnext {
 			require.Same(t, e, e.qnext.qprev)
-			require.True(t, inTable[e], "%q in a queue is in the table", e.key)
+			require.True(t, inTable[e], "%q in a queue is in the table", e.load().key)
 			_, dup := position[e]
-			require.False(t, dup, "%q is in one queue once", e.key)
+			require.False(t, dup, "%q is in one queue once", e.load().key)
 			position[e] = len(position)
 			if queue != 0 {
-				require.Equal(t, queue, e.meta.Load()&metaQueue, "%q's queue bits", e.key)
+				require.Equal(t, queue, e.meta.Load()&metaQueue, "%q's queue bits", e.load().key)
 			}
 			n++
 		}
@@ -126,10 +128,10 @@ func checkSimpleInvariants(t *testing.T, s *Simple) {
 		var prev *simpleEntry
 		for e := c.ring.next; e != &c.ring; e = e.next {
 			require.Same(t, e, e.next.prev)
-			require.True(t, inTable[e], "%q of class %v is in the table", e.key, c.ttl)
+			require.True(t, inTable[e], "%q of class %v is in the table", e.load().key, c.ttl)
 			if prev != nil && s.lfu == nil {
 				require.Less(t, position[prev], position[e], "class %v is in write order", c.ttl)
-				require.LessOrEqual(t, prev.expires, e.expires, "class %v is in expiry order", c.ttl)
+				require.LessOrEqual(t, prev.expires.Load(), e.expires.Load(), "class %v is in expiry order", c.ttl)
 			}
 			prev = e
 			seen++
@@ -501,7 +503,8 @@ func TestSimpleEvictionRuleUnderRandomOperations(t *testing.T) {
 func simpleHolds(s *Simple, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.table.Load().find(key, s.hash(key)) != nil
+	e, _ := s.table.Load().find(key, s.hash(key))
+	return e != nil
 }
 
 func TestSimpleConcurrentInsertsStayWithinTheThreshold(t *testing.T) {
@@ -609,7 +612,19 @@ func TestSimpleReadersDuringWrites(t *testing.T) {
 			}
 			var stop atomic.Bool
 			var wg sync.WaitGroup
-			for r := range 3 {
+			var written atomic.Int64 // churn keys below it were written
+			wg.Go(func() {
+				// Churn keys come and go, and their entries are reused for
+				// other keys: a hit must still be the key's own value.
+				for n := 0; !stop.Load(); n++ {
+					k := fmt.Sprint("churn:", int64(n)%max(written.Load(), 1))
+					v, found, err := s.Get(ctx, k)
+					if !assert.NoError(t, err) || found && !assert.Equal(t, k+"=v", string(v)) {
+						return
+					}
+				}
+			})
+			for r := range 2 {
 				wg.Go(func() {
 					for n := 0; !stop.Load(); n++ {
 						k := stableKey((n*7 + r) % stable)
@@ -633,7 +648,8 @@ func TestSimpleReadersDuringWrites(t *testing.T) {
 				// because each is rewritten every 64 iterations, long
 				// before 300 younger writes pile up behind it (FIFO), and
 				// is read far more often than any churn key (TinyLFU).
-				require.NoError(t, s.Set(ctx, fmt.Sprint("churn:", i), []byte("x"), time.Hour))
+				require.NoError(t, s.Set(ctx, fmt.Sprint("churn:", i), []byte(fmt.Sprint("churn:", i, "=v")), time.Hour))
+				written.Store(int64(i + 1))
 				if threshold == 0 && i%3 == 0 {
 					_, err := s.Delete(ctx, fmt.Sprint("churn:", i-1))
 					require.NoError(t, err)
@@ -935,4 +951,46 @@ func TestOpenSimpleCacheEvictionOption(t *testing.T) {
 			assert.Equal(t, tt.want, s.lfu != nil, "TinyLFU in use")
 		})
 	}
+}
+
+// TestSimpleEntryReadsAreNeverTorn rewrites one entry as fast as it can,
+// alternating between two keys and their values (as eviction reuses an
+// entry for another key), while readers load it: each reading must pair a
+// key with its own value and expiry.
+func TestSimpleEntryReadsAreNeverTorn(t *testing.T) {
+	e := &simpleEntry{}
+	writes := []struct {
+		key     string
+		value   []byte
+		expires int64
+	}{{"a", []byte("value of a"), 1}, {"bb", []byte("b's"), 2}}
+	e.store(writes[0].key, writes[0].value, writes[0].expires)
+	var stop atomic.Bool
+	writer := make(chan struct{})
+	go func() {
+		defer close(writer)
+		for i := 0; !stop.Load(); i++ {
+			w := writes[i%2]
+			e.store(w.key, w.value, w.expires)
+		}
+	}()
+	var readers sync.WaitGroup
+	for range 2 {
+		readers.Go(func() {
+			for range 20_000 {
+				st := e.load()
+				i := 0
+				if st.key != writes[0].key {
+					i = 1
+				}
+				if !assert.Equal(t, writes[i].key, st.key) || !assert.Equal(t, string(writes[i].value), string(st.bytes())) ||
+					!assert.Equal(t, writes[i].expires, st.expires) {
+					return
+				}
+			}
+		})
+	}
+	readers.Wait()
+	stop.Store(true)
+	<-writer
 }
