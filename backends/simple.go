@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"runtime"
 	"strings"
 	"sync"
@@ -117,6 +118,24 @@ func (e *simpleEntry) store(key string, value []byte, expires int64) {
 	e.valLen.Store(uint64(len(value)))
 	e.expires.Store(expires)
 	e.seq.Add(1)
+}
+
+// storeValue writes value and expiry, keeping the key; the caller holds
+// Simple.mu. Every atomic store is a locked instruction on amd64, so an
+// overwrite saves the two the key would cost.
+func (e *simpleEntry) storeValue(value []byte, expires int64) {
+	e.seq.Add(1)
+	e.valData.Store(unsafe.SliceData(value))
+	e.valLen.Store(uint64(len(value)))
+	e.expires.Store(expires)
+	e.seq.Add(1)
+}
+
+// keyIs reports whether e holds key. Only writers may call it: without the
+// seqlock, it relies on holding Simple.mu, which keeps e still.
+func (e *simpleEntry) keyIs(key string) bool {
+	kl := e.keyLen.Load()
+	return int(kl) == len(key) && unsafe.String(e.keyData.Load(), kl) == key
 }
 
 // ttlClass is the write-ordered ring of entries that share one TTL, and so
@@ -251,18 +270,53 @@ func (s *Simple) Len() int {
 	return s.n
 }
 
-// lookup reads the live entry for key, without locking, and records the
-// read for the eviction policy.
-func (s *Simple) lookup(t *simpleTable, key string) (entryState, bool) {
+// lookup returns the live value stored under key, without locking, and
+// records the read for the eviction policy. It is simpleTable.find and the
+// entry's load folded into one function: the read path is a few
+// nanoseconds faster without passing entryState through two returns.
+func (s *Simple) lookup(t *simpleTable, key string) ([]byte, bool) {
 	h := s.hash(key)
-	e, st := t.find(key, h)
-	if e == nil || s.expired(st.expires) {
-		return entryState{}, false
+	tag := tagOf(h)
+	i := h & t.mask
+	for range len(t.buckets) {
+		b := &t.buckets[i]
+		ctrl := b.ctrl.Load()
+		for m := matchTag(ctrl, tag); m != 0; m &= m - 1 {
+			e := b.slots[bits.TrailingZeros64(m)/8].Load()
+			if e == nil {
+				continue
+			}
+			for tries := 0; ; tries++ {
+				seq := e.seq.Load()
+				if seq&1 == 0 {
+					k, kl, v, vl, exp := e.keyData.Load(), e.keyLen.Load(), e.valData.Load(), e.valLen.Load(), e.expires.Load()
+					if e.seq.Load() == seq {
+						if int(kl) != len(key) || unsafe.String(k, kl) != key {
+							break // another key: go on probing
+						}
+						if exp != 0 && s.expired(exp) {
+							return nil, false
+						}
+						if s.lfu != nil {
+							s.lfu.hit(e, h)
+						}
+						if vl == 0 {
+							return emptyValue, true
+						}
+						return unsafe.Slice(v, vl), true // cap == len: an append reallocates
+					}
+				}
+				if tries >= 8 {
+					runtime.Gosched() // the writer was preempted between its two increments
+				}
+			}
+		}
+		if hasEmpty(ctrl) {
+			return nil, false
+		}
+		i = (i + 1) & t.mask
 	}
-	if s.lfu != nil {
-		s.lfu.hit(e, h)
-	}
-	return st, true
+	return nil, false
 }
 
 // Get returns the stored bytes themselves; callers must not modify them.
@@ -271,10 +325,8 @@ func (s *Simple) Get(_ context.Context, key string) ([]byte, bool, error) {
 	if t == nil {
 		return nil, false, ErrClosed
 	}
-	if st, ok := s.lookup(t, key); ok {
-		return st.bytes(), true, nil
-	}
-	return nil, false, nil
+	v, ok := s.lookup(t, key)
+	return v, ok, nil
 }
 
 // GetMany returns the stored bytes of keys, nil for a miss.
@@ -285,9 +337,7 @@ func (s *Simple) GetMany(_ context.Context, keys []string) ([][]byte, error) {
 	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
-		if st, ok := s.lookup(t, k); ok {
-			out[i] = st.bytes()
-		}
+		out[i], _ = s.lookup(t, k)
 	}
 	return out, nil
 }
@@ -401,7 +451,7 @@ func (s *Simple) Inc(_ context.Context, key string, delta int64, ttl time.Durati
 	if n, err = addInt64(n, delta); err != nil {
 		return 0, err
 	}
-	t.at(at).store(st.key, formatInt(n), st.expires) // in place: position and expiry stay
+	t.at(at).storeValue(formatInt(n), st.expires) // in place: position and expiry stay
 	return n, nil
 }
 
@@ -464,7 +514,7 @@ func (s *Simple) store(key string, h uint64, value []byte, ttl time.Duration) er
 	at, found := t.locate(key, h)
 	if found {
 		e := t.at(at)
-		e.store(key, value, expires)
+		e.storeValue(value, expires)
 		unlinkClass(e)
 		s.linkClass(e, ttl)
 		if s.lfu != nil { // an overwrite is a read as far as the policy is concerned

@@ -138,7 +138,7 @@ func (t *simpleTable) locate(key string, h uint64) (at slot, found bool) {
 		ctrl := b.ctrl.Load()
 		for m := matchTag(ctrl, tag); m != 0; m &= m - 1 {
 			j := bits.TrailingZeros64(m) / 8
-			if e := b.slots[j].Load(); e != nil && e.load().key == key {
+			if e := b.slots[j].Load(); e != nil && e.keyIs(key) {
 				return slot{i, j}, true
 			}
 		}
