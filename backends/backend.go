@@ -13,7 +13,9 @@ import (
 // Every method must be safe for concurrent use. Keys arrive already prefixed.
 // A ttl is never negative: 0 means the entry never expires. Value slices
 // returned by Get and GetMany may share memory with the backend and must not
-// be modified by the caller; slices passed to Set, SetMany and Add belong to
+// be modified by the caller, nor by the backend afterwards (fragment hands a
+// hit to the page, and html/template as a string, without copying it);
+// slices passed to Set, SetMany and Add belong to
 // the backend after the call. A found value is never nil (use a non-nil empty
 // slice), because nil marks a miss in GetMany.
 //

@@ -224,35 +224,61 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // are *SiteError naming the block's position; an error from body is
 // returned as body returned it, and nothing is stored.
 func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) error {
+	frag, err := c.execute(ctx, call, w, body)
+	if err != nil || len(frag) == 0 {
+		return err
+	}
+	_, err = w.Write(frag)
+	return err
+}
+
+// Fragment is Render for an engine that prints a block's output as a
+// value rather than writing it (html/template's functions return
+// template.HTML): it returns the block's output. On a hit the slice is
+// the stored value itself, not a copy; after a render it is the fragment
+// just stored. It must not be modified, and nothing modifies it later (a
+// backends.Backend never changes a value it returned, and fragment never
+// reuses one), so an engine may hand it on as a string without copying it.
+// Errors are Render's.
+func (c *Cache) Fragment(ctx context.Context, call Call, body func(io.Writer) error) ([]byte, error) {
+	return c.execute(ctx, call, nil, body)
+}
+
+// execute runs one block for Render and Fragment. It returns the block's
+// output when it has it as an immutable slice (a stored value, a stale
+// copy, a render it stored). A block rendered without the cache (a backend
+// failure, "del", a cycle of blocks) is written straight into w, and
+// execute returns a nil slice; with a nil w (Fragment) it is rendered into
+// a buffer of its own, which execute returns.
+func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	mode, ttl, err := parseTimeout(call.Timeout)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	key, err := c.blockKey(call)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	if mode == deleteKey {
 		c.deletes.Add(1)
 		if _, err := c.store.Delete(ctx, key); err != nil {
 			if err := c.backendError(call.Site, "delete", err); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return body(w)
+		return uncached(w, body)
 	}
 
 	v, err := c.store.GetValue(ctx, key)
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
-			return err
+			return nil, err
 		}
 		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		}
-		return body(w)
+		return uncached(w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
 		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
@@ -261,8 +287,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 			if c.copies != nil && m.stale != 0 {
 				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
 			}
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		case xfetch.Early:
 			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, false)
 		case xfetch.Stale:
@@ -295,8 +320,20 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	if err != nil {
 		return c.flightError(err, call, w, body)
 	}
-	_, err = w.Write(out)
-	return err
+	return out, nil
+}
+
+// uncached renders a block without the cache: into w, or, when w is nil,
+// into a buffer it returns.
+func uncached(w io.Writer, body func(io.Writer) error) ([]byte, error) {
+	if w != nil {
+		return nil, body(w)
+	}
+	var buf bytes.Buffer
+	if err := body(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // errServeStale is fill's answer when another process holds the lock of a
@@ -304,18 +341,17 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 var errServeStale = errors.New("another process refreshes the fragment")
 
 // refresh re-renders a stale fragment (or one drawn for early refresh)
-// once per process: the caller that gets the flight renders it and writes
+// once per process: the caller that gets the flight renders it and returns
 // the new fragment; any other, and any render whose refresh another
-// process holds the lock of, writes old, the stored fragment.
-func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) error {
-	serveOld := func() error {
+// process holds the lock of, returns old, the stored fragment.
+func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) ([]byte, error) {
+	serveOld := func() ([]byte, error) {
 		if expiredCopy {
 			c.staleHits.Add(1)
 		} else {
 			c.hits.Add(1)
 		}
-		_, err := w.Write(old)
-		return err
+		return old, nil
 	}
 	out, ran, err := c.group.TryDo(ctx, key, func() ([]byte, error) {
 		out, _, err := c.fill(ctx, call, key, mode, ttl, body, true)
@@ -327,8 +363,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	case err != nil:
 		return c.flightError(err, call, w, body)
 	}
-	_, err = w.Write(out)
-	return err
+	return out, nil
 }
 
 // fill is a flight's work for key: take the cross-process lock when asked
@@ -378,8 +413,9 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	return out, false, nil
 }
 
-// flightError handles an error of the flight group or of a flight.
-func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) error {
+// flightError handles an error of the flight group or of a flight; a
+// block it renders uncached goes where uncached puts it.
+func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	switch err {
 	case flight.ErrCycle:
 		// Another goroutine renders this key and waits, through blocks
@@ -387,13 +423,13 @@ func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writ
 		// render this block uncached rather than deadlock or fail the
 		// page.
 		c.renders.Add(1)
-		return body(w)
+		return uncached(w, body)
 	case ErrRecursive:
 		// Only the group's own refusal names this block; an ErrRecursive
 		// inside a body's error already names the block that re-entered.
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
-	return err
+	return nil, err
 }
 
 // fragmentOf returns the fragment a stored value holds and its header; ok
