@@ -1,11 +1,12 @@
 package htmltemplate
 
 import (
+	"bytes"
 	"fmt"
 	"html/template"
 	"io"
 	"reflect"
-	"sync"
+	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
 )
@@ -114,19 +115,23 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 		}
 		call.VaryOn = v
 	}
-	w := bufPool.Get().(*htmlBuffer)
-	defer w.release()
 	body := func(w io.Writer) error { return b.execute(w, dot, root) }
+	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		err = fc.Render(b.set.ctxs.current(), call, w, body)
+		frag, err = fc.Fragment(b.set.ctxs.current(), call, body)
 	} else {
-		err = body(w)
+		var buf bytes.Buffer
+		err = body(&buf)
+		frag = buf.Bytes()
 	}
 	if err != nil {
 		return "", err
 	}
-	return template.HTML(w.b), nil
+	// The fragment's bytes are never modified (fragment.Cache.Fragment
+	// says so; an uncached render's buffer is this call's own), so the
+	// string shares them: a hit copies the fragment once, into the page.
+	return template.HTML(unsafe.String(unsafe.SliceData(frag), len(frag))), nil
 }
 
 // execute renders the body for the value of the dot and $ at the block.
@@ -155,26 +160,3 @@ func single(v any) any {
 	arr.Index(0).Set(reflect.ValueOf(v))
 	return arr.Interface()
 }
-
-// htmlBuffer collects a fragment; pooled, so a hit costs only the string
-// that becomes the template.HTML.
-type htmlBuffer struct{ b []byte }
-
-func (w *htmlBuffer) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-// maxPooled is the largest buffer kept for reuse, so one huge fragment
-// does not pin its memory.
-const maxPooled = 64 << 10
-
-func (w *htmlBuffer) release() {
-	if cap(w.b) > maxPooled {
-		return
-	}
-	w.b = w.b[:0]
-	bufPool.Put(w)
-}
-
-var bufPool = sync.Pool{New: func() any { return new(htmlBuffer) }}
