@@ -281,7 +281,7 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		return uncached(w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
-		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
+		switch m.freshness(c.opts.EarlyRefresh) {
 		case xfetch.Fresh:
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
@@ -305,7 +305,7 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+			if frag, m, ok := c.fragmentOf(v); ok && m.freshness(0) != xfetch.Stale {
 				servedByOther = true
 				return bytes.Clone(frag), nil
 			}
