@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
@@ -104,25 +105,26 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 				ErrSameLine, b.lineMate)}
 		}
 	}
+	x := executionPool.Get().(*execution)
+	defer x.release()
+	x.b, x.dot, x.root = b, dot, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
 	case len(b.vary) > 0:
-		// Render's parameter leaks, so this is allocated; only here.
-		v := make([]any, len(b.vary))
-		for i, r := range b.vary {
-			v[i] = r.get(dyn)
+		v := x.vary[:0]
+		for _, r := range b.vary {
+			v = append(v, r.get(dyn))
 		}
-		call.VaryOn = v
+		x.vary, call.VaryOn = v, v
 	}
-	body := func(w io.Writer) error { return b.execute(w, dot, root) }
 	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		frag, err = fc.Fragment(b.set.ctxs.current(), call, body)
+		frag, err = fc.Fragment(b.set.ctxs.current(), call, x.body)
 	} else {
 		var buf bytes.Buffer
-		err = body(&buf)
+		err = x.body(&buf)
 		frag = buf.Bytes()
 	}
 	if err != nil {
@@ -132,6 +134,30 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 	// says so; an uncached render's buffer is this call's own), so the
 	// string shares them: a hit copies the fragment once, into the page.
 	return template.HTML(unsafe.String(unsafe.SliceData(frag), len(frag))), nil
+}
+
+// execution is what one call of a block hands fragment.Cache.Fragment,
+// pooled so that a hit allocates neither the body's closure nor the
+// vary_on slice (Fragment keeps neither after it returns).
+type execution struct {
+	b         *block
+	dot, root any
+	body      func(io.Writer) error // x.render, bound once
+	vary      []any
+}
+
+var executionPool = sync.Pool{New: func() any {
+	x := new(execution)
+	x.body = x.render
+	return x
+}}
+
+func (x *execution) render(w io.Writer) error { return x.b.execute(w, x.dot, x.root) }
+
+func (x *execution) release() {
+	clear(x.vary) // do not keep the values alive
+	x.b, x.dot, x.root, x.vary = nil, nil, nil, x.vary[:0]
+	executionPool.Put(x)
 }
 
 // execute renders the body for the value of the dot and $ at the block.
