@@ -132,10 +132,12 @@ var (
 	})
 )
 
-type pongo2Floor string
+// pongo2Floor writes precomputed bytes: WriteString would copy them into
+// a []byte on the way to an io.Writer.
+type pongo2Floor []byte
 
 func (n pongo2Floor) Execute(_ *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	_, _ = w.WriteString(string(n))
+	_, _ = w.Write(n)
 	return nil
 }
 
