@@ -132,8 +132,9 @@ type Cache struct {
 	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
 	staleHits, refreshes, lockWaits                             atomic.Uint64
 
-	headed bool                      // store fragments behind a header
-	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
+	headed    bool                      // store fragments behind a header
+	inProcess bool                      // the backend is Simple or Null: a store never blocks
+	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -162,6 +163,10 @@ func New(store *backends.Cache, opts Options) *Cache {
 		prefix += opts.Version + ":"
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix}
+	switch store.Backend().(type) {
+	case *backends.Simple, *backends.Null:
+		c.inProcess = true
+	}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
@@ -492,6 +497,15 @@ func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutM
 // past its deadline. The error is the backend's, in strict mode, when the
 // store finished while the request waited.
 func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	if c.inProcess {
+		// An in-process store returns at once: it needs neither a
+		// timeout (a timer per miss) nor a goroutine, only to outlive
+		// the request's cancellation.
+		if err := c.set(context.WithoutCancel(ctx), key, value, mode, ttl); err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
 	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
 		defer cancel()
