@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/internal/memcache"
+	"github.com/fragcache/fragcache/internal/namespace"
 	"github.com/fragcache/fragcache/keys"
 )
 
@@ -64,7 +65,6 @@ const (
 	// 1m): no item a default server stores is refused.
 	DefaultMemcachedMaxValueSize = memcache.DefaultMaxValueSize
 
-	memcachedDefaultNamespaceRefresh = time.Second
 	// memcachedMaxRelative is the longest exptime memcached reads as
 	// seconds from now; larger ones are absolute Unix times.
 	memcachedMaxRelative = 30 * 24 * 60 * 60
@@ -223,21 +223,9 @@ type Memcached struct {
 	spread     bool
 	chunkSize  int
 	maxChunks  int
-	namespaces []*memcachedNamespace // shortest first, so nested ones come in order
-	refresh    time.Duration
+	namespaces *namespace.Set
 	now        func() time.Time
 	closed     atomic.Bool
-}
-
-type memcachedNamespace struct {
-	prefix string
-	genKey string
-	cur    atomic.Pointer[memcachedGen]
-}
-
-type memcachedGen struct {
-	text string // the generation in base 36, as it goes into keys
-	read time.Time
 }
 
 // NewMemcached returns a backend for the servers opts names. It does not
@@ -274,7 +262,6 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		spread:    opts.Spread,
 		chunkSize: opts.ChunkSize,
 		maxChunks: opts.MaxChunks,
-		refresh:   opts.NamespaceRefresh,
 		now:       time.Now,
 	}
 	if m.chunkSize == 0 {
@@ -287,18 +274,15 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		return nil, fmt.Errorf("%w: memcached chunk size %d plus its %d-byte header is over the value limit of %d (CACHE_OPTIONS max_value_size)",
 			ErrConfig, m.chunkSize, spreadHeader0Len, maxValue)
 	}
-	if m.refresh == 0 {
-		m.refresh = memcachedDefaultNamespaceRefresh
-	}
-	for _, ns := range opts.Namespaces {
+	m.namespaces, err = namespace.New(opts.Namespaces, opts.NamespaceRefresh, func(ns string) error {
 		if ns == "" {
-			return nil, fmt.Errorf("%w: empty memcached namespace: Clear(\"\") flushes the servers without one", ErrConfig)
+			return fmt.Errorf("%w: empty memcached namespace: Clear(\"\") flushes the servers without one", ErrConfig)
 		}
-		if !slices.ContainsFunc(m.namespaces, func(n *memcachedNamespace) bool { return n.prefix == ns }) {
-			m.namespaces = append(m.namespaces, &memcachedNamespace{prefix: ns, genKey: keys.SafeKey(memcachedGenName + ns)})
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	slices.SortStableFunc(m.namespaces, func(a, b *memcachedNamespace) int { return len(a.prefix) - len(b.prefix) })
 	return m, nil
 }
 
@@ -670,21 +654,14 @@ func (m *Memcached) Clear(ctx context.Context, prefix string) error {
 	}
 	if prefix == "" {
 		err := m.client.FlushAll(ctx)
-		for _, ns := range m.namespaces {
-			ns.cur.Store(nil) // flushed with everything else
-		}
+		m.namespaces.ForgetAll() // flushed with everything else
 		return memcachedError(err)
 	}
-	i := slices.IndexFunc(m.namespaces, func(ns *memcachedNamespace) bool { return ns.prefix == prefix })
-	if i < 0 {
-		declared := make([]string, len(m.namespaces))
-		for j, ns := range m.namespaces {
-			declared[j] = ns.prefix
-		}
-		return fmt.Errorf("%w: %s: memcached cannot list keys, so Clear(%q) needs %q declared as a namespace (MemcachedOptions.Namespaces, CACHE_OPTIONS namespaces, or CACHE_KEY_PREFIX); declared: %q",
-			errors.ErrUnsupported, m, prefix, prefix, declared)
+	ns := m.namespaces.Lookup(prefix)
+	if ns == nil {
+		return m.namespaces.Undeclared(m.String(), "memcached", "MemcachedOptions.Namespaces", prefix)
 	}
-	_, err := m.bumpGen(ctx, m.namespaces[i], 1)
+	_, err := m.bumpGen(ctx, ns, 1)
 	return err
 }
 
@@ -812,23 +789,27 @@ func (m *Memcached) itemKey(ctx context.Context, key string) (string, error) {
 // and every enclosing namespace's generation is inserted too, two different
 // keys never give the same result.
 func (m *Memcached) logical(ctx context.Context, key string) (string, error) {
+	if m.namespaces.Len() == 0 {
+		return key, nil
+	}
 	var b strings.Builder
 	pos := 0
-	for _, ns := range m.namespaces {
-		if !strings.HasPrefix(key, ns.prefix) {
-			continue
-		}
-		gen, err := m.gen(ctx, ns)
+	err := m.namespaces.Containing(key, func(ns *namespace.Namespace) error {
+		gen, err := m.namespaces.Generation(ctx, ns, func(ctx context.Context) (string, error) { return m.bumpGen(ctx, ns, 0) })
 		if err != nil {
-			return "", err
+			return err
 		}
 		if pos == 0 {
 			b.Grow(len(key) + 16)
 		}
-		b.WriteString(key[pos:len(ns.prefix)])
+		b.WriteString(key[pos:len(ns.Prefix)])
 		b.WriteString(gen)
 		b.WriteByte(':')
-		pos = len(ns.prefix)
+		pos = len(ns.Prefix)
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	if pos == 0 {
 		return key, nil
@@ -837,42 +818,32 @@ func (m *Memcached) logical(ctx context.Context, key string) (string, error) {
 	return b.String(), nil
 }
 
-// gen returns the current generation of ns, from the local copy if it is
-// fresh enough.
-func (m *Memcached) gen(ctx context.Context, ns *memcachedNamespace) (string, error) {
-	if m.refresh > 0 {
-		if g := ns.cur.Load(); g != nil && m.now().Sub(g.read) < m.refresh {
-			return g.text, nil
-		}
-	}
-	return m.bumpGen(ctx, ns, 0)
-}
-
 // bumpGen adds delta to the generation of ns and remembers the result. A
 // missing generation (a new namespace, a flushed or evicting server) is
 // created at a random number rather than a constant, so that entries
 // written under an earlier generation stay unreachable.
-func (m *Memcached) bumpGen(ctx context.Context, ns *memcachedNamespace, delta uint64) (string, error) {
+func (m *Memcached) bumpGen(ctx context.Context, ns *namespace.Namespace, delta uint64) (string, error) {
+	genKey := keys.SafeKey(memcachedGenName + ns.Prefix)
 	for range memcachedMaxAttempts {
-		v, err := m.client.Incr(ctx, ns.genKey, delta, uint64(rand.Uint32()), 0)
+		v, err := m.client.Incr(ctx, genKey, delta, uint64(rand.Uint32()), 0)
 		switch {
 		case err == memcache.ErrNotStored:
 			continue // created by another client at the same moment
 		case errors.Is(err, memcache.ErrNonNumeric):
 			// Overwritten by someone: start a new generation.
-			err = m.client.Set(ctx, memcache.Item{Key: ns.genKey, Value: strconv.AppendUint(nil, uint64(rand.Uint32()), 10)})
+			err = m.client.Set(ctx, memcache.Item{Key: genKey, Value: strconv.AppendUint(nil, uint64(rand.Uint32()), 10)})
 			if err != nil {
-				return "", fmt.Errorf("memcached: reset the generation of namespace %q: %w", ns.prefix, memcachedError(err))
+				return "", fmt.Errorf("memcached: reset the generation of namespace %q: %w", ns.Prefix, memcachedError(err))
 			}
 			continue
 		case err != nil:
-			return "", fmt.Errorf("memcached: generation of namespace %q: %w", ns.prefix, memcachedError(err))
+			return "", fmt.Errorf("memcached: generation of namespace %q: %w", ns.Prefix, memcachedError(err))
 		}
-		g := &memcachedGen{text: strconv.FormatUint(v, 36), read: m.now()}
-		ns.cur.Store(g)
-		return g.text, nil
+		gen := strconv.FormatUint(v, 36)
+		m.namespaces.Remember(ns, gen)
+		return gen, nil
 	}
-	return "", fmt.Errorf("memcached: generation of namespace %q kept changing over %d attempts", ns.prefix, memcachedMaxAttempts)
+	return "", fmt.Errorf("memcached: generation of namespace %q kept changing over %d attempts", ns.Prefix, memcachedMaxAttempts)
 }
 
 // Spread chunks. Chunk 0 starts with spreadHeader0Len bytes: a magic byte,

@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/internal/namespace"
 )
 
 func TestMemcachedExptime(t *testing.T) {
@@ -84,13 +86,12 @@ func TestMemcachedStoredForms(t *testing.T) {
 }
 
 func TestMemcachedLogicalKeysAreDistinct(t *testing.T) {
-	m := &Memcached{now: time.Now, refresh: time.Hour}
-	for _, p := range []string{"a:", "a:1:"} {
-		m.namespaces = append(m.namespaces, &memcachedNamespace{prefix: p})
+	ns, err := namespace.New([]string{"a:", "a:1:"}, time.Hour, nil)
+	require.NoError(t, err)
+	for _, p := range ns.Prefixes() {
+		ns.Remember(ns.Lookup(p), "1")
 	}
-	for _, ns := range m.namespaces {
-		ns.cur.Store(&memcachedGen{text: "1", read: time.Now()})
-	}
+	m := &Memcached{now: time.Now, namespaces: ns}
 	ctx := t.Context()
 	// With one generation inserted after the longest namespace only,
 	// "a:1:k" (in a:1:) and "a:k" (in a: with generation 1) could meet;

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fragcache/fragcache/internal/namespace"
 	"github.com/fragcache/fragcache/internal/uwsgi"
 )
 
@@ -56,9 +57,8 @@ const (
 	// so that a few processes sharing one server stay under it too.
 	DefaultUWSGIMaxConns = 32
 
-	uwsgiDefaultDialTimeout      = time.Second
-	uwsgiDefaultReadTimeout      = 3 * time.Second
-	uwsgiDefaultNamespaceRefresh = time.Second
+	uwsgiDefaultDialTimeout = time.Second
+	uwsgiDefaultReadTimeout = 3 * time.Second
 	// uwsgiParallelism bounds the connections one many-key operation opens
 	// at once: enough to overlap round trips, few enough not to flood the
 	// server's listen backlog (100 by default) from one call.
@@ -182,18 +182,9 @@ type UWSGIOptions struct {
 type UWSGI struct {
 	client           uwsgi.Client
 	maxValue, maxKey int
-	namespaces       []string // longest first, so the first match is the longest
-	refresh          time.Duration
+	namespaces       *namespace.Set
 	now              func() time.Time
 	closed           atomic.Bool
-
-	mu     sync.Mutex
-	tokens map[string]uwsgiNSToken
-}
-
-type uwsgiNSToken struct {
-	token [uwsgiToken]byte
-	read  time.Time
 }
 
 // uwsgiEntry is what a read found under a key.
@@ -218,9 +209,7 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 		},
 		maxValue: opts.MaxValueSize,
 		maxKey:   opts.MaxKeySize,
-		refresh:  opts.NamespaceRefresh,
 		now:      time.Now,
-		tokens:   map[string]uwsgiNSToken{},
 	}
 	if u.client.Addr == "" {
 		u.client.Addr = DefaultUWSGIAddr
@@ -261,20 +250,19 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 	if u.maxKey == 0 {
 		u.maxKey = DefaultUWSGIMaxKeySize
 	}
-	if u.refresh == 0 {
-		u.refresh = uwsgiDefaultNamespaceRefresh
-	}
-	for _, ns := range opts.Namespaces {
+	var err error
+	u.namespaces, err = namespace.New(opts.Namespaces, opts.NamespaceRefresh, func(ns string) error {
 		switch {
 		case ns == "":
-			return nil, fmt.Errorf("%w: empty uWSGI namespace: Clear(\"\") clears the whole cache without one", ErrConfig)
+			return fmt.Errorf("%w: empty uWSGI namespace: Clear(\"\") clears the whole cache without one", ErrConfig)
 		case len(uwsgiTokenPrefix)+len(ns) > u.maxKey:
-			return nil, fmt.Errorf("%w: uWSGI namespace of %d bytes is too long for the %d-byte key limit", ErrConfig, len(ns), u.maxKey)
-		case !slices.Contains(u.namespaces, ns):
-			u.namespaces = append(u.namespaces, ns)
+			return fmt.Errorf("%w: uWSGI namespace of %d bytes is too long for the %d-byte key limit", ErrConfig, len(ns), u.maxKey)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	slices.SortStableFunc(u.namespaces, func(a, b string) int { return len(b) - len(a) })
 	return u, nil
 }
 
@@ -558,20 +546,15 @@ func (u *UWSGI) Clear(ctx context.Context, prefix string) error {
 		if err != nil {
 			return fmt.Errorf("uwsgi cache %s: clear: %w", u, err)
 		}
-		u.mu.Lock()
-		clear(u.tokens) // the clear removed them from the server too
-		u.mu.Unlock()
+		u.namespaces.ForgetAll() // the clear removed them from the server too
 		return nil
 	}
-	if !slices.Contains(u.namespaces, prefix) {
-		return fmt.Errorf("%w: uwsgi cache %s: uWSGI cannot list keys, so Clear(%q) needs %q declared as a namespace (UWSGIOptions.Namespaces, CACHE_OPTIONS namespaces, or CACHE_KEY_PREFIX); declared: %q",
-			errors.ErrUnsupported, u, prefix, prefix, u.namespaces)
+	if u.namespaces.Lookup(prefix) == nil {
+		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "UWSGIOptions.Namespaces", prefix)
 	}
-	for _, ns := range u.namespaces {
-		if strings.HasPrefix(ns, prefix) {
-			if _, err := u.newToken(ctx, ns, "update"); err != nil {
-				return err
-			}
+	for _, ns := range u.namespaces.Within(prefix) {
+		if _, err := u.newToken(ctx, ns, "update"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -600,16 +583,6 @@ func (u *UWSGI) checkKey(key string) error {
 			ErrUWSGIMalformedKey, key, len(key), u.maxKey)
 	}
 	return nil
-}
-
-// namespaceOf returns the longest declared namespace key is in, or "".
-func (u *UWSGI) namespaceOf(key string) string {
-	for _, ns := range u.namespaces {
-		if strings.HasPrefix(key, ns) {
-			return ns
-		}
-	}
-	return ""
 }
 
 // read gets key and decides whether its entry is live: not expired by this
@@ -654,7 +627,7 @@ func (u *UWSGI) read(ctx context.Context, key string) (uwsgiEntry, error) {
 		}
 		stamp, rest = rest[:uwsgiToken], rest[uwsgiToken:]
 	}
-	if ns := u.namespaceOf(key); ns != "" {
+	if ns := u.namespaces.Longest(key); ns != nil {
 		// A value without a token was written by a client that does not
 		// declare the namespace, so Clear cannot have reached it: dead.
 		if stamp == nil {
@@ -689,12 +662,12 @@ func (u *UWSGI) store(ctx context.Context, cmd, key string, value []byte, expire
 	if err := u.checkKey(key); err != nil {
 		return err
 	}
-	ns := u.namespaceOf(key)
+	ns := u.namespaces.Longest(key)
 	size := 1 + len(value)
 	if expires != 0 {
 		size += uwsgiExpiry
 	}
-	if ns != "" {
+	if ns != nil {
 		size += uwsgiToken
 	}
 	if size > u.maxValue {
@@ -713,7 +686,7 @@ func (u *UWSGI) store(ctx context.Context, cmd, key string, value []byte, expire
 		left := max(expires-u.now().UnixMilli(), 1)
 		secs = (left+999)/1000 + 1
 	}
-	if ns != "" {
+	if ns != nil {
 		token, err := u.token(ctx, ns)
 		if err != nil {
 			return err
@@ -753,24 +726,29 @@ func (u *UWSGI) opError(cmd, key string, err error) error {
 
 // token returns the current token of namespace ns, from the local copy if
 // it is fresh enough.
-func (u *UWSGI) token(ctx context.Context, ns string) ([uwsgiToken]byte, error) {
-	if u.refresh > 0 {
-		u.mu.Lock()
-		t, ok := u.tokens[ns]
-		u.mu.Unlock()
-		if ok && u.now().Sub(t.read) < u.refresh {
-			return t.token, nil
-		}
+func (u *UWSGI) token(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
+	t, err := u.namespaces.Generation(ctx, ns, func(ctx context.Context) (string, error) {
+		t, err := u.readToken(ctx, ns)
+		return string(t[:]), err
+	})
+	if err != nil {
+		return [uwsgiToken]byte{}, err
 	}
+	return [uwsgiToken]byte([]byte(t)), nil
+}
+
+// readToken reads the token of ns from the server, creating it if it is
+// missing or replacing it if it is malformed.
+func (u *UWSGI) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
 	var err error
 	for range uwsgiMaxAttempts {
 		var raw []byte
-		raw, _, err = u.client.Get(ctx, uwsgiTokenPrefix+ns)
+		raw, _, err = u.client.Get(ctx, uwsgiTokenPrefix+ns.Prefix)
 		if err == nil && len(raw) == uwsgiToken {
-			return u.remember(ns, [uwsgiToken]byte(raw)), nil
+			return [uwsgiToken]byte(raw), nil
 		}
 		if err != nil && !errors.Is(err, uwsgi.ErrNoReply) {
-			return [uwsgiToken]byte{}, u.opError("get token of namespace", ns, err)
+			return [uwsgiToken]byte{}, u.opError("get token of namespace", ns.Prefix, err)
 		}
 		// A missing token (a new namespace, a cleared or evicting cache)
 		// is created rather than read as a constant, so that values
@@ -789,24 +767,18 @@ func (u *UWSGI) token(ctx context.Context, ns string) ([uwsgiToken]byte, error) 
 }
 
 // newToken writes a fresh random token for ns with cmd and remembers it.
-func (u *UWSGI) newToken(ctx context.Context, ns, cmd string) ([uwsgiToken]byte, error) {
+func (u *UWSGI) newToken(ctx context.Context, ns *namespace.Namespace, cmd string) ([uwsgiToken]byte, error) {
 	var t [uwsgiToken]byte
 	binary.LittleEndian.PutUint64(t[:], rand.Uint64())
 	var err error
 	if cmd == "set" {
-		err = u.client.Set(ctx, uwsgiTokenPrefix+ns, 0, t[:])
+		err = u.client.Set(ctx, uwsgiTokenPrefix+ns.Prefix, 0, t[:])
 	} else {
-		err = u.client.Update(ctx, uwsgiTokenPrefix+ns, 0, t[:])
+		err = u.client.Update(ctx, uwsgiTokenPrefix+ns.Prefix, 0, t[:])
 	}
-	if err = u.writeError(cmd+" token of namespace", ns, len(t), err); err != nil {
+	if err = u.writeError(cmd+" token of namespace", ns.Prefix, len(t), err); err != nil {
 		return [uwsgiToken]byte{}, err
 	}
-	return u.remember(ns, t), nil
-}
-
-func (u *UWSGI) remember(ns string, t [uwsgiToken]byte) [uwsgiToken]byte {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.tokens[ns] = uwsgiNSToken{token: t, read: u.now()}
-	return t
+	u.namespaces.Remember(ns, string(t[:]))
+	return t, nil
 }
