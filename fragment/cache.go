@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
@@ -129,24 +130,18 @@ type Cache struct {
 
 	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
-	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
-	staleHits, refreshes, lockWaits                             atomic.Uint64
+	hits, misses, renders, waits, deletes atomic.Uint64
+	staleHits, refreshes, lockWaits       atomic.Uint64
+	failures                              *failopen.Reporter
 
 	headed bool                      // store fragments behind a header
 	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
 }
 
 // New returns a fragment Cache storing into store.
 func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
 	}
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = time.Second
@@ -161,7 +156,8 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
 	}
-	c := &Cache{store: store, opts: opts, prefix: prefix}
+	c := &Cache{store: store, opts: opts, prefix: prefix,
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
@@ -185,8 +181,8 @@ func (c *Cache) Stats() Stats {
 		Waits:         c.waits.Load(),
 		Waiting:       uint64(c.group.Waiting()),
 		Deletes:       c.deletes.Load(),
-		BackendErrors: c.backendErrors.Load(),
-		Skips:         c.skips.Load(),
+		BackendErrors: c.failures.Errors(),
+		Skips:         c.failures.Skips(),
 		Breaker:       c.breakerState(),
 		StaleHits:     c.staleHits.Load(),
 		Refreshes:     c.refreshes.Load(),
@@ -526,28 +522,12 @@ func (c *Cache) blockKey(call Call) (string, error) {
 // otherwise it logs it (at most once per LogInterval) and returns nil so the
 // block renders uncached.
 func (c *Cache) backendError(site *Site, op string, err error) error {
-	if errors.Is(err, backends.ErrBreakerOpen) {
-		c.skips.Add(1)
-	} else {
-		c.backendErrors.Add(1)
-	}
+	skipped := c.failures.Count(err)
 	if c.opts.Strict {
 		return &SiteError{Site: site, Err: err}
 	}
-	if errors.Is(err, backends.ErrBreakerOpen) {
-		return nil // the breaker logged that it opened
+	if !skipped { // a skip is not logged: the breaker logged that it opened
+		c.failures.Report(err, "op", op, "site", site.String())
 	}
-	c.logMu.Lock()
-	now := time.Now()
-	if now.Sub(c.lastLog) < c.opts.LogInterval {
-		c.suppressed++
-		c.logMu.Unlock()
-		return nil
-	}
-	suppressed := c.suppressed
-	c.lastLog, c.suppressed = now, 0
-	c.logMu.Unlock()
-	c.opts.Logger.Warn("fragcache: cache backend failed, rendering uncached",
-		"op", op, "site", site.String(), "err", err, "suppressed_since_last_report", suppressed)
 	return nil
 }

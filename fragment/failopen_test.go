@@ -111,15 +111,11 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 
 // passLogInterval makes the last backend error report older than the
 // cache's LogInterval, instead of waiting that long.
-func passLogInterval(c *Cache) {
-	c.logMu.Lock()
-	c.lastLog = c.lastLog.Add(-c.opts.LogInterval)
-	c.logMu.Unlock()
-}
+func passLogInterval(c *Cache) { c.failures.PassInterval() }
 
 func TestLogIntervalDefaultsToTenSeconds(t *testing.T) {
 	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
-	assert.Equal(t, 10*time.Second, c.opts.LogInterval)
+	assert.Equal(t, 10*time.Second, c.failures.Interval())
 	assert.Same(t, slog.Default(), c.opts.Logger)
 }
 

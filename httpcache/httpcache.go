@@ -10,11 +10,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 )
 
 // NoExpiry as Options.Timeout or a SetTimeout argument stores responses
@@ -138,11 +138,8 @@ type Cache struct {
 	hitHeader string
 	fills     fills
 
-	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries atomic.Uint64
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
+	hits, misses, runs, waits, bypasses, notStored, badEntries atomic.Uint64
+	failures                                                   *failopen.Reporter
 }
 
 // New returns a Cache storing into store. It panics, as for a programming
@@ -160,13 +157,11 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
-	}
 	if opts.MaxBodySize == 0 {
 		opts.MaxBodySize = DefaultMaxBodySize
 	}
-	c := &Cache{store: store, opts: opts, methods: opts.Methods, statuses: opts.Statuses, hitHeader: opts.HitHeader}
+	c := &Cache{store: store, opts: opts, methods: opts.Methods, statuses: opts.Statuses, hitHeader: opts.HitHeader,
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: httpcache: serving uncached")}
 	if c.methods == nil {
 		c.methods = []string{http.MethodGet, http.MethodHead}
 	}
@@ -191,7 +186,7 @@ func (c *Cache) Stats() Stats {
 		Waits:         c.waits.Load(),
 		Bypasses:      c.bypasses.Load(),
 		NotStored:     c.notStored.Load(),
-		BackendErrors: c.backendErrors.Load(),
+		BackendErrors: c.failures.Errors(),
 		BadEntries:    c.badEntries.Load(),
 	}
 }
@@ -641,22 +636,11 @@ func bodyAllowed(status int) bool {
 // backendError counts a backend failure and reports it; the request is
 // served uncached.
 func (c *Cache) backendError(op string, err error) {
-	c.backendErrors.Add(1)
+	c.failures.Count(err)
 	c.report(op, err)
 }
 
 // report logs err at most once per LogInterval, counting the rest.
 func (c *Cache) report(op string, err error) {
-	c.logMu.Lock()
-	now := time.Now()
-	if now.Sub(c.lastLog) < c.opts.LogInterval {
-		c.suppressed++
-		c.logMu.Unlock()
-		return
-	}
-	suppressed := c.suppressed
-	c.lastLog, c.suppressed = now, 0
-	c.logMu.Unlock()
-	c.opts.Logger.Warn("fragcache: httpcache: serving uncached",
-		"op", op, "err", err, "suppressed_since_last_report", suppressed)
+	c.failures.Report(err, "op", op)
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
@@ -175,14 +176,11 @@ type memo[R any] struct {
 	ignore []bool // by argument position
 	group  flight.Group[R]
 
-	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
-	staleHits, refreshes                                       atomic.Uint64
+	hits, misses, calls, waits, bypasses atomic.Uint64
+	staleHits, refreshes                 atomic.Uint64
+	failures                             *failopen.Reporter
 
 	copies *stalecopy.Copies[R] // results kept to return while the backend fails; nil when off
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
 }
 
 // anonymous matches the Go names of function literals (pkg.F.func1,
@@ -221,9 +219,6 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
-	}
 	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.RefreshTimeout < 0 {
 		panic(fmt.Sprintf("memoize: %s: negative StaleWhileRevalidate, EarlyRefresh or RefreshTimeout", name))
 	}
@@ -254,6 +249,8 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		verKey: name + "_memver",
 		seed:   seed.buf,
 		ignore: ignore,
+
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: memoize: cache failed"),
 	}
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
 		n := opts.StaleCopies
@@ -628,8 +625,8 @@ func (m *memo[R]) stats() Stats {
 		Calls:         m.calls.Load(),
 		Waits:         m.waits.Load(),
 		Bypasses:      m.bypasses.Load(),
-		BackendErrors: m.backendErrors.Load(),
-		Skips:         m.skips.Load(),
+		BackendErrors: m.failures.Errors(),
+		Skips:         m.failures.Skips(),
 		Breaker:       breakerState(m.cache),
 		StaleHits:     m.staleHits.Load(),
 		Refreshes:     m.refreshes.Load(),
@@ -647,37 +644,20 @@ func breakerState(c *backends.Cache) backends.BreakerState {
 // otherwise it reports it and returns nil, and the caller goes on without
 // the cache.
 func (m *memo[R]) backendError(op string, err error) error {
-	skipped := errors.Is(err, backends.ErrBreakerOpen)
-	if skipped {
-		m.skips.Add(1)
-	} else {
-		m.backendErrors.Add(1)
-	}
+	skipped := m.failures.Count(err)
 	err = wrap(m.name, op, err)
 	if m.opts.Strict {
 		return err
 	}
-	if skipped {
-		return nil // the breaker logged that it opened
+	if !skipped { // a skip is not logged: the breaker logged that it opened
+		m.report(op, err)
 	}
-	m.report(op, err)
 	return nil
 }
 
 // report logs err at most once per LogInterval, counting the rest.
 func (m *memo[R]) report(op string, err error) {
-	m.logMu.Lock()
-	now := time.Now()
-	if now.Sub(m.lastLog) < m.opts.LogInterval {
-		m.suppressed++
-		m.logMu.Unlock()
-		return
-	}
-	suppressed := m.suppressed
-	m.lastLog, m.suppressed = now, 0
-	m.logMu.Unlock()
-	m.opts.Logger.Warn("fragcache: memoize: cache failed",
-		"op", op, "func", m.name, "err", err, "suppressed_since_last_report", suppressed)
+	m.failures.Report(err, "op", op, "func", m.name)
 }
 
 // receiverID returns the identity of a method receiver.
