@@ -97,7 +97,7 @@ func TestHostileValuesDecodeWithinBoundsOrFail(t *testing.T) {
 	for _, hv := range hostileValues {
 		for _, dst := range decodeDsts {
 			t.Run(hv.name+" into "+dst.name, func(t *testing.T) {
-				require.NoError(t, s.Set(ctx, "k", []byte(hv.raw), 0))
+				require.NoError(t, s.Set(ctx, "k", []byte(hv.raw), backends.NoExpiry))
 				d := dst.new()
 				var err error
 				n := allocated(func() { _, err = c.Get(ctx, "k", d) })
@@ -113,7 +113,7 @@ func TestHostileValuesDecodeWithinBoundsOrFail(t *testing.T) {
 func TestExtHeaderHidingAMapIsErrDecode(t *testing.T) {
 	ctx := context.Background()
 	c, s := rawCache(backends.Options{})
-	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x00\xdf\xff\xff\xff\xff"), 0))
+	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x00\xdf\xff\xff\xff\xff"), backends.NoExpiry))
 	for _, dst := range []any{new(map[string]any), new(mapDoc), new(map[string]string), new(http.Header), new(map[int]int)} {
 		_, err := c.Get(ctx, "k", dst)
 		assert.ErrorIs(t, err, backends.ErrDecode, "into %T", dst)
@@ -124,7 +124,7 @@ func TestNilForATimeIsErrDecodeNotAPanic(t *testing.T) {
 	ctx := context.Background()
 	c, s := rawCache(backends.Options{})
 	for _, raw := range []string{"\xf7\x92\xa1x\xc0", "\xf7\x82\xa4Name\xa1x\xa2At\xc0"} {
-		require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+		require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 		var doc timeDoc
 		var err error
 		require.NotPanics(t, func() { _, err = c.Get(ctx, "k", &doc) })
@@ -211,7 +211,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(rawGet(f, s, "k"))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		require.NoError(t, s.Set(ctx, "k", raw, 0))
+		require.NoError(t, s.Set(ctx, "k", raw, backends.NoExpiry))
 		budget := decodeBudget(len(raw))
 		for _, dst := range decodeDsts {
 			d := dst.new()

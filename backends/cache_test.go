@@ -33,7 +33,7 @@ func (r *recorder) note(ttl time.Duration, keys ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keys = append(r.keys, keys...)
-	if ttl >= 0 {
+	if ttl != noTTL {
 		r.ttls = append(r.ttls, ttl)
 	}
 }
@@ -47,7 +47,7 @@ func (r *recorder) take() (keys []string, ttls []time.Duration) {
 	return keys, ttls
 }
 
-const noTTL = -1 // note an operation that takes no TTL
+const noTTL = time.Duration(math.MinInt64) // note an operation that takes no TTL
 
 func (r *recorder) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	r.note(noTTL, key)
@@ -187,9 +187,12 @@ func TestTimeoutResolution(t *testing.T) {
 		wantErr bool
 	}{
 		{"none means the default", nil, def, false},
-		{"zero means never expire", []time.Duration{0}, 0, false},
+		{"zero means the default", []time.Duration{0}, def, false},
+		{"NoExpiry never expires", []time.Duration{backends.NoExpiry}, backends.NoExpiry, false},
 		{"a positive timeout is used as given", []time.Duration{5 * time.Second}, 5 * time.Second, false},
-		{"negative is invalid", []time.Duration{-time.Second}, 0, true},
+		{"a nanosecond is a TTL", []time.Duration{time.Nanosecond}, time.Nanosecond, false},
+		{"negative other than NoExpiry is invalid", []time.Duration{-time.Second}, 0, true},
+		{"-2ns is invalid", []time.Duration{-2}, 0, true},
 		{"more than one is invalid", []time.Duration{time.Second, 2 * time.Second}, 0, true},
 	}
 	ctx := context.Background()
@@ -455,10 +458,44 @@ func TestBackendErrorsAreWrappedWithTheOperationAndKey(t *testing.T) {
 	}
 }
 
-func TestNewPanicsOnANegativeDefaultTimeout(t *testing.T) {
+func TestNewPanicsOnANegativeDefaultTimeoutOtherThanNoExpiry(t *testing.T) {
 	assert.Panics(t, func() {
 		backends.New(backends.NewSimple(0), backends.Options{DefaultTimeout: -time.Second})
 	})
+	assert.NotPanics(t, func() {
+		backends.New(backends.NewSimple(0), backends.Options{DefaultTimeout: backends.NoExpiry})
+	})
+}
+
+func TestTheDefaultTimeoutResolves(t *testing.T) {
+	tests := []struct {
+		name   string
+		option time.Duration
+		want   time.Duration
+	}{
+		{"0 is Flask's 300 s", 0, backends.DefaultTimeout},
+		{"NoExpiry never expires", backends.NoExpiry, backends.NoExpiry},
+		{"a positive default is used as given", time.Minute, time.Minute},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecorder()
+			c := backends.New(r, backends.Options{DefaultTimeout: tt.option})
+			assert.Equal(t, tt.want, c.DefaultTimeout())
+			for _, timeout := range [][]time.Duration{nil, {0}} {
+				got, err := c.Timeout(timeout...)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got, "Timeout(%v)", timeout)
+			}
+			require.NoError(t, c.Set(ctx, "k", 1))
+			_, err := c.Inc(ctx, "n", 1)
+			require.NoError(t, err)
+			_, ttls := r.take()
+			assert.Equal(t, []time.Duration{tt.want, tt.want}, ttls, "the backend sees the resolved TTL")
+		})
+	}
+	assert.Equal(t, 300*time.Second, backends.DefaultTimeout, "Flask-Caching's CACHE_DEFAULT_TIMEOUT")
 }
 
 func TestNewAppliesOptions(t *testing.T) {
@@ -471,5 +508,5 @@ func TestNewAppliesOptions(t *testing.T) {
 	zero := backends.New(s, backends.Options{})
 	d, err := zero.Timeout()
 	require.NoError(t, err)
-	assert.Equal(t, time.Duration(0), d, "the zero Options never expire entries")
+	assert.Equal(t, 300*time.Second, d, "the zero Options expire entries after Flask's 300 s")
 }

@@ -20,7 +20,7 @@ type Config struct {
 	NoNullWarning  bool           // CACHE_NO_NULL_WARNING
 	Args           []any          // CACHE_ARGS: positional arguments for a factory
 	Options        map[string]any // CACHE_OPTIONS: keyword options for the backend
-	DefaultTimeout time.Duration  // CACHE_DEFAULT_TIMEOUT (default 300 s; 0 = never expire)
+	DefaultTimeout time.Duration  // CACHE_DEFAULT_TIMEOUT (0: 300 s; NoExpiry: never; FromMap and FromEnv read Flask's 0 as NoExpiry)
 	IgnoreErrors   bool           // CACHE_IGNORE_ERRORS
 	Threshold      int            // CACHE_THRESHOLD (default 500; 0 = unlimited)
 	KeyPrefix      string         // CACHE_KEY_PREFIX (default "flask_cache_")
@@ -180,7 +180,7 @@ var configKeys = []configKey{
 		func(c *Config, s string) error { return jsonInto(s, &c.Options, "a JSON object") }},
 	{"CACHE_DEFAULT_TIMEOUT",
 		func(c *Config, v any) error {
-			d, err := seconds(v)
+			d, err := flaskTimeout(v)
 			c.DefaultTimeout = d
 			return err
 		},
@@ -189,7 +189,7 @@ var configKeys = []configKey{
 			if err != nil {
 				return fmt.Errorf("%q is not a number of seconds", s)
 			}
-			d, err := seconds(f)
+			d, err := flaskTimeout(f)
 			c.DefaultTimeout = d
 			return err
 		}},
@@ -353,7 +353,18 @@ func asInt(v any) (int, bool) {
 	return 0, false
 }
 
-// seconds converts a Flask timeout (int or float seconds, or a Duration).
+// flaskTimeout converts a timeout as Flask's settings give it (seconds, or
+// a Duration) to the Go convention: Flask's 0, never, is NoExpiry.
+func flaskTimeout(v any) (time.Duration, error) {
+	d, err := seconds(v)
+	if err == nil && d == 0 {
+		d = NoExpiry
+	}
+	return d, err
+}
+
+// seconds converts a Flask timeout (int or float seconds, or a Duration). A
+// positive number of seconds under a nanosecond is a nanosecond, never 0.
 func seconds(v any) (time.Duration, error) {
 	var d time.Duration
 	switch n := v.(type) {
@@ -365,7 +376,13 @@ func seconds(v any) (time.Duration, error) {
 		if math.IsNaN(n) || math.IsInf(n, 0) || math.Abs(n) > math.MaxInt64/float64(time.Second) {
 			return 0, fmt.Errorf("%v is not a usable number of seconds", n)
 		}
+		if n < 0 {
+			return 0, fmt.Errorf("%w: %v seconds is negative", ErrInvalidTimeout, n)
+		}
 		d = time.Duration(n * float64(time.Second))
+		if d == 0 && n > 0 {
+			d = time.Nanosecond
+		}
 	default:
 		i, ok := asInt(v)
 		if !ok {

@@ -56,7 +56,9 @@ var configKeyTests = []struct {
 	{"CACHE_DEFAULT_TIMEOUT", 1.5, func(c backends.Config) any { return c.DefaultTimeout }, 1500 * time.Millisecond},
 	{"CACHE_DEFAULT_TIMEOUT", float32(0.5), func(c backends.Config) any { return c.DefaultTimeout }, 500 * time.Millisecond},
 	{"CACHE_DEFAULT_TIMEOUT", 2 * time.Hour, func(c backends.Config) any { return c.DefaultTimeout }, 2 * time.Hour},
-	{"CACHE_DEFAULT_TIMEOUT", 0, func(c backends.Config) any { return c.DefaultTimeout }, time.Duration(0)},
+	{"CACHE_DEFAULT_TIMEOUT", 0, func(c backends.Config) any { return c.DefaultTimeout }, backends.NoExpiry}, // Flask's 0: never
+	{"CACHE_DEFAULT_TIMEOUT", 1e-10, func(c backends.Config) any { return c.DefaultTimeout }, time.Nanosecond},   // not 0, which would be the default
+	{"CACHE_DEFAULT_TIMEOUT", float32(1e-12), func(c backends.Config) any { return c.DefaultTimeout }, time.Nanosecond},
 	{"CACHE_IGNORE_ERRORS", true, func(c backends.Config) any { return c.IgnoreErrors }, true},
 	{"CACHE_THRESHOLD", 1000, func(c backends.Config) any { return c.Threshold }, 1000},
 	{"CACHE_THRESHOLD", int64(0), func(c backends.Config) any { return c.Threshold }, 0},
@@ -171,8 +173,10 @@ func TestFromMapWrongTypeIsAnErrorNamingTheKey(t *testing.T) {
 }
 
 func TestFromMapNegativeTimeoutIsErrInvalidTimeout(t *testing.T) {
-	_, err := backends.FromMap(map[string]any{"CACHE_DEFAULT_TIMEOUT": -5})
-	assert.ErrorIs(t, err, backends.ErrInvalidTimeout)
+	for _, v := range []any{-5, -1, -1e-10, -time.Second, backends.NoExpiry} {
+		_, err := backends.FromMap(map[string]any{"CACHE_DEFAULT_TIMEOUT": v})
+		assert.ErrorIs(t, err, backends.ErrInvalidTimeout, "%v", v)
+	}
 }
 
 func TestFromMapAcceptsJSONDecodedSettings(t *testing.T) {

@@ -10,10 +10,15 @@
 // knows Flask-Caching's CACHE_TYPE names, old and new, and is configured with
 // the same CACHE_* keys ([FromMap], [FromEnv]).
 //
-// Timeouts follow Flask-Caching: an omitted timeout means the cache's default
-// (CACHE_DEFAULT_TIMEOUT, 300 s unless configured), 0 means the entry never
-// expires, and a negative timeout is rejected with [ErrInvalidTimeout] before
-// any backend sees it.
+// A timeout is a time.Duration, the same way in every package of the
+// module: 0 means "the default" (an omitted timeout too), [NoExpiry] means
+// the entry never expires, a positive one is a TTL, and any other negative
+// one is rejected with [ErrInvalidTimeout] before any backend sees it. The
+// cache's default is CacheOptions.DefaultTimeout, whose own 0 is Flask's
+// 300 s ([DefaultTimeout]). Flask's texts keep Flask's meaning at the
+// edges: CACHE_DEFAULT_TIMEOUT=0, CACHE_OPTIONS default_timeout 0 and a
+// template's `cache 0` never expire, and are read as NoExpiry. A Backend is
+// given the resolved TTL only: positive, or NoExpiry.
 //
 // Values are stored in a small envelope so that every backend agrees on the
 // bytes, and so that what other programs wrote reads back as they wrote it:

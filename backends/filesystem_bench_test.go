@@ -44,7 +44,7 @@ func BenchmarkFileSystemGet(b *testing.B) {
 			c := newBenchFileSystem(b, 0)
 			keys := fsBenchKeyNames(fsBenchKeys)
 			for _, k := range keys {
-				if err := c.Set(ctx, k, make([]byte, sz.size), 0); err != nil {
+				if err := c.Set(ctx, k, make([]byte, sz.size), backends.NoExpiry); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -74,7 +74,7 @@ func BenchmarkFileSystemSet(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if err := c.Set(ctx, keys[i%len(keys)], value, 0); err != nil {
+				if err := c.Set(ctx, keys[i%len(keys)], value, backends.NoExpiry); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -93,7 +93,7 @@ func BenchmarkFileSystemSetFull(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := c.Set(ctx, strconv.Itoa(i), value, 0); err != nil {
+		if err := c.Set(ctx, strconv.Itoa(i), value, backends.NoExpiry); err != nil {
 			b.Fatal(err)
 		}
 		i++
@@ -105,7 +105,7 @@ func BenchmarkFileSystemInc(b *testing.B) {
 	c := newBenchFileSystem(b, 0)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Inc(ctx, "counter", 1, 0); err != nil {
+		if _, err := c.Inc(ctx, "counter", 1, backends.NoExpiry); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -105,13 +105,13 @@ var fsReadOps = []fsReadOp{
 		return nil
 	}, false},
 	{"Add", func(ctx context.Context, c *FileSystem) error {
-		if added, err := c.Add(ctx, "k", []byte("v"), 0); err != nil || !added {
+		if added, err := c.Add(ctx, "k", []byte("v"), NoExpiry); err != nil || !added {
 			return errors.Join(err, errors.New("a foreign file counted as a live entry"))
 		}
 		return nil
 	}, true},
 	{"Inc", func(ctx context.Context, c *FileSystem) error {
-		if n, err := c.Inc(ctx, "k", 1, 0); err != nil || n != 1 {
+		if n, err := c.Inc(ctx, "k", 1, NoExpiry); err != nil || n != 1 {
 			return errors.Join(err, errors.New("a foreign file read as a number"))
 		}
 		return nil
@@ -120,7 +120,7 @@ var fsReadOps = []fsReadOp{
 		return c.Clear(ctx, "k")
 	}, false},
 	{"Set pruning a full directory", func(ctx context.Context, c *FileSystem) error {
-		return c.Set(ctx, "other", []byte("v"), 0)
+		return c.Set(ctx, "other", []byte("v"), NoExpiry)
 	}, false},
 }
 
@@ -246,7 +246,7 @@ func TestFileSystemHostileFiles(t *testing.T) {
 
 func TestFileSystemHonoursContext(t *testing.T) {
 	c, _ := newTestFS(t, FileSystemOptions{})
-	require.NoError(t, c.Set(context.Background(), "k", []byte("v"), 0))
+	require.NoError(t, c.Set(context.Background(), "k", []byte("v"), NoExpiry))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, err := c.Get(ctx, "k")
@@ -265,7 +265,7 @@ func TestFileSystemHonoursContext(t *testing.T) {
 func TestFileSystemLargeValueHonoursContext(t *testing.T) {
 	c, _ := newTestFS(t, FileSystemOptions{})
 	value := bytes.Repeat([]byte("v"), 3*fsReadChunk)
-	require.NoError(t, c.Set(context.Background(), "k", value, 0))
+	require.NoError(t, c.Set(context.Background(), "k", value, NoExpiry))
 	got, ok, err := c.Get(context.Background(), "k")
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -289,17 +289,17 @@ func TestFileSystemLargeValueHonoursContext(t *testing.T) {
 func TestFileSystemMaxValueSize(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newTestFS(t, FileSystemOptions{MaxValueSize: 100, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, c.Set(ctx, "fits", bytes.Repeat([]byte("x"), 100), 0))
+	require.NoError(t, c.Set(ctx, "fits", bytes.Repeat([]byte("x"), 100), NoExpiry))
 	v, ok, err := c.Get(ctx, "fits")
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Len(t, v, 100)
 
-	err = c.Set(ctx, "big", bytes.Repeat([]byte("x"), 101), 0)
+	err = c.Set(ctx, "big", bytes.Repeat([]byte("x"), 101), NoExpiry)
 	require.ErrorIs(t, err, ErrFileSystemValueTooLarge)
 	assert.ErrorContains(t, err, "101")
 	assert.ErrorContains(t, err, "max_value_size")
-	_, err = c.Add(ctx, "big", bytes.Repeat([]byte("x"), 101), 0)
+	_, err = c.Add(ctx, "big", bytes.Repeat([]byte("x"), 101), NoExpiry)
 	require.ErrorIs(t, err, ErrFileSystemValueTooLarge)
 	assert.NoFileExists(t, c.path("big"))
 
@@ -308,7 +308,7 @@ func TestFileSystemMaxValueSize(t *testing.T) {
 	require.NoError(t, err)
 	defer other.Close()
 	assert.Equal(t, int64(DefaultFileSystemMaxValueSize), other.maxValue)
-	require.NoError(t, other.Set(ctx, "big", make([]byte, 101), 0))
+	require.NoError(t, other.Set(ctx, "big", make([]byte, 101), NoExpiry))
 	_, ok, err = c.Get(ctx, "big")
 	require.NoError(t, err)
 	assert.False(t, ok)
@@ -351,9 +351,9 @@ func TestFileSystemUnwritableDirectory(t *testing.T) {
 			dir := filepath.Join(parent, "cache")
 			c, err := NewFileSystem(dir, FileSystemOptions{Mode: 0o644})
 			require.NoError(t, err)
-			require.NoError(t, c.Set(ctx, "live", []byte("value"), 0))
+			require.NoError(t, c.Set(ctx, "live", []byte("value"), NoExpiry))
 			require.NoError(t, c.Set(ctx, "expired", []byte("value"), time.Millisecond))
-			require.NoError(t, c.Set(ctx, "damaged", []byte("value"), 0))
+			require.NoError(t, c.Set(ctx, "damaged", []byte("value"), NoExpiry))
 			flipByte(t, c.path("damaged"), -1)
 			require.NoError(t, os.Chmod(c.path("damaged"), 0o644))
 			require.NoError(t, c.Close())
@@ -425,12 +425,12 @@ func checkUnwritableDirectory(t *testing.T, dir string) {
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("value"), nil, nil}, got)
 
-	err = c.Set(ctx, "new", []byte("v"), 0)
+	err = c.Set(ctx, "new", []byte("v"), NoExpiry)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "not writable")
 	assert.ErrorContains(t, err, dir)
-	_, err = c.Add(ctx, "new", []byte("v"), 0)
+	_, err = c.Add(ctx, "new", []byte("v"), NoExpiry)
 	assert.ErrorContains(t, err, "not writable")
-	_, err = c.Inc(ctx, "n", 1, 0)
+	_, err = c.Inc(ctx, "n", 1, NoExpiry)
 	assert.ErrorContains(t, err, "not writable")
 }

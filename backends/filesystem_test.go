@@ -86,7 +86,7 @@ func TestFileSystemRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, _ := newTestFS(t, FileSystemOptions{})
-			require.NoError(t, c.Set(ctx, tt.key, slices.Clone(tt.value), 0))
+			require.NoError(t, c.Set(ctx, tt.key, slices.Clone(tt.value), NoExpiry))
 			got, ok, err := c.Get(ctx, tt.key)
 			require.NoError(t, err)
 			require.True(t, ok)
@@ -115,7 +115,7 @@ func TestFileSystemSetReplacesValueAndTTL(t *testing.T) {
 	ctx := context.Background()
 	c, clk := newTestFS(t, FileSystemOptions{})
 	require.NoError(t, c.Set(ctx, "k", []byte("old"), time.Second))
-	require.NoError(t, c.Set(ctx, "k", []byte("new"), 0))
+	require.NoError(t, c.Set(ctx, "k", []byte("new"), NoExpiry))
 	clk.advance(time.Hour)
 	got, ok, err := c.Get(ctx, "k")
 	require.NoError(t, err)
@@ -187,7 +187,7 @@ func TestFileSystemAdd(t *testing.T) {
 			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), time.Minute))
 		}, false},
 		{"never-expiring entry is kept", func(t *testing.T, c *FileSystem, _ *fsClock) {
-			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), 0))
+			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), NoExpiry))
 		}, false},
 		{"expired entry is overwritten", func(t *testing.T, c *FileSystem, clk *fsClock) {
 			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), time.Second))
@@ -246,7 +246,7 @@ func TestFileSystemInc(t *testing.T) {
 		c, clk := newTestFS(t, FileSystemOptions{})
 		require.NoError(t, c.Set(ctx, "n", formatInt(100), time.Second))
 		clk.advance(time.Second)
-		n, err := c.Inc(ctx, "n", 2, 0)
+		n, err := c.Inc(ctx, "n", 2, NoExpiry)
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), n)
 	})
@@ -263,8 +263,8 @@ func TestFileSystemInc(t *testing.T) {
 	for _, tt := range bad {
 		t.Run("ErrNotInteger for "+tt.name, func(t *testing.T) {
 			c, _ := newTestFS(t, FileSystemOptions{})
-			require.NoError(t, c.Set(ctx, "n", tt.value, 0))
-			_, err := c.Inc(ctx, "n", tt.delta, 0)
+			require.NoError(t, c.Set(ctx, "n", tt.value, NoExpiry))
+			_, err := c.Inc(ctx, "n", tt.delta, NoExpiry)
 			require.ErrorIs(t, err, ErrNotInteger)
 			got, _, err := c.Get(ctx, "n")
 			require.NoError(t, err)
@@ -276,7 +276,7 @@ func TestFileSystemInc(t *testing.T) {
 func TestFileSystemDelete(t *testing.T) {
 	ctx := context.Background()
 	c, clk := newTestFS(t, FileSystemOptions{})
-	require.NoError(t, c.Set(ctx, "live", []byte("v"), 0))
+	require.NoError(t, c.Set(ctx, "live", []byte("v"), NoExpiry))
 	require.NoError(t, c.Set(ctx, "expired", []byte("v"), time.Second))
 	clk.advance(time.Second)
 
@@ -297,7 +297,7 @@ func TestFileSystemDelete(t *testing.T) {
 	assert.Empty(t, fsEntryNames(t, c.dir), "the expired entry's file is removed too")
 
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, c.Set(ctx, k, []byte(k), 0))
+		require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
 	}
 	n, err := c.DeleteMany(ctx, []string{"a", "missing", "b", "a"})
 	require.NoError(t, err)
@@ -322,7 +322,7 @@ func TestFileSystemClear(t *testing.T) {
 		t.Run(fmt.Sprintf("prefix %q", tt.prefix), func(t *testing.T) {
 			c, _ := newTestFS(t, FileSystemOptions{})
 			for _, k := range keys {
-				require.NoError(t, c.Set(ctx, k, []byte(k), 0))
+				require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
 			}
 			for _, name := range foreign {
 				require.NoError(t, os.WriteFile(filepath.Join(c.dir, name), []byte("not ours"), 0o600))
@@ -433,7 +433,7 @@ func TestFileSystemThresholdHoldsAtMostThreshold(t *testing.T) {
 			for i := range 3 * threshold {
 				k := "k" + strconv.Itoa(i)
 				keys = append(keys, k)
-				require.NoError(t, c.Set(ctx, k, []byte("v"), 0))
+				require.NoError(t, c.Set(ctx, k, []byte("v"), NoExpiry))
 				clk.advance(time.Millisecond)
 				require.LessOrEqual(t, len(fsEntryNames(t, c.dir)), threshold, "after %d sets", i+1)
 			}
@@ -450,14 +450,14 @@ func TestFileSystemThresholdCountsExistingFilesAtOpen(t *testing.T) {
 	first, err := NewFileSystem(dir, FileSystemOptions{Threshold: 3})
 	require.NoError(t, err)
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, first.Set(ctx, k, []byte(k), 0))
+		require.NoError(t, first.Set(ctx, k, []byte(k), NoExpiry))
 	}
 	require.NoError(t, first.Close())
 
 	second, err := NewFileSystem(dir, FileSystemOptions{Threshold: 3})
 	require.NoError(t, err)
 	defer second.Close()
-	require.NoError(t, second.Set(ctx, "d", []byte("d"), 0))
+	require.NoError(t, second.Set(ctx, "d", []byte("d"), NoExpiry))
 	assert.Len(t, fsEntryNames(t, dir), 3)
 }
 
@@ -466,7 +466,7 @@ func TestFileSystemThresholdUnlimited(t *testing.T) {
 	c, _ := newTestFS(t, FileSystemOptions{Threshold: 0})
 	n := DefaultThreshold + 10
 	for i := range n {
-		require.NoError(t, c.Set(ctx, strconv.Itoa(i), []byte("v"), 0))
+		require.NoError(t, c.Set(ctx, strconv.Itoa(i), []byte("v"), NoExpiry))
 	}
 	assert.Len(t, fsEntryNames(t, c.dir), n)
 }
@@ -522,7 +522,7 @@ func TestFileSystemBadFilesAreMisses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			c, _ := newTestFS(t, FileSystemOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			require.NoError(t, c.Set(ctx, "k", []byte("value"), 0))
+			require.NoError(t, c.Set(ctx, "k", []byte("value"), NoExpiry))
 			path := c.path("k")
 			tt.damage(t, c, path)
 
@@ -550,7 +550,7 @@ func TestFileSystemBadFilesAreMisses(t *testing.T) {
 // writeEntry stores a valid entry for key and returns its path.
 func writeEntry(t *testing.T, c *FileSystem, key string) string {
 	t.Helper()
-	require.NoError(t, c.Set(context.Background(), key, []byte("value"), 0))
+	require.NoError(t, c.Set(context.Background(), key, []byte("value"), NoExpiry))
 	return c.path(key)
 }
 
@@ -570,10 +570,10 @@ func TestFileSystemBadFilesArePruned(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newTestFS(t, FileSystemOptions{Threshold: 3})
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, c.Set(ctx, k, []byte(k), 0))
+		require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
 	}
 	require.NoError(t, os.Truncate(c.path("c"), 3))
-	require.NoError(t, c.Set(ctx, "d", []byte("d"), 0))
+	require.NoError(t, c.Set(ctx, "d", []byte("d"), NoExpiry))
 	assert.Equal(t, []string{"a", "b", "d"}, fsLiveKeys(t, c, "a", "b", "c", "d"),
 		"the damaged file makes room before any live entry is evicted")
 }
@@ -591,7 +591,7 @@ func TestFileSystemKeysStayInsideDir(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	for i, k := range keys {
-		require.NoError(t, c.Set(ctx, k, []byte(strconv.Itoa(i)), 0), "key %q", k)
+		require.NoError(t, c.Set(ctx, k, []byte(strconv.Itoa(i)), NoExpiry), "key %q", k)
 	}
 	for i, k := range keys {
 		got, ok, err := c.Get(ctx, k)
@@ -626,8 +626,8 @@ func TestFileSystemFileMode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%#o", uint32(tt.mode)), func(t *testing.T) {
 			c, _ := newTestFS(t, FileSystemOptions{Mode: tt.mode})
-			require.NoError(t, c.Set(ctx, "k", []byte("v"), 0))
-			require.NoError(t, c.Set(ctx, "k", []byte("v2"), 0), "a read-only mode still allows replacing")
+			require.NoError(t, c.Set(ctx, "k", []byte("v"), NoExpiry))
+			require.NoError(t, c.Set(ctx, "k", []byte("v2"), NoExpiry), "a read-only mode still allows replacing")
 			st, err := os.Stat(c.path("k"))
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, st.Mode().Perm())
@@ -709,17 +709,17 @@ func TestFileSystemStaleTempFiles(t *testing.T) {
 func TestFileSystemClosed(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newTestFS(t, FileSystemOptions{Threshold: 10})
-	require.NoError(t, c.Set(ctx, "k", []byte("v"), 0))
+	require.NoError(t, c.Set(ctx, "k", []byte("v"), NoExpiry))
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "Close twice is harmless")
 	ops := map[string]func() error{
 		"Get":        func() error { _, _, err := c.Get(ctx, "k"); return err },
 		"GetMany":    func() error { _, err := c.GetMany(ctx, []string{"k"}); return err },
 		"Has":        func() error { _, err := c.Has(ctx, "k"); return err },
-		"Set":        func() error { return c.Set(ctx, "k", []byte("v"), 0) },
-		"SetMany":    func() error { return c.SetMany(ctx, map[string][]byte{"k": []byte("v")}, 0) },
-		"Add":        func() error { _, err := c.Add(ctx, "new", []byte("v"), 0); return err },
-		"Inc":        func() error { _, err := c.Inc(ctx, "n", 1, 0); return err },
+		"Set":        func() error { return c.Set(ctx, "k", []byte("v"), NoExpiry) },
+		"SetMany":    func() error { return c.SetMany(ctx, map[string][]byte{"k": []byte("v")}, NoExpiry) },
+		"Add":        func() error { _, err := c.Add(ctx, "new", []byte("v"), NoExpiry); return err },
+		"Inc":        func() error { _, err := c.Inc(ctx, "n", 1, NoExpiry); return err },
 		"Delete":     func() error { _, err := c.Delete(ctx, "k"); return err },
 		"DeleteMany": func() error { _, err := c.DeleteMany(ctx, []string{"k"}); return err },
 		"Clear":      func() error { return c.Clear(ctx, "") },
@@ -736,7 +736,7 @@ func TestFileSystemSetManyReportsEachFailure(t *testing.T) {
 	// A non-empty directory under a key's file name cannot be renamed over.
 	blocked := c.path("blocked")
 	require.NoError(t, os.MkdirAll(filepath.Join(blocked, "x"), 0o700))
-	err := c.SetMany(ctx, map[string][]byte{"a": []byte("1"), "blocked": []byte("2"), "b": []byte("3")}, 0)
+	err := c.SetMany(ctx, map[string][]byte{"a": []byte("1"), "blocked": []byte("2"), "b": []byte("3")}, NoExpiry)
 	var ke *KeyError
 	require.ErrorAs(t, err, &ke)
 	assert.Equal(t, "blocked", ke.Key)
@@ -761,7 +761,7 @@ func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				k := keys[(w+i)%len(keys)]
-				if err := c.Set(ctx, k, values[(w+i)%len(values)], 0); err != nil {
+				if err := c.Set(ctx, k, values[(w+i)%len(values)], NoExpiry); err != nil {
 					errs <- err
 					return
 				}
@@ -785,7 +785,7 @@ func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 	for range incers {
 		wg.Go(func() {
 			for range incs {
-				if _, err := c.Inc(ctx, "counter", 1, 0); err != nil {
+				if _, err := c.Inc(ctx, "counter", 1, NoExpiry); err != nil {
 					errs <- err
 					return
 				}
@@ -813,7 +813,7 @@ func TestFileSystemConcurrentPruning(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range perWorker {
-				assert.NoError(t, c.Set(ctx, fmt.Sprintf("%d-%d", w, i), []byte("v"), 0))
+				assert.NoError(t, c.Set(ctx, fmt.Sprintf("%d-%d", w, i), []byte("v"), NoExpiry))
 			}
 		})
 	}
@@ -840,10 +840,10 @@ func TestFileSystemTwoInstancesShareDirectory(t *testing.T) {
 		for range workersPerCache {
 			wg.Go(func() {
 				for range perWorker {
-					_, err := c.Inc(ctx, "counter", 1, 0)
+					_, err := c.Inc(ctx, "counter", 1, NoExpiry)
 					assert.NoError(t, err)
 				}
-				ok, err := c.Add(ctx, "once", []byte("v"), 0)
+				ok, err := c.Add(ctx, "once", []byte("v"), NoExpiry)
 				assert.NoError(t, err)
 				if ok {
 					added.Add(1)
@@ -879,7 +879,7 @@ func TestFileSystemIncHelperProcess(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	for range fsHelperIncs {
-		_, err := c.Inc(context.Background(), "counter", 1, 0)
+		_, err := c.Inc(context.Background(), "counter", 1, NoExpiry)
 		require.NoError(t, err)
 	}
 }
@@ -910,7 +910,7 @@ func TestFileSystemIncAcrossProcesses(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	for range fsHelperIncs {
-		_, err := c.Inc(ctx, "counter", 1, 0)
+		_, err := c.Inc(ctx, "counter", 1, NoExpiry)
 		require.NoError(t, err)
 	}
 	for _, cmd := range cmds {

@@ -66,7 +66,7 @@ func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 	c, s := rawCache(backends.Options{})
 	for _, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 			assertReadsBackRaw(t, c, "k", raw)
 		})
 	}
@@ -75,7 +75,7 @@ func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 func TestForeignValueIsNotANumber(t *testing.T) {
 	ctx := context.Background()
 	c, s := rawCache(backends.Options{})
-	require.NoError(t, s.Set(ctx, "k", []byte("bacon"), 0))
+	require.NoError(t, s.Set(ctx, "k", []byte("bacon"), backends.NoExpiry))
 	var n int
 	_, err := c.Get(ctx, "k", &n)
 	assert.ErrorIs(t, err, backends.ErrDecode)
@@ -88,7 +88,7 @@ func TestForeignPickleIsErrDecode(t *testing.T) {
 	c, s := rawCache(backends.Options{})
 	for _, raw := range []string{"!", "!\x80\x04\x95\x09\x00\x00\x00\x00\x00\x00\x00\x8c\x05bacon\x94.", "!bacon"} {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 			for _, dst := range []any{new(string), new([]byte), new(any), new(map[string]any)} {
 				found, err := c.Get(ctx, "k", dst)
 				assert.False(t, found)
@@ -118,12 +118,12 @@ func TestForeignValuesFromRedisReadBackByteIdentical(t *testing.T) {
 	for i, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
 			key := fmt.Sprint("k", i)
-			require.NoError(t, client.Set(ctx, "flask_cache_"+key, raw, 0).Err())
+			require.NoError(t, client.Set(ctx, "flask_cache_"+key, raw, backends.NoExpiry).Err())
 			assertReadsBackRaw(t, c, key, raw)
 		})
 	}
 	t.Run("a pickle is ErrDecode", func(t *testing.T) {
-		require.NoError(t, client.Set(ctx, "flask_cache_pickled", "!\x80\x04K\x2a.", 0).Err())
+		require.NoError(t, client.Set(ctx, "flask_cache_pickled", "!\x80\x04K\x2a.", backends.NoExpiry).Err())
 		var s string
 		_, err := c.Get(ctx, "pickled", &s)
 		assert.ErrorIs(t, err, backends.ErrDecode)

@@ -58,8 +58,8 @@ func TestMemcachedMaxValueSize(t *testing.T) {
 	m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, MaxValueSize: 1000})
 	require.NoError(t, err)
 	defer m.Close()
-	require.NoError(t, m.Set(ctx, "fits", bytes.Repeat([]byte("x"), 999), 0), "999 bytes and the backend's 1-byte marker")
-	err = m.Set(ctx, "big", bytes.Repeat([]byte("x"), 1000), 0)
+	require.NoError(t, m.Set(ctx, "fits", bytes.Repeat([]byte("x"), 999), backends.NoExpiry), "999 bytes and the backend's 1-byte marker")
+	err = m.Set(ctx, "big", bytes.Repeat([]byte("x"), 1000), backends.NoExpiry)
 	require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
 	assert.ErrorContains(t, err, "max_value_size")
 

@@ -196,8 +196,8 @@ func TestMemcachedSASLWrongPassword(t *testing.T) {
 			ops := map[string]func() error{
 				"Ping": func() error { return b.Ping(ctx) },
 				"Get":  func() error { _, _, err := b.Get(ctx, "k"); return err },
-				"Set":  func() error { return b.Set(ctx, "k", []byte("v"), 0) },
-				"Inc":  func() error { _, err := b.Inc(ctx, "n", 1, 0); return err },
+				"Set":  func() error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) },
+				"Inc":  func() error { _, err := b.Inc(ctx, "n", 1, backends.NoExpiry); return err },
 				"GetMany": func() error {
 					_, err := b.GetMany(ctx, []string{"k", "l"})
 					return err
@@ -213,7 +213,7 @@ func TestMemcachedSASLWrongPassword(t *testing.T) {
 	}
 	t.Run("no credentials", func(t *testing.T) {
 		b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
-		err := b.Set(ctx, "k", []byte("v"), 0)
+		err := b.Set(ctx, "k", []byte("v"), backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrMemcachedAuth)
 		assert.ErrorContains(t, err, "requires SASL authentication")
 	})
@@ -227,12 +227,12 @@ func TestMemcachedServerDown(t *testing.T) {
 		op   func(b *backends.Memcached) error
 	}{
 		{"Get", func(b *backends.Memcached) error { _, _, err := b.Get(ctx, "k"); return err }},
-		{"Set", func(b *backends.Memcached) error { return b.Set(ctx, "k", []byte("v"), 0) }},
-		{"Add", func(b *backends.Memcached) error { _, err := b.Add(ctx, "k", []byte("v"), 0); return err }},
+		{"Set", func(b *backends.Memcached) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
+		{"Add", func(b *backends.Memcached) error { _, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry); return err }},
 		{"Delete", func(b *backends.Memcached) error { _, err := b.Delete(ctx, "k"); return err }},
-		{"Inc", func(b *backends.Memcached) error { _, err := b.Inc(ctx, "k", 1, 0); return err }},
+		{"Inc", func(b *backends.Memcached) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
 		{"GetMany", func(b *backends.Memcached) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
-		{"SetMany", func(b *backends.Memcached) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, 0) }},
+		{"SetMany", func(b *backends.Memcached) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry) }},
 		{"DeleteMany", func(b *backends.Memcached) error { _, err := b.DeleteMany(ctx, []string{"k", "l"}); return err }},
 		{"Clear", func(b *backends.Memcached) error { return b.Clear(ctx, "") }},
 		{"Clear of a namespace", func(b *backends.Memcached) error { return b.Clear(ctx, "ns:") }},
@@ -359,7 +359,7 @@ func TestMemcachedManyRandomKeysDoNotCollide(t *testing.T) {
 		for i := start; i < start+batch; i++ {
 			items[keys[i]] = value(i)
 		}
-		require.NoError(t, b.SetMany(ctx, items, 0))
+		require.NoError(t, b.SetMany(ctx, items, backends.NoExpiry))
 	}
 	for start := 0; start < total; start += batch {
 		got, err := b.GetMany(ctx, keys[start:start+batch])
@@ -399,7 +399,7 @@ func TestMemcachedSpread(t *testing.T) {
 		t.Run(fmt.Sprintf("a value of %d bytes", size), func(t *testing.T) {
 			key := "v" + strconv.Itoa(size)
 			want := value(size)
-			require.NoError(t, b.Set(ctx, key, want, 0))
+			require.NoError(t, b.Set(ctx, key, want, backends.NoExpiry))
 			got, found, err := b.Get(ctx, key)
 			require.NoError(t, err)
 			require.True(t, found)
@@ -441,7 +441,7 @@ func TestMemcachedSpread(t *testing.T) {
 		{"a chunk left from another write", func(t *testing.T, key string) {
 			other := value(3 * backends.DefaultMemcachedChunkSize)
 			other[0]++
-			require.NoError(t, b.Set(ctx, "other", other, 0))
+			require.NoError(t, b.Set(ctx, "other", other, backends.NoExpiry))
 			it, err := raw.Get(ctx, "other.1")
 			require.NoError(t, err)
 			require.NoError(t, raw.Set(ctx, memcache.Item{Key: key + ".1", Value: it.Value}))
@@ -465,7 +465,7 @@ func TestMemcachedSpread(t *testing.T) {
 		t.Run(tc.name+" reads as a miss, and Add replaces the entry", func(t *testing.T) {
 			key := "broken"
 			want := value(3 * backends.DefaultMemcachedChunkSize)
-			require.NoError(t, b.Set(ctx, key, want, 0))
+			require.NoError(t, b.Set(ctx, key, want, backends.NoExpiry))
 			tc.break_(t, key)
 			_, found, err := b.Get(ctx, key)
 			require.NoError(t, err)
@@ -476,7 +476,7 @@ func TestMemcachedSpread(t *testing.T) {
 			many, err := b.GetMany(ctx, []string{key})
 			require.NoError(t, err)
 			assert.Nil(t, many[0], "GetMany")
-			added, err := b.Add(ctx, key, []byte("new"), 0)
+			added, err := b.Add(ctx, key, []byte("new"), backends.NoExpiry)
 			require.NoError(t, err)
 			assert.True(t, added, "Add over a broken entry")
 			got, found, err := b.Get(ctx, key)
@@ -488,11 +488,11 @@ func TestMemcachedSpread(t *testing.T) {
 
 	t.Run("a value over MaxChunks chunks is ErrMemcachedValueTooLarge", func(t *testing.T) {
 		small := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: true, ChunkSize: 1000, MaxChunks: 3})
-		require.NoError(t, small.Set(ctx, "fits", make([]byte, 3000), 0))
-		err := small.Set(ctx, "big", make([]byte, 3001), 0)
+		require.NoError(t, small.Set(ctx, "fits", make([]byte, 3000), backends.NoExpiry))
+		err := small.Set(ctx, "big", make([]byte, 3001), backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
 		assert.ErrorContains(t, err, "needs 4 chunks")
-		err = small.SetMany(ctx, map[string][]byte{"big": make([]byte, 3001), "ok": nil}, 0)
+		err = small.SetMany(ctx, map[string][]byte{"big": make([]byte, 3001), "ok": nil}, backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
 		var ke *backends.KeyError
 		require.ErrorAs(t, err, &ke)
@@ -502,13 +502,13 @@ func TestMemcachedSpread(t *testing.T) {
 		assert.True(t, found, "the other item was stored")
 	})
 	t.Run("Inc of a many-chunk value is ErrNotInteger", func(t *testing.T) {
-		require.NoError(t, b.Set(ctx, "large", value(2*backends.DefaultMemcachedChunkSize), 0))
-		_, err := b.Inc(ctx, "large", 1, 0)
+		require.NoError(t, b.Set(ctx, "large", value(2*backends.DefaultMemcachedChunkSize), backends.NoExpiry))
+		_, err := b.Inc(ctx, "large", 1, backends.NoExpiry)
 		assert.ErrorIs(t, err, backends.ErrNotInteger)
 	})
 	t.Run("a value over the item size without spreading is ErrMemcachedValueTooLarge", func(t *testing.T) {
 		whole := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
-		err := whole.Set(ctx, "big", make([]byte, 2<<20), 0)
+		err := whole.Set(ctx, "big", make([]byte, 2<<20), backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
 		assert.ErrorContains(t, err, "SpreadSASLMemcachedCache")
 	})
@@ -523,7 +523,7 @@ func TestMemcachedNamespaces(t *testing.T) {
 	}
 	set := func(t *testing.T, b backends.Backend, keys ...string) {
 		for _, k := range keys {
-			require.NoError(t, b.Set(ctx, k, []byte(k), 0))
+			require.NoError(t, b.Set(ctx, k, []byte(k), backends.NoExpiry))
 		}
 	}
 	live := func(t *testing.T, b backends.Backend, key string) bool {
@@ -696,7 +696,7 @@ func TestMemcachedClose(t *testing.T) {
 	srv := testservers.Memcached(t)
 	b, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}})
 	require.NoError(t, err)
-	require.NoError(t, b.Set(t.Context(), "k", []byte("v"), 0))
+	require.NoError(t, b.Set(t.Context(), "k", []byte("v"), backends.NoExpiry))
 	require.NoError(t, b.Close())
 	assert.ErrorIs(t, b.Ping(t.Context()), backends.ErrClosed)
 }

@@ -37,7 +37,7 @@ func BenchmarkRedisBoundedReader(b *testing.B) {
 		value := bytes.Repeat([]byte("x"), size)
 		for i := range keys {
 			keys[i] = "bounded:" + strconv.Itoa(size) + ":" + strconv.Itoa(i)
-			if err := plain.Set(ctx, keys[i], value, 0).Err(); err != nil {
+			if err := plain.Set(ctx, keys[i], value, backends.NoExpiry).Err(); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -302,7 +302,7 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 			for _, n := range []int{0, 1, limit - 1, limit} {
 				k := "fits-" + strconv.Itoa(n)
 				values[k] = []byte(strings.Repeat("v", n))
-				require.NoError(t, b.Set(ctx, k, values[k], 0))
+				require.NoError(t, b.Set(ctx, k, values[k], backends.NoExpiry))
 			}
 			for k, v := range values {
 				got, ok, err := b.Get(ctx, k)
@@ -317,7 +317,7 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 				assert.Equal(t, values[k], many[i], k)
 			}
 
-			require.NoError(t, b.Set(ctx, "too-big", make([]byte, limit+1), 0))
+			require.NoError(t, b.Set(ctx, "too-big", make([]byte, limit+1), backends.NoExpiry))
 			_, _, err = b.Get(ctx, "too-big")
 			require.ErrorIs(t, err, backends.ErrRedisReplyTooLarge)
 			assert.Contains(t, err.Error(), fmt.Sprintf("bulk string of %d bytes", limit+1))
@@ -341,8 +341,8 @@ func TestLimitRedisReplies(t *testing.T) {
 		client := redis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
 		b := backends.NewRedis(client)
-		require.NoError(t, b.Set(ctx, "small", []byte("v"), 0))
-		require.NoError(t, b.Set(ctx, "big", make([]byte, 1001), 0))
+		require.NoError(t, b.Set(ctx, "small", []byte("v"), backends.NoExpiry))
+		require.NoError(t, b.Set(ctx, "big", make([]byte, 1001), backends.NoExpiry))
 		_, _, err := b.Get(ctx, "big")
 		require.ErrorIs(t, err, backends.ErrRedisReplyTooLarge)
 		v, ok, err := b.Get(ctx, "small")
@@ -363,7 +363,7 @@ func TestLimitRedisReplies(t *testing.T) {
 		require.NoError(t, backends.LimitRedisReplies(opt, 1000))
 		client := redis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
-		require.NoError(t, client.Set(ctx, "big", make([]byte, 1001), 0).Err())
+		require.NoError(t, client.Set(ctx, "big", make([]byte, 1001), backends.NoExpiry).Err())
 		require.ErrorIs(t, client.Get(ctx, "big").Err(), backends.ErrRedisReplyTooLarge)
 		mu.Lock()
 		assert.Positive(t, dials)
@@ -465,7 +465,7 @@ func TestRedisDocumentedACLIsEnough(t *testing.T) {
 			_, err = c.DeleteMany(ctx, "b", "c")
 			require.NoError(t, err)
 			require.NoError(t, c.Clear(ctx))
-			err = c.Backend().Set(ctx, "not_the_prefix", []byte("v"), 0)
+			err = c.Backend().Set(ctx, "not_the_prefix", []byte("v"), backends.NoExpiry)
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "NOPERM")
 		})

@@ -296,7 +296,7 @@ func TestRedisIncKeepsTheTTLOfAnExistingKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, ttl, 59*time.Minute, "Inc replaced the TTL of an existing key")
 
-	require.NoError(t, b.Set(ctx, "forever", []byte("1"), 0))
+	require.NoError(t, b.Set(ctx, "forever", []byte("1"), backends.NoExpiry))
 	_, err = b.Inc(ctx, "forever", 1, time.Second)
 	require.NoError(t, err)
 	ttl, err = client.PTTL(ctx, "forever").Result()
@@ -393,7 +393,7 @@ func TestRedisClearByPrefix(t *testing.T) {
 			for _, k := range bystanders {
 				items[k] = []byte("keep")
 			}
-			require.NoError(t, b.SetMany(ctx, items, 0))
+			require.NoError(t, b.SetMany(ctx, items, backends.NoExpiry))
 
 			hook.reset()
 			require.NoError(t, b.Clear(ctx, prefix))
@@ -841,10 +841,10 @@ func TestRedisIncErrors(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	b := backends.NewRedis(client)
 	ctx := t.Context()
-	require.NoError(t, b.Set(ctx, "text", []byte("sabc"), 0))
-	require.NoError(t, b.Set(ctx, "max", []byte(strconv.FormatInt(1<<63-1, 10)), 0))
+	require.NoError(t, b.Set(ctx, "text", []byte("sabc"), backends.NoExpiry))
+	require.NoError(t, b.Set(ctx, "max", []byte(strconv.FormatInt(1<<63-1, 10)), backends.NoExpiry))
 	for _, tc := range []struct{ key string }{{"text"}, {"max"}} {
-		_, err := b.Inc(ctx, tc.key, 1, 0)
+		_, err := b.Inc(ctx, tc.key, 1, backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrNotInteger, tc.key)
 	}
 	v, _, err := b.Get(ctx, "text")

@@ -89,7 +89,8 @@ func Types() []string {
 
 // Open builds the backend cfg.Type names and returns a Cache over it with
 // cfg's key prefix, default timeout, codec and error policy. CACHE_OPTIONS
-// "default_timeout" overrides CACHE_DEFAULT_TIMEOUT, as in Flask.
+// "default_timeout" (seconds, 0 for never, as in Flask) overrides
+// CACHE_DEFAULT_TIMEOUT.
 // Networked backends (Redis, memcached, uWSGI) are guarded by a circuit
 // breaker ([Breaker]; [Cache.Breaker] returns it): CACHE_OPTIONS
 // "breaker_failures" (consecutive failures that open it, default 5; 0
@@ -112,7 +113,7 @@ func Open(cfg Config) (*Cache, error) {
 		return nil, fmt.Errorf("%w: CACHE_TYPE %q; known types: %s", ErrUnknownBackend, cfg.Type, strings.Join(Types(), ", "))
 	}
 	if dt, ok := cfg.Options["default_timeout"]; ok {
-		d, err := seconds(dt)
+		d, err := flaskTimeout(dt)
 		if err != nil {
 			return nil, fmt.Errorf("%w: CACHE_OPTIONS default_timeout: %w", ErrConfig, err)
 		}
@@ -120,7 +121,7 @@ func Open(cfg Config) (*Cache, error) {
 		cfg.Options = maps.Clone(cfg.Options)
 		delete(cfg.Options, "default_timeout")
 	}
-	if cfg.DefaultTimeout < 0 {
+	if cfg.DefaultTimeout < 0 && cfg.DefaultTimeout != NoExpiry {
 		return nil, fmt.Errorf("%w: CACHE_DEFAULT_TIMEOUT: %w: %v", ErrConfig, ErrInvalidTimeout, cfg.DefaultTimeout)
 	}
 	breaker, guard, err := takeBreakerOptions(name, &cfg)

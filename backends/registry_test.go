@@ -209,7 +209,8 @@ func TestOpenOptionsDefaultTimeoutOverridesDefaultTimeout(t *testing.T) {
 	}{
 		{10, 10 * time.Second},
 		{2.5, 2500 * time.Millisecond},
-		{0, 0},
+		{0, backends.NoExpiry}, // Flask's 0: never
+		{1e-10, time.Nanosecond},
 		{time.Minute, time.Minute},
 	}
 	for _, tt := range tests {

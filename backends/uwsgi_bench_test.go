@@ -46,7 +46,7 @@ func BenchmarkUWSGI(b *testing.B) {
 		for _, size := range sizes {
 			value := bytes.Repeat([]byte("v"), size)
 			b.Run(fmt.Sprintf("Get/%s/%dB", v.name, size), func(b *testing.B) {
-				if err := u.Set(ctx, v.key, value, 0); err != nil {
+				if err := u.Set(ctx, v.key, value, backends.NoExpiry); err != nil {
 					b.Fatal(err)
 				}
 				b.SetBytes(int64(size))
@@ -70,7 +70,7 @@ func BenchmarkUWSGI(b *testing.B) {
 	}
 	b.Run("GetParallel/plain/100B", func(b *testing.B) {
 		u := benchUWSGI(b, backends.UWSGIOptions{})
-		if err := u.Set(ctx, "key", make([]byte, 100), 0); err != nil {
+		if err := u.Set(ctx, "key", make([]byte, 100), backends.NoExpiry); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
@@ -89,7 +89,7 @@ func BenchmarkUWSGI(b *testing.B) {
 		keys := make([]string, 10)
 		for i := range keys {
 			keys[i] = "key" + strconv.Itoa(i)
-			if err := u.Set(ctx, keys[i], make([]byte, 100), 0); err != nil {
+			if err := u.Set(ctx, keys[i], make([]byte, 100), backends.NoExpiry); err != nil {
 				b.Fatal(err)
 			}
 		}

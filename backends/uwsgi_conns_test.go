@@ -119,7 +119,7 @@ func TestUWSGIConnectionCap(t *testing.T) {
 						errs <- fmt.Errorf("Get %s: hit %v, %w", k, ok, err)
 						return
 					}
-					if err := u.Set(ctx, k, []byte("v"+k), 0); err != nil {
+					if err := u.Set(ctx, k, []byte("v"+k), NoExpiry); err != nil {
 						errs <- fmt.Errorf("Set %s: %w", k, err)
 					}
 				})

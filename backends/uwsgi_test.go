@@ -205,9 +205,9 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 		expiring bool
 		write    func(key string, v []byte) error
 	}{
-		{"Set", false, func(k string, v []byte) error { return b.Set(ctx, k, v, 0) }},
+		{"Set", false, func(k string, v []byte) error { return b.Set(ctx, k, v, backends.NoExpiry) }},
 		{"Set with a timeout", true, func(k string, v []byte) error { return b.Set(ctx, k, v, time.Hour) }},
-		{"Add", false, func(k string, v []byte) error { _, err := b.Add(ctx, k, v, 0); return err }},
+		{"Add", false, func(k string, v []byte) error { _, err := b.Add(ctx, k, v, backends.NoExpiry); return err }},
 		{"SetMany with a timeout", true, func(k string, v []byte) error { return b.SetMany(ctx, map[string][]byte{k: v}, time.Hour) }},
 	}
 	for _, w := range writes {
@@ -234,12 +234,12 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 
 	t.Run("a value over the server's item size but within MaxValueSize is refused by the server", func(t *testing.T) {
 		lax := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c", MaxValueSize: 1 << 20})
-		err := lax.Set(ctx, "big", make([]byte, 100<<10), 0)
+		err := lax.Set(ctx, "big", make([]byte, 100<<10), backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge)
 		assert.ErrorContains(t, err, "item size")
 		// Small enough to be read whole with the request: the server reads
 		// it and then refuses, which looks like any other refusal.
-		err = lax.Set(ctx, "over", make([]byte, blocksize), 0)
+		err = lax.Set(ctx, "over", make([]byte, blocksize), backends.NoExpiry)
 		require.True(t, errors.Is(err, backends.ErrUWSGIValueTooLarge) || errors.Is(err, backends.ErrUWSGINotStored), "error %v", err)
 		assert.ErrorContains(t, err, "blocksize")
 	})
@@ -247,7 +247,7 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 	t.Run("Get of a stored value over MaxValueSize is an error", func(t *testing.T) {
 		big := testservers.UWSGI(t, uwsgiBigCache("c", ""))
 		lax := newTestUWSGI(t, backends.UWSGIOptions{Addr: big.Addr, Cache: "c", MaxValueSize: 1 << 20})
-		require.NoError(t, lax.Set(ctx, "k", make([]byte, 10000), 0))
+		require.NoError(t, lax.Set(ctx, "k", make([]byte, 10000), backends.NoExpiry))
 		strict := newTestUWSGI(t, backends.UWSGIOptions{Addr: big.Addr, Cache: "c", MaxValueSize: 10000})
 		_, _, err := strict.Get(ctx, "k")
 		require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge)
@@ -261,7 +261,7 @@ func TestUWSGIKeys(t *testing.T) {
 	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 
 	longest := strings.Repeat("k", backends.DefaultUWSGIMaxKeySize)
-	require.NoError(t, b.Set(ctx, longest, []byte("v"), 0), "a key of uWSGI's default keysize")
+	require.NoError(t, b.Set(ctx, longest, []byte("v"), backends.NoExpiry), "a key of uWSGI's default keysize")
 	got, found, err := b.Get(ctx, longest)
 	require.NoError(t, err)
 	assert.True(t, found && string(got) == "v")
@@ -275,11 +275,11 @@ func TestUWSGIKeys(t *testing.T) {
 		op   func(key string) error
 	}{
 		{"Get", func(k string) error { _, _, err := b.Get(ctx, k); return err }},
-		{"Set", func(k string) error { return b.Set(ctx, k, []byte("v"), 0) }},
-		{"Add", func(k string) error { _, err := b.Add(ctx, k, []byte("v"), 0); return err }},
+		{"Set", func(k string) error { return b.Set(ctx, k, []byte("v"), backends.NoExpiry) }},
+		{"Add", func(k string) error { _, err := b.Add(ctx, k, []byte("v"), backends.NoExpiry); return err }},
 		{"Delete", func(k string) error { _, err := b.Delete(ctx, k); return err }},
 		{"Has", func(k string) error { _, err := b.Has(ctx, k); return err }},
-		{"Inc", func(k string) error { _, err := b.Inc(ctx, k, 1, 0); return err }},
+		{"Inc", func(k string) error { _, err := b.Inc(ctx, k, 1, backends.NoExpiry); return err }},
 		{"GetMany", func(k string) error { _, err := b.GetMany(ctx, []string{k}); return err }},
 	}
 	for _, k := range bad {
@@ -300,20 +300,20 @@ func TestUWSGIFullCache(t *testing.T) {
 	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c"})
 	// uWSGI reserves slot 0, so items=N holds N-1 keys.
 	for i := range items - 1 {
-		require.NoError(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), 0))
+		require.NoError(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), backends.NoExpiry))
 	}
 	refused := []struct {
 		name string
 		op   func() error
 	}{
-		{"Set", func() error { return b.Set(ctx, "new", []byte("v"), 0) }},
+		{"Set", func() error { return b.Set(ctx, "new", []byte("v"), backends.NoExpiry) }},
 		{"Add", func() error {
-			added, err := b.Add(ctx, "new", []byte("v"), 0)
+			added, err := b.Add(ctx, "new", []byte("v"), backends.NoExpiry)
 			assert.False(t, added)
 			return err
 		}},
-		{"Inc", func() error { _, err := b.Inc(ctx, "new", 1, 0); return err }},
-		{"SetMany", func() error { return b.SetMany(ctx, map[string][]byte{"new": []byte("v")}, 0) }},
+		{"Inc", func() error { _, err := b.Inc(ctx, "new", 1, backends.NoExpiry); return err }},
+		{"SetMany", func() error { return b.SetMany(ctx, map[string][]byte{"new": []byte("v")}, backends.NoExpiry) }},
 	}
 	for _, r := range refused {
 		t.Run(r.name+" of a new key in a full cache is ErrUWSGINotStored", func(t *testing.T) {
@@ -326,14 +326,14 @@ func TestUWSGIFullCache(t *testing.T) {
 		})
 	}
 	t.Run("a present key can still be overwritten and incremented", func(t *testing.T) {
-		require.NoError(t, b.Set(ctx, "k0", []byte("5"), 0))
-		n, err := b.Inc(ctx, "k0", 1, 0)
+		require.NoError(t, b.Set(ctx, "k0", []byte("5"), backends.NoExpiry))
+		n, err := b.Inc(ctx, "k0", 1, backends.NoExpiry)
 		require.NoError(t, err)
 		assert.Equal(t, int64(6), n)
 	})
 	t.Run("a namespace whose token does not fit is an error", func(t *testing.T) {
 		nb := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c", Namespaces: []string{"ns:"}})
-		err := nb.Set(ctx, "ns:k", []byte("v"), 0)
+		err := nb.Set(ctx, "ns:k", []byte("v"), backends.NoExpiry)
 		require.ErrorIs(t, err, backends.ErrUWSGINotStored)
 		assert.ErrorContains(t, err, "token")
 	})
@@ -341,7 +341,7 @@ func TestUWSGIFullCache(t *testing.T) {
 		deleted, err := b.Delete(ctx, "k1")
 		require.NoError(t, err)
 		require.True(t, deleted)
-		added, err := b.Add(ctx, "new", []byte("v"), 0)
+		added, err := b.Add(ctx, "new", []byte("v"), backends.NoExpiry)
 		require.NoError(t, err)
 		assert.True(t, added)
 	})
@@ -380,7 +380,7 @@ func TestUWSGIExpiredEntriesTheServerStillHolds(t *testing.T) {
 			assert.ErrorIs(t, raw.Exists(ctx, k), uwsgi.ErrNoReply)
 		}},
 		{"Add replaces it", func(t *testing.T, k string) {
-			added, err := b.Add(ctx, k, []byte("new"), 0)
+			added, err := b.Add(ctx, k, []byte("new"), backends.NoExpiry)
 			require.NoError(t, err)
 			assert.True(t, added)
 			got, found, err := b.Get(ctx, k)
@@ -388,7 +388,7 @@ func TestUWSGIExpiredEntriesTheServerStillHolds(t *testing.T) {
 			assert.True(t, found && string(got) == "new")
 		}},
 		{"Inc starts from delta with the new ttl", func(t *testing.T, k string) {
-			n, err := b.Inc(ctx, k, 3, 0)
+			n, err := b.Inc(ctx, k, 3, backends.NoExpiry)
 			require.NoError(t, err)
 			assert.Equal(t, int64(3), n)
 			_, expires, err := raw.Get(ctx, k)
@@ -431,7 +431,7 @@ func TestUWSGILRUCache(t *testing.T) {
 	// uWSGI reserves slot 0, so items=N holds N-1 keys; one more evicts
 	// the least recently used instead of failing.
 	for i := range items {
-		require.NoError(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), 0), "Set of key %d", i)
+		require.NoError(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), backends.NoExpiry), "Set of key %d", i)
 	}
 	_, found, err = b.Get(ctx, fmt.Sprint("k", items-1))
 	require.NoError(t, err)
@@ -473,7 +473,7 @@ func TestUWSGINamespaces(t *testing.T) {
 		t.Helper()
 		require.NoError(t, b.Clear(ctx, ""))
 		for _, k := range keys {
-			require.NoError(t, b.Set(ctx, k, []byte(k), 0))
+			require.NoError(t, b.Set(ctx, k, []byte(k), backends.NoExpiry))
 		}
 	}
 
@@ -531,7 +531,7 @@ func TestUWSGINamespaces(t *testing.T) {
 		// As an evicting cache might do.
 		require.NoError(t, rawUWSGI(srv.Addr, name).Del(ctx, "\x00fragcache:namespace:p:"))
 		assert.False(t, found(b, "p:k"))
-		require.NoError(t, b.Set(ctx, "p:k", []byte("again"), 0))
+		require.NoError(t, b.Set(ctx, "p:k", []byte("again"), backends.NoExpiry))
 		assert.True(t, found(b, "p:k"))
 	})
 
@@ -541,7 +541,7 @@ func TestUWSGINamespaces(t *testing.T) {
 		require.NoError(t, b.Clear(ctx, ""))
 		assert.False(t, found(b, "p:k"))
 		assert.False(t, found(b, "k"))
-		require.NoError(t, b.Set(ctx, "p:k", []byte("v"), 0))
+		require.NoError(t, b.Set(ctx, "p:k", []byte("v"), backends.NoExpiry))
 		assert.True(t, found(b, "p:k"))
 		require.NoError(t, b.Clear(ctx, "p:"))
 		assert.False(t, found(b, "p:k"))
@@ -550,8 +550,8 @@ func TestUWSGINamespaces(t *testing.T) {
 	t.Run("a plain value in a namespace is a miss, a stamped value outside one a hit", func(t *testing.T) {
 		plain, stamped := newBackend(0), newBackend(0, "p:")
 		require.NoError(t, plain.Clear(ctx, ""))
-		require.NoError(t, plain.Set(ctx, "p:plain", []byte("v"), 0))
-		require.NoError(t, stamped.Set(ctx, "p:stamped", []byte("v"), 0))
+		require.NoError(t, plain.Set(ctx, "p:plain", []byte("v"), backends.NoExpiry))
+		require.NoError(t, stamped.Set(ctx, "p:stamped", []byte("v"), backends.NoExpiry))
 		assert.False(t, found(stamped, "p:plain"), "Clear of p: could not have reached it")
 		assert.True(t, found(plain, "p:stamped"), "a backend without the namespace cannot check the token")
 	})
@@ -568,7 +568,7 @@ func TestUWSGIValuesOfOtherClientsAreMisses(t *testing.T) {
 	_, found, err := b.Get(ctx, "fromflask")
 	require.NoError(t, err)
 	assert.False(t, found)
-	added, err := b.Add(ctx, "fromflask", []byte("mine"), 0)
+	added, err := b.Add(ctx, "fromflask", []byte("mine"), backends.NoExpiry)
 	require.NoError(t, err)
 	assert.True(t, added, "Add replaces a value it cannot read")
 }
@@ -634,7 +634,7 @@ func TestUWSGIServerDown(t *testing.T) {
 	srv := testservers.UWSGI(t)
 	ctx := t.Context()
 	up := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
-	require.NoError(t, up.Set(ctx, "k", []byte("v"), 0))
+	require.NoError(t, up.Set(ctx, "k", []byte("v"), backends.NoExpiry))
 	srv.Stop()
 
 	ops := []struct {
@@ -642,13 +642,13 @@ func TestUWSGIServerDown(t *testing.T) {
 		op   func(b *backends.UWSGI) error
 	}{
 		{"Get", func(b *backends.UWSGI) error { _, _, err := b.Get(ctx, "k"); return err }},
-		{"Set", func(b *backends.UWSGI) error { return b.Set(ctx, "k", []byte("v"), 0) }},
-		{"Add", func(b *backends.UWSGI) error { _, err := b.Add(ctx, "k", []byte("v"), 0); return err }},
+		{"Set", func(b *backends.UWSGI) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
+		{"Add", func(b *backends.UWSGI) error { _, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry); return err }},
 		{"Delete", func(b *backends.UWSGI) error { _, err := b.Delete(ctx, "k"); return err }},
 		{"Has", func(b *backends.UWSGI) error { _, err := b.Has(ctx, "k"); return err }},
-		{"Inc", func(b *backends.UWSGI) error { _, err := b.Inc(ctx, "k", 1, 0); return err }},
+		{"Inc", func(b *backends.UWSGI) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
 		{"GetMany", func(b *backends.UWSGI) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
-		{"SetMany", func(b *backends.UWSGI) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, 0) }},
+		{"SetMany", func(b *backends.UWSGI) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry) }},
 		{"DeleteMany", func(b *backends.UWSGI) error { _, err := b.DeleteMany(ctx, []string{"k"}); return err }},
 		{"Clear", func(b *backends.UWSGI) error { return b.Clear(ctx, "") }},
 	}
@@ -710,7 +710,7 @@ func TestUWSGIServerDown(t *testing.T) {
 		_, found, err := up.Get(ctx, "k")
 		require.NoError(t, err)
 		assert.False(t, found, "uWSGI keeps its cache in memory only")
-		require.NoError(t, up.Set(ctx, "k", []byte("v"), 0))
+		require.NoError(t, up.Set(ctx, "k", []byte("v"), backends.NoExpiry))
 	})
 }
 
@@ -762,10 +762,10 @@ func TestUWSGILeavesNoGoroutines(t *testing.T) {
 		k := fmt.Sprint("p:", i)
 		items[k], keys = []byte(k), append(keys, k)
 	}
-	require.NoError(t, b.SetMany(ctx, items, 0))
+	require.NoError(t, b.SetMany(ctx, items, backends.NoExpiry))
 	_, err := b.GetMany(ctx, keys)
 	require.NoError(t, err)
-	_, err = b.Inc(ctx, "n", 1, 0)
+	_, err = b.Inc(ctx, "n", 1, backends.NoExpiry)
 	require.NoError(t, err)
 	_, err = b.DeleteMany(ctx, keys)
 	require.NoError(t, err)

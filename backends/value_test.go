@@ -251,7 +251,7 @@ func TestCodecBlobWithAnUnknownExtensionTypeIsErrDecode(t *testing.T) {
 	c, s := rawCache(backends.Options{})
 	// fixext1 with application type 42: msgpack would instantiate whatever
 	// Go type was registered for 42; nothing is, so it must fail cleanly.
-	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x2a\x00"), 0))
+	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x2a\x00"), backends.NoExpiry))
 	var got any
 	_, err := c.Get(ctx, "k", &got)
 	assert.ErrorIs(t, err, backends.ErrDecode)
@@ -330,7 +330,7 @@ func TestCorruptCodecBytesAreErrDecodeNotACrash(t *testing.T) {
 		for _, dst := range dsts {
 			d := dst()
 			t.Run(fmt.Sprintf("%s into %T", tt.name, d), func(t *testing.T) {
-				require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), 0))
+				require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), backends.NoExpiry))
 				found, err := c.Get(ctx, "k", d)
 				assert.False(t, found)
 				assert.ErrorIs(t, err, backends.ErrDecode)
@@ -463,7 +463,7 @@ func TestIntegerTextAtTheEdgesOfItsRange(t *testing.T) {
 	c, s := rawCache(backends.Options{})
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), backends.NoExpiry))
 			var got any
 			_, err := c.Get(ctx, "k", &got)
 			require.NoError(t, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -24,7 +25,8 @@ import (
 // exact keys and the backend cache's default timeout, and fails open.
 type Options struct {
 	// DefaultTimeout is the TTL of blocks whose timeout is nil. 0 means the
-	// backends.Cache's own default (itself possibly "never").
+	// backends.Cache's own default, backends.NoExpiry never expires; any
+	// other negative value is invalid.
 	DefaultTimeout time.Duration
 	// KeyPrefix is prepended to every fragment key, after the backend
 	// cache's own prefix. Leave it empty to keep keys equal to
@@ -148,6 +150,9 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.Lock < 0 || opts.LockWait < 0 {
 		panic("fragment.New: negative StaleWhileRevalidate, EarlyRefresh, Lock or LockWait")
+	}
+	if opts.DefaultTimeout < 0 && opts.DefaultTimeout != backends.NoExpiry {
+		panic(fmt.Sprintf("fragment.New: negative DefaultTimeout %v (use backends.NoExpiry for fragments that never expire)", opts.DefaultTimeout))
 	}
 	if opts.LockWait == 0 {
 		opts.LockWait = opts.Lock
@@ -416,33 +421,32 @@ func (c *Cache) notText(site *Site, key string, v backends.Value) {
 		"site", site.String(), "key", key, "err", err)
 }
 
-// lifetime is how long a fragment stored with the block's timeout stays
-// fresh; 0 means forever.
-func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
+// ttl resolves the TTL a fragment is stored with: positive, or
+// backends.NoExpiry.
+func (c *Cache) ttl(mode timeoutMode, ttl time.Duration) time.Duration {
 	switch {
 	case mode == useTTL:
 		return ttl
-	case c.opts.DefaultTimeout > 0:
+	case c.opts.DefaultTimeout != 0:
 		return c.opts.DefaultTimeout
 	}
 	return c.store.DefaultTimeout()
 }
 
+// lifetime is how long a fragment stored with the block's timeout stays
+// fresh; 0 means forever.
+func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
+	return max(c.ttl(mode, ttl), 0)
+}
+
 // set stores a rendered fragment with the TTL its block asked for, plus
 // the grace period of stale-while-revalidate.
 func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
-	if grace := c.opts.StaleWhileRevalidate; grace > 0 {
-		if life := c.lifetime(mode, ttl); life > 0 {
-			return c.store.Set(ctx, key, value, min(life, math.MaxInt64-grace)+grace)
-		}
+	ttl = c.ttl(mode, ttl)
+	if grace := c.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case mode == useTTL:
-		return c.store.Set(ctx, key, value, ttl)
-	case c.opts.DefaultTimeout > 0:
-		return c.store.Set(ctx, key, value, c.opts.DefaultTimeout)
-	}
-	return c.store.Set(ctx, key, value)
+	return c.store.Set(ctx, key, value, ttl)
 }
 
 // storeDetached stores a rendered fragment on a context that keeps ctx's

@@ -399,7 +399,7 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 	first := false
 	b.once.Do(func() { first = true })
 	if first {
-		_ = b.Simple.Set(ctx, key, b.value, 0) // Simple.Set fails only after Close
+		_ = b.Simple.Set(ctx, key, b.value, backends.NoExpiry) // Simple.Set fails only after Close
 		return nil, false, nil
 	}
 	return b.Simple.Get(ctx, key)

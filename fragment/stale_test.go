@@ -76,7 +76,7 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 	}{
 		{"explicit", 60, 90 * time.Second},
 		{"the store's default", nil, time.Hour + 30*time.Second},
-		{"never expires: no grace", 0, 0},
+		{"never expires: no grace", 0, backends.NoExpiry},
 	} {
 		call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: tt.name}
 		before := time.Now()
@@ -89,7 +89,7 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 		frag, m, ok := c.fragmentOf(valueOf(t, raw))
 		require.True(t, ok, tt.name)
 		assert.Equal(t, "<p>x</p>", string(frag))
-		if tt.ttl == 0 {
+		if tt.ttl == backends.NoExpiry {
 			assert.Zero(t, m.stale, "a fragment that never expires never goes stale")
 		} else {
 			life := tt.ttl - 30*time.Second
@@ -103,7 +103,7 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 func valueOf(t *testing.T, raw []byte) backends.Value {
 	t.Helper()
 	s := backends.NewSimple(0)
-	require.NoError(t, s.Set(context.Background(), "k", raw, 0))
+	require.NoError(t, s.Set(context.Background(), "k", raw, backends.NoExpiry))
 	v, err := backends.New(s, backends.Options{}).GetValue(context.Background(), "k")
 	require.NoError(t, err)
 	return v

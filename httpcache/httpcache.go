@@ -17,10 +17,6 @@ import (
 	"github.com/fragcache/fragcache/internal/failopen"
 )
 
-// NoExpiry as Options.Timeout or a SetTimeout argument stores responses
-// that never expire; only Delete and the store's eviction remove them.
-const NoExpiry time.Duration = -1
-
 // DefaultMaxBodySize is the largest body stored when Options.MaxBodySize
 // is 0. Larger responses are served but not stored.
 const DefaultMaxBodySize = 8 << 20
@@ -63,8 +59,8 @@ type Options struct {
 	// request reads.
 	TrustForwarded func(r *http.Request) bool
 	// Timeout is how long responses live: 0 means the backend cache's
-	// default timeout, NoExpiry never expires; any other negative value is
-	// invalid. A handler can choose its own response's with SetTimeout.
+	// default timeout, backends.NoExpiry never expires; any other
+	// negative value is invalid. A handler can choose its own response's with SetTimeout.
 	Timeout time.Duration
 	// Unless, when it returns true, makes the request bypass the cache: the
 	// handler runs and nothing is read or stored (Flask's unless).
@@ -143,13 +139,14 @@ type Cache struct {
 }
 
 // New returns a Cache storing into store. It panics, as for a programming
-// error, if store is nil or opts.Timeout is negative other than NoExpiry.
+// error, if store is nil or opts.Timeout is negative other than
+// backends.NoExpiry.
 func New(store *backends.Cache, opts Options) *Cache {
 	if store == nil {
 		panic("httpcache: nil *backends.Cache")
 	}
-	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
-		panic(fmt.Sprintf("httpcache: negative Timeout %v (use NoExpiry for responses that never expire)", opts.Timeout))
+	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
+		panic(fmt.Sprintf("httpcache: negative Timeout %v (use backends.NoExpiry for responses that never expire)", opts.Timeout))
 	}
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "view/"
@@ -437,13 +434,8 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 	if rec.timeoutSet {
 		timeout = rec.timeout
 	}
-	var ttl time.Duration
-	switch {
-	case timeout == NoExpiry:
-		ttl = 0
-	case timeout > 0:
-		ttl = timeout
-	default:
+	ttl := timeout // positive or backends.NoExpiry
+	if ttl == 0 {
 		ttl = c.store.DefaultTimeout()
 	}
 	if len(rec.vary) == 0 {

@@ -452,9 +452,9 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{"cache default", 0, nil, false, def},
 		{"Options.Timeout", 7 * time.Second, nil, false, 7 * time.Second},
-		{"NoExpiry", NoExpiry, nil, false, 0},
+		{"NoExpiry", backends.NoExpiry, nil, false, backends.NoExpiry},
 		{"handler chooses", 7 * time.Second, new(time.Minute), true, time.Minute},
-		{"handler chooses never", 7 * time.Second, new(NoExpiry), true, 0},
+		{"handler chooses never", 7 * time.Second, new(backends.NoExpiry), true, backends.NoExpiry},
 		{"handler restores the option", 7 * time.Second, new(time.Duration(0)), true, 7 * time.Second},
 		{"invalid handler timeout is ignored", 7 * time.Second, new(-5 * time.Second), false, 7 * time.Second},
 	}
@@ -506,7 +506,7 @@ func TestSetTimeoutThroughOtherMiddleware(t *testing.T) {
 			mw := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { inner.ServeHTTP(tt.wrap(w), r) })
 			do(t, New(store, Options{}).Middleware(mw), "GET", "/w")
 			assert.Equal(t, tt.want, got)
-			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: 0}[tt.want], rec.TTL(t, "view/http://example.com/w"))
+			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: backends.DefaultTimeout}[tt.want], rec.TTL(t, "view/http://example.com/w"))
 		})
 	}
 	assert.False(t, SetTimeout(httptest.NewRecorder(), time.Hour), "a request the cache does not record")
@@ -877,9 +877,9 @@ func TestStoredValueThatIsNotAResponseIsAMiss(t *testing.T) {
 func TestNewPanicsOnProgrammingErrors(t *testing.T) {
 	store := backends.New(backends.NewSimple(0), backends.Options{})
 	assert.PanicsWithValue(t, "httpcache: nil *backends.Cache", func() { New(nil, Options{}) })
-	assert.PanicsWithValue(t, "httpcache: negative Timeout -1s (use NoExpiry for responses that never expire)",
+	assert.PanicsWithValue(t, "httpcache: negative Timeout -1s (use backends.NoExpiry for responses that never expire)",
 		func() { New(store, Options{Timeout: -time.Second}) })
-	assert.NotPanics(t, func() { New(store, Options{Timeout: NoExpiry}) })
+	assert.NotPanics(t, func() { New(store, Options{Timeout: backends.NoExpiry}) })
 	assert.Same(t, store, New(store, Options{}).Store())
 }
 

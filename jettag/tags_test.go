@@ -210,7 +210,7 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{"seconds", "300", nil, fragment.Options{}, 300 * time.Second},
 		{"float seconds", "0.05", nil, fragment.Options{}, 50 * time.Millisecond},
-		{"zero never expires", "0", nil, fragment.Options{}, 0},
+		{"zero never expires, as in Flask", "0", nil, fragment.Options{}, backends.NoExpiry},
 		{"variable int", "ttl", 20, fragment.Options{}, 20 * time.Second},
 		{"variable duration", "ttl", 1500 * time.Millisecond, fragment.Options{}, 1500 * time.Millisecond},
 		{"nil is the fragment default", "nil", nil, fragment.Options{DefaultTimeout: defaultTTL}, defaultTTL},

@@ -75,7 +75,7 @@ func checkHostileEntry[R any](t *testing.T, raw string, want R, undecodable bool
 	ctx := t.Context()
 	key, err := m.m.hash(nil, m.args(1))
 	require.NoError(t, err)
-	require.NoError(t, c.Backend().Set(ctx, key, []byte(raw), 0))
+	require.NoError(t, c.Backend().Set(ctx, key, []byte(raw), backends.NoExpiry))
 
 	var got R
 	require.NotPanics(t, func() { got, err = m.Call(ctx, 1) })
@@ -119,7 +119,7 @@ func FuzzDecodeResult(f *testing.F) {
 	mList := Func(c, func(context.Context, int) ([]any, error) { return nil, nil }, Options{Name: "l", Logger: logger})
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		require.NoError(t, c.Backend().Set(ctx, "k", raw, 0))
+		require.NoError(t, c.Backend().Set(ctx, "k", raw, backends.NoExpiry))
 		v, err := c.GetValue(ctx, "k")
 		require.NoError(t, err)
 		budget := decodeBudget(len(raw))

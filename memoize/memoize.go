@@ -24,10 +24,6 @@ import (
 	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
-// NoExpiry as Options.Timeout stores results that never expire; only
-// DeleteMemoized, Delete and the store's own eviction remove them.
-const NoExpiry time.Duration = -1
-
 // Errors callers branch on with errors.Is.
 var (
 	// ErrUnsupportedArg is returned by Call and Delete for an argument that
@@ -75,8 +71,9 @@ type Options struct {
 	// of them can share a name in one binary or swap names between builds.
 	Name string
 	// Timeout is how long results live: 0 means the cache's default
-	// timeout, NoExpiry never expires; any other negative value is
-	// invalid.
+	// timeout, backends.NoExpiry never expires (only DeleteMemoized,
+	// Delete and the store's own eviction remove them); any other
+	// negative value is invalid.
 	Timeout time.Duration
 	// Unless, when it returns true, makes the call bypass the cache: the
 	// function runs and nothing is read or stored (Flask's unless).
@@ -206,8 +203,8 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		}
 		name = goName
 	}
-	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
-		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use NoExpiry for entries that never expire)", name, opts.Timeout))
+	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
+		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use backends.NoExpiry for entries that never expire)", name, opts.Timeout))
 	}
 	ignore := make([]bool, len(args))
 	for _, i := range opts.IgnoreArgs {
@@ -372,7 +369,7 @@ func (m *memo[R]) decode(v backends.Value, key, ver string) (entry[R], bool) {
 // orphaned every entry written after it was created (issue #531).
 func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, error) {
 	v := newVersion()
-	added, err := m.cache.Add(ctx, m.verKey, v, 0)
+	added, err := m.cache.Add(ctx, m.verKey, v, backends.NoExpiry)
 	if err != nil {
 		return "", err
 	}
@@ -506,16 +503,16 @@ func (m *memo[R]) keep(key string, e entry[R]) {
 	}
 }
 
-// lifetime is how long a result stays fresh; 0 means forever.
-func (m *memo[R]) lifetime() time.Duration {
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return 0
-	case m.opts.Timeout > 0:
+// ttl is the TTL results are stored with: positive, or backends.NoExpiry.
+func (m *memo[R]) ttl() time.Duration {
+	if m.opts.Timeout != 0 {
 		return m.opts.Timeout
 	}
 	return m.cache.DefaultTimeout()
 }
+
+// lifetime is how long a result stays fresh; 0 means forever.
+func (m *memo[R]) lifetime() time.Duration { return max(m.ttl(), 0) }
 
 // fill runs fn for a missed key, once per key and version across
 // concurrent callers, and stores its result. When the caller that runs fn
@@ -552,18 +549,11 @@ func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn fun
 }
 
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
-	if grace := m.opts.StaleWhileRevalidate; grace > 0 {
-		if life := m.lifetime(); life > 0 {
-			return m.cache.Set(ctx, key, e, min(life, math.MaxInt64-grace)+grace)
-		}
+	ttl := m.ttl()
+	if grace := m.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return m.cache.Set(ctx, key, e, 0)
-	case m.opts.Timeout > 0:
-		return m.cache.Set(ctx, key, e, m.opts.Timeout)
-	}
-	return m.cache.Set(ctx, key, e)
+	return m.cache.Set(ctx, key, e, ttl)
 }
 
 // isNil reports whether r is a nil pointer, slice, map, interface, func
@@ -593,7 +583,7 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 // before is read again: O(1) however many argument combinations there are.
 func (m *memo[R]) deleteMemoized(ctx context.Context) error {
 	m.copies.Clear()
-	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
+	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), backends.NoExpiry))
 }
 
 // deleteVerhash removes the function's version key; the next call creates
@@ -608,7 +598,7 @@ func (m *memo[R]) deleteVerhash(ctx context.Context) error {
 // entries is read again; other receivers keep theirs.
 func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
 	m.copies.Clear() // copies are not kept by receiver: drop them all
-	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
+	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), backends.NoExpiry))
 }
 
 func wrap(name, op string, err error) error {

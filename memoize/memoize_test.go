@@ -146,8 +146,9 @@ func TestTimeoutOption(t *testing.T) {
 	}{
 		{"zero means the cache default", 0, 300 * time.Second, 300 * time.Second},
 		{"explicit timeout", 7 * time.Second, 300 * time.Second, 7 * time.Second},
-		{"NoExpiry never expires", NoExpiry, 300 * time.Second, 0},
-		{"default of never", 0, 0, 0},
+		{"NoExpiry never expires", backends.NoExpiry, 300 * time.Second, backends.NoExpiry},
+		{"default of never", 0, backends.NoExpiry, backends.NoExpiry},
+		{"zero options' default is Flask's 300 s", 0, 0, backends.DefaultTimeout},
 	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		for _, tt := range tests {
@@ -162,7 +163,7 @@ func TestTimeoutOption(t *testing.T) {
 				verKey := c.KeyPrefix() + "timed_memver"
 				// Flask's version key expired with the entries' timeout and
 				// orphaned later entries (#531); ours never expires.
-				assert.Equal(t, time.Duration(0), rec.TTL(t, verKey))
+				assert.Equal(t, backends.NoExpiry, rec.TTL(t, verKey))
 				written := rec.Written()
 				delete(written, verKey)
 				require.Len(t, written, 1, "one entry besides the version key")
@@ -584,7 +585,7 @@ func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
 	}
 	assert.NotPanics(t, func() {
 		Func(c, func(context.Context, int) (int, error) { return 0, nil }, Options{Name: "literal"})
-		Func(c, acct.balance, Options{Name: "value", Timeout: NoExpiry})
+		Func(c, acct.balance, Options{Name: "value", Timeout: backends.NoExpiry})
 	})
 }
 

@@ -66,7 +66,7 @@ func TestStaleWhileRevalidateStoresWithTheGracePeriod(t *testing.T) {
 	for _, tt := range []struct {
 		timeout time.Duration
 		want    time.Duration
-	}{{time.Minute, time.Minute + 30*time.Second}, {0, time.Hour + 30*time.Second}, {NoExpiry, 0}} {
+	}{{time.Minute, time.Minute + 30*time.Second}, {0, time.Hour + 30*time.Second}, {backends.NoExpiry, backends.NoExpiry}} {
 		name := fmt.Sprintf("ttl%v", tt.timeout)
 		f := Func(cache, func(ctx context.Context, n int) (int, error) { return n, nil },
 			Options{Name: name, Timeout: tt.timeout, StaleWhileRevalidate: 30 * time.Second})

@@ -182,7 +182,7 @@ func TestTimeoutTTLs(t *testing.T) {
 		{"time.Duration", "d", pongo2.Context{"d": 1500 * time.Millisecond}, 1500 * time.Millisecond},
 		{"variable seconds", "n", pongo2.Context{"n": 7}, 7 * time.Second},
 		{"None is the default", "None", nil, def},
-		{"0 never expires", "0", nil, 0},
+		{"0 never expires, as in Flask", "0", nil, backends.NoExpiry},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
