@@ -56,8 +56,8 @@ var configKeyTests = []struct {
 	{"CACHE_DEFAULT_TIMEOUT", 1.5, func(c backends.Config) any { return c.DefaultTimeout }, 1500 * time.Millisecond},
 	{"CACHE_DEFAULT_TIMEOUT", float32(0.5), func(c backends.Config) any { return c.DefaultTimeout }, 500 * time.Millisecond},
 	{"CACHE_DEFAULT_TIMEOUT", 2 * time.Hour, func(c backends.Config) any { return c.DefaultTimeout }, 2 * time.Hour},
-	{"CACHE_DEFAULT_TIMEOUT", 0, func(c backends.Config) any { return c.DefaultTimeout }, backends.NoExpiry}, // Flask's 0: never
-	{"CACHE_DEFAULT_TIMEOUT", 1e-10, func(c backends.Config) any { return c.DefaultTimeout }, time.Nanosecond},   // not 0, which would be the default
+	{"CACHE_DEFAULT_TIMEOUT", 0, func(c backends.Config) any { return c.DefaultTimeout }, backends.NoExpiry},   // Flask's 0: never
+	{"CACHE_DEFAULT_TIMEOUT", 1e-10, func(c backends.Config) any { return c.DefaultTimeout }, time.Nanosecond}, // not 0, which would be the default
 	{"CACHE_DEFAULT_TIMEOUT", float32(1e-12), func(c backends.Config) any { return c.DefaultTimeout }, time.Nanosecond},
 	{"CACHE_IGNORE_ERRORS", true, func(c backends.Config) any { return c.IgnoreErrors }, true},
 	{"CACHE_THRESHOLD", 1000, func(c backends.Config) any { return c.Threshold }, 1000},

@@ -228,11 +228,16 @@ func TestMemcachedServerDown(t *testing.T) {
 	}{
 		{"Get", func(b *backends.Memcached) error { _, _, err := b.Get(ctx, "k"); return err }},
 		{"Set", func(b *backends.Memcached) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
-		{"Add", func(b *backends.Memcached) error { _, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry); return err }},
+		{"Add", func(b *backends.Memcached) error {
+			_, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry)
+			return err
+		}},
 		{"Delete", func(b *backends.Memcached) error { _, err := b.Delete(ctx, "k"); return err }},
 		{"Inc", func(b *backends.Memcached) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
 		{"GetMany", func(b *backends.Memcached) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
-		{"SetMany", func(b *backends.Memcached) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry) }},
+		{"SetMany", func(b *backends.Memcached) error {
+			return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry)
+		}},
 		{"DeleteMany", func(b *backends.Memcached) error { _, err := b.DeleteMany(ctx, []string{"k", "l"}); return err }},
 		{"Clear", func(b *backends.Memcached) error { return b.Clear(ctx, "") }},
 		{"Clear of a namespace", func(b *backends.Memcached) error { return b.Clear(ctx, "ns:") }},
