@@ -20,10 +20,10 @@ const (
 	DefaultTimeout = 300 * time.Second
 )
 
-// Options configure a [Cache] built with [New]. The zero value is usable:
+// CacheOptions configure a [Cache] built with [New]. The zero value is usable:
 // no key prefix, msgpack values, entries that expire after Flask's 300 s
 // unless a call passes a timeout.
-type Options struct {
+type CacheOptions struct {
 	// KeyPrefix is prepended to every key of every operation, and Clear
 	// removes only keys under it.
 	KeyPrefix string
@@ -55,7 +55,7 @@ type Cache struct {
 // New returns a Cache over b. It panics if opts.DefaultTimeout is negative
 // other than NoExpiry, since that is a programming error rather than user
 // input.
-func New(b Backend, opts Options) *Cache {
+func New(b Backend, opts CacheOptions) *Cache {
 	switch {
 	case opts.DefaultTimeout == 0:
 		opts.DefaultTimeout = DefaultTimeout

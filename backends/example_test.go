@@ -12,7 +12,7 @@ import (
 
 func ExampleNew() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{
+	c := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{
 		KeyPrefix:      "myapp_",
 		DefaultTimeout: 5 * time.Minute,
 	})
@@ -96,7 +96,7 @@ func ExampleFromEnv() {
 
 func ExampleCache_Inc() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 
 	// Integers are stored as decimal text, so Inc and Dec work on values
 	// written by Set as well as on missing keys (which start from 0).
@@ -121,7 +121,7 @@ func ExampleCache_Inc() {
 
 func ExampleCache_GetMany() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	err := c.SetMany(ctx, map[string]any{"a": 1, "b": "two"})
 	if err != nil {
 		log.Fatal(err)
@@ -150,7 +150,7 @@ func ExampleCache_GetMany() {
 
 func ExampleCache_GetValue() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	if err := c.Set(ctx, "fragment", []byte("<p>cached</p>")); err != nil {
 		log.Fatal(err)
 	}

@@ -24,7 +24,7 @@ func ExampleNewFileSystem() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	cache := backends.New(fsc, backends.Options{KeyPrefix: "myapp_", DefaultTimeout: 5 * time.Minute})
+	cache := backends.New(fsc, backends.CacheOptions{KeyPrefix: "myapp_", DefaultTimeout: 5 * time.Minute})
 	defer cache.Close()
 
 	ctx := context.Background()

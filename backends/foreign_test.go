@@ -63,7 +63,7 @@ func assertReadsBackRaw(t *testing.T, c *backends.Cache, key, raw string) {
 
 func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
 			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
@@ -74,7 +74,7 @@ func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 
 func TestForeignValueIsNotANumber(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	require.NoError(t, s.Set(ctx, "k", []byte("bacon"), backends.NoExpiry))
 	var n int
 	_, err := c.Get(ctx, "k", &n)
@@ -85,7 +85,7 @@ func TestForeignValueIsNotANumber(t *testing.T) {
 // never to be taken for text.
 func TestForeignPickleIsErrDecode(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, raw := range []string{"!", "!\x80\x04\x95\x09\x00\x00\x00\x00\x00\x00\x00\x8c\x05bacon\x94.", "!bacon"} {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
 			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
@@ -113,7 +113,7 @@ func TestForeignValuesFromRedisReadBackByteIdentical(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	c := backends.New(backends.NewRedis(client), backends.Options{KeyPrefix: "flask_cache_"})
+	c := backends.New(backends.NewRedis(client), backends.CacheOptions{KeyPrefix: "flask_cache_"})
 	ctx := context.Background()
 	for i, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {

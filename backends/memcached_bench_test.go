@@ -24,7 +24,7 @@ func BenchmarkMemcached(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { m.Close() })
-		c := backends.New(m, backends.Options{KeyPrefix: "flask_cache_", DefaultTimeout: 300 * time.Second})
+		c := backends.New(m, backends.CacheOptions{KeyPrefix: "flask_cache_", DefaultTimeout: 300 * time.Second})
 		kind := "Memcached"
 		if spread {
 			kind = "Spread"

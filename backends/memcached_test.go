@@ -629,7 +629,7 @@ func TestMemcachedTimeouts(t *testing.T) {
 	for _, spread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
 			b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread})
-			c := backends.New(b, backends.Options{})
+			c := backends.New(b, backends.CacheOptions{})
 			// Over 30 days memcached wants an absolute time; a relative
 			// one would be read as a date in 1970 and expire at once.
 			require.NoError(t, c.Set(ctx, "long", "v", 40*24*time.Hour))
@@ -643,7 +643,7 @@ func TestMemcachedTimeouts(t *testing.T) {
 	}
 	t.Run("negative counters keep their TTL through Inc", func(t *testing.T) {
 		b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
-		c := backends.New(b, backends.Options{})
+		c := backends.New(b, backends.CacheOptions{})
 		require.NoError(t, c.Set(ctx, "neg", -5, 2*time.Second))
 		before, err := raw.Get(ctx, "neg")
 		require.NoError(t, err)
@@ -677,7 +677,7 @@ func TestMemcachedConcurrentIncsOfNegativeCounters(t *testing.T) {
 	ctx := t.Context()
 	for _, spread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
-			c := backends.New(newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread}), backends.Options{})
+			c := backends.New(newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread}), backends.CacheOptions{})
 			const workers, rounds = 8, 50
 			require.NoError(t, c.Set(ctx, "n", -1000))
 			var g errgroup.Group
@@ -717,7 +717,7 @@ func ExampleNewMemcached() {
 	if err != nil {
 		panic(err)
 	}
-	cache := backends.New(b, backends.Options{KeyPrefix: "pages:", DefaultTimeout: 5 * time.Minute})
+	cache := backends.New(b, backends.CacheOptions{KeyPrefix: "pages:", DefaultTimeout: 5 * time.Minute})
 	defer cache.Close()
 	ctx := context.Background()
 	_ = cache.Set(ctx, "home", "<html>…</html>")

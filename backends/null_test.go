@@ -65,7 +65,7 @@ func TestNull(t *testing.T) {
 			return []int64{first, second}, []int64{5, 5}, err
 		}},
 		{"Cache.Dec returns minus delta", func(b backends.Backend) (any, any, error) {
-			n, err := backends.New(b, backends.Options{}).Dec(ctx, "n", 3)
+			n, err := backends.New(b, backends.CacheOptions{}).Dec(ctx, "n", 3)
 			return n, int64(-3), err
 		}},
 		{"Clear succeeds", func(b backends.Backend) (any, any, error) {

@@ -128,7 +128,7 @@ func benchPages(b *testing.B, label string, backend backends.Backend, parallel b
 				if err := backend.Clear(context.Background(), ""); err != nil {
 					b.Fatal(err)
 				}
-				fc := fragment.New(backends.New(backend, backends.Options{}), fragment.Options{})
+				fc := fragment.New(backends.New(backend, backends.CacheOptions{}), fragment.Options{})
 				render := e.prepare(b, fc)
 				var first bytes.Buffer
 				if err := render(&first); err != nil { // fills the cache

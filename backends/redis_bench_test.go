@@ -30,7 +30,7 @@ func redisBenchOps(b *testing.B) []redisBenchPair {
 	ctx := context.Background()
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
-	cache := backends.New(backends.NewRedis(client), backends.Options{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
+	cache := backends.New(backends.NewRedis(client), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
 	value := bytes.Repeat([]byte("x"), redisBenchValue)
 	keys := make([]string, redisBenchKeys)
 	rawKeys := make([]string, redisBenchKeys)

@@ -174,7 +174,7 @@ func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 			t.Cleanup(func() { _ = client.Close() })
 			hook := &commandCounter{}
 			client.AddHook(hook)
-			fc := fragment.New(backends.New(backends.NewRedis(client), backends.Options{}), fragment.Options{})
+			fc := fragment.New(backends.New(backends.NewRedis(client), backends.CacheOptions{}), fragment.Options{})
 			body := func(w io.Writer) error { _, err := io.WriteString(w, "<ul>fragment</ul>"); return err }
 
 			render := func() string {
@@ -884,7 +884,7 @@ func ExampleNewRedis() {
 	})
 	defer client.Close() // the backend leaves the caller's client open
 
-	cache := backends.New(backends.NewRedis(client), backends.Options{
+	cache := backends.New(backends.NewRedis(client), backends.CacheOptions{
 		KeyPrefix:      "shop:",
 		DefaultTimeout: 5 * time.Minute,
 	})

@@ -145,7 +145,7 @@ func Open(cfg Config) (*Cache, error) {
 	if name == "NullCache" && !cfg.NoNullWarning {
 		logger.Warn("fragcache: CACHE_TYPE is " + cfg.Type + ", caching is effectively disabled (set CACHE_NO_NULL_WARNING to silence this)")
 	}
-	return New(b, Options{
+	return New(b, CacheOptions{
 		KeyPrefix:      cfg.KeyPrefix,
 		DefaultTimeout: cfg.DefaultTimeout,
 		Codec:          cfg.Codec,

@@ -827,7 +827,7 @@ func ExampleNewUWSGI() {
 	if err != nil {
 		panic(err)
 	}
-	pages := backends.New(b, backends.Options{KeyPrefix: "pages:", DefaultTimeout: 5 * time.Minute})
+	pages := backends.New(b, backends.CacheOptions{KeyPrefix: "pages:", DefaultTimeout: 5 * time.Minute})
 	ctx := context.Background()
 	if err := pages.Set(ctx, "/", "<html>…</html>"); err != nil {
 		fmt.Println("set:", err)

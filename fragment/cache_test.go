@@ -143,7 +143,7 @@ func TestKeyAndDeleteAgreeWithRender(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			backend := backends.NewSimple(0)
-			store := backends.New(backend, backends.Options{KeyPrefix: tt.storePrefix})
+			store := backends.New(backend, backends.CacheOptions{KeyPrefix: tt.storePrefix})
 			c := New(store, tt.opts)
 			varyOn := make([]any, len(tt.varyOn))
 			for i, v := range tt.varyOn {
@@ -204,7 +204,7 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		name         string
 		timeout      any
 		defaultTTL   time.Duration // Options.DefaultTimeout
-		storeDefault time.Duration // backends.Options.DefaultTimeout
+		storeDefault time.Duration // backends.CacheOptions.DefaultTimeout
 		want         time.Duration
 	}{
 		{name: "int seconds", timeout: 60, want: 60 * time.Second},
@@ -233,7 +233,7 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spy := newSpy()
-			store := backends.New(spy, backends.Options{DefaultTimeout: tt.storeDefault})
+			store := backends.New(spy, backends.CacheOptions{DefaultTimeout: tt.storeDefault})
 			c := New(store, Options{DefaultTimeout: tt.defaultTTL})
 			body, _ := countingBody("x")
 			call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: "t"}

@@ -61,7 +61,7 @@ func benchServe(b *testing.B, h http.Handler) {
 func BenchmarkHandler(b *testing.B) {
 	b.Run("uncached", func(b *testing.B) { benchServe(b, listingHandler()) })
 
-	simple := backends.New(backends.NewSimple(0), backends.Options{})
+	simple := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	b.Run("hit/simple", func(b *testing.B) { benchServe(b, New(simple, Options{}).Middleware(listingHandler())) })
 
 	srv := testservers.Redis(b)

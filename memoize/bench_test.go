@@ -29,7 +29,7 @@ func search(_ context.Context, q query) ([]string, error) { return q.Tags, nil }
 
 func benchCaches(b *testing.B) map[string]*backends.Cache {
 	caches := map[string]*backends.Cache{
-		"simple": backends.New(backends.NewSimple(0), backends.Options{}),
+		"simple": backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 	}
 	srv := testservers.Redis(b)
 	c, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr})

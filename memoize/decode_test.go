@@ -68,7 +68,7 @@ func TestHostileEntryIsALoggedMiss(t *testing.T) {
 // error when undecodable) that stores over it.
 func checkHostileEntry[R any](t *testing.T, raw string, want R, undecodable bool) {
 	var logs bytes.Buffer
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	runs := 0
 	m := Func(c, func(context.Context, int) (R, error) { runs++; return want, nil },
 		Options{Name: "hostile", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -112,7 +112,7 @@ func FuzzDecodeResult(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(append([]byte{0xf7}, b...))
 	}
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	logger := slog.New(slog.DiscardHandler)
 	mMap := Func(c, func(context.Context, int) (map[string]any, error) { return nil, nil }, Options{Name: "m", Logger: logger})
 	mEvent := Func(c, func(context.Context, int) (event, error) { return event{}, nil }, Options{Name: "e", Logger: logger})

@@ -119,7 +119,7 @@ func (s *site) stats() statsJSON {
 // engineNames returns the name of every engine the site serves.
 func engineNames(t *testing.T) []string {
 	t.Helper()
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	var names []string
 	for _, f := range engineFactories {
 		e, err := f(fc)

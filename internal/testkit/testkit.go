@@ -48,7 +48,7 @@ type NewCache = func(t *testing.T) *backends.Cache
 func ForEachCache(t *testing.T, name string, test func(t *testing.T, open NewCache)) {
 	t.Run("simple", func(t *testing.T) {
 		test(t, func(*testing.T) *backends.Cache {
-			return backends.New(backends.NewSimple(0), backends.Options{})
+			return backends.New(backends.NewSimple(0), backends.CacheOptions{})
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
@@ -79,7 +79,7 @@ type Recorder struct {
 // Record returns a cache like c whose writes go through a Recorder.
 func Record(c *backends.Cache) (*backends.Cache, *Recorder) {
 	r := &Recorder{Backend: c.Backend(), ttls: map[string]time.Duration{}}
-	return backends.New(r, backends.Options{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
+	return backends.New(r, backends.CacheOptions{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
 }
 
 // Set records ttl and stores.
