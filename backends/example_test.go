@@ -73,25 +73,43 @@ func ExampleOpen() {
 }
 
 func ExampleFromEnv() {
-	// A program passes os.Environ(); unrelated variables are ignored and
-	// a misspelt CACHE_* variable is an error.
+	// A program passes os.Environ(); variables that are not settings are
+	// ignored, CACHE_* ones it does not know too (logged at debug level)
+	// unless Strict asks for an error.
 	environ := []string{
 		"HOME=/home/app",
 		"CACHE_TYPE=SimpleCache",
 		"CACHE_DEFAULT_TIMEOUT=30",
 		"CACHE_OPTIONS={}",
+		"CACHE_SERVICE_HOST=10.0.0.5", // a Kubernetes service link
 	}
-	cfg, err := backends.FromEnv(environ)
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(cfg.Type, cfg.DefaultTimeout, cfg.Threshold)
 
-	_, err = backends.FromEnv([]string{"CACHE_TRESHOLD=10"})
+	_, err = backends.FromEnv([]string{"CACHE_TRESHOLD=10"}, backends.EnvOptions{Strict: true})
 	fmt.Println(err != nil)
 	// Output:
 	// SimpleCache 30s 500
 	// true
+}
+
+func ExampleFromEnv_prefix() {
+	// Under a prefix of the application's own, fragcache's settings cannot
+	// meet anyone else's variables.
+	environ := []string{
+		"CACHE_REDIS_PORT=tcp://10.0.0.5:6379", // Kubernetes' link to a Service "cache-redis"
+		"MYAPP_CACHE_TYPE=SimpleCache",
+		"MYAPP_CACHE_DEFAULT_TIMEOUT=0",
+	}
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{Prefix: "MYAPP_"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Type, cfg.DefaultTimeout == backends.NoExpiry)
+	// Output: SimpleCache true
 }
 
 func ExampleCache_Inc() {
@@ -181,7 +199,7 @@ func ExampleRegister() {
 			}
 			n, ok := cfg.Options["max_entries"].(int)
 			if !ok {
-				return nil, backends.MissingKeyError("BoundedCache", `CACHE_OPTIONS["max_entries"] (an int)`)
+				return nil, fmt.Errorf("%w: BoundedCache needs CACHE_OPTIONS max_entries (an int)", backends.ErrConfig)
 			}
 			return backends.NewSimple(n), nil
 		})

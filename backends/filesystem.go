@@ -21,40 +21,51 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/cacheopt"
 )
 
 func init() {
-	Register("FileSystemCache", func(cfg Config) (Backend, error) {
-		if cfg.Dir == "" {
-			return nil, MissingKeyError("FileSystemCache", "CACHE_DIR")
+	Register("FileSystemCache", newFileSystemFromConfig)
+}
+
+// newFileSystemFromConfig is FileSystemCache's factory: CACHE_DIR,
+// CACHE_THRESHOLD and CACHE_OPTIONS.
+func newFileSystemFromConfig(cfg Config) (Backend, error) {
+	dir, err := Setting(cfg, "CACHE_DIR", "")
+	if err != nil {
+		return nil, err
+	}
+	if dir == "" {
+		return nil, fmt.Errorf("%w: FileSystemCache needs CACHE_DIR", ErrConfig)
+	}
+	if cfg.Threshold < 0 {
+		return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
+	}
+	opts := FileSystemOptions{Threshold: cfg.Threshold, Logger: cfg.Logger}
+	if err := cacheopt.Decode("FileSystemCache", cfg.Options, &opts, fileSystemOptionTable); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return NewFileSystem(dir, opts)
+}
+
+// fileSystemOptionTable lists FileSystemCache's CACHE_OPTIONS.
+var fileSystemOptionTable = []cacheopt.Option[FileSystemOptions]{
+	// Flask's factory passes CACHE_THRESHOLD over CACHE_OPTIONS
+	// "threshold", so the option never wins; it is still checked so that a
+	// wrong value does not pass silently.
+	cacheopt.Func("threshold", func(_ *FileSystemOptions, v any) error {
+		if n, ok := cacheopt.AsInt(v); !ok || n < 0 {
+			return fmt.Errorf("got %v (%T), want a non-negative integer", v, v)
 		}
-		if cfg.Threshold < 0 {
-			return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
-		}
-		if err := CheckOptions("FileSystemCache", cfg.Options, "threshold", "mode", "max_value_size"); err != nil {
-			return nil, err
-		}
-		// Flask's factory passes CACHE_THRESHOLD over CACHE_OPTIONS
-		// "threshold", so the option never wins; it is still checked so that
-		// a wrong value does not pass silently.
-		if v, ok := cfg.Options["threshold"]; ok {
-			if n, ok := asInt(v); !ok || n < 0 {
-				return nil, fmt.Errorf("%w: CACHE_OPTIONS threshold: got %v (%T), want a non-negative integer", ErrConfig, v, v)
-			}
-		}
-		opts := FileSystemOptions{Threshold: cfg.Threshold, Logger: cfg.Logger}
-		if v, ok := cfg.Options["mode"]; ok {
-			m, err := fileModeOption(v)
-			if err != nil {
-				return nil, fmt.Errorf("%w: CACHE_OPTIONS mode: %w", ErrConfig, err)
-			}
-			opts.Mode = m
-		}
-		if err := positiveIntOpt(cfg.Options, "max_value_size", &opts.MaxValueSize); err != nil {
-			return nil, err
-		}
-		return NewFileSystem(cfg.Dir, opts)
-	})
+		return nil
+	}),
+	cacheopt.Func("mode", func(o *FileSystemOptions, v any) error {
+		m, err := fileModeOption(v)
+		o.Mode = m
+		return err
+	}),
+	cacheopt.PositiveInt("max_value_size", func(o *FileSystemOptions) *int { return &o.MaxValueSize }),
 }
 
 // fileModeOption reads CACHE_OPTIONS "mode": an integer (0o600, or 384 as
@@ -68,9 +79,9 @@ func fileModeOption(v any) (os.FileMode, error) {
 		}
 		return os.FileMode(n), nil
 	}
-	n, ok := asInt(v)
+	n, ok := cacheopt.AsInt(v)
 	if !ok || n < 0 || n > math.MaxUint32 {
-		return 0, typeError(v, "a file mode such as 0o600 (384)")
+		return 0, cacheopt.TypeError(v, "a file mode such as 0o600 (384)")
 	}
 	return os.FileMode(n), nil
 }

@@ -319,7 +319,8 @@ func TestFileSystemMaxValueSize(t *testing.T) {
 
 func TestFileSystemMaxValueSizeOption(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Type, cfg.Dir, cfg.Options = "FileSystemCache", t.TempDir(), map[string]any{"max_value_size": float64(1 << 20)}
+	cfg.Type, cfg.Options = "FileSystemCache", map[string]any{"max_value_size": float64(1 << 20)}
+	cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
 	c, err := Open(cfg)
 	require.NoError(t, err)
 	defer c.Close()

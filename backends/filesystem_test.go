@@ -927,7 +927,7 @@ func TestFileSystemFactory(t *testing.T) {
 	for _, typ := range []string{"FileSystemCache", "filesystem"} {
 		t.Run(typ, func(t *testing.T) {
 			cfg := DefaultConfig()
-			cfg.Type, cfg.Dir = typ, t.TempDir()
+			cfg.Type, cfg.Settings = typ, map[string]any{"CACHE_DIR": t.TempDir()}
 			c, err := Open(cfg)
 			require.NoError(t, err)
 			defer c.Close()
@@ -959,7 +959,8 @@ func TestFileSystemFactory(t *testing.T) {
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
-			cfg.Type, cfg.Dir, cfg.Threshold, cfg.Options = "FileSystemCache", t.TempDir(), tt.threshold, tt.options
+			cfg.Type, cfg.Threshold, cfg.Options = "FileSystemCache", tt.threshold, tt.options
+			cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
 			c, err := Open(cfg)
 			require.NoError(t, err)
 			defer c.Close()
@@ -974,7 +975,8 @@ func TestFileSystemFactory(t *testing.T) {
 		cfg  func(*Config)
 		text []string
 	}{
-		{"missing CACHE_DIR", func(c *Config) { c.Dir = "" }, []string{"FileSystemCache", "CACHE_DIR"}},
+		{"missing CACHE_DIR", func(c *Config) { c.Settings = nil }, []string{"FileSystemCache", "CACHE_DIR"}},
+		{"CACHE_DIR of the wrong type", func(c *Config) { c.Settings = map[string]any{"CACHE_DIR": 7} }, []string{"CACHE_DIR", "string"}},
 		{"negative CACHE_THRESHOLD", func(c *Config) { c.Threshold = -1 }, []string{"CACHE_THRESHOLD"}},
 		{"unknown option", func(c *Config) { c.Options = map[string]any{"hash_method": "md5"} }, []string{"hash_method", "threshold, mode"}},
 		{"mode not a number", func(c *Config) { c.Options = map[string]any{"mode": true} }, []string{"mode"}},
@@ -986,7 +988,7 @@ func TestFileSystemFactory(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
-			cfg.Type, cfg.Dir = "FileSystemCache", t.TempDir()
+			cfg.Type, cfg.Settings = "FileSystemCache", map[string]any{"CACHE_DIR": t.TempDir()}
 			tt.cfg(&cfg)
 			_, err := Open(cfg)
 			require.ErrorIs(t, err, ErrConfig)

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fragcache/fragcache/internal/cacheopt"
 	"github.com/fragcache/fragcache/internal/memcache"
 	"github.com/fragcache/fragcache/internal/namespace"
 	"github.com/fragcache/fragcache/keys"
@@ -292,22 +293,34 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 // ignores the credentials, as Flask's does.
 func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
 	spread := name == "SpreadSASLMemcachedCache"
-	opts, err := memcachedOptions(name, cfg.Options, spread)
+	table := memcachedOptionTable
+	if spread {
+		table = append(slices.Clip(table), memcachedSpreadOptionTable...)
+	}
+	var opts MemcachedOptions
+	if err := cacheopt.Decode(name, cfg.Options, &opts, table); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	servers, err := Setting(cfg, "CACHE_MEMCACHED_SERVERS", []string{DefaultMemcachedServer})
 	if err != nil {
 		return nil, err
 	}
-	if len(cfg.MemcachedServers) == 0 {
-		return nil, MissingKeyError(name, "CACHE_MEMCACHED_SERVERS")
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("%w: %s needs CACHE_MEMCACHED_SERVERS", ErrConfig, name)
 	}
-	opts.Servers = cfg.MemcachedServers
+	opts.Servers = servers
 	if name != "MemcachedCache" {
-		if cfg.MemcachedUsername == "" {
-			return nil, MissingKeyError(name, "CACHE_MEMCACHED_USERNAME")
+		for _, c := range []struct {
+			key string
+			dst *string
+		}{{"CACHE_MEMCACHED_USERNAME", &opts.Username}, {"CACHE_MEMCACHED_PASSWORD", &opts.Password}} {
+			if *c.dst, err = Setting(cfg, c.key, ""); err != nil {
+				return nil, err
+			}
+			if *c.dst == "" {
+				return nil, fmt.Errorf("%w: %s needs %s", ErrConfig, name, c.key)
+			}
 		}
-		if cfg.MemcachedPassword == "" {
-			return nil, MissingKeyError(name, "CACHE_MEMCACHED_PASSWORD")
-		}
-		opts.Username, opts.Password = cfg.MemcachedUsername, cfg.MemcachedPassword
 	}
 	opts.Spread = spread
 	if cfg.KeyPrefix != "" {
@@ -316,39 +329,26 @@ func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
 	return NewMemcached(opts)
 }
 
-// memcachedOptions reads the CACHE_OPTIONS keys of the memcached types.
-func memcachedOptions(name string, m map[string]any, spread bool) (MemcachedOptions, error) {
-	var opts MemcachedOptions
-	known := []string{"dial_timeout", "timeout", "max_idle_conns", "max_conns", "max_value_size", "namespaces", "namespace_refresh"}
-	if spread {
-		known = append(known, "chunk_size", "max_chunks")
+// memcachedOptionTable lists the CACHE_OPTIONS of the memcached types, and
+// memcachedSpreadOptionTable those of SpreadSASLMemcachedCache alone.
+var (
+	memcachedOptionTable = []cacheopt.Option[MemcachedOptions]{
+		cacheopt.Duration("dial_timeout", func(o *MemcachedOptions) *time.Duration { return &o.DialTimeout }),
+		cacheopt.Duration("timeout", func(o *MemcachedOptions) *time.Duration { return &o.Timeout }),
+		cacheopt.PositiveInt("max_idle_conns", func(o *MemcachedOptions) *int { return &o.MaxIdleConns }),
+		cacheopt.PositiveInt("max_conns", func(o *MemcachedOptions) *int { return &o.MaxConns }),
+		cacheopt.PositiveInt("max_value_size", func(o *MemcachedOptions) *int { return &o.MaxValueSize }),
+		cacheopt.Strings("namespaces", func(o *MemcachedOptions) *[]string { return &o.Namespaces }),
+		cacheopt.Func("namespace_refresh", func(o *MemcachedOptions, v any) (err error) {
+			o.NamespaceRefresh, err = namespace.ParseRefresh(v)
+			return err
+		}),
 	}
-	if err := CheckOptions(name, m, known...); err != nil {
-		return opts, err
+	memcachedSpreadOptionTable = []cacheopt.Option[MemcachedOptions]{
+		cacheopt.PositiveInt("chunk_size", func(o *MemcachedOptions) *int { return &o.ChunkSize }),
+		cacheopt.PositiveInt("max_chunks", func(o *MemcachedOptions) *int { return &o.MaxChunks }),
 	}
-	for name, dst := range map[string]*time.Duration{
-		"dial_timeout": &opts.DialTimeout, "timeout": &opts.Timeout, "namespace_refresh": &opts.NamespaceRefresh,
-	} {
-		if err := durationOpt(m, name, dst); err != nil {
-			return opts, err
-		}
-	}
-	if v, ok := m["namespace_refresh"]; ok && opts.NamespaceRefresh == 0 && v != nil {
-		opts.NamespaceRefresh = -1 // 0 s: read on every operation
-	}
-	for name, dst := range map[string]*int{
-		"max_idle_conns": &opts.MaxIdleConns, "chunk_size": &opts.ChunkSize, "max_chunks": &opts.MaxChunks,
-		"max_conns": &opts.MaxConns, "max_value_size": &opts.MaxValueSize,
-	} {
-		if err := positiveIntOpt(m, name, dst); err != nil {
-			return opts, err
-		}
-	}
-	if err := stringsOpt(m, "namespaces", &opts.Namespaces); err != nil {
-		return opts, err
-	}
-	return opts, nil
-}
+)
 
 // String names the servers.
 func (m *Memcached) String() string { return "memcached " + strings.Join(m.servers, ",") }
@@ -678,6 +678,10 @@ func memcachedError(err error) error {
 		return nil
 	case errors.Is(err, memcache.ErrAuth):
 		return fmt.Errorf("%w: %w", ErrMemcachedAuth, err)
+	case errors.Is(err, memcache.ErrPoolTimeout):
+		return fmt.Errorf("%w: %w", ErrPoolTimeout, err)
+	case errors.Is(err, memcache.ErrProtocol):
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	case errors.Is(err, memcache.ErrTooLarge):
 		return fmt.Errorf("%w (the server's item size is set by memcached -I, 1 MiB by default; SpreadSASLMemcachedCache splits larger values): %w",
 			ErrMemcachedValueTooLarge, err)

@@ -72,7 +72,7 @@ func TestMemcachedMaxValueSize(t *testing.T) {
 		require.ErrorIs(t, err, backends.ErrConfig)
 	}
 	for _, opts := range []map[string]any{{"max_conns": 0}, {"max_conns": 1.5}, {"max_value_size": "big"}} {
-		_, err := backends.Open(backends.Config{Type: "MemcachedCache", MemcachedServers: []string{srv.Addr}, Options: opts})
+		_, err := backends.Open(backends.Config{Type: "MemcachedCache", Settings: map[string]any{"CACHE_MEMCACHED_SERVERS": []string{srv.Addr}}, Options: opts})
 		require.ErrorIs(t, err, backends.ErrConfig, "%v", opts)
 	}
 }

@@ -97,16 +97,6 @@ func LimitRedisReplies(opt any, maxValueSize int) error {
 // redisLimitOption is the CACHE_OPTIONS key of the reply limit.
 const redisLimitOption = "max_value_size"
 
-// limitRedisFromOptions reads CACHE_OPTIONS max_value_size and installs the
-// reply limit in opt.
-func limitRedisFromOptions(options map[string]any, opt any) error {
-	size := 0
-	if err := positiveIntOpt(options, redisLimitOption, &size); err != nil {
-		return err
-	}
-	return LimitRedisReplies(opt, size)
-}
-
 // redisKeepAlive is go-redis's keep-alive policy for the connections it
 // dials itself.
 var redisKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3}

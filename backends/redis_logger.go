@@ -38,20 +38,3 @@ func (r redisSlog) Printf(ctx context.Context, format string, v ...any) {
 // redisLoggerOption is the CACHE_OPTIONS key that makes Open route
 // go-redis's log lines through Config.Logger.
 const redisLoggerOption = "go_redis_logger"
-
-// applyRedisLogger honours the redisLoggerOption of a Redis backend's
-// CACHE_OPTIONS.
-func applyRedisLogger(cfg Config) error {
-	v, ok := cfg.Options[redisLoggerOption]
-	if !ok {
-		return nil
-	}
-	on, ok := v.(bool)
-	if !ok {
-		return fmt.Errorf("%w: CACHE_OPTIONS %s: %w", ErrConfig, redisLoggerOption, typeError(v, "a bool"))
-	}
-	if on {
-		SetRedisLogger(cfg.Logger)
-	}
-	return nil
-}

@@ -689,7 +689,7 @@ func TestRedisOptions(t *testing.T) {
 		assert.Equal(t, 1, opened(t, map[string]any{"CACHE_TYPE": "RedisCache"}).DialerRetries)
 	})
 	t.Run("options from the environment as JSON", func(t *testing.T) {
-		cfg, err := backends.FromEnv([]string{"CACHE_TYPE=RedisCache", `CACHE_OPTIONS={"dial_timeout": 0.5, "pool_size": 3, "tls": true}`})
+		cfg, err := backends.FromEnv([]string{"CACHE_TYPE=RedisCache", `CACHE_OPTIONS={"dial_timeout": 0.5, "pool_size": 3, "tls": true}`}, backends.EnvOptions{})
 		require.NoError(t, err)
 		c, err := backends.Open(cfg)
 		require.NoError(t, err)

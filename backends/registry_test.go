@@ -47,7 +47,7 @@ func TestOpenResolvesEveryImplementedNameOldAndNew(t *testing.T) {
 		for _, name := range tt.names {
 			t.Run(name, func(t *testing.T) {
 				cfg := quietConfig(name)
-				cfg.Dir = t.TempDir()
+				cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
 				c, err := backends.Open(cfg)
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = c.Close() })
@@ -99,7 +99,7 @@ func TestRegisteredFactoryReceivesTheConfigLikeFlasksCustomFactory(t *testing.T)
 	require.NoError(t, err)
 	assert.Equal(t, []any{"127.0.0.1:4000", 2}, got.Args)
 	assert.Equal(t, map[string]any{"pool_size": 4}, got.Options)
-	assert.Equal(t, "/srv/cache", got.Dir, "the whole Config, not just args and options")
+	assert.Equal(t, "/srv/cache", got.Settings["CACHE_DIR"], "the whole Config, not just args and options")
 }
 
 func TestOpenAppliesTheFrontendSettings(t *testing.T) {
@@ -270,7 +270,7 @@ func TestOpenUnknownOptionIsAnErrorNamingIt(t *testing.T) {
 func TestOpenWrapsAFactoryErrorWithTheBackendName(t *testing.T) {
 	name := uniqueBackendName(t)
 	backends.Register(name, func(cfg backends.Config) (backends.Backend, error) {
-		return nil, backends.MissingKeyError(name, "CACHE_DIR")
+		return nil, fmt.Errorf("%w: %s needs CACHE_DIR", backends.ErrConfig, name)
 	})
 	_, err := backends.Open(quietConfig(name))
 	require.ErrorIs(t, err, backends.ErrConfig)

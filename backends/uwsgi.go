@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fragcache/fragcache/internal/cacheopt"
 	"github.com/fragcache/fragcache/internal/namespace"
 	"github.com/fragcache/fragcache/internal/uwsgi"
 )
@@ -269,20 +270,38 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 // newUWSGIFromConfig is the UWSGICache factory: CACHE_UWSGI_NAME as Flask
 // takes it, CACHE_KEY_PREFIX as a namespace, and CACHE_OPTIONS.
 func newUWSGIFromConfig(cfg Config) (Backend, error) {
-	if cfg.UWSGIName == "" {
-		return nil, MissingKeyError("UWSGICache", "CACHE_UWSGI_NAME")
-	}
-	opts, err := uwsgiOptions(cfg.Options)
+	name, err := Setting(cfg, "CACHE_UWSGI_NAME", "")
 	if err != nil {
 		return nil, err
 	}
-	if opts.Cache, opts.Addr, err = parseUWSGIName(cfg.UWSGIName); err != nil {
+	if name == "" {
+		return nil, fmt.Errorf("%w: UWSGICache needs CACHE_UWSGI_NAME", ErrConfig)
+	}
+	var opts UWSGIOptions
+	if err := cacheopt.Decode("UWSGICache", cfg.Options, &opts, uwsgiOptionTable); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if opts.Cache, opts.Addr, err = parseUWSGIName(name); err != nil {
 		return nil, err
 	}
 	if cfg.KeyPrefix != "" {
 		opts.Namespaces = append(opts.Namespaces, cfg.KeyPrefix)
 	}
 	return NewUWSGI(opts)
+}
+
+// uwsgiOptionTable lists UWSGICache's CACHE_OPTIONS.
+var uwsgiOptionTable = []cacheopt.Option[UWSGIOptions]{
+	cacheopt.Duration("dial_timeout", func(o *UWSGIOptions) *time.Duration { return &o.DialTimeout }),
+	cacheopt.Duration("read_timeout", func(o *UWSGIOptions) *time.Duration { return &o.ReadTimeout }),
+	cacheopt.PositiveInt("max_value_size", func(o *UWSGIOptions) *int { return &o.MaxValueSize }),
+	cacheopt.PositiveInt("max_key_size", func(o *UWSGIOptions) *int { return &o.MaxKeySize }),
+	cacheopt.PositiveInt("max_conns", func(o *UWSGIOptions) *int { return &o.MaxConns }),
+	cacheopt.Strings("namespaces", func(o *UWSGIOptions) *[]string { return &o.Namespaces }),
+	cacheopt.Func("namespace_refresh", func(o *UWSGIOptions, v any) (err error) {
+		o.NamespaceRefresh, err = namespace.ParseRefresh(v)
+		return err
+	}),
 }
 
 // parseUWSGIName splits CACHE_UWSGI_NAME at its first "@" as uWSGI does:
@@ -298,34 +317,6 @@ func parseUWSGIName(s string) (cache, addr string, err error) {
 		return "", "", fmt.Errorf("%w: CACHE_UWSGI_NAME %q has no server address after @ (want name@host:port)", ErrConfig, s)
 	}
 	return cache, addr, nil
-}
-
-// uwsgiOptions reads the UWSGICache keys of CACHE_OPTIONS.
-func uwsgiOptions(m map[string]any) (UWSGIOptions, error) {
-	var opts UWSGIOptions
-	if err := CheckOptions("UWSGICache", m, "dial_timeout", "read_timeout", "max_value_size",
-		"max_key_size", "max_conns", "namespaces", "namespace_refresh"); err != nil {
-		return opts, err
-	}
-	for name, dst := range map[string]*time.Duration{
-		"dial_timeout": &opts.DialTimeout, "read_timeout": &opts.ReadTimeout, "namespace_refresh": &opts.NamespaceRefresh,
-	} {
-		if err := durationOpt(m, name, dst); err != nil {
-			return opts, err
-		}
-	}
-	if v, ok := m["namespace_refresh"]; ok && opts.NamespaceRefresh == 0 && v != nil {
-		opts.NamespaceRefresh = -1 // 0 s: check on every operation
-	}
-	for name, dst := range map[string]*int{"max_value_size": &opts.MaxValueSize, "max_key_size": &opts.MaxKeySize, "max_conns": &opts.MaxConns} {
-		if err := positiveIntOpt(m, name, dst); err != nil {
-			return opts, err
-		}
-	}
-	if err := stringsOpt(m, "namespaces", &opts.Namespaces); err != nil {
-		return opts, err
-	}
-	return opts, nil
 }
 
 // String returns the cache as CACHE_UWSGI_NAME spells it: "name@address".
@@ -544,7 +535,7 @@ func (u *UWSGI) Clear(ctx context.Context, prefix string) error {
 			return fmt.Errorf("uwsgi cache %s: the server did not confirm clear: it has no cache of that name", u)
 		}
 		if err != nil {
-			return fmt.Errorf("uwsgi cache %s: clear: %w", u, err)
+			return fmt.Errorf("uwsgi cache %s: clear: %w", u, uwsgiUnavailable(err))
 		}
 		u.namespaces.ForgetAll() // the clear removed them from the server too
 		return nil
@@ -721,7 +712,16 @@ func (u *UWSGI) writeError(cmd, key string, size int, err error) error {
 }
 
 func (u *UWSGI) opError(cmd, key string, err error) error {
-	return fmt.Errorf("uwsgi cache %s: %s %.60q: %w", u, cmd, key, err)
+	return fmt.Errorf("uwsgi cache %s: %s %.60q: %w", u, cmd, key, uwsgiUnavailable(err))
+}
+
+// uwsgiUnavailable adds ErrUnavailable to the client's errors that say the
+// server does not answer as a uWSGI cache should.
+func uwsgiUnavailable(err error) error {
+	if errors.Is(err, uwsgi.ErrNoReply) || errors.Is(err, uwsgi.ErrReset) || errors.Is(err, uwsgi.ErrProtocol) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
 }
 
 // token returns the current token of namespace ns, from the local copy if

@@ -208,7 +208,8 @@ func TestUWSGIMaxConnsOption(t *testing.T) {
 	_, err := NewUWSGI(UWSGIOptions{MaxConns: -1})
 	require.ErrorIs(t, err, ErrConfig)
 	cfg := DefaultConfig()
-	cfg.Type, cfg.UWSGIName, cfg.Options = "UWSGICache", "c@127.0.0.1:1", map[string]any{"max_conns": 5}
+	cfg.Type, cfg.Options = "UWSGICache", map[string]any{"max_conns": 5}
+	cfg.Settings = map[string]any{"CACHE_UWSGI_NAME": "c@127.0.0.1:1"}
 	c, err := Open(cfg)
 	require.NoError(t, err)
 	require.True(t, c.Backend().(*UWSGI).client.Conns.TryAcquire(5))

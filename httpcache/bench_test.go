@@ -65,7 +65,7 @@ func BenchmarkHandler(b *testing.B) {
 	b.Run("hit/simple", func(b *testing.B) { benchServe(b, New(simple, Options{}).Middleware(listingHandler())) })
 
 	srv := testservers.Redis(b)
-	redis, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr})
+	redis, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func benchCaches(b *testing.B) map[string]*backends.Cache {
 		"simple": backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 	}
 	srv := testservers.Redis(b)
-	c, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr})
+	c, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@
 // (another process's Clear is seen within that time), and the error for a
 // Clear of a prefix that was never declared.
 //
-// It imports only the standard library.
+// It imports internal/cacheopt and the standard library.
 package namespace
 
 import (
@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/cacheopt"
 )
 
 // DefaultRefresh is how long a generation read from the server is trusted
@@ -176,4 +178,16 @@ func (s *Set) ForgetAll() {
 func (s *Set) Undeclared(server, what, options, prefix string) error {
 	return fmt.Errorf("%w: %s: %s cannot list keys, so Clear(%q) needs %q declared as a namespace (%s, CACHE_OPTIONS namespaces, or CACHE_KEY_PREFIX); declared: %q",
 		errors.ErrUnsupported, server, what, prefix, prefix, options, s.Prefixes())
+}
+
+// ParseRefresh reads CACHE_OPTIONS namespace_refresh, a duration as
+// cacheopt reads durations, into a Set's refresh: there, 0 reads the
+// generation on every use (a negative refresh), since the option's 0 means
+// "trust it for no time at all", not "the default".
+func ParseRefresh(v any) (time.Duration, error) {
+	d, err := cacheopt.ParseDuration(v)
+	if err == nil && d == 0 {
+		d = -1
+	}
+	return d, err
 }

@@ -57,7 +57,7 @@ func ForEachCache(t *testing.T, name string, test func(t *testing.T, open NewCac
 		test(t, func(t *testing.T) *backends.Cache {
 			c, err := backends.Open(backends.Config{
 				Type:      "RedisCache",
-				RedisURL:  "redis://" + srv.Addr,
+				Settings:  map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr},
 				KeyPrefix: fmt.Sprintf("%s-test-%d:", name, n.Add(1)),
 			})
 			require.NoError(t, err)
