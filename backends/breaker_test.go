@@ -138,7 +138,6 @@ func TestOpenGuardsNetworkedBackends(t *testing.T) {
 		{"MemcachedCache", map[string]any{"CACHE_TYPE": "MemcachedCache"}, true},
 		{"UWSGICache", map[string]any{"CACHE_TYPE": "UWSGICache", "CACHE_UWSGI_NAME": "c@127.0.0.1:1"}, true},
 		{"SimpleCache", map[string]any{"CACHE_TYPE": "SimpleCache"}, false},
-		{"FileSystemCache", map[string]any{"CACHE_TYPE": "FileSystemCache", "CACHE_DIR": t.TempDir()}, false},
 		{"turned off", map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_OPTIONS": map[string]any{"breaker_failures": 0}}, false},
 		{"turned on", map[string]any{"CACHE_TYPE": "SimpleCache", "CACHE_OPTIONS": map[string]any{"breaker_failures": 2, "breaker_cooldown": "1s"}}, true},
 	}

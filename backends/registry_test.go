@@ -41,13 +41,11 @@ func TestOpenResolvesEveryImplementedNameOldAndNew(t *testing.T) {
 	}{
 		{[]string{"NullCache", "null"}, reflect.TypeOf(backends.Null{})},
 		{[]string{"SimpleCache", "simple"}, reflect.TypeOf(&backends.Simple{})},
-		{[]string{"FileSystemCache", "filesystem"}, reflect.TypeOf(&backends.FileSystem{})},
 	}
 	for _, tt := range tests {
 		for _, name := range tt.names {
 			t.Run(name, func(t *testing.T) {
 				cfg := quietConfig(name)
-				cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
 				c, err := backends.Open(cfg)
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = c.Close() })

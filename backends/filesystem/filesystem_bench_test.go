@@ -1,4 +1,4 @@
-package backends_test
+package filesystem_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/filesystem"
 )
 
 // fsBenchKeys is the working set of the FileSystem benchmarks: enough files
@@ -19,9 +20,9 @@ var fsBenchSizes = []struct {
 	size int
 }{{"100B", 100}, {"10KB", 10 << 10}}
 
-func newBenchFileSystem(b *testing.B, threshold int) *backends.FileSystem {
+func newBenchFileSystem(b *testing.B, threshold int) *filesystem.Backend {
 	b.Helper()
-	c, err := backends.NewFileSystem(b.TempDir(), backends.FileSystemOptions{Threshold: threshold})
+	c, err := filesystem.New(b.TempDir(), filesystem.Options{Threshold: threshold})
 	if err != nil {
 		b.Fatal(err)
 	}

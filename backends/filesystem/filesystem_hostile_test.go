@@ -1,4 +1,4 @@
-package backends
+package filesystem
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
 )
 
 // allocated returns how many bytes of heap f allocates, as the runtime
@@ -71,56 +73,56 @@ func entryHeader(key string, valLen uint64) []byte {
 	return append(h, key...)
 }
 
-// fsReadOp is one FileSystem operation that reads key "k"'s file.
+// fsReadOp is one Backend operation that reads key "k"'s file.
 type fsReadOp struct {
 	name string
-	run  func(ctx context.Context, c *FileSystem) error
+	run  func(ctx context.Context, c *Backend) error
 	// replaces: the operation writes its own entry over the file.
 	replaces bool
 }
 
 var fsReadOps = []fsReadOp{
-	{"Get", func(ctx context.Context, c *FileSystem) error {
+	{"Get", func(ctx context.Context, c *Backend) error {
 		if v, ok, err := c.Get(ctx, "k"); err != nil || ok || v != nil {
 			return errors.Join(err, errors.New("a foreign file read as a value"))
 		}
 		return nil
 	}, false},
-	{"Has", func(ctx context.Context, c *FileSystem) error {
+	{"Has", func(ctx context.Context, c *Backend) error {
 		if ok, err := c.Has(ctx, "k"); err != nil || ok {
 			return errors.Join(err, errors.New("a foreign file read as a live entry"))
 		}
 		return nil
 	}, false},
-	{"GetMany", func(ctx context.Context, c *FileSystem) error {
+	{"GetMany", func(ctx context.Context, c *Backend) error {
 		if v, err := c.GetMany(ctx, []string{"k"}); err != nil || v[0] != nil {
 			return errors.Join(err, errors.New("a foreign file read as a value"))
 		}
 		return nil
 	}, false},
-	{"Delete", func(ctx context.Context, c *FileSystem) error {
+	{"Delete", func(ctx context.Context, c *Backend) error {
 		if deleted, err := c.Delete(ctx, "k"); err != nil || deleted {
 			return errors.Join(err, errors.New("a foreign file counted as a live entry"))
 		}
 		return nil
 	}, false},
-	{"Add", func(ctx context.Context, c *FileSystem) error {
-		if added, err := c.Add(ctx, "k", []byte("v"), NoExpiry); err != nil || !added {
+	{"Add", func(ctx context.Context, c *Backend) error {
+		if added, err := c.Add(ctx, "k", []byte("v"), backends.NoExpiry); err != nil || !added {
 			return errors.Join(err, errors.New("a foreign file counted as a live entry"))
 		}
 		return nil
 	}, true},
-	{"Inc", func(ctx context.Context, c *FileSystem) error {
-		if n, err := c.Inc(ctx, "k", 1, NoExpiry); err != nil || n != 1 {
+	{"Inc", func(ctx context.Context, c *Backend) error {
+		if n, err := c.Inc(ctx, "k", 1, backends.NoExpiry); err != nil || n != 1 {
 			return errors.Join(err, errors.New("a foreign file read as a number"))
 		}
 		return nil
 	}, true},
-	{"Clear with a prefix", func(ctx context.Context, c *FileSystem) error {
+	{"Clear with a prefix", func(ctx context.Context, c *Backend) error {
 		return c.Clear(ctx, "k")
 	}, false},
-	{"Set pruning a full directory", func(ctx context.Context, c *FileSystem) error {
-		return c.Set(ctx, "other", []byte("v"), NoExpiry)
+	{"Set pruning a full directory", func(ctx context.Context, c *Backend) error {
+		return c.Set(ctx, "other", []byte("v"), backends.NoExpiry)
 	}, false},
 }
 
@@ -189,7 +191,7 @@ func TestFileSystemHostileFiles(t *testing.T) {
 	for _, tt := range tests {
 		for _, op := range fsReadOps {
 			t.Run(tt.name+"/"+op.name, func(t *testing.T) {
-				c, _ := newTestFS(t, FileSystemOptions{Threshold: 1, Logger: slog.New(slog.DiscardHandler)})
+				c, _ := newTestFS(t, Options{Threshold: 1, Logger: slog.New(slog.DiscardHandler)})
 				path := c.path("k")
 				tt.plant(t, path)
 				t.Cleanup(func() { unblockFIFO(path) })
@@ -245,8 +247,8 @@ func TestFileSystemHostileFiles(t *testing.T) {
 }
 
 func TestFileSystemHonoursContext(t *testing.T) {
-	c, _ := newTestFS(t, FileSystemOptions{})
-	require.NoError(t, c.Set(context.Background(), "k", []byte("v"), NoExpiry))
+	c, _ := newTestFS(t, Options{})
+	require.NoError(t, c.Set(context.Background(), "k", []byte("v"), backends.NoExpiry))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, _, err := c.Get(ctx, "k")
@@ -263,9 +265,9 @@ func TestFileSystemHonoursContext(t *testing.T) {
 // TestFileSystemLargeValueHonoursContext cancels a Get while it reads a
 // value larger than one read chunk.
 func TestFileSystemLargeValueHonoursContext(t *testing.T) {
-	c, _ := newTestFS(t, FileSystemOptions{})
+	c, _ := newTestFS(t, Options{})
 	value := bytes.Repeat([]byte("v"), 3*fsReadChunk)
-	require.NoError(t, c.Set(context.Background(), "k", value, NoExpiry))
+	require.NoError(t, c.Set(context.Background(), "k", value, backends.NoExpiry))
 	got, ok, err := c.Get(context.Background(), "k")
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -288,48 +290,48 @@ func TestFileSystemLargeValueHonoursContext(t *testing.T) {
 
 func TestFileSystemMaxValueSize(t *testing.T) {
 	ctx := context.Background()
-	c, _ := newTestFS(t, FileSystemOptions{MaxValueSize: 100, Logger: slog.New(slog.DiscardHandler)})
-	require.NoError(t, c.Set(ctx, "fits", bytes.Repeat([]byte("x"), 100), NoExpiry))
+	c, _ := newTestFS(t, Options{MaxValueSize: 100, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, c.Set(ctx, "fits", bytes.Repeat([]byte("x"), 100), backends.NoExpiry))
 	v, ok, err := c.Get(ctx, "fits")
 	require.NoError(t, err)
 	require.True(t, ok)
 	assert.Len(t, v, 100)
 
-	err = c.Set(ctx, "big", bytes.Repeat([]byte("x"), 101), NoExpiry)
-	require.ErrorIs(t, err, ErrFileSystemValueTooLarge)
+	err = c.Set(ctx, "big", bytes.Repeat([]byte("x"), 101), backends.NoExpiry)
+	require.ErrorIs(t, err, backends.ErrValueTooLarge)
 	assert.ErrorContains(t, err, "101")
 	assert.ErrorContains(t, err, "max_value_size")
-	_, err = c.Add(ctx, "big", bytes.Repeat([]byte("x"), 101), NoExpiry)
-	require.ErrorIs(t, err, ErrFileSystemValueTooLarge)
+	_, err = c.Add(ctx, "big", bytes.Repeat([]byte("x"), 101), backends.NoExpiry)
+	require.ErrorIs(t, err, backends.ErrValueTooLarge)
 	assert.NoFileExists(t, c.path("big"))
 
 	// A file written under a larger limit is a miss here.
-	other, err := NewFileSystem(c.dir, FileSystemOptions{})
+	other, err := New(c.dir, Options{})
 	require.NoError(t, err)
 	defer other.Close()
-	assert.Equal(t, int64(DefaultFileSystemMaxValueSize), other.maxValue)
-	require.NoError(t, other.Set(ctx, "big", make([]byte, 101), NoExpiry))
+	assert.Equal(t, int64(DefaultMaxValueSize), other.maxValue)
+	require.NoError(t, other.Set(ctx, "big", make([]byte, 101), backends.NoExpiry))
 	_, ok, err = c.Get(ctx, "big")
 	require.NoError(t, err)
 	assert.False(t, ok)
 
-	_, err = NewFileSystem(t.TempDir(), FileSystemOptions{MaxValueSize: -1})
-	require.ErrorIs(t, err, ErrConfig)
+	_, err = New(t.TempDir(), Options{MaxValueSize: -1})
+	require.ErrorIs(t, err, backends.ErrConfig)
 }
 
 func TestFileSystemMaxValueSizeOption(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := backends.DefaultConfig()
 	cfg.Type, cfg.Options = "FileSystemCache", map[string]any{"max_value_size": float64(1 << 20)}
 	cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
-	c, err := Open(cfg)
+	c, err := backends.Open(cfg)
 	require.NoError(t, err)
 	defer c.Close()
-	assert.Equal(t, int64(1<<20), c.Backend().(*FileSystem).maxValue)
+	assert.Equal(t, int64(1<<20), c.Backend().(*Backend).maxValue)
 
 	for _, bad := range []any{0, -5, "big", 1.5} {
 		cfg.Options = map[string]any{"max_value_size": bad}
-		_, err := Open(cfg)
-		require.ErrorIs(t, err, ErrConfig, "%v", bad)
+		_, err := backends.Open(cfg)
+		require.ErrorIs(t, err, backends.ErrConfig, "%v", bad)
 		assert.ErrorContains(t, err, "max_value_size")
 	}
 }
@@ -350,11 +352,11 @@ func TestFileSystemUnwritableDirectory(t *testing.T) {
 			ctx := context.Background()
 			parent := t.TempDir()
 			dir := filepath.Join(parent, "cache")
-			c, err := NewFileSystem(dir, FileSystemOptions{Mode: 0o644})
+			c, err := New(dir, Options{Mode: 0o644})
 			require.NoError(t, err)
-			require.NoError(t, c.Set(ctx, "live", []byte("value"), NoExpiry))
+			require.NoError(t, c.Set(ctx, "live", []byte("value"), backends.NoExpiry))
 			require.NoError(t, c.Set(ctx, "expired", []byte("value"), time.Millisecond))
-			require.NoError(t, c.Set(ctx, "damaged", []byte("value"), NoExpiry))
+			require.NoError(t, c.Set(ctx, "damaged", []byte("value"), backends.NoExpiry))
 			flipByte(t, c.path("damaged"), -1)
 			require.NoError(t, os.Chmod(c.path("damaged"), 0o644))
 			require.NoError(t, c.Close())
@@ -406,7 +408,7 @@ func TestFileSystemUnwritableDirectoryHelperProcess(t *testing.T) {
 
 func checkUnwritableDirectory(t *testing.T, dir string) {
 	ctx := context.Background()
-	c, err := NewFileSystem(dir, FileSystemOptions{Threshold: 10})
+	c, err := New(dir, Options{Threshold: 10})
 	require.NoError(t, err, "a read-only directory opens")
 	defer c.Close()
 
@@ -426,12 +428,12 @@ func checkUnwritableDirectory(t *testing.T, dir string) {
 	require.NoError(t, err)
 	assert.Equal(t, [][]byte{[]byte("value"), nil, nil}, got)
 
-	err = c.Set(ctx, "new", []byte("v"), NoExpiry)
+	err = c.Set(ctx, "new", []byte("v"), backends.NoExpiry)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "not writable")
 	assert.ErrorContains(t, err, dir)
-	_, err = c.Add(ctx, "new", []byte("v"), NoExpiry)
+	_, err = c.Add(ctx, "new", []byte("v"), backends.NoExpiry)
 	assert.ErrorContains(t, err, "not writable")
-	_, err = c.Inc(ctx, "n", 1, NoExpiry)
+	_, err = c.Inc(ctx, "n", 1, backends.NoExpiry)
 	assert.ErrorContains(t, err, "not writable")
 }

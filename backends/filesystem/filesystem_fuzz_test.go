@@ -1,4 +1,4 @@
-package backends
+package filesystem
 
 import (
 	"bytes"
@@ -23,7 +23,7 @@ func FuzzFileSystemEntry(f *testing.F) {
 	f.Add(encodeEntry("k", []byte("value"), now-2, now-1))
 	f.Add(encodeEntry("other", []byte("value"), now-1, 0))
 	dir := f.TempDir()
-	c, err := NewFileSystem(dir, FileSystemOptions{Threshold: 1, MaxValueSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
+	c, err := New(dir, Options{Threshold: 1, MaxValueSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Fatal(err)
 	}

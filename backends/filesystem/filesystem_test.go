@@ -1,4 +1,4 @@
-package backends
+package filesystem
 
 import (
 	"bytes"
@@ -19,19 +19,21 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/fragcache/fragcache/backends"
 )
 
-// fsClock is a settable wall clock for FileSystem.now.
+// fsClock is a settable wall clock for Backend.now.
 type fsClock struct{ t atomic.Int64 }
 
 func (c *fsClock) now() int64              { return c.t.Load() }
 func (c *fsClock) advance(d time.Duration) { c.t.Add(int64(d)) }
 
-// newTestFS opens a FileSystem on a fresh directory with a clock the test
+// newTestFS opens a Backend on a fresh directory with a clock the test
 // moves; it starts at a realistic time so expiry arithmetic is exercised.
-func newTestFS(t *testing.T, opts FileSystemOptions) (*FileSystem, *fsClock) {
+func newTestFS(t *testing.T, opts Options) (*Backend, *fsClock) {
 	t.Helper()
-	c, err := NewFileSystem(t.TempDir(), opts)
+	c, err := New(t.TempDir(), opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	clk := &fsClock{}
@@ -55,7 +57,7 @@ func fsEntryNames(t *testing.T, dir string) []string {
 }
 
 // fsLiveKeys returns which of keys hit.
-func fsLiveKeys(t *testing.T, c *FileSystem, keys ...string) []string {
+func fsLiveKeys(t *testing.T, c *Backend, keys ...string) []string {
 	t.Helper()
 	var out []string
 	for _, k := range keys {
@@ -78,15 +80,15 @@ func TestFileSystemRoundTrip(t *testing.T) {
 		{"empty value", "k", []byte{}},
 		{"text", "greeting", []byte("hello")},
 		{"binary with NUL and high bytes", "bin", []byte{0, 1, 0xff, 0, '\n'}},
-		{"integer text", "n", formatInt(-42)},
+		{"integer text", "n", backends.FormatInt(-42)},
 		{"1 MiB", "big", big},
 		{"empty key", "", []byte("v")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, _ := newTestFS(t, FileSystemOptions{})
-			require.NoError(t, c.Set(ctx, tt.key, slices.Clone(tt.value), NoExpiry))
+			c, _ := newTestFS(t, Options{})
+			require.NoError(t, c.Set(ctx, tt.key, slices.Clone(tt.value), backends.NoExpiry))
 			got, ok, err := c.Get(ctx, tt.key)
 			require.NoError(t, err)
 			require.True(t, ok)
@@ -113,9 +115,9 @@ func TestFileSystemRoundTrip(t *testing.T) {
 
 func TestFileSystemSetReplacesValueAndTTL(t *testing.T) {
 	ctx := context.Background()
-	c, clk := newTestFS(t, FileSystemOptions{})
+	c, clk := newTestFS(t, Options{})
 	require.NoError(t, c.Set(ctx, "k", []byte("old"), time.Second))
-	require.NoError(t, c.Set(ctx, "k", []byte("new"), NoExpiry))
+	require.NoError(t, c.Set(ctx, "k", []byte("new"), backends.NoExpiry))
 	clk.advance(time.Hour)
 	got, ok, err := c.Get(ctx, "k")
 	require.NoError(t, err)
@@ -145,7 +147,7 @@ func TestFileSystemExpiry(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, clk := newTestFS(t, FileSystemOptions{})
+			c, clk := newTestFS(t, Options{})
 			require.NoError(t, c.Set(ctx, "k", []byte("v"), tt.ttl))
 			clk.advance(tt.elapsed)
 			has, err := c.Has(ctx, "k")
@@ -163,7 +165,7 @@ func TestFileSystemExpiry(t *testing.T) {
 
 func TestFileSystemExpiryRealClock(t *testing.T) {
 	ctx := context.Background()
-	c, err := NewFileSystem(t.TempDir(), FileSystemOptions{})
+	c, err := New(t.TempDir(), Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	require.NoError(t, c.Set(ctx, "k", []byte("v"), 50*time.Millisecond))
@@ -179,28 +181,28 @@ func TestFileSystemExpiryRealClock(t *testing.T) {
 func TestFileSystemAdd(t *testing.T) {
 	tests := []struct {
 		name    string
-		prepare func(t *testing.T, c *FileSystem, clk *fsClock)
+		prepare func(t *testing.T, c *Backend, clk *fsClock)
 		added   bool
 	}{
-		{"missing key is added", func(*testing.T, *FileSystem, *fsClock) {}, true},
-		{"live entry is kept", func(t *testing.T, c *FileSystem, _ *fsClock) {
+		{"missing key is added", func(*testing.T, *Backend, *fsClock) {}, true},
+		{"live entry is kept", func(t *testing.T, c *Backend, _ *fsClock) {
 			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), time.Minute))
 		}, false},
-		{"never-expiring entry is kept", func(t *testing.T, c *FileSystem, _ *fsClock) {
-			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), NoExpiry))
+		{"never-expiring entry is kept", func(t *testing.T, c *Backend, _ *fsClock) {
+			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), backends.NoExpiry))
 		}, false},
-		{"expired entry is overwritten", func(t *testing.T, c *FileSystem, clk *fsClock) {
+		{"expired entry is overwritten", func(t *testing.T, c *Backend, clk *fsClock) {
 			require.NoError(t, c.Set(context.Background(), "k", []byte("old"), time.Second))
 			clk.advance(time.Second)
 		}, true},
-		{"corrupt file is overwritten", func(t *testing.T, c *FileSystem, _ *fsClock) {
+		{"corrupt file is overwritten", func(t *testing.T, c *Backend, _ *fsClock) {
 			require.NoError(t, os.WriteFile(c.path("k"), []byte("garbage"), 0o600))
 		}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			c, clk := newTestFS(t, FileSystemOptions{})
+			c, clk := newTestFS(t, Options{})
 			tt.prepare(t, c, clk)
 			added, err := c.Add(ctx, "k", []byte("new"), time.Minute)
 			require.NoError(t, err)
@@ -217,22 +219,22 @@ func TestFileSystemAdd(t *testing.T) {
 func TestFileSystemInc(t *testing.T) {
 	ctx := context.Background()
 	t.Run("missing key is created as delta with the given ttl", func(t *testing.T) {
-		c, clk := newTestFS(t, FileSystemOptions{})
+		c, clk := newTestFS(t, Options{})
 		n, err := c.Inc(ctx, "n", 5, 10*time.Second)
 		require.NoError(t, err)
 		assert.Equal(t, int64(5), n)
 		got, ok, err := c.Get(ctx, "n")
 		require.NoError(t, err)
 		require.True(t, ok)
-		assert.Equal(t, formatInt(5), got)
+		assert.Equal(t, backends.FormatInt(5), got)
 		clk.advance(10 * time.Second)
 		_, ok, err = c.Get(ctx, "n")
 		require.NoError(t, err)
 		assert.False(t, ok)
 	})
 	t.Run("existing entry keeps its expiry (Flask resets it)", func(t *testing.T) {
-		c, clk := newTestFS(t, FileSystemOptions{})
-		require.NoError(t, c.Set(ctx, "n", formatInt(1), 10*time.Second))
+		c, clk := newTestFS(t, Options{})
+		require.NoError(t, c.Set(ctx, "n", backends.FormatInt(1), 10*time.Second))
 		clk.advance(6 * time.Second)
 		n, err := c.Inc(ctx, "n", -3, time.Hour)
 		require.NoError(t, err)
@@ -243,10 +245,10 @@ func TestFileSystemInc(t *testing.T) {
 		assert.False(t, ok, "the entry still expires 10s after its Set")
 	})
 	t.Run("expired entry starts again from delta", func(t *testing.T) {
-		c, clk := newTestFS(t, FileSystemOptions{})
-		require.NoError(t, c.Set(ctx, "n", formatInt(100), time.Second))
+		c, clk := newTestFS(t, Options{})
+		require.NoError(t, c.Set(ctx, "n", backends.FormatInt(100), time.Second))
 		clk.advance(time.Second)
-		n, err := c.Inc(ctx, "n", 2, NoExpiry)
+		n, err := c.Inc(ctx, "n", 2, backends.NoExpiry)
 		require.NoError(t, err)
 		assert.Equal(t, int64(2), n)
 	})
@@ -257,15 +259,15 @@ func TestFileSystemInc(t *testing.T) {
 	}{
 		{"text", []byte("abc"), 1},
 		{"empty", []byte{}, 1},
-		{"overflow", formatInt(1<<63 - 1), 1},
-		{"underflow", formatInt(-1 << 63), -1},
+		{"overflow", backends.FormatInt(1<<63 - 1), 1},
+		{"underflow", backends.FormatInt(-1 << 63), -1},
 	}
 	for _, tt := range bad {
 		t.Run("ErrNotInteger for "+tt.name, func(t *testing.T) {
-			c, _ := newTestFS(t, FileSystemOptions{})
-			require.NoError(t, c.Set(ctx, "n", tt.value, NoExpiry))
-			_, err := c.Inc(ctx, "n", tt.delta, NoExpiry)
-			require.ErrorIs(t, err, ErrNotInteger)
+			c, _ := newTestFS(t, Options{})
+			require.NoError(t, c.Set(ctx, "n", tt.value, backends.NoExpiry))
+			_, err := c.Inc(ctx, "n", tt.delta, backends.NoExpiry)
+			require.ErrorIs(t, err, backends.ErrNotInteger)
 			got, _, err := c.Get(ctx, "n")
 			require.NoError(t, err)
 			assert.Equal(t, tt.value, got, "a failed Inc leaves the value alone")
@@ -275,8 +277,8 @@ func TestFileSystemInc(t *testing.T) {
 
 func TestFileSystemDelete(t *testing.T) {
 	ctx := context.Background()
-	c, clk := newTestFS(t, FileSystemOptions{})
-	require.NoError(t, c.Set(ctx, "live", []byte("v"), NoExpiry))
+	c, clk := newTestFS(t, Options{})
+	require.NoError(t, c.Set(ctx, "live", []byte("v"), backends.NoExpiry))
 	require.NoError(t, c.Set(ctx, "expired", []byte("v"), time.Second))
 	clk.advance(time.Second)
 
@@ -297,7 +299,7 @@ func TestFileSystemDelete(t *testing.T) {
 	assert.Empty(t, fsEntryNames(t, c.dir), "the expired entry's file is removed too")
 
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
+		require.NoError(t, c.Set(ctx, k, []byte(k), backends.NoExpiry))
 	}
 	n, err := c.DeleteMany(ctx, []string{"a", "missing", "b", "a"})
 	require.NoError(t, err)
@@ -320,9 +322,9 @@ func TestFileSystemClear(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("prefix %q", tt.prefix), func(t *testing.T) {
-			c, _ := newTestFS(t, FileSystemOptions{})
+			c, _ := newTestFS(t, Options{})
 			for _, k := range keys {
-				require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
+				require.NoError(t, c.Set(ctx, k, []byte(k), backends.NoExpiry))
 			}
 			for _, name := range foreign {
 				require.NoError(t, os.WriteFile(filepath.Join(c.dir, name), []byte("not ours"), 0o600))
@@ -405,7 +407,7 @@ func TestFileSystemThresholdEviction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, clk := newTestFS(t, FileSystemOptions{Threshold: tt.threshold})
+			c, clk := newTestFS(t, Options{Threshold: tt.threshold})
 			var all []string
 			for _, w := range tt.writes {
 				require.NoError(t, c.Set(ctx, w.key, []byte(w.key), w.ttl))
@@ -428,12 +430,12 @@ func TestFileSystemThresholdHoldsAtMostThreshold(t *testing.T) {
 	ctx := context.Background()
 	for _, threshold := range []int{1, 2, 7, 50} {
 		t.Run(strconv.Itoa(threshold), func(t *testing.T) {
-			c, clk := newTestFS(t, FileSystemOptions{Threshold: threshold})
+			c, clk := newTestFS(t, Options{Threshold: threshold})
 			var keys []string
 			for i := range 3 * threshold {
 				k := "k" + strconv.Itoa(i)
 				keys = append(keys, k)
-				require.NoError(t, c.Set(ctx, k, []byte("v"), NoExpiry))
+				require.NoError(t, c.Set(ctx, k, []byte("v"), backends.NoExpiry))
 				clk.advance(time.Millisecond)
 				require.LessOrEqual(t, len(fsEntryNames(t, c.dir)), threshold, "after %d sets", i+1)
 			}
@@ -447,26 +449,26 @@ func TestFileSystemThresholdHoldsAtMostThreshold(t *testing.T) {
 func TestFileSystemThresholdCountsExistingFilesAtOpen(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	first, err := NewFileSystem(dir, FileSystemOptions{Threshold: 3})
+	first, err := New(dir, Options{Threshold: 3})
 	require.NoError(t, err)
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, first.Set(ctx, k, []byte(k), NoExpiry))
+		require.NoError(t, first.Set(ctx, k, []byte(k), backends.NoExpiry))
 	}
 	require.NoError(t, first.Close())
 
-	second, err := NewFileSystem(dir, FileSystemOptions{Threshold: 3})
+	second, err := New(dir, Options{Threshold: 3})
 	require.NoError(t, err)
 	defer second.Close()
-	require.NoError(t, second.Set(ctx, "d", []byte("d"), NoExpiry))
+	require.NoError(t, second.Set(ctx, "d", []byte("d"), backends.NoExpiry))
 	assert.Len(t, fsEntryNames(t, dir), 3)
 }
 
 func TestFileSystemThresholdUnlimited(t *testing.T) {
 	ctx := context.Background()
-	c, _ := newTestFS(t, FileSystemOptions{Threshold: 0})
-	n := DefaultThreshold + 10
+	c, _ := newTestFS(t, Options{Threshold: 0})
+	n := backends.DefaultThreshold + 10
 	for i := range n {
-		require.NoError(t, c.Set(ctx, strconv.Itoa(i), []byte("v"), NoExpiry))
+		require.NoError(t, c.Set(ctx, strconv.Itoa(i), []byte("v"), backends.NoExpiry))
 	}
 	assert.Len(t, fsEntryNames(t, c.dir), n)
 }
@@ -475,45 +477,45 @@ func TestFileSystemBadFilesAreMisses(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name   string
-		damage func(t *testing.T, c *FileSystem, path string)
+		damage func(t *testing.T, c *Backend, path string)
 	}{
-		{"empty file", func(t *testing.T, _ *FileSystem, path string) {
+		{"empty file", func(t *testing.T, _ *Backend, path string) {
 			require.NoError(t, os.Truncate(path, 0))
 		}},
-		{"short header", func(t *testing.T, _ *FileSystem, path string) {
+		{"short header", func(t *testing.T, _ *Backend, path string) {
 			require.NoError(t, os.Truncate(path, fsHeaderLen-1))
 		}},
-		{"truncated value", func(t *testing.T, _ *FileSystem, path string) {
+		{"truncated value", func(t *testing.T, _ *Backend, path string) {
 			st, err := os.Stat(path)
 			require.NoError(t, err)
 			require.NoError(t, os.Truncate(path, st.Size()-1))
 		}},
-		{"appended bytes", func(t *testing.T, _ *FileSystem, path string) {
+		{"appended bytes", func(t *testing.T, _ *Backend, path string) {
 			f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 			require.NoError(t, err)
 			_, err = f.WriteString("x")
 			require.NoError(t, err)
 			require.NoError(t, f.Close())
 		}},
-		{"flipped value byte", func(t *testing.T, _ *FileSystem, path string) {
+		{"flipped value byte", func(t *testing.T, _ *Backend, path string) {
 			flipByte(t, path, -1)
 		}},
-		{"flipped expiry byte", func(t *testing.T, _ *FileSystem, path string) {
+		{"flipped expiry byte", func(t *testing.T, _ *Backend, path string) {
 			flipByte(t, path, 20)
 		}},
-		{"bad magic", func(t *testing.T, _ *FileSystem, path string) {
+		{"bad magic", func(t *testing.T, _ *Backend, path string) {
 			flipByte(t, path, 0)
 		}},
-		{"unknown version", func(t *testing.T, _ *FileSystem, path string) {
+		{"unknown version", func(t *testing.T, _ *Backend, path string) {
 			flipByte(t, path, 4)
 		}},
-		{"Flask's format (uint32 expiry then pickle)", func(t *testing.T, _ *FileSystem, path string) {
+		{"Flask's format (uint32 expiry then pickle)", func(t *testing.T, _ *Backend, path string) {
 			require.NoError(t, os.WriteFile(path, []byte("\x00\x00\x00\x00\x80\x05\x95\x05\x00"), 0o600))
 		}},
-		{"another key's entry", func(t *testing.T, _ *FileSystem, path string) {
+		{"another key's entry", func(t *testing.T, _ *Backend, path string) {
 			require.NoError(t, os.WriteFile(path, encodeEntry("other", []byte("value"), 1, 0), 0o600))
 		}},
-		{"a directory", func(t *testing.T, _ *FileSystem, path string) {
+		{"a directory", func(t *testing.T, _ *Backend, path string) {
 			require.NoError(t, os.Remove(path))
 			require.NoError(t, os.Mkdir(path, 0o700))
 		}},
@@ -521,8 +523,8 @@ func TestFileSystemBadFilesAreMisses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			c, _ := newTestFS(t, FileSystemOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
-			require.NoError(t, c.Set(ctx, "k", []byte("value"), NoExpiry))
+			c, _ := newTestFS(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			require.NoError(t, c.Set(ctx, "k", []byte("value"), backends.NoExpiry))
 			path := c.path("k")
 			tt.damage(t, c, path)
 
@@ -548,9 +550,9 @@ func TestFileSystemBadFilesAreMisses(t *testing.T) {
 }
 
 // writeEntry stores a valid entry for key and returns its path.
-func writeEntry(t *testing.T, c *FileSystem, key string) string {
+func writeEntry(t *testing.T, c *Backend, key string) string {
 	t.Helper()
-	require.NoError(t, c.Set(context.Background(), key, []byte("value"), NoExpiry))
+	require.NoError(t, c.Set(context.Background(), key, []byte("value"), backends.NoExpiry))
 	return c.path(key)
 }
 
@@ -568,12 +570,12 @@ func flipByte(t *testing.T, path string, i int) {
 
 func TestFileSystemBadFilesArePruned(t *testing.T) {
 	ctx := context.Background()
-	c, _ := newTestFS(t, FileSystemOptions{Threshold: 3})
+	c, _ := newTestFS(t, Options{Threshold: 3})
 	for _, k := range []string{"a", "b", "c"} {
-		require.NoError(t, c.Set(ctx, k, []byte(k), NoExpiry))
+		require.NoError(t, c.Set(ctx, k, []byte(k), backends.NoExpiry))
 	}
 	require.NoError(t, os.Truncate(c.path("c"), 3))
-	require.NoError(t, c.Set(ctx, "d", []byte("d"), NoExpiry))
+	require.NoError(t, c.Set(ctx, "d", []byte("d"), backends.NoExpiry))
 	assert.Equal(t, []string{"a", "b", "d"}, fsLiveKeys(t, c, "a", "b", "c", "d"),
 		"the damaged file makes room before any live entry is evicted")
 }
@@ -587,11 +589,11 @@ func TestFileSystemKeysStayInsideDir(t *testing.T) {
 	}
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "cache")
-	c, err := NewFileSystem(dir, FileSystemOptions{})
+	c, err := New(dir, Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	for i, k := range keys {
-		require.NoError(t, c.Set(ctx, k, []byte(strconv.Itoa(i)), NoExpiry), "key %q", k)
+		require.NoError(t, c.Set(ctx, k, []byte(strconv.Itoa(i)), backends.NoExpiry), "key %q", k)
 	}
 	for i, k := range keys {
 		got, ok, err := c.Get(ctx, k)
@@ -625,9 +627,9 @@ func TestFileSystemFileMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%#o", uint32(tt.mode)), func(t *testing.T) {
-			c, _ := newTestFS(t, FileSystemOptions{Mode: tt.mode})
-			require.NoError(t, c.Set(ctx, "k", []byte("v"), NoExpiry))
-			require.NoError(t, c.Set(ctx, "k", []byte("v2"), NoExpiry), "a read-only mode still allows replacing")
+			c, _ := newTestFS(t, Options{Mode: tt.mode})
+			require.NoError(t, c.Set(ctx, "k", []byte("v"), backends.NoExpiry))
+			require.NoError(t, c.Set(ctx, "k", []byte("v2"), backends.NoExpiry), "a read-only mode still allows replacing")
 			st, err := os.Stat(c.path("k"))
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, st.Mode().Perm())
@@ -635,8 +637,8 @@ func TestFileSystemFileMode(t *testing.T) {
 	}
 	for _, bad := range []os.FileMode{0o200, 0o1600, os.ModeDir | 0o600, 0o7777} {
 		t.Run(fmt.Sprintf("invalid %v", bad), func(t *testing.T) {
-			_, err := NewFileSystem(t.TempDir(), FileSystemOptions{Mode: bad})
-			require.ErrorIs(t, err, ErrConfig)
+			_, err := New(t.TempDir(), Options{Mode: bad})
+			require.ErrorIs(t, err, backends.ErrConfig)
 			assert.Contains(t, err.Error(), "mode")
 		})
 	}
@@ -644,7 +646,7 @@ func TestFileSystemFileMode(t *testing.T) {
 
 func TestFileSystemCreatesDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a", "b")
-	c, err := NewFileSystem(dir, FileSystemOptions{})
+	c, err := New(dir, Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	st, err := os.Stat(dir)
@@ -669,17 +671,17 @@ func TestFileSystemNewErrors(t *testing.T) {
 	tests := []struct {
 		name string
 		dir  string
-		opts FileSystemOptions
+		opts Options
 		is   error
 		text string
 	}{
-		{"empty dir", "", FileSystemOptions{}, ErrConfig, "directory"},
-		{"negative threshold", t.TempDir(), FileSystemOptions{Threshold: -1}, ErrConfig, "CACHE_THRESHOLD"},
-		{"dir is a file", file, FileSystemOptions{}, nil, "cache directory"},
+		{"empty dir", "", Options{}, backends.ErrConfig, "directory"},
+		{"negative threshold", t.TempDir(), Options{Threshold: -1}, backends.ErrConfig, "CACHE_THRESHOLD"},
+		{"dir is a file", file, Options{}, nil, "cache directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewFileSystem(tt.dir, tt.opts)
+			_, err := New(tt.dir, tt.opts)
 			require.Error(t, err)
 			if tt.is != nil {
 				require.ErrorIs(t, err, tt.is)
@@ -698,7 +700,7 @@ func TestFileSystemStaleTempFiles(t *testing.T) {
 	}
 	past := time.Now().Add(-2 * fsTempMaxAge)
 	require.NoError(t, os.Chtimes(old, past, past))
-	c, err := NewFileSystem(dir, FileSystemOptions{Threshold: 1})
+	c, err := New(dir, Options{Threshold: 1})
 	require.NoError(t, err)
 	defer c.Close()
 	assert.NoFileExists(t, old, "a temporary older than a minute is a crashed writer's")
@@ -708,36 +710,36 @@ func TestFileSystemStaleTempFiles(t *testing.T) {
 
 func TestFileSystemClosed(t *testing.T) {
 	ctx := context.Background()
-	c, _ := newTestFS(t, FileSystemOptions{Threshold: 10})
-	require.NoError(t, c.Set(ctx, "k", []byte("v"), NoExpiry))
+	c, _ := newTestFS(t, Options{Threshold: 10})
+	require.NoError(t, c.Set(ctx, "k", []byte("v"), backends.NoExpiry))
 	require.NoError(t, c.Close())
 	require.NoError(t, c.Close(), "Close twice is harmless")
 	ops := map[string]func() error{
 		"Get":        func() error { _, _, err := c.Get(ctx, "k"); return err },
 		"GetMany":    func() error { _, err := c.GetMany(ctx, []string{"k"}); return err },
 		"Has":        func() error { _, err := c.Has(ctx, "k"); return err },
-		"Set":        func() error { return c.Set(ctx, "k", []byte("v"), NoExpiry) },
-		"SetMany":    func() error { return c.SetMany(ctx, map[string][]byte{"k": []byte("v")}, NoExpiry) },
-		"Add":        func() error { _, err := c.Add(ctx, "new", []byte("v"), NoExpiry); return err },
-		"Inc":        func() error { _, err := c.Inc(ctx, "n", 1, NoExpiry); return err },
+		"Set":        func() error { return c.Set(ctx, "k", []byte("v"), backends.NoExpiry) },
+		"SetMany":    func() error { return c.SetMany(ctx, map[string][]byte{"k": []byte("v")}, backends.NoExpiry) },
+		"Add":        func() error { _, err := c.Add(ctx, "new", []byte("v"), backends.NoExpiry); return err },
+		"Inc":        func() error { _, err := c.Inc(ctx, "n", 1, backends.NoExpiry); return err },
 		"Delete":     func() error { _, err := c.Delete(ctx, "k"); return err },
 		"DeleteMany": func() error { _, err := c.DeleteMany(ctx, []string{"k"}); return err },
 		"Clear":      func() error { return c.Clear(ctx, "") },
 	}
 	for name, op := range ops {
-		assert.ErrorIs(t, op(), ErrClosed, name)
+		assert.ErrorIs(t, op(), backends.ErrClosed, name)
 	}
 	assert.Len(t, fsEntryNames(t, c.dir), 1, "entries outlive Close")
 }
 
 func TestFileSystemSetManyReportsEachFailure(t *testing.T) {
 	ctx := context.Background()
-	c, _ := newTestFS(t, FileSystemOptions{})
+	c, _ := newTestFS(t, Options{})
 	// A non-empty directory under a key's file name cannot be renamed over.
 	blocked := c.path("blocked")
 	require.NoError(t, os.MkdirAll(filepath.Join(blocked, "x"), 0o700))
-	err := c.SetMany(ctx, map[string][]byte{"a": []byte("1"), "blocked": []byte("2"), "b": []byte("3")}, NoExpiry)
-	var ke *KeyError
+	err := c.SetMany(ctx, map[string][]byte{"a": []byte("1"), "blocked": []byte("2"), "b": []byte("3")}, backends.NoExpiry)
+	var ke *backends.KeyError
 	require.ErrorAs(t, err, &ke)
 	assert.Equal(t, "blocked", ke.Key)
 	assert.Equal(t, []string{"a", "b"}, fsLiveKeys(t, c, "a", "b"))
@@ -745,7 +747,7 @@ func TestFileSystemSetManyReportsEachFailure(t *testing.T) {
 
 func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 	ctx := context.Background()
-	c, err := NewFileSystem(t.TempDir(), FileSystemOptions{Threshold: 8})
+	c, err := New(t.TempDir(), Options{Threshold: 8})
 	require.NoError(t, err)
 	defer c.Close()
 	// Values of different lengths and contents, so that any mix of two
@@ -761,7 +763,7 @@ func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 		wg.Go(func() {
 			for i := range 200 {
 				k := keys[(w+i)%len(keys)]
-				if err := c.Set(ctx, k, values[(w+i)%len(values)], NoExpiry); err != nil {
+				if err := c.Set(ctx, k, values[(w+i)%len(values)], backends.NoExpiry); err != nil {
 					errs <- err
 					return
 				}
@@ -785,7 +787,7 @@ func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 	for range incers {
 		wg.Go(func() {
 			for range incs {
-				if _, err := c.Inc(ctx, "counter", 1, NoExpiry); err != nil {
+				if _, err := c.Inc(ctx, "counter", 1, backends.NoExpiry); err != nil {
 					errs <- err
 					return
 				}
@@ -800,20 +802,20 @@ func TestFileSystemConcurrentNoTornReads(t *testing.T) {
 	got, ok, err := c.Get(ctx, "counter")
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, formatInt(incs*incers), got)
+	assert.Equal(t, backends.FormatInt(incs*incers), got)
 }
 
 func TestFileSystemConcurrentPruning(t *testing.T) {
 	ctx := context.Background()
 	const threshold, workers, perWorker = 10, 4, 50
-	c, err := NewFileSystem(t.TempDir(), FileSystemOptions{Threshold: threshold})
+	c, err := New(t.TempDir(), Options{Threshold: threshold})
 	require.NoError(t, err)
 	defer c.Close()
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for i := range perWorker {
-				assert.NoError(t, c.Set(ctx, fmt.Sprintf("%d-%d", w, i), []byte("v"), NoExpiry))
+				assert.NoError(t, c.Set(ctx, fmt.Sprintf("%d-%d", w, i), []byte("v"), backends.NoExpiry))
 			}
 		})
 	}
@@ -826,9 +828,9 @@ func TestFileSystemConcurrentPruning(t *testing.T) {
 func TestFileSystemTwoInstancesShareDirectory(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	var caches []*FileSystem
+	var caches []*Backend
 	for range 2 {
-		c, err := NewFileSystem(dir, FileSystemOptions{})
+		c, err := New(dir, Options{})
 		require.NoError(t, err)
 		defer c.Close()
 		caches = append(caches, c)
@@ -840,10 +842,10 @@ func TestFileSystemTwoInstancesShareDirectory(t *testing.T) {
 		for range workersPerCache {
 			wg.Go(func() {
 				for range perWorker {
-					_, err := c.Inc(ctx, "counter", 1, NoExpiry)
+					_, err := c.Inc(ctx, "counter", 1, backends.NoExpiry)
 					assert.NoError(t, err)
 				}
-				ok, err := c.Add(ctx, "once", []byte("v"), NoExpiry)
+				ok, err := c.Add(ctx, "once", []byte("v"), backends.NoExpiry)
 				assert.NoError(t, err)
 				if ok {
 					added.Add(1)
@@ -855,7 +857,7 @@ func TestFileSystemTwoInstancesShareDirectory(t *testing.T) {
 	got, ok, err := caches[1].Get(ctx, "counter")
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, formatInt(int64(len(caches)*workersPerCache*perWorker)), got)
+	assert.Equal(t, backends.FormatInt(int64(len(caches)*workersPerCache*perWorker)), got)
 	assert.Equal(t, int64(1), added.Load(), "exactly one Add wins")
 	v, ok, err := caches[0].Get(ctx, "once")
 	require.NoError(t, err)
@@ -875,11 +877,11 @@ func TestFileSystemIncHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestFileSystemIncAcrossProcesses")
 	}
-	c, err := NewFileSystem(dir, FileSystemOptions{})
+	c, err := New(dir, Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	for range fsHelperIncs {
-		_, err := c.Inc(context.Background(), "counter", 1, NoExpiry)
+		_, err := c.Inc(context.Background(), "counter", 1, backends.NoExpiry)
 		require.NoError(t, err)
 	}
 }
@@ -906,11 +908,11 @@ func TestFileSystemIncAcrossProcesses(t *testing.T) {
 		})
 		cmds = append(cmds, cmd)
 	}
-	c, err := NewFileSystem(dir, FileSystemOptions{})
+	c, err := New(dir, Options{})
 	require.NoError(t, err)
 	defer c.Close()
 	for range fsHelperIncs {
-		_, err := c.Inc(ctx, "counter", 1, NoExpiry)
+		_, err := c.Inc(ctx, "counter", 1, backends.NoExpiry)
 		require.NoError(t, err)
 	}
 	for _, cmd := range cmds {
@@ -919,26 +921,27 @@ func TestFileSystemIncAcrossProcesses(t *testing.T) {
 	got, ok, err := c.Get(ctx, "counter")
 	require.NoError(t, err)
 	require.True(t, ok)
-	assert.Equal(t, formatInt((children+1)*fsHelperIncs), got)
+	assert.Equal(t, backends.FormatInt((children+1)*fsHelperIncs), got)
 }
 
 func TestFileSystemFactory(t *testing.T) {
 	ctx := context.Background()
 	for _, typ := range []string{"FileSystemCache", "filesystem"} {
 		t.Run(typ, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := backends.DefaultConfig()
 			cfg.Type, cfg.Settings = typ, map[string]any{"CACHE_DIR": t.TempDir()}
-			c, err := Open(cfg)
+			c, err := backends.Open(cfg)
 			require.NoError(t, err)
 			defer c.Close()
-			require.IsType(t, &FileSystem{}, c.Backend())
+			require.IsType(t, &Backend{}, c.Backend())
+			assert.Nil(t, c.Breaker(), "a local directory is not guarded by a circuit breaker")
 			require.NoError(t, c.Set(ctx, "k", "v"))
 			var got string
 			found, err := c.Get(ctx, "k", &got)
 			require.NoError(t, err)
 			assert.True(t, found)
 			assert.Equal(t, "v", got)
-			assert.Equal(t, DefaultThreshold, c.Backend().(*FileSystem).threshold)
+			assert.Equal(t, backends.DefaultThreshold, c.Backend().(*Backend).threshold)
 		})
 	}
 
@@ -958,13 +961,13 @@ func TestFileSystemFactory(t *testing.T) {
 	}
 	for _, tt := range good {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := backends.DefaultConfig()
 			cfg.Type, cfg.Threshold, cfg.Options = "FileSystemCache", tt.threshold, tt.options
 			cfg.Settings = map[string]any{"CACHE_DIR": t.TempDir()}
-			c, err := Open(cfg)
+			c, err := backends.Open(cfg)
 			require.NoError(t, err)
 			defer c.Close()
-			fsc := c.Backend().(*FileSystem)
+			fsc := c.Backend().(*Backend)
 			assert.Equal(t, tt.mode, fsc.mode)
 			assert.Equal(t, tt.wantLimit, fsc.threshold)
 		})
@@ -972,26 +975,26 @@ func TestFileSystemFactory(t *testing.T) {
 
 	bad := []struct {
 		name string
-		cfg  func(*Config)
+		cfg  func(*backends.Config)
 		text []string
 	}{
-		{"missing CACHE_DIR", func(c *Config) { c.Settings = nil }, []string{"FileSystemCache", "CACHE_DIR"}},
-		{"CACHE_DIR of the wrong type", func(c *Config) { c.Settings = map[string]any{"CACHE_DIR": 7} }, []string{"CACHE_DIR", "string"}},
-		{"negative CACHE_THRESHOLD", func(c *Config) { c.Threshold = -1 }, []string{"CACHE_THRESHOLD"}},
-		{"unknown option", func(c *Config) { c.Options = map[string]any{"hash_method": "md5"} }, []string{"hash_method", "threshold, mode"}},
-		{"mode not a number", func(c *Config) { c.Options = map[string]any{"mode": true} }, []string{"mode"}},
-		{"mode not octal", func(c *Config) { c.Options = map[string]any{"mode": "rw-------"} }, []string{"mode", "octal"}},
-		{"mode without owner read", func(c *Config) { c.Options = map[string]any{"mode": 0o200} }, []string{"mode"}},
-		{"options threshold negative", func(c *Config) { c.Options = map[string]any{"threshold": -2} }, []string{"threshold"}},
-		{"options threshold not a number", func(c *Config) { c.Options = map[string]any{"threshold": "many"} }, []string{"threshold"}},
+		{"missing CACHE_DIR", func(c *backends.Config) { c.Settings = nil }, []string{"FileSystemCache", "CACHE_DIR"}},
+		{"CACHE_DIR of the wrong type", func(c *backends.Config) { c.Settings = map[string]any{"CACHE_DIR": 7} }, []string{"CACHE_DIR", "string"}},
+		{"negative CACHE_THRESHOLD", func(c *backends.Config) { c.Threshold = -1 }, []string{"CACHE_THRESHOLD"}},
+		{"unknown option", func(c *backends.Config) { c.Options = map[string]any{"hash_method": "md5"} }, []string{"hash_method", "threshold, mode"}},
+		{"mode not a number", func(c *backends.Config) { c.Options = map[string]any{"mode": true} }, []string{"mode"}},
+		{"mode not octal", func(c *backends.Config) { c.Options = map[string]any{"mode": "rw-------"} }, []string{"mode", "octal"}},
+		{"mode without owner read", func(c *backends.Config) { c.Options = map[string]any{"mode": 0o200} }, []string{"mode"}},
+		{"options threshold negative", func(c *backends.Config) { c.Options = map[string]any{"threshold": -2} }, []string{"threshold"}},
+		{"options threshold not a number", func(c *backends.Config) { c.Options = map[string]any{"threshold": "many"} }, []string{"threshold"}},
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := backends.DefaultConfig()
 			cfg.Type, cfg.Settings = "FileSystemCache", map[string]any{"CACHE_DIR": t.TempDir()}
 			tt.cfg(&cfg)
-			_, err := Open(cfg)
-			require.ErrorIs(t, err, ErrConfig)
+			_, err := backends.Open(cfg)
+			require.ErrorIs(t, err, backends.ErrConfig)
 			for _, s := range tt.text {
 				assert.Contains(t, err.Error(), s)
 			}
@@ -1004,7 +1007,7 @@ func TestFileSystemLogsToDefaultLogger(t *testing.T) {
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(&logs, nil)))
 	defer slog.SetDefault(prev)
-	c, _ := newTestFS(t, FileSystemOptions{})
+	c, _ := newTestFS(t, Options{})
 	require.NoError(t, os.WriteFile(c.path("k"), []byte("junk"), 0o600))
 	_, ok, err := c.Get(context.Background(), "k")
 	require.NoError(t, err)

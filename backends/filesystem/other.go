@@ -1,6 +1,6 @@
 //go:build !unix
 
-package backends
+package filesystem
 
 // fsOpenFlags: without O_NONBLOCK and O_NOFOLLOW, entry files are opened
 // plainly; Stat then refuses anything but a regular file before reading.

@@ -1,4 +1,4 @@
-package backends
+package filesystem
 
 import (
 	"cmp"
@@ -22,50 +22,51 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/cacheopt"
 )
 
 func init() {
-	Register("FileSystemCache", newFileSystemFromConfig)
+	backends.Register("FileSystemCache", openFromConfig)
 }
 
-// newFileSystemFromConfig is FileSystemCache's factory: CACHE_DIR,
+// openFromConfig is FileSystemCache's factory: CACHE_DIR,
 // CACHE_THRESHOLD and CACHE_OPTIONS.
-func newFileSystemFromConfig(cfg Config) (Backend, error) {
-	dir, err := Setting(cfg, "CACHE_DIR", "")
+func openFromConfig(cfg backends.Config) (backends.Backend, error) {
+	dir, err := backends.Setting(cfg, "CACHE_DIR", "")
 	if err != nil {
 		return nil, err
 	}
 	if dir == "" {
-		return nil, fmt.Errorf("%w: FileSystemCache needs CACHE_DIR", ErrConfig)
+		return nil, fmt.Errorf("%w: FileSystemCache needs CACHE_DIR", backends.ErrConfig)
 	}
 	if cfg.Threshold < 0 {
-		return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
+		return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", backends.ErrConfig, cfg.Threshold)
 	}
-	opts := FileSystemOptions{Threshold: cfg.Threshold, Logger: cfg.Logger}
-	if err := cacheopt.Decode("FileSystemCache", cfg.Options, &opts, fileSystemOptionTable); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	opts := Options{Threshold: cfg.Threshold, Logger: cfg.Logger}
+	if err := cacheopt.Decode("FileSystemCache", cfg.Options, &opts, optionTable); err != nil {
+		return nil, fmt.Errorf("%w: %w", backends.ErrConfig, err)
 	}
-	return NewFileSystem(dir, opts)
+	return New(dir, opts)
 }
 
-// fileSystemOptionTable lists FileSystemCache's CACHE_OPTIONS.
-var fileSystemOptionTable = []cacheopt.Option[FileSystemOptions]{
+// optionTable lists FileSystemCache's CACHE_OPTIONS.
+var optionTable = []cacheopt.Option[Options]{
 	// Flask's factory passes CACHE_THRESHOLD over CACHE_OPTIONS
 	// "threshold", so the option never wins; it is still checked so that a
 	// wrong value does not pass silently.
-	cacheopt.Func("threshold", func(_ *FileSystemOptions, v any) error {
+	cacheopt.Func("threshold", func(_ *Options, v any) error {
 		if n, ok := cacheopt.AsInt(v); !ok || n < 0 {
 			return fmt.Errorf("got %v (%T), want a non-negative integer", v, v)
 		}
 		return nil
 	}),
-	cacheopt.Func("mode", func(o *FileSystemOptions, v any) error {
+	cacheopt.Func("mode", func(o *Options, v any) error {
 		m, err := fileModeOption(v)
 		o.Mode = m
 		return err
 	}),
-	cacheopt.PositiveInt("max_value_size", func(o *FileSystemOptions) *int { return &o.MaxValueSize }),
+	cacheopt.PositiveInt("max_value_size", func(o *Options) *int { return &o.MaxValueSize }),
 }
 
 // fileModeOption reads CACHE_OPTIONS "mode": an integer (0o600, or 384 as
@@ -86,20 +87,16 @@ func fileModeOption(v any) (os.FileMode, error) {
 	return os.FileMode(n), nil
 }
 
-// ErrFileSystemValueTooLarge is returned by writes of a value larger than
-// FileSystemOptions.MaxValueSize.
-var ErrFileSystemValueTooLarge = errors.New("backends: value too large for the file-system cache")
-
-// DefaultFileSystemMaxValueSize is the default of
-// FileSystemOptions.MaxValueSize: 64 MiB, far above any rendered fragment,
+// DefaultMaxValueSize is the default of
+// Options.MaxValueSize: 64 MiB, far above any rendered fragment,
 // and what one Get may cost at most whatever file is put under an entry's
 // name.
-const DefaultFileSystemMaxValueSize = 64 << 20
+const DefaultMaxValueSize = 64 << 20
 
-// FileSystemOptions configures a [FileSystem] cache. The zero value is
+// Options configures a [Backend]. The zero value is
 // usable: no entry limit, files readable by their owner only, values up to
-// DefaultFileSystemMaxValueSize.
-type FileSystemOptions struct {
+// DefaultMaxValueSize.
+type Options struct {
 	// Threshold is the most entries the directory holds; 0 means unlimited,
 	// as for Flask's FileSystemCache.
 	Threshold int
@@ -107,7 +104,7 @@ type FileSystemOptions struct {
 	// owner read access, and may hold permission bits only.
 	Mode os.FileMode
 	// MaxValueSize is the largest value, in bytes, that Set writes and Get
-	// reads; 0 means DefaultFileSystemMaxValueSize (CACHE_OPTIONS
+	// reads; 0 means DefaultMaxValueSize (CACHE_OPTIONS
 	// "max_value_size"). An entry file whose header declares a larger value
 	// is a miss, read no further than its header.
 	MaxValueSize int
@@ -116,7 +113,7 @@ type FileSystemOptions struct {
 	Logger *slog.Logger
 }
 
-// FileSystem is Flask's FileSystemCache: one file per entry in a directory,
+// Backend is Flask's FileSystemCache: one file per entry in a directory,
 // shared safely by every goroutine and every process that opens the same
 // directory.
 //
@@ -144,7 +141,7 @@ type FileSystemOptions struct {
 // Add and Inc read, then write, so they serialise on a lock: an in-process
 // mutex and, where the OS has flock(2) (Linux, the BSDs, macOS, illumos),
 // an exclusive flock on the directory's lock file, which also covers other
-// processes and other FileSystem values on the same directory; elsewhere
+// processes and other Backend values on the same directory; elsewhere
 // the lock covers this process only. Clear and pruning take the same lock. Set and Delete are single renames and
 // unlinks; in this process they are ordered with Add and Inc, but a Set or
 // Delete from another process can interleave with an Add or Inc here (the
@@ -180,7 +177,7 @@ type FileSystemOptions struct {
 // and after a restart; an entry is live while now < expiry. Inc keeps the
 // entry's expiry (Flask resets it to the default timeout). Get returns a
 // fresh slice that the caller may keep.
-type FileSystem struct {
+type Backend struct {
 	dir       string
 	threshold int
 	mode      os.FileMode
@@ -218,46 +215,46 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 // errBadEntry marks a file under our name pattern that is not a valid entry.
 var errBadEntry = errors.New("not a valid cache entry file")
 
-// NewFileSystem opens the cache directory dir, creating it (mode 0700) if
+// New opens the cache directory dir, creating it (mode 0700) if
 // it does not exist, and counts the entries already there. Invalid options
-// give an error wrapping ErrConfig.
-func NewFileSystem(dir string, opts FileSystemOptions) (*FileSystem, error) {
+// give an error wrapping backends.ErrConfig.
+func New(dir string, opts Options) (*Backend, error) {
 	if dir == "" {
-		return nil, fmt.Errorf("%w: FileSystem needs a directory", ErrConfig)
+		return nil, fmt.Errorf("%w: filesystem.New needs a directory", backends.ErrConfig)
 	}
 	if opts.Threshold < 0 {
-		return nil, fmt.Errorf("%w: FileSystem threshold (CACHE_THRESHOLD) %d is negative", ErrConfig, opts.Threshold)
+		return nil, fmt.Errorf("%w: filesystem threshold (CACHE_THRESHOLD) %d is negative", backends.ErrConfig, opts.Threshold)
 	}
 	if opts.MaxValueSize < 0 {
-		return nil, fmt.Errorf("%w: FileSystem MaxValueSize %d is negative", ErrConfig, opts.MaxValueSize)
+		return nil, fmt.Errorf("%w: filesystem MaxValueSize %d is negative", backends.ErrConfig, opts.MaxValueSize)
 	}
 	mode := opts.Mode
 	if mode == 0 {
 		mode = 0o600
 	}
 	if mode&^os.ModePerm != 0 || mode&0o400 == 0 {
-		return nil, fmt.Errorf("%w: FileSystem file mode %#o: want permission bits that include owner read (0400)", ErrConfig, uint32(opts.Mode))
+		return nil, fmt.Errorf("%w: filesystem file mode %#o: want permission bits that include owner read (0400)", backends.ErrConfig, uint32(opts.Mode))
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("backends: cache directory %q: %w", dir, err)
+		return nil, fmt.Errorf("filesystem: cache directory %q: %w", dir, err)
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("backends: create cache directory: %w", err)
+		return nil, fmt.Errorf("filesystem: create cache directory: %w", err)
 	}
 	lock, err := openDirLock(filepath.Join(abs, fsLockName))
 	if err != nil {
-		return nil, fmt.Errorf("backends: cache directory lock: %w", err)
+		return nil, fmt.Errorf("filesystem: cache directory lock: %w", err)
 	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
-	c := &FileSystem{
+	c := &Backend{
 		dir:       abs,
 		threshold: opts.Threshold,
 		mode:      mode,
-		maxValue:  int64(cmp.Or(opts.MaxValueSize, DefaultFileSystemMaxValueSize)),
+		maxValue:  int64(cmp.Or(opts.MaxValueSize, DefaultMaxValueSize)),
 		logger:    logger,
 		now:       func() int64 { return time.Now().UnixNano() },
 		lock:      lock,
@@ -302,7 +299,7 @@ func isEntryName(name string) bool {
 	return true
 }
 
-func (c *FileSystem) path(key string) string { return filepath.Join(c.dir, fileName(key)) }
+func (c *Backend) path(key string) string { return filepath.Join(c.dir, fileName(key)) }
 
 // encodeEntry builds a whole entry file in one buffer, so it is written with
 // one system call.
@@ -496,7 +493,7 @@ const (
 )
 
 // load reads and verifies key's entry file.
-func (c *FileSystem) load(ctx context.Context, key, path string) (fsEntry, lookupState, error) {
+func (c *Backend) load(ctx context.Context, key, path string) (fsEntry, lookupState, error) {
 	e, err := readEntry(ctx, path, readSpec{part: readAll, maxValue: c.maxValue, key: key})
 	switch {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
@@ -506,7 +503,7 @@ func (c *FileSystem) load(ctx context.Context, key, path string) (fsEntry, looku
 	case errors.Is(err, errBadEntry):
 		return e, entryBad, nil
 	case err != nil:
-		return e, entryMissing, fmt.Errorf("backends: read cache file: %w", err)
+		return e, entryMissing, fmt.Errorf("filesystem: read cache file: %w", err)
 	case string(e.key) != key:
 		return e, entryBad, nil
 	case !e.live(c.now()):
@@ -516,7 +513,7 @@ func (c *FileSystem) load(ctx context.Context, key, path string) (fsEntry, looku
 }
 
 // get is Get without the closed check.
-func (c *FileSystem) get(ctx context.Context, key string) ([]byte, bool, error) {
+func (c *Backend) get(ctx context.Context, key string) ([]byte, bool, error) {
 	path := c.path(key)
 	e, state, err := c.load(ctx, key, path)
 	if err != nil {
@@ -540,7 +537,7 @@ func (c *FileSystem) get(ctx context.Context, key string) ([]byte, bool, error) 
 // discard removes key's file after a lock-free read found it expired or
 // bad. It looks again under the lock, because a writer may have replaced
 // the file since.
-func (c *FileSystem) discard(ctx context.Context, key, path string) error {
+func (c *Backend) discard(ctx context.Context, key, path string) error {
 	if err := c.lockExclusive(); err != nil {
 		return err
 	}
@@ -554,13 +551,13 @@ func (c *FileSystem) discard(ctx context.Context, key, path string) error {
 
 // remove deletes an entry file; bad says it was damaged or foreign, which
 // is worth a warning.
-func (c *FileSystem) remove(path string, bad bool) error {
+func (c *Backend) remove(path string, bad bool) error {
 	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("backends: remove cache file: %w", err)
+		return fmt.Errorf("filesystem: remove cache file: %w", err)
 	}
 	c.count.Add(-1)
 	if bad {
@@ -571,17 +568,17 @@ func (c *FileSystem) remove(path string, bad bool) error {
 
 // Get reads key's file and returns the value in a fresh slice the caller
 // owns.
-func (c *FileSystem) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (c *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if c.closed.Load() {
-		return nil, false, ErrClosed
+		return nil, false, backends.ErrClosed
 	}
 	return c.get(ctx, key)
 }
 
 // GetMany reads each key's file in turn; nil marks a miss.
-func (c *FileSystem) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (c *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if c.closed.Load() {
-		return nil, ErrClosed
+		return nil, backends.ErrClosed
 	}
 	out := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -595,23 +592,23 @@ func (c *FileSystem) GetMany(ctx context.Context, keys []string) ([][]byte, erro
 }
 
 // Has reports whether key holds a live, intact entry.
-func (c *FileSystem) Has(ctx context.Context, key string) (bool, error) {
+func (c *Backend) Has(ctx context.Context, key string) (bool, error) {
 	if c.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	_, found, err := c.get(ctx, key)
 	return found, err
 }
 
 // Set writes value to a temporary file and renames it over key's file.
-func (c *FileSystem) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *Backend) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
 	if c.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	return c.set(key, value, ttl)
 }
 
-func (c *FileSystem) set(key string, value []byte, ttl time.Duration) error {
+func (c *Backend) set(key string, value []byte, ttl time.Duration) error {
 	if err := c.checkSize(value); err != nil {
 		return err
 	}
@@ -631,23 +628,23 @@ func (c *FileSystem) set(key string, value []byte, ttl time.Duration) error {
 	defer c.rw.RUnlock()
 	if c.closed.Load() {
 		os.Remove(tmp)
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	return c.install(tmp, path)
 }
 
-// SetMany sets every item, reporting failures as *KeyError.
-func (c *FileSystem) SetMany(_ context.Context, items map[string][]byte, ttl time.Duration) error {
+// SetMany sets every item, reporting failures as *backends.KeyError.
+func (c *Backend) SetMany(_ context.Context, items map[string][]byte, ttl time.Duration) error {
 	if c.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	var errs []error
 	for k, v := range items {
 		if err := c.set(k, v, ttl); err != nil {
-			if errors.Is(err, ErrClosed) {
+			if errors.Is(err, backends.ErrClosed) {
 				return err
 			}
-			errs = append(errs, &KeyError{Key: k, Err: err})
+			errs = append(errs, &backends.KeyError{Key: k, Err: err})
 		}
 	}
 	return errors.Join(errs...)
@@ -655,7 +652,7 @@ func (c *FileSystem) SetMany(_ context.Context, items map[string][]byte, ttl tim
 
 // Add writes value unless key holds a live entry, holding the directory
 // lock so that no other Add or Inc interleaves.
-func (c *FileSystem) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (c *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := c.checkSize(value); err != nil {
 		return false, err
 	}
@@ -677,7 +674,7 @@ func (c *FileSystem) Add(ctx context.Context, key string, value []byte, ttl time
 
 // Inc adds delta to the integer under key while holding the directory
 // lock, keeping the entry's expiry and write time.
-func (c *FileSystem) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (c *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := c.lockExclusive(); err != nil {
 		return 0, err
 	}
@@ -689,18 +686,15 @@ func (c *FileSystem) Inc(ctx context.Context, key string, delta int64, ttl time.
 	}
 	n := delta
 	if state == entryLive {
-		old, err := parseStoredInt(e.value)
-		if err != nil {
-			return 0, err
-		}
-		if n, err = addInt64(old, delta); err != nil {
+		var err error
+		if n, _, err = backends.AddInt(e.value, delta); err != nil {
 			return 0, err
 		}
 	} else {
 		e.setAt = c.now()
 		e.expires = expiresAt(e.setAt, ttl)
 	}
-	if err := c.writeLocked(path, state, encodeEntry(key, formatInt(n), e.setAt, e.expires)); err != nil {
+	if err := c.writeLocked(path, state, encodeEntry(key, backends.FormatInt(n), e.setAt, e.expires)); err != nil {
 		return 0, err
 	}
 	return n, nil
@@ -708,7 +702,7 @@ func (c *FileSystem) Inc(ctx context.Context, key string, delta int64, ttl time.
 
 // writeLocked writes an entry file while the exclusive lock is held,
 // pruning first if it creates a file in a full directory.
-func (c *FileSystem) writeLocked(path string, state lookupState, data []byte) error {
+func (c *Backend) writeLocked(path string, state lookupState, data []byte) error {
 	if state == entryBad {
 		// A foreign file goes first: a rename cannot replace a directory.
 		if err := c.remove(path, true); err != nil {
@@ -729,19 +723,19 @@ func (c *FileSystem) writeLocked(path string, state lookupState, data []byte) er
 }
 
 // Delete removes key's file; deleted reports whether it held a live entry.
-func (c *FileSystem) Delete(ctx context.Context, key string) (bool, error) {
+func (c *Backend) Delete(ctx context.Context, key string) (bool, error) {
 	if c.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	c.rw.RLock()
 	defer c.rw.RUnlock()
 	if c.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	return c.delete(ctx, key)
 }
 
-func (c *FileSystem) delete(ctx context.Context, key string) (bool, error) {
+func (c *Backend) delete(ctx context.Context, key string) (bool, error) {
 	path := c.path(key)
 	_, state, err := c.load(ctx, key, path)
 	if err != nil || state == entryMissing {
@@ -754,21 +748,21 @@ func (c *FileSystem) delete(ctx context.Context, key string) (bool, error) {
 }
 
 // DeleteMany deletes every key, going on past missing ones and failures.
-func (c *FileSystem) DeleteMany(ctx context.Context, keys []string) (int, error) {
+func (c *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if c.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	c.rw.RLock()
 	defer c.rw.RUnlock()
 	if c.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	n := 0
 	var errs []error
 	for _, k := range keys {
 		deleted, err := c.delete(ctx, k)
 		if err != nil {
-			errs = append(errs, &KeyError{Key: k, Err: err})
+			errs = append(errs, &backends.KeyError{Key: k, Err: err})
 		}
 		if deleted {
 			n++
@@ -780,7 +774,7 @@ func (c *FileSystem) DeleteMany(ctx context.Context, keys []string) (int, error)
 // Clear removes every entry whose key starts with prefix; with an empty
 // prefix, every file named like an entry (damaged ones included). Other
 // files in the directory are left alone, apart from stale temporaries.
-func (c *FileSystem) Clear(ctx context.Context, prefix string) error {
+func (c *Backend) Clear(ctx context.Context, prefix string) error {
 	if err := c.lockExclusive(); err != nil {
 		return err
 	}
@@ -820,14 +814,14 @@ func (c *FileSystem) Clear(ctx context.Context, prefix string) error {
 	}
 	c.count.Store(int64(kept))
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("backends: clear cache directory: %w", err)
+		return fmt.Errorf("filesystem: clear cache directory: %w", err)
 	}
 	return nil
 }
 
-// Close releases the directory lock; later operations return ErrClosed.
+// Close releases the directory lock; later operations return backends.ErrClosed.
 // Entries stay on disk.
-func (c *FileSystem) Close() error {
+func (c *Backend) Close() error {
 	c.rw.Lock()
 	defer c.rw.Unlock()
 	if c.closed.Swap(true) {
@@ -838,36 +832,36 @@ func (c *FileSystem) Close() error {
 
 // lockExclusive takes the in-process and the cross-process lock, failing
 // once the cache is closed.
-func (c *FileSystem) lockExclusive() error {
+func (c *Backend) lockExclusive() error {
 	if c.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	c.rw.Lock()
 	if c.closed.Load() {
 		c.rw.Unlock()
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	if err := c.lock.lock(); err != nil {
 		c.rw.Unlock()
-		return fmt.Errorf("backends: lock cache directory: %w", err)
+		return fmt.Errorf("filesystem: lock cache directory: %w", err)
 	}
 	return nil
 }
 
-func (c *FileSystem) unlockExclusive() {
+func (c *Backend) unlockExclusive() {
 	c.lock.unlock()
 	c.rw.Unlock()
 }
 
 // writeTemp writes data to a new temporary file in the directory and
 // returns its path.
-func (c *FileSystem) writeTemp(data []byte) (string, error) {
+func (c *Backend) writeTemp(data []byte) (string, error) {
 	f, err := os.CreateTemp(c.dir, fsTempGlob)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) || isReadOnlyFS(err) {
-			return "", fmt.Errorf("backends: cache directory %s is not writable: %w", c.dir, err)
+			return "", fmt.Errorf("filesystem: cache directory %s is not writable: %w", c.dir, err)
 		}
-		return "", fmt.Errorf("backends: create cache file: %w", err)
+		return "", fmt.Errorf("filesystem: create cache file: %w", err)
 	}
 	_, err = f.Write(data)
 	if err == nil {
@@ -879,27 +873,27 @@ func (c *FileSystem) writeTemp(data []byte) (string, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("backends: write cache file: %w", err)
+		return "", fmt.Errorf("filesystem: write cache file: %w", err)
 	}
 	return f.Name(), nil
 }
 
 // checkSize refuses a value larger than MaxValueSize, which Get would not
 // read back.
-func (c *FileSystem) checkSize(value []byte) error {
+func (c *Backend) checkSize(value []byte) error {
 	if int64(len(value)) > c.maxValue {
-		return fmt.Errorf("%w: %d bytes, over the limit of %d (CACHE_OPTIONS max_value_size)", ErrFileSystemValueTooLarge, len(value), c.maxValue)
+		return fmt.Errorf("%w: %d bytes, over the limit of %d (CACHE_OPTIONS max_value_size)", backends.ErrValueTooLarge, len(value), c.maxValue)
 	}
 	return nil
 }
 
 // install renames a written temporary file over path and counts a file
 // that did not exist before.
-func (c *FileSystem) install(tmp, path string) error {
+func (c *Backend) install(tmp, path string) error {
 	existed := c.threshold > 0 && exists(path)
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("backends: install cache file: %w", err)
+		return fmt.Errorf("filesystem: install cache file: %w", err)
 	}
 	if c.threshold > 0 && !existed {
 		c.count.Add(1)
@@ -913,11 +907,11 @@ func exists(path string) bool {
 }
 
 // full reports whether, by the in-process count, a new file needs a prune.
-func (c *FileSystem) full() bool {
+func (c *Backend) full() bool {
 	return c.threshold > 0 && c.count.Load() >= int64(c.threshold)
 }
 
-func (c *FileSystem) prune() error {
+func (c *Backend) prune() error {
 	if err := c.lockExclusive(); err != nil {
 		return err
 	}
@@ -929,7 +923,7 @@ func (c *FileSystem) prune() error {
 // since other processes change it, removes expired and damaged entries,
 // and then, if still full, the oldest writes until a tenth of the
 // threshold is free.
-func (c *FileSystem) pruneLocked() error {
+func (c *Backend) pruneLocked() error {
 	names, err := c.listEntries()
 	if err != nil {
 		return err
@@ -948,13 +942,13 @@ func (c *FileSystem) pruneLocked() error {
 			continue
 		case errors.Is(err, errBadEntry) || (err == nil && !e.live(now)):
 			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				return fmt.Errorf("backends: prune cache directory: %w", rerr)
+				return fmt.Errorf("filesystem: prune cache directory: %w", rerr)
 			}
 			if err != nil {
 				c.logger.Warn("fragcache: removed a corrupt or foreign file from the cache directory", "path", path, "reason", err)
 			}
 		case err != nil:
-			return fmt.Errorf("backends: prune cache directory: %w", err)
+			return fmt.Errorf("filesystem: prune cache directory: %w", err)
 		default:
 			live = append(live, candidate{e.setAt, name})
 		}
@@ -969,7 +963,7 @@ func (c *FileSystem) pruneLocked() error {
 		})
 		for _, v := range live[:len(live)-keep] {
 			if err := os.Remove(filepath.Join(c.dir, v.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("backends: prune cache directory: %w", err)
+				return fmt.Errorf("filesystem: prune cache directory: %w", err)
 			}
 		}
 		live = live[len(live)-keep:]
@@ -990,10 +984,10 @@ func compareInt64(a, b int64) int {
 
 // listEntries returns the names of the entry files in the directory. It
 // also deletes temporary files old enough to be a crashed writer's.
-func (c *FileSystem) listEntries() ([]string, error) {
+func (c *Backend) listEntries() ([]string, error) {
 	des, err := os.ReadDir(c.dir)
 	if err != nil {
-		return nil, fmt.Errorf("backends: list cache directory: %w", err)
+		return nil, fmt.Errorf("filesystem: list cache directory: %w", err)
 	}
 	names := make([]string, 0, len(des))
 	for _, de := range des {

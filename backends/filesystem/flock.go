@@ -1,6 +1,6 @@
 //go:build darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd
 
-package backends
+package filesystem
 
 import (
 	"errors"
@@ -12,10 +12,10 @@ import (
 // dirLockAcrossProcesses reports whether dirLock excludes other processes.
 const dirLockAcrossProcesses = true
 
-// dirLock is the cross-process half of a FileSystem's lock: flock(2) on a
+// dirLock is the cross-process half of a Backend's lock: flock(2) on a
 // file in the cache directory. flock locks belong to an open file
-// description, so two FileSystem values that open the same directory, in one
-// process or in two, exclude each other. Goroutines of one FileSystem share
+// description, so two Backend values that open the same directory, in one
+// process or in two, exclude each other. Goroutines of one Backend share
 // the descriptor and are ordered by its mutex instead.
 //
 // In a directory this process cannot write, an existing lock file is

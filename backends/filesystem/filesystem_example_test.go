@@ -1,4 +1,4 @@
-package backends_test
+package filesystem_test
 
 import (
 	"context"
@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/filesystem"
 )
 
 // A file-system cache shared by every process that opens the same
 // directory, bounded to 1000 entries.
-func ExampleNewFileSystem() {
+func ExampleNew() {
 	dir, err := os.MkdirTemp("", "fragcache-example")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
 
-	fsc, err := backends.NewFileSystem(filepath.Join(dir, "cache"), backends.FileSystemOptions{Threshold: 1000})
+	fsc, err := filesystem.New(filepath.Join(dir, "cache"), filesystem.Options{Threshold: 1000})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -1,13 +1,13 @@
 //go:build !(darwin || dragonfly || freebsd || illumos || linux || netbsd || openbsd)
 
-package backends
+package filesystem
 
 import (
 	"path/filepath"
 	"sync"
 )
 
-// dirMutexes holds one mutex per cache directory path, so that FileSystem
+// dirMutexes holds one mutex per cache directory path, so that Backend
 // values opened on the same directory in this process exclude each other.
 var dirMutexes sync.Map
 
