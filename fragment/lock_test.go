@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 

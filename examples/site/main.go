@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/all" // every CACHE_TYPE: the demo chooses by name
 )
 
 func main() {

@@ -44,7 +44,8 @@ type NewCache = func(t *testing.T) *backends.Cache
 
 // ForEachCache runs test once over SimpleCache and once over a real Redis
 // (one server per call; every cache it hands out has its own key prefix,
-// starting with name, so subtests never see each other's entries).
+// starting with name, so subtests never see each other's entries). It
+// opens Redis by name, so the calling test package imports backends/redis.
 func ForEachCache(t *testing.T, name string, test func(t *testing.T, open NewCache)) {
 	t.Run("simple", func(t *testing.T) {
 		test(t, func(*testing.T) *backends.Cache {

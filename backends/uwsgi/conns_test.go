@@ -1,4 +1,4 @@
-package backends
+package uwsgi
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -97,12 +98,12 @@ func TestUWSGIConnectionCap(t *testing.T) {
 	for _, maxConns := range []int{0, 4} {
 		want := maxConns
 		if want == 0 {
-			want = DefaultUWSGIMaxConns
+			want = DefaultMaxConns
 		}
 		t.Run("max_conns "+strconv.Itoa(maxConns), func(t *testing.T) {
 			srv := testservers.UWSGI(t, "name=c,items=1100,blocksize=1024")
 			proxy := startUWSGICountingProxy(t, srv.Addr)
-			u, err := NewUWSGI(UWSGIOptions{Addr: proxy.ln.Addr().String(), Cache: "c", MaxConns: maxConns})
+			u, err := New(Options{Addr: proxy.ln.Addr().String(), Cache: "c", MaxConns: maxConns})
 			require.NoError(t, err)
 			defer u.Close()
 			// Keep each connection until the server's close arrives, so
@@ -119,7 +120,7 @@ func TestUWSGIConnectionCap(t *testing.T) {
 						errs <- fmt.Errorf("Get %s: hit %v, %w", k, ok, err)
 						return
 					}
-					if err := u.Set(ctx, k, []byte("v"+k), NoExpiry); err != nil {
+					if err := u.Set(ctx, k, []byte("v"+k), backends.NoExpiry); err != nil {
 						errs <- fmt.Errorf("Set %s: %w", k, err)
 					}
 				})
@@ -164,7 +165,7 @@ func TestUWSGIWaitForAConnectionHonoursTheContext(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { ln.Close() })
-	u, err := NewUWSGI(UWSGIOptions{Addr: ln.Addr().String(), MaxConns: 1, ReadTimeout: time.Minute})
+	u, err := New(Options{Addr: ln.Addr().String(), MaxConns: 1, ReadTimeout: time.Minute})
 	require.NoError(t, err)
 	defer u.Close()
 
@@ -196,22 +197,22 @@ func TestUWSGIWaitForAConnectionHonoursTheContext(t *testing.T) {
 
 func TestUWSGIMaxConnsOption(t *testing.T) {
 	for _, tc := range []struct {
-		opts UWSGIOptions
+		opts Options
 		want int64
-	}{{UWSGIOptions{}, DefaultUWSGIMaxConns}, {UWSGIOptions{MaxConns: 3}, 3}} {
-		u, err := NewUWSGI(tc.opts)
+	}{{Options{}, DefaultMaxConns}, {Options{MaxConns: 3}, 3}} {
+		u, err := New(tc.opts)
 		require.NoError(t, err)
 		// The semaphore admits exactly want holders.
 		require.True(t, u.client.Conns.TryAcquire(tc.want))
 		assert.False(t, u.client.Conns.TryAcquire(1))
 	}
-	_, err := NewUWSGI(UWSGIOptions{MaxConns: -1})
-	require.ErrorIs(t, err, ErrConfig)
-	cfg := DefaultConfig()
+	_, err := New(Options{MaxConns: -1})
+	require.ErrorIs(t, err, backends.ErrConfig)
+	cfg := backends.DefaultConfig()
 	cfg.Type, cfg.Options = "UWSGICache", map[string]any{"max_conns": 5}
 	cfg.Settings = map[string]any{"CACHE_UWSGI_NAME": "c@127.0.0.1:1"}
-	c, err := Open(cfg)
+	c, err := backends.Open(cfg)
 	require.NoError(t, err)
-	require.True(t, c.Backend().(*UWSGI).client.Conns.TryAcquire(5))
-	assert.False(t, c.Backend().(*UWSGI).client.Conns.TryAcquire(1))
+	require.True(t, c.Backend().(*Backend).client.Conns.TryAcquire(5))
+	assert.False(t, c.Backend().(*Backend).client.Conns.TryAcquire(1))
 }

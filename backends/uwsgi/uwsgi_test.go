@@ -1,4 +1,4 @@
-package backends_test
+package uwsgi_test
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -20,8 +19,9 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/backendtest"
+	"github.com/fragcache/fragcache/backends/uwsgi"
 	"github.com/fragcache/fragcache/internal/testservers"
-	"github.com/fragcache/fragcache/internal/uwsgi"
+	wire "github.com/fragcache/fragcache/internal/uwsgi"
 )
 
 // uwsgiBigCache holds the conformance suite's 100 KB values: with bitmap=1
@@ -34,33 +34,33 @@ func uwsgiBigCache(name string, extra string) string {
 // UWSGI can only clear declared namespaces.
 var uwsgiSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
 
-func newTestUWSGI(t testing.TB, opts backends.UWSGIOptions) *backends.UWSGI {
+func newTestUWSGI(t testing.TB, opts uwsgi.Options) *uwsgi.Backend {
 	t.Helper()
-	b, err := backends.NewUWSGI(opts)
+	b, err := uwsgi.New(opts)
 	require.NoError(t, err)
 	return b
 }
 
 // rawUWSGI is a protocol client for looking at the server behind the
 // backend's back.
-func rawUWSGI(addr, cache string) *uwsgi.Client {
-	return &uwsgi.Client{Addr: addr, Cache: cache, DialTimeout: time.Second, Timeout: 3 * time.Second}
+func rawUWSGI(addr, cache string) *wire.Client {
+	return &wire.Client{Addr: addr, Cache: cache, DialTimeout: time.Second, Timeout: 3 * time.Second}
 }
 
 func TestUWSGIConformance(t *testing.T) {
 	tests := []struct {
 		name  string
 		cache string
-		opts  backends.UWSGIOptions
+		opts  uwsgi.Options
 	}{
 		// no_expire=1 turns the server's sweeper off for the cache, so
 		// expired entries stay on the server and every expiry rule holds
 		// only by the backend's own clock check. That check is exact to
 		// the millisecond, so the suite runs with millisecond TTLs, far
 		// below uWSGI's own 1-second resolution.
-		{"no sweeper, namespace tokens cached", uwsgiBigCache("c", ",no_expire=1"), backends.UWSGIOptions{}},
+		{"no sweeper, namespace tokens cached", uwsgiBigCache("c", ",no_expire=1"), uwsgi.Options{}},
 		{"sweeper every second, namespace tokens read on every operation", uwsgiBigCache("c", ""),
-			backends.UWSGIOptions{NamespaceRefresh: -1}},
+			uwsgi.Options{NamespaceRefresh: -1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,7 +91,7 @@ func TestUWSGIOpen(t *testing.T) {
 	}{
 		{"name@host:port", base(nil), "mycache@127.0.0.1:4000", ""},
 		{"the old lowercase type name", base(map[string]any{"CACHE_TYPE": "uwsgi"}), "mycache@127.0.0.1:4000", ""},
-		{"a name alone means the default address", base(map[string]any{"CACHE_UWSGI_NAME": "mycache"}), "mycache@" + backends.DefaultUWSGIAddr, ""},
+		{"a name alone means the default address", base(map[string]any{"CACHE_UWSGI_NAME": "mycache"}), "mycache@" + uwsgi.DefaultAddr, ""},
 		{"@host:port means the server's first cache", base(map[string]any{"CACHE_UWSGI_NAME": "@10.1.2.3:3031"}), "@10.1.2.3:3031", ""},
 		{"name@path is a Unix socket", base(map[string]any{"CACHE_UWSGI_NAME": "c@/run/uwsgi.sock"}), "c@/run/uwsgi.sock", ""},
 		{"the address runs from the first @", base(map[string]any{"CACHE_UWSGI_NAME": "c@h:1@x"}), "c@h:1@x", ""},
@@ -126,7 +126,7 @@ func TestUWSGIOpen(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			u, ok := c.Backend().(*backends.UWSGI)
+			u, ok := c.Backend().(*uwsgi.Backend)
 			require.True(t, ok, "Open built a %T", c.Backend())
 			assert.Equal(t, tc.wantString, u.String())
 		})
@@ -145,10 +145,10 @@ func TestUWSGIOptionsTakeEffect(t *testing.T) {
 	ctx := t.Context()
 
 	err = c.Set(ctx, "k", bytes.Repeat([]byte("v"), 100))
-	require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge)
+	require.ErrorIs(t, err, backends.ErrValueTooLarge)
 	assert.ErrorContains(t, err, "100-byte limit")
 	_, err = c.Has(ctx, strings.Repeat("k", 11))
-	require.ErrorIs(t, err, backends.ErrUWSGIMalformedKey)
+	require.ErrorIs(t, err, uwsgi.ErrMalformedKey)
 	assert.ErrorContains(t, err, "10-byte limit")
 }
 
@@ -198,7 +198,7 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 	const blocksize = 4096
 	srv := testservers.UWSGI(t, "name=c,items=32,blocksize="+strconv.Itoa(blocksize))
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c", MaxValueSize: blocksize, Namespaces: []string{"ns:"}})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c", MaxValueSize: blocksize, Namespaces: []string{"ns:"}})
 
 	writes := []struct {
 		name     string
@@ -222,7 +222,7 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 				assert.Len(t, got, fits)
 
 				err = w.write(key+"2", bytes.Repeat([]byte("v"), fits+1))
-				require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge, "one byte more")
+				require.ErrorIs(t, err, backends.ErrValueTooLarge, "one byte more")
 				assert.ErrorContains(t, err, fmt.Sprintf("%d bytes", fits+1), "the error names the value's size")
 				assert.ErrorContains(t, err, fmt.Sprintf("%d-byte limit", blocksize), "and the limit")
 				has, err := b.Has(ctx, key+"2")
@@ -233,24 +233,24 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 	}
 
 	t.Run("a value over the server's item size but within MaxValueSize is refused by the server", func(t *testing.T) {
-		lax := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c", MaxValueSize: 1 << 20})
+		lax := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c", MaxValueSize: 1 << 20})
 		err := lax.Set(ctx, "big", make([]byte, 100<<10), backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge)
+		require.ErrorIs(t, err, backends.ErrValueTooLarge)
 		assert.ErrorContains(t, err, "item size")
 		// Small enough to be read whole with the request: the server reads
 		// it and then refuses, which looks like any other refusal.
 		err = lax.Set(ctx, "over", make([]byte, blocksize), backends.NoExpiry)
-		require.True(t, errors.Is(err, backends.ErrUWSGIValueTooLarge) || errors.Is(err, backends.ErrUWSGINotStored), "error %v", err)
+		require.True(t, errors.Is(err, backends.ErrValueTooLarge) || errors.Is(err, uwsgi.ErrNotStored), "error %v", err)
 		assert.ErrorContains(t, err, "blocksize")
 	})
 
 	t.Run("Get of a stored value over MaxValueSize is an error", func(t *testing.T) {
 		big := testservers.UWSGI(t, uwsgiBigCache("c", ""))
-		lax := newTestUWSGI(t, backends.UWSGIOptions{Addr: big.Addr, Cache: "c", MaxValueSize: 1 << 20})
+		lax := newTestUWSGI(t, uwsgi.Options{Addr: big.Addr, Cache: "c", MaxValueSize: 1 << 20})
 		require.NoError(t, lax.Set(ctx, "k", make([]byte, 10000), backends.NoExpiry))
-		strict := newTestUWSGI(t, backends.UWSGIOptions{Addr: big.Addr, Cache: "c", MaxValueSize: 10000})
+		strict := newTestUWSGI(t, uwsgi.Options{Addr: big.Addr, Cache: "c", MaxValueSize: 10000})
 		_, _, err := strict.Get(ctx, "k")
-		require.ErrorIs(t, err, backends.ErrUWSGIValueTooLarge)
+		require.ErrorIs(t, err, backends.ErrValueTooLarge)
 		assert.ErrorContains(t, err, "10001 bytes")
 	})
 }
@@ -258,9 +258,9 @@ func TestUWSGIValueSizeLimit(t *testing.T) {
 func TestUWSGIKeys(t *testing.T) {
 	srv := testservers.UWSGI(t)
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 
-	longest := strings.Repeat("k", backends.DefaultUWSGIMaxKeySize)
+	longest := strings.Repeat("k", uwsgi.DefaultMaxKeySize)
 	require.NoError(t, b.Set(ctx, longest, []byte("v"), backends.NoExpiry), "a key of uWSGI's default keysize")
 	got, found, err := b.Get(ctx, longest)
 	require.NoError(t, err)
@@ -284,9 +284,9 @@ func TestUWSGIKeys(t *testing.T) {
 	}
 	for _, k := range bad {
 		for _, op := range ops {
-			t.Run(op.name+" of "+k.name+" is ErrUWSGIMalformedKey", func(t *testing.T) {
+			t.Run(op.name+" of "+k.name+" is ErrMalformedKey", func(t *testing.T) {
 				err := op.op(k.key)
-				require.ErrorIs(t, err, backends.ErrUWSGIMalformedKey)
+				require.ErrorIs(t, err, uwsgi.ErrMalformedKey)
 				assert.ErrorContains(t, err, k.want)
 			})
 		}
@@ -297,7 +297,7 @@ func TestUWSGIFullCache(t *testing.T) {
 	const items = 4
 	srv := testservers.UWSGI(t, "name=c,items="+strconv.Itoa(items))
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c"})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c"})
 	// uWSGI reserves slot 0, so items=N holds N-1 keys.
 	for i := range items - 1 {
 		require.NoError(t, b.Set(ctx, fmt.Sprint("k", i), []byte("v"), backends.NoExpiry))
@@ -316,9 +316,9 @@ func TestUWSGIFullCache(t *testing.T) {
 		{"SetMany", func() error { return b.SetMany(ctx, map[string][]byte{"new": []byte("v")}, backends.NoExpiry) }},
 	}
 	for _, r := range refused {
-		t.Run(r.name+" of a new key in a full cache is ErrUWSGINotStored", func(t *testing.T) {
+		t.Run(r.name+" of a new key in a full cache is ErrNotStored", func(t *testing.T) {
 			err := r.op()
-			require.ErrorIs(t, err, backends.ErrUWSGINotStored)
+			require.ErrorIs(t, err, uwsgi.ErrNotStored)
 			assert.ErrorContains(t, err, "the cache is full")
 			has, err := b.Has(ctx, "new")
 			require.NoError(t, err)
@@ -332,9 +332,9 @@ func TestUWSGIFullCache(t *testing.T) {
 		assert.Equal(t, int64(6), n)
 	})
 	t.Run("a namespace whose token does not fit is an error", func(t *testing.T) {
-		nb := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c", Namespaces: []string{"ns:"}})
+		nb := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c", Namespaces: []string{"ns:"}})
 		err := nb.Set(ctx, "ns:k", []byte("v"), backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrUWSGINotStored)
+		require.ErrorIs(t, err, uwsgi.ErrNotStored)
 		assert.ErrorContains(t, err, "token")
 	})
 	t.Run("a deleted key makes room", func(t *testing.T) {
@@ -352,7 +352,7 @@ func TestUWSGIExpiredEntriesTheServerStillHolds(t *testing.T) {
 	// backend must treat them as gone by its own clock.
 	srv := testservers.UWSGI(t, "name=c,items=32,no_expire=1")
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c"})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c"})
 	raw := rawUWSGI(srv.Addr, "c")
 	checks := []struct {
 		name  string
@@ -377,7 +377,7 @@ func TestUWSGIExpiredEntriesTheServerStillHolds(t *testing.T) {
 			deleted, err := b.Delete(ctx, k)
 			require.NoError(t, err)
 			assert.False(t, deleted)
-			assert.ErrorIs(t, raw.Exists(ctx, k), uwsgi.ErrNoReply)
+			assert.ErrorIs(t, raw.Exists(ctx, k), wire.ErrNoReply)
 		}},
 		{"Add replaces it", func(t *testing.T, k string) {
 			added, err := b.Add(ctx, k, []byte("new"), backends.NoExpiry)
@@ -416,7 +416,7 @@ func TestUWSGILRUCache(t *testing.T) {
 	const items = 4
 	srv := testservers.UWSGI(t, "name=c,purge_lru=1,items="+strconv.Itoa(items))
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: "c"})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: "c"})
 
 	const ttl = 300 * time.Millisecond
 	require.NoError(t, b.Set(ctx, "expiring", []byte("v"), ttl))
@@ -441,7 +441,7 @@ func TestUWSGILRUCache(t *testing.T) {
 func TestUWSGIIncKeepsTheRemainingTTL(t *testing.T) {
 	srv := testservers.UWSGI(t)
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 	raw := rawUWSGI(srv.Addr, testservers.UWSGICacheName)
 	require.NoError(t, b.Set(ctx, "n", []byte("1"), time.Hour))
 	_, before, err := raw.Get(ctx, "n")
@@ -460,16 +460,16 @@ func TestUWSGINamespaces(t *testing.T) {
 	ctx := t.Context()
 	name := testservers.UWSGICacheName
 	nested := []string{"a:", "a:b:"}
-	newBackend := func(refresh time.Duration, namespaces ...string) *backends.UWSGI {
-		return newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: name, Namespaces: namespaces, NamespaceRefresh: refresh})
+	newBackend := func(refresh time.Duration, namespaces ...string) *uwsgi.Backend {
+		return newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: name, Namespaces: namespaces, NamespaceRefresh: refresh})
 	}
-	found := func(b *backends.UWSGI, key string) bool {
+	found := func(b *uwsgi.Backend, key string) bool {
 		t.Helper()
 		_, ok, err := b.Get(ctx, key)
 		require.NoError(t, err)
 		return ok
 	}
-	setAll := func(b *backends.UWSGI, keys ...string) {
+	setAll := func(b *uwsgi.Backend, keys ...string) {
 		t.Helper()
 		require.NoError(t, b.Clear(ctx, ""))
 		for _, k := range keys {
@@ -560,7 +560,7 @@ func TestUWSGINamespaces(t *testing.T) {
 func TestUWSGIValuesOfOtherClientsAreMisses(t *testing.T) {
 	srv := testservers.UWSGI(t)
 	ctx := t.Context()
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 	raw := rawUWSGI(srv.Addr, testservers.UWSGICacheName)
 	// What Flask-Caching stores for "hello": a pickle.
 	pickle := []byte("\x80\x05\x95\x09\x00\x00\x00\x00\x00\x00\x00\x8c\x05hello\x94.")
@@ -573,84 +573,28 @@ func TestUWSGIValuesOfOtherClientsAreMisses(t *testing.T) {
 	assert.True(t, added, "Add replaces a value it cannot read")
 }
 
-// stalledListener accepts connections and never answers.
-func stalledListener(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	return l.Addr().String()
-}
-
-// fullBacklog returns the address of a socket whose accept queue is full,
-// so that connecting to it hangs until the dial timeout: the kernel drops
-// SYNs for a full queue. It reports false where that cannot be arranged.
-func fullBacklog(t *testing.T) (string, bool) {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	require.NoError(t, err)
-	t.Cleanup(func() { syscall.Close(fd) })
-	require.NoError(t, syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
-	require.NoError(t, syscall.Listen(fd, 0))
-	sa, err := syscall.Getsockname(fd)
-	require.NoError(t, err)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
-	// Fill the queue (a backlog of 0 still admits one or two).
-	for range 4 {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return addr, true
-		}
-		t.Cleanup(func() { c.Close() })
-	}
-	return "", false
-}
-
 func TestUWSGIServerDown(t *testing.T) {
 	const dialTimeout, readTimeout = 300 * time.Millisecond, 500 * time.Millisecond
 	srv := testservers.UWSGI(t)
 	ctx := t.Context()
-	up := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
+	up := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 	require.NoError(t, up.Set(ctx, "k", []byte("v"), backends.NoExpiry))
 	srv.Stop()
 
 	ops := []struct {
 		name string
-		op   func(b *backends.UWSGI) error
+		op   func(b *uwsgi.Backend) error
 	}{
-		{"Get", func(b *backends.UWSGI) error { _, _, err := b.Get(ctx, "k"); return err }},
-		{"Set", func(b *backends.UWSGI) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
-		{"Add", func(b *backends.UWSGI) error { _, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry); return err }},
-		{"Delete", func(b *backends.UWSGI) error { _, err := b.Delete(ctx, "k"); return err }},
-		{"Has", func(b *backends.UWSGI) error { _, err := b.Has(ctx, "k"); return err }},
-		{"Inc", func(b *backends.UWSGI) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
-		{"GetMany", func(b *backends.UWSGI) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
-		{"SetMany", func(b *backends.UWSGI) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry) }},
-		{"DeleteMany", func(b *backends.UWSGI) error { _, err := b.DeleteMany(ctx, []string{"k"}); return err }},
-		{"Clear", func(b *backends.UWSGI) error { return b.Clear(ctx, "") }},
+		{"Get", func(b *uwsgi.Backend) error { _, _, err := b.Get(ctx, "k"); return err }},
+		{"Set", func(b *uwsgi.Backend) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
+		{"Add", func(b *uwsgi.Backend) error { _, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry); return err }},
+		{"Delete", func(b *uwsgi.Backend) error { _, err := b.Delete(ctx, "k"); return err }},
+		{"Has", func(b *uwsgi.Backend) error { _, err := b.Has(ctx, "k"); return err }},
+		{"Inc", func(b *uwsgi.Backend) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
+		{"GetMany", func(b *uwsgi.Backend) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
+		{"SetMany", func(b *uwsgi.Backend) error { return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry) }},
+		{"DeleteMany", func(b *uwsgi.Backend) error { _, err := b.DeleteMany(ctx, []string{"k"}); return err }},
+		{"Clear", func(b *uwsgi.Backend) error { return b.Clear(ctx, "") }},
 	}
 	// Waiting for timeouts is slow, so those rows run a few operations:
 	// one read, one write, one many-key operation.
@@ -658,16 +602,16 @@ func TestUWSGIServerDown(t *testing.T) {
 	servers := []struct {
 		name    string
 		slow    bool
-		addr    func(t *testing.T) string
+		addr    func(t testing.TB) string
 		check   func(t *testing.T, err error)
 		atLeast time.Duration
 		within  time.Duration
 	}{
-		{"nothing listening", false, func(*testing.T) string { return srv.Addr }, func(t *testing.T, err error) {
+		{"nothing listening", false, func(testing.TB) string { return srv.Addr }, func(t *testing.T, err error) {
 			assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 		}, 0, dialTimeout},
-		{"connection not accepted", true, func(t *testing.T) string {
-			addr, ok := fullBacklog(t)
+		{"connection not accepted", true, func(t testing.TB) string {
+			addr, ok := testservers.FullBacklog(t)
 			if !ok {
 				t.Skip("the kernel accepts connections beyond a full backlog here")
 			}
@@ -677,7 +621,7 @@ func TestUWSGIServerDown(t *testing.T) {
 			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "error %v is not a timeout", err)
 			assert.ErrorContains(t, err, "connect")
 		}, dialTimeout, 2 * dialTimeout},
-		{"no reply", true, stalledListener, func(t *testing.T, err error) {
+		{"no reply", true, testservers.Stalled, func(t *testing.T, err error) {
 			var ne net.Error
 			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "error %v is not a timeout", err)
 			assert.ErrorContains(t, err, "read reply")
@@ -686,7 +630,7 @@ func TestUWSGIServerDown(t *testing.T) {
 	for _, s := range servers {
 		t.Run(s.name, func(t *testing.T) {
 			addr := s.addr(t)
-			b := newTestUWSGI(t, backends.UWSGIOptions{Addr: addr, Cache: testservers.UWSGICacheName, DialTimeout: dialTimeout, ReadTimeout: readTimeout})
+			b := newTestUWSGI(t, uwsgi.Options{Addr: addr, Cache: testservers.UWSGICacheName, DialTimeout: dialTimeout, ReadTimeout: readTimeout})
 			for _, op := range ops {
 				if s.slow && !slices.Contains(slowOps, op.name) {
 					continue
@@ -715,8 +659,8 @@ func TestUWSGIServerDown(t *testing.T) {
 }
 
 func TestUWSGIContext(t *testing.T) {
-	addr := stalledListener(t)
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: addr, ReadTimeout: time.Hour})
+	addr := testservers.Stalled(t)
+	b := newTestUWSGI(t, uwsgi.Options{Addr: addr, ReadTimeout: time.Hour})
 	const after = 200 * time.Millisecond
 	tests := []struct {
 		name string
@@ -751,11 +695,11 @@ func TestUWSGIContext(t *testing.T) {
 
 func TestUWSGILeavesNoGoroutines(t *testing.T) {
 	srv := testservers.UWSGI(t)
-	stalled := stalledListener(t)
+	stalled := testservers.Stalled(t)
 	ctx := t.Context()
 	before := runtime.NumGoroutine()
 
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName, Namespaces: []string{"p:"}})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName, Namespaces: []string{"p:"}})
 	items := map[string][]byte{}
 	var keys []string
 	for i := range 50 {
@@ -771,7 +715,7 @@ func TestUWSGILeavesNoGoroutines(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, b.Clear(ctx, "p:"))
 
-	slow := newTestUWSGI(t, backends.UWSGIOptions{Addr: stalled, ReadTimeout: time.Hour})
+	slow := newTestUWSGI(t, uwsgi.Options{Addr: stalled, ReadTimeout: time.Hour})
 	for _, d := range []time.Duration{time.Millisecond, 50 * time.Millisecond} {
 		tctx, cancel := context.WithTimeout(ctx, d)
 		_, err = slow.GetMany(tctx, keys)
@@ -795,7 +739,7 @@ func TestUWSGILeavesNoGoroutines(t *testing.T) {
 
 func TestUWSGIClose(t *testing.T) {
 	srv := testservers.UWSGI(t)
-	b := newTestUWSGI(t, backends.UWSGIOptions{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
+	b := newTestUWSGI(t, uwsgi.Options{Addr: srv.Addr, Cache: testservers.UWSGICacheName})
 	require.NoError(t, b.Close())
 	_, _, err := b.Get(t.Context(), "k")
 	assert.ErrorIs(t, err, backends.ErrClosed)
@@ -806,7 +750,7 @@ func TestUWSGIClose(t *testing.T) {
 //
 //	uwsgi --plugin cache --master --socket 127.0.0.1:3031 \
 //	      --cache2 name=mycache,items=1000,blocksize=65536
-func ExampleNewUWSGI() {
+func ExampleNew() {
 	// Through the Flask-style configuration:
 	cfg, err := backends.FromMap(map[string]any{
 		"CACHE_TYPE":       "UWSGICache",
@@ -823,7 +767,7 @@ func ExampleNewUWSGI() {
 	defer cache.Close()
 
 	// Or directly:
-	b, err := backends.NewUWSGI(backends.UWSGIOptions{Addr: "127.0.0.1:3031", Cache: "mycache", Namespaces: []string{"pages:"}})
+	b, err := uwsgi.New(uwsgi.Options{Addr: "127.0.0.1:3031", Cache: "mycache", Namespaces: []string{"pages:"}})
 	if err != nil {
 		panic(err)
 	}

@@ -1,4 +1,4 @@
-package backends
+package uwsgi
 
 import (
 	"bytes"
@@ -16,47 +16,44 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/cacheopt"
 	"github.com/fragcache/fragcache/internal/namespace"
-	"github.com/fragcache/fragcache/internal/uwsgi"
+	wire "github.com/fragcache/fragcache/internal/uwsgi"
 )
 
 func init() {
-	Register("UWSGICache", newUWSGIFromConfig)
+	backends.Register("UWSGICache", newUWSGIFromConfig)
 }
 
-// Errors of the UWSGI backend, for errors.Is.
+// Errors of the uWSGI backend, for errors.Is.
 var (
-	// ErrUWSGIValueTooLarge is returned for a value larger than
-	// UWSGIOptions.MaxValueSize, or one the server refused without reading
-	// it because it is larger than the cache's item size.
-	ErrUWSGIValueTooLarge = errors.New("backends: value too large for the uWSGI cache")
-	// ErrUWSGIMalformedKey is returned for a key longer than
-	// UWSGIOptions.MaxKeySize, or one in the space the backend reserves for
+	// ErrMalformedKey is returned for a key longer than
+	// Options.MaxKeySize, or one in the space the backend reserves for
 	// its own entries (keys starting with "\x00fragcache:").
-	ErrUWSGIMalformedKey = errors.New("backends: key not usable with the uWSGI cache")
-	// ErrUWSGINotStored is returned when the server refused a write it had
+	ErrMalformedKey = errors.New("backends: key not usable with the uWSGI cache")
+	// ErrNotStored is returned when the server refused a write it had
 	// read: almost always because the cache is full.
-	ErrUWSGINotStored = errors.New("backends: the uWSGI cache refused the write")
+	ErrNotStored = errors.New("backends: the uWSGI cache refused the write")
 )
 
-// Defaults of UWSGIOptions.
+// Defaults of Options.
 const (
-	// DefaultUWSGIAddr is the server address used when CACHE_UWSGI_NAME is a
+	// DefaultAddr is the server address used when CACHE_UWSGI_NAME is a
 	// cache name alone: uWSGI's customary uwsgi socket on this host.
-	DefaultUWSGIAddr = "127.0.0.1:3031"
-	// DefaultUWSGIMaxValueSize is uWSGI's default item size for --cache2
+	DefaultAddr = "127.0.0.1:3031"
+	// DefaultMaxValueSize is uWSGI's default item size for --cache2
 	// caches (their blocksize), counting the backend's header of 1 to 17
 	// bytes.
-	DefaultUWSGIMaxValueSize = 65536
-	// DefaultUWSGIMaxKeySize is uWSGI's default keysize.
-	DefaultUWSGIMaxKeySize = 2048
-	// DefaultUWSGIMaxConns is how many connections a UWSGI backend opens
+	DefaultMaxValueSize = 65536
+	// DefaultMaxKeySize is uWSGI's default keysize.
+	DefaultMaxKeySize = 2048
+	// DefaultMaxConns is how many connections a Backend opens
 	// to its server at once unless told otherwise: enough to keep a
 	// server's workers busy, and well below uWSGI's default listen backlog
 	// of 100 (--listen), past which connections are refused or time out,
 	// so that a few processes sharing one server stay under it too.
-	DefaultUWSGIMaxConns = 32
+	DefaultMaxConns = 32
 
 	uwsgiDefaultDialTimeout = time.Second
 	uwsgiDefaultReadTimeout = 3 * time.Second
@@ -90,12 +87,12 @@ const (
 	uwsgiMaxHeader = 1 + uwsgiExpiry + uwsgiToken
 )
 
-// UWSGIOptions configure a UWSGI backend. The zero value talks to the first
-// cache of a server at DefaultUWSGIAddr with the default limits.
-type UWSGIOptions struct {
+// Options configure a Backend. The zero value talks to the first
+// cache of a server at DefaultAddr with the default limits.
+type Options struct {
 	// Addr is the server's uwsgi socket (its --socket, not an HTTP one):
 	// "host:port", or, as in uWSGI, anything without a colon is the path of
-	// a Unix socket. Empty means DefaultUWSGIAddr.
+	// a Unix socket. Empty means DefaultAddr.
 	Addr string
 	// Cache is the name of the --cache2 cache; empty means the server's
 	// first cache.
@@ -108,18 +105,18 @@ type UWSGIOptions struct {
 	// wins.
 	ReadTimeout time.Duration
 	// MaxValueSize is the largest stored value, header included; 0 means
-	// DefaultUWSGIMaxValueSize. Set it to the cache's item size: its
+	// DefaultMaxValueSize. Set it to the cache's item size: its
 	// blocksize, or blocksize×blocks with bitmap=1.
 	MaxValueSize int
-	// MaxKeySize is the longest key; 0 means DefaultUWSGIMaxKeySize. Set it
+	// MaxKeySize is the longest key; 0 means DefaultMaxKeySize. Set it
 	// to the cache's keysize; keys over about 4000 bytes also need a larger
 	// --buffer-size on the server.
 	MaxKeySize int
 	// MaxConns is the most connections open to the server at once; an
 	// operation that finds them all taken waits for one, as long as its
-	// context allows. 0 means DefaultUWSGIMaxConns.
+	// context allows. 0 means DefaultMaxConns.
 	MaxConns int
-	// Namespaces are the key prefixes that Clear can remove (see UWSGI).
+	// Namespaces are the key prefixes that Clear can remove (see Backend).
 	// Open adds CACHE_KEY_PREFIX.
 	Namespaces []string
 	// NamespaceRefresh is how long the backend trusts its copy of a
@@ -162,7 +159,7 @@ type UWSGIOptions struct {
 // stored verbatim, except the empty key, which uWSGI refuses too.
 //
 // uWSGI cannot list keys remotely, so Clear removes a key prefix only if it
-// is a declared namespace (UWSGIOptions.Namespaces; Open declares
+// is a declared namespace (Options.Namespaces; Open declares
 // CACHE_KEY_PREFIX). Values under a namespace carry its current token, a
 // random number kept in the cache itself; Clear of the namespace replaces
 // the token in one request, and values carrying an old one are misses from
@@ -176,12 +173,12 @@ type UWSGIOptions struct {
 // first cache or when all its caches have the same item count (otherwise
 // it crashes a worker and hangs the server).
 //
-// A full cache refuses new keys (ErrUWSGINotStored) unless the server
+// A full cache refuses new keys (ErrNotStored) unless the server
 // evicts with purge_lru=1, and a value over the item size is refused
-// (ErrUWSGIValueTooLarge); the server reports neither in so many words, so
+// (backends.ErrValueTooLarge); the server reports neither in so many words, so
 // the errors name the likely causes.
-type UWSGI struct {
-	client           uwsgi.Client
+type Backend struct {
+	client           wire.Client
 	maxValue, maxKey int
 	namespaces       *namespace.Set
 	now              func() time.Time
@@ -196,12 +193,12 @@ type uwsgiEntry struct {
 	live    bool
 }
 
-// NewUWSGI returns a backend for the cache opts describes. It does not
+// New returns a backend for the cache opts describes. It does not
 // connect: uWSGI offers no request that checks a cache exists without side
 // effects, so a wrong address or cache name shows in the first operation.
-func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
-	u := &UWSGI{
-		client: uwsgi.Client{
+func New(opts Options) (*Backend, error) {
+	u := &Backend{
+		client: wire.Client{
 			Network:     "tcp",
 			Addr:        opts.Addr,
 			Cache:       opts.Cache,
@@ -213,22 +210,22 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 		now:      time.Now,
 	}
 	if u.client.Addr == "" {
-		u.client.Addr = DefaultUWSGIAddr
+		u.client.Addr = DefaultAddr
 	}
 	if !strings.Contains(u.client.Addr, ":") {
 		u.client.Network = "unix"
 	}
 	switch {
 	case strings.Contains(opts.Cache, "@"):
-		return nil, fmt.Errorf("%w: uWSGI cache name %q contains @", ErrConfig, opts.Cache)
+		return nil, fmt.Errorf("%w: uWSGI cache name %q contains @", backends.ErrConfig, opts.Cache)
 	case opts.DialTimeout < 0 || opts.ReadTimeout < 0:
-		return nil, fmt.Errorf("%w: uWSGI timeouts must not be negative (dial %v, read %v)", ErrConfig, opts.DialTimeout, opts.ReadTimeout)
+		return nil, fmt.Errorf("%w: uWSGI timeouts must not be negative (dial %v, read %v)", backends.ErrConfig, opts.DialTimeout, opts.ReadTimeout)
 	case opts.MaxValueSize < 0 || opts.MaxKeySize < 0:
-		return nil, fmt.Errorf("%w: uWSGI size limits must not be negative (value %d, key %d)", ErrConfig, opts.MaxValueSize, opts.MaxKeySize)
+		return nil, fmt.Errorf("%w: uWSGI size limits must not be negative (value %d, key %d)", backends.ErrConfig, opts.MaxValueSize, opts.MaxKeySize)
 	case opts.MaxConns < 0:
-		return nil, fmt.Errorf("%w: uWSGI MaxConns %d is negative", ErrConfig, opts.MaxConns)
+		return nil, fmt.Errorf("%w: uWSGI MaxConns %d is negative", backends.ErrConfig, opts.MaxConns)
 	case opts.MaxKeySize >= 1<<16:
-		return nil, fmt.Errorf("%w: uWSGI MaxKeySize %d is not below 65536, uWSGI's limit", ErrConfig, opts.MaxKeySize)
+		return nil, fmt.Errorf("%w: uWSGI MaxKeySize %d is not below 65536, uWSGI's limit", backends.ErrConfig, opts.MaxKeySize)
 	}
 	if u.client.DialTimeout == 0 {
 		u.client.DialTimeout = uwsgiDefaultDialTimeout
@@ -237,27 +234,27 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 		u.client.Timeout = uwsgiDefaultReadTimeout
 	}
 	if u.maxValue == 0 {
-		u.maxValue = DefaultUWSGIMaxValueSize
+		u.maxValue = DefaultMaxValueSize
 	}
 	if u.maxValue <= uwsgiMaxHeader {
-		return nil, fmt.Errorf("%w: uWSGI MaxValueSize %d leaves no room for values after the header of up to %d bytes", ErrConfig, u.maxValue, uwsgiMaxHeader)
+		return nil, fmt.Errorf("%w: uWSGI MaxValueSize %d leaves no room for values after the header of up to %d bytes", backends.ErrConfig, u.maxValue, uwsgiMaxHeader)
 	}
 	u.client.MaxValueSize = u.maxValue
 	maxConns := opts.MaxConns
 	if maxConns == 0 {
-		maxConns = DefaultUWSGIMaxConns
+		maxConns = DefaultMaxConns
 	}
 	u.client.Conns = semaphore.NewWeighted(int64(maxConns))
 	if u.maxKey == 0 {
-		u.maxKey = DefaultUWSGIMaxKeySize
+		u.maxKey = DefaultMaxKeySize
 	}
 	var err error
 	u.namespaces, err = namespace.New(opts.Namespaces, opts.NamespaceRefresh, func(ns string) error {
 		switch {
 		case ns == "":
-			return fmt.Errorf("%w: empty uWSGI namespace: Clear(\"\") clears the whole cache without one", ErrConfig)
+			return fmt.Errorf("%w: empty uWSGI namespace: Clear(\"\") clears the whole cache without one", backends.ErrConfig)
 		case len(uwsgiTokenPrefix)+len(ns) > u.maxKey:
-			return fmt.Errorf("%w: uWSGI namespace of %d bytes is too long for the %d-byte key limit", ErrConfig, len(ns), u.maxKey)
+			return fmt.Errorf("%w: uWSGI namespace of %d bytes is too long for the %d-byte key limit", backends.ErrConfig, len(ns), u.maxKey)
 		}
 		return nil
 	})
@@ -269,17 +266,17 @@ func NewUWSGI(opts UWSGIOptions) (*UWSGI, error) {
 
 // newUWSGIFromConfig is the UWSGICache factory: CACHE_UWSGI_NAME as Flask
 // takes it, CACHE_KEY_PREFIX as a namespace, and CACHE_OPTIONS.
-func newUWSGIFromConfig(cfg Config) (Backend, error) {
-	name, err := Setting(cfg, "CACHE_UWSGI_NAME", "")
+func newUWSGIFromConfig(cfg backends.Config) (backends.Backend, error) {
+	name, err := backends.Setting(cfg, "CACHE_UWSGI_NAME", "")
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
-		return nil, fmt.Errorf("%w: UWSGICache needs CACHE_UWSGI_NAME", ErrConfig)
+		return nil, fmt.Errorf("%w: UWSGICache needs CACHE_UWSGI_NAME", backends.ErrConfig)
 	}
-	var opts UWSGIOptions
+	var opts Options
 	if err := cacheopt.Decode("UWSGICache", cfg.Options, &opts, uwsgiOptionTable); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", backends.ErrConfig, err)
 	}
 	if opts.Cache, opts.Addr, err = parseUWSGIName(name); err != nil {
 		return nil, err
@@ -287,18 +284,18 @@ func newUWSGIFromConfig(cfg Config) (Backend, error) {
 	if cfg.KeyPrefix != "" {
 		opts.Namespaces = append(opts.Namespaces, cfg.KeyPrefix)
 	}
-	return NewUWSGI(opts)
+	return New(opts)
 }
 
 // uwsgiOptionTable lists UWSGICache's CACHE_OPTIONS.
-var uwsgiOptionTable = []cacheopt.Option[UWSGIOptions]{
-	cacheopt.Duration("dial_timeout", func(o *UWSGIOptions) *time.Duration { return &o.DialTimeout }),
-	cacheopt.Duration("read_timeout", func(o *UWSGIOptions) *time.Duration { return &o.ReadTimeout }),
-	cacheopt.PositiveInt("max_value_size", func(o *UWSGIOptions) *int { return &o.MaxValueSize }),
-	cacheopt.PositiveInt("max_key_size", func(o *UWSGIOptions) *int { return &o.MaxKeySize }),
-	cacheopt.PositiveInt("max_conns", func(o *UWSGIOptions) *int { return &o.MaxConns }),
-	cacheopt.Strings("namespaces", func(o *UWSGIOptions) *[]string { return &o.Namespaces }),
-	cacheopt.Func("namespace_refresh", func(o *UWSGIOptions, v any) (err error) {
+var uwsgiOptionTable = []cacheopt.Option[Options]{
+	cacheopt.Duration("dial_timeout", func(o *Options) *time.Duration { return &o.DialTimeout }),
+	cacheopt.Duration("read_timeout", func(o *Options) *time.Duration { return &o.ReadTimeout }),
+	cacheopt.PositiveInt("max_value_size", func(o *Options) *int { return &o.MaxValueSize }),
+	cacheopt.PositiveInt("max_key_size", func(o *Options) *int { return &o.MaxKeySize }),
+	cacheopt.PositiveInt("max_conns", func(o *Options) *int { return &o.MaxConns }),
+	cacheopt.Strings("namespaces", func(o *Options) *[]string { return &o.Namespaces }),
+	cacheopt.Func("namespace_refresh", func(o *Options, v any) (err error) {
 		o.NamespaceRefresh, err = namespace.ParseRefresh(v)
 		return err
 	}),
@@ -306,35 +303,35 @@ var uwsgiOptionTable = []cacheopt.Option[UWSGIOptions]{
 
 // parseUWSGIName splits CACHE_UWSGI_NAME at its first "@" as uWSGI does:
 // "name@host:port", "name@/path/to/socket", "@host:port" for the server's
-// first cache, or a name alone for DefaultUWSGIAddr. Flask reads a name
+// first cache, or a name alone for DefaultAddr. Flask reads a name
 // alone as a cache of the uWSGI process it runs in; a Go program has none.
 func parseUWSGIName(s string) (cache, addr string, err error) {
 	cache, addr, found := strings.Cut(s, "@")
 	if !found {
-		return s, DefaultUWSGIAddr, nil
+		return s, DefaultAddr, nil
 	}
 	if addr == "" {
-		return "", "", fmt.Errorf("%w: CACHE_UWSGI_NAME %q has no server address after @ (want name@host:port)", ErrConfig, s)
+		return "", "", fmt.Errorf("%w: CACHE_UWSGI_NAME %q has no server address after @ (want name@host:port)", backends.ErrConfig, s)
 	}
 	return cache, addr, nil
 }
 
 // String returns the cache as CACHE_UWSGI_NAME spells it: "name@address".
-func (u *UWSGI) String() string { return u.client.Cache + "@" + u.client.Addr }
+func (u *Backend) String() string { return u.client.Cache + "@" + u.client.Addr }
 
 // Get returns the value of a live entry.
-func (u *UWSGI) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (u *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if u.closed.Load() {
-		return nil, false, ErrClosed
+		return nil, false, backends.ErrClosed
 	}
 	e, err := u.read(ctx, key)
 	return e.payload, e.live, err
 }
 
 // GetMany gets every key, up to 8 at a time, and stops at the first error.
-func (u *UWSGI) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (u *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if u.closed.Load() {
-		return nil, ErrClosed
+		return nil, backends.ErrClosed
 	}
 	out := make([][]byte, len(keys))
 	g, gctx := errgroup.WithContext(ctx)
@@ -353,18 +350,18 @@ func (u *UWSGI) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 }
 
 // Set stores value under key with uWSGI's update.
-func (u *UWSGI) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (u *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if u.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	return u.store(ctx, "update", key, value, u.expiresAt(ttl))
 }
 
 // SetMany sets every item, up to 8 at a time, and reports failures as
 // *KeyError.
-func (u *UWSGI) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+func (u *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if u.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	var (
 		mu   sync.Mutex
@@ -377,7 +374,7 @@ func (u *UWSGI) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 		g.Go(func() error {
 			if err := u.store(ctx, "update", k, v, expires); err != nil {
 				mu.Lock()
-				errs = append(errs, &KeyError{Key: k, Err: err})
+				errs = append(errs, &backends.KeyError{Key: k, Err: err})
 				mu.Unlock()
 			}
 			return nil
@@ -390,14 +387,14 @@ func (u *UWSGI) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 // Add stores value with uWSGI's set, which refuses present keys. A refusal
 // is followed by a read: a live entry makes Add report false, a dead one
 // (expired but not yet swept, or cleared) is replaced.
-func (u *UWSGI) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (u *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if u.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	var err error
 	expires := u.expiresAt(ttl)
 	for range uwsgiMaxAttempts {
-		if err = u.store(ctx, "set", key, value, expires); !errors.Is(err, ErrUWSGINotStored) {
+		if err = u.store(ctx, "set", key, value, expires); !errors.Is(err, ErrNotStored) {
 			return err == nil, err
 		}
 		e, rerr := u.read(ctx, key)
@@ -417,14 +414,14 @@ func (u *UWSGI) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete reads key, to know whether it was live, and deletes it.
-func (u *UWSGI) Delete(ctx context.Context, key string) (bool, error) {
+func (u *Backend) Delete(ctx context.Context, key string) (bool, error) {
 	if u.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	return u.delete(ctx, key)
 }
 
-func (u *UWSGI) delete(ctx context.Context, key string) (bool, error) {
+func (u *Backend) delete(ctx context.Context, key string) (bool, error) {
 	e, err := u.read(ctx, key)
 	if err != nil || !e.present {
 		return false, err
@@ -432,7 +429,7 @@ func (u *UWSGI) delete(ctx context.Context, key string) (bool, error) {
 	// A dead entry is deleted too, to free its slot.
 	err = u.client.Del(ctx, u.storedKey(key))
 	switch {
-	case errors.Is(err, uwsgi.ErrNoReply):
+	case errors.Is(err, wire.ErrNoReply):
 		return false, nil // someone else deleted it first
 	case err != nil:
 		return false, u.opError("del", key, err)
@@ -442,9 +439,9 @@ func (u *UWSGI) delete(ctx context.Context, key string) (bool, error) {
 
 // DeleteMany deletes every key, up to 8 at a time, and counts the live
 // ones. Failures are reported as *KeyError.
-func (u *UWSGI) DeleteMany(ctx context.Context, keys []string) (int, error) {
+func (u *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if u.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	var (
 		n    atomic.Int64
@@ -461,7 +458,7 @@ func (u *UWSGI) DeleteMany(ctx context.Context, keys []string) (int, error) {
 			}
 			if err != nil {
 				mu.Lock()
-				errs = append(errs, &KeyError{Key: k, Err: err})
+				errs = append(errs, &backends.KeyError{Key: k, Err: err})
 				mu.Unlock()
 			}
 			return nil
@@ -473,9 +470,9 @@ func (u *UWSGI) DeleteMany(ctx context.Context, keys []string) (int, error) {
 
 // Has reads the entry, since uWSGI's exists reports expired entries until
 // they are swept and cannot see namespace tokens.
-func (u *UWSGI) Has(ctx context.Context, key string) (bool, error) {
+func (u *Backend) Has(ctx context.Context, key string) (bool, error) {
 	if u.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	e, err := u.read(ctx, key)
 	return e.live, err
@@ -484,9 +481,9 @@ func (u *UWSGI) Has(ctx context.Context, key string) (bool, error) {
 // Inc reads the integer under key and writes the sum back with the entry's
 // remaining TTL. It is not atomic: uWSGI's own increments work only inside
 // the server.
-func (u *UWSGI) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (u *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if u.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	var err error
 	for range uwsgiMaxAttempts {
@@ -495,14 +492,11 @@ func (u *UWSGI) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 			return 0, err
 		}
 		if e.live {
-			n, err := parseStoredInt(e.payload)
+			n, stored, err := backends.AddInt(e.payload, delta)
 			if err != nil {
 				return 0, err
 			}
-			if n, err = addInt64(n, delta); err != nil {
-				return 0, err
-			}
-			if err := u.store(ctx, "update", key, formatInt(n), e.expires); err != nil {
+			if err := u.store(ctx, "update", key, stored, e.expires); err != nil {
 				return 0, err
 			}
 			return n, nil
@@ -511,11 +505,11 @@ func (u *UWSGI) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 		if e.present {
 			cmd = "update"
 		}
-		err = u.store(ctx, cmd, key, formatInt(delta), u.expiresAt(ttl))
+		err = u.store(ctx, cmd, key, backends.FormatInt(delta), u.expiresAt(ttl))
 		if err == nil {
 			return delta, nil
 		}
-		if !errors.Is(err, ErrUWSGINotStored) || cmd == "update" {
+		if !errors.Is(err, ErrNotStored) || cmd == "update" {
 			return 0, err
 		}
 		// Someone created the key since the read, or the cache is full.
@@ -525,13 +519,13 @@ func (u *UWSGI) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 
 // Clear removes the whole cache for an empty prefix, or replaces the token
 // of a declared namespace and of the declared namespaces inside it.
-func (u *UWSGI) Clear(ctx context.Context, prefix string) error {
+func (u *Backend) Clear(ctx context.Context, prefix string) error {
 	if u.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	if prefix == "" {
 		err := u.client.Clear(ctx)
-		if errors.Is(err, uwsgi.ErrNoReply) {
+		if errors.Is(err, wire.ErrNoReply) {
 			return fmt.Errorf("uwsgi cache %s: the server did not confirm clear: it has no cache of that name", u)
 		}
 		if err != nil {
@@ -541,7 +535,7 @@ func (u *UWSGI) Clear(ctx context.Context, prefix string) error {
 		return nil
 	}
 	if u.namespaces.Lookup(prefix) == nil {
-		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "UWSGIOptions.Namespaces", prefix)
+		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "Options.Namespaces", prefix)
 	}
 	for _, ns := range u.namespaces.Within(prefix) {
 		if _, err := u.newToken(ctx, ns, "update"); err != nil {
@@ -552,26 +546,26 @@ func (u *UWSGI) Clear(ctx context.Context, prefix string) error {
 }
 
 // Close marks the backend closed; it holds no connections.
-func (u *UWSGI) Close() error {
+func (u *Backend) Close() error {
 	u.closed.Store(true)
 	return nil
 }
 
 // storedKey is the server's key for key, which checkKey has accepted.
-func (u *UWSGI) storedKey(key string) string {
+func (u *Backend) storedKey(key string) string {
 	if key == "" {
 		return uwsgiEmptyKey
 	}
 	return key
 }
 
-func (u *UWSGI) checkKey(key string) error {
+func (u *Backend) checkKey(key string) error {
 	if strings.HasPrefix(key, uwsgiReserved) {
-		return fmt.Errorf("%w: key %.60q starts with %q, which the uWSGI backend reserves for its own entries", ErrUWSGIMalformedKey, key, uwsgiReserved)
+		return fmt.Errorf("%w: key %.60q starts with %q, which the uWSGI backend reserves for its own entries", ErrMalformedKey, key, uwsgiReserved)
 	}
 	if len(key) > u.maxKey {
-		return fmt.Errorf("%w: key %.60q is %d bytes, over the %d-byte limit (the cache's keysize: UWSGIOptions.MaxKeySize, CACHE_OPTIONS max_key_size)",
-			ErrUWSGIMalformedKey, key, len(key), u.maxKey)
+		return fmt.Errorf("%w: key %.60q is %d bytes, over the %d-byte limit (the cache's keysize: Options.MaxKeySize, CACHE_OPTIONS max_key_size)",
+			ErrMalformedKey, key, len(key), u.maxKey)
 	}
 	return nil
 }
@@ -579,7 +573,7 @@ func (u *UWSGI) checkKey(key string) error {
 // read gets key and decides whether its entry is live: not expired by this
 // machine's clock, written by this backend, and, in a namespace, carrying
 // the namespace's current token.
-func (u *UWSGI) read(ctx context.Context, key string) (uwsgiEntry, error) {
+func (u *Backend) read(ctx context.Context, key string) (uwsgiEntry, error) {
 	if err := u.checkKey(key); err != nil {
 		return uwsgiEntry{}, err
 	}
@@ -587,12 +581,12 @@ func (u *UWSGI) read(ctx context.Context, key string) (uwsgiEntry, error) {
 	// enforced only by its sweeper, and is not converted at all in a
 	// purge_lru cache (it reports the relative timeout as given).
 	raw, _, err := u.client.Get(ctx, u.storedKey(key))
-	if errors.Is(err, uwsgi.ErrNoReply) {
+	if errors.Is(err, wire.ErrNoReply) {
 		return uwsgiEntry{}, nil
 	}
 	if err != nil {
-		if errors.Is(err, uwsgi.ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", ErrUWSGIValueTooLarge, err)
+		if errors.Is(err, wire.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", backends.ErrValueTooLarge, err)
 		}
 		return uwsgiEntry{}, u.opError("get", key, err)
 	}
@@ -639,7 +633,7 @@ func (u *UWSGI) read(ctx context.Context, key string) (uwsgiEntry, error) {
 
 // expiresAt is the Unix millisecond at which an entry written now with
 // ttl expires, or 0 for never.
-func (u *UWSGI) expiresAt(ttl time.Duration) int64 {
+func (u *Backend) expiresAt(ttl time.Duration) int64 {
 	if ttl <= 0 {
 		return 0
 	}
@@ -649,7 +643,7 @@ func (u *UWSGI) expiresAt(ttl time.Duration) int64 {
 // store writes value under key with cmd "set" (only if absent) or
 // "update", behind a header with its expiry (Unix ms, 0 for never) and the
 // token of key's namespace.
-func (u *UWSGI) store(ctx context.Context, cmd, key string, value []byte, expires int64) error {
+func (u *Backend) store(ctx context.Context, cmd, key string, value []byte, expires int64) error {
 	if err := u.checkKey(key); err != nil {
 		return err
 	}
@@ -662,8 +656,8 @@ func (u *UWSGI) store(ctx context.Context, cmd, key string, value []byte, expire
 		size += uwsgiToken
 	}
 	if size > u.maxValue {
-		return fmt.Errorf("%w: value of %.60q is %d bytes (%d with the backend's header), over the %d-byte limit (the cache's item size: UWSGIOptions.MaxValueSize, CACHE_OPTIONS max_value_size)",
-			ErrUWSGIValueTooLarge, key, len(value), size, u.maxValue)
+		return fmt.Errorf("%w: value of %.60q is %d bytes (%d with the backend's header), over the %d-byte limit (the cache's item size: Options.MaxValueSize, CACHE_OPTIONS max_value_size)",
+			backends.ErrValueTooLarge, key, len(value), size, u.maxValue)
 	}
 	hdr := make([]byte, 1, uwsgiMaxHeader)
 	hdr[0] = uwsgiFlagsBase
@@ -695,38 +689,38 @@ func (u *UWSGI) store(ctx context.Context, cmd, key string, value []byte, expire
 }
 
 // writeError explains a write the server did not confirm.
-func (u *UWSGI) writeError(cmd, key string, size int, err error) error {
+func (u *Backend) writeError(cmd, key string, size int, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, uwsgi.ErrReset):
+	case errors.Is(err, wire.ErrReset):
 		return fmt.Errorf("%w: uwsgi cache %s: %s %.60q: the server reset the connection without reading the %d-byte value: it is larger than the cache's item size (blocksize, or blocksize×blocks with bitmap=1), or the server has no cache of that name",
-			ErrUWSGIValueTooLarge, u, cmd, key, size)
-	case errors.Is(err, uwsgi.ErrNoReply):
+			backends.ErrValueTooLarge, u, cmd, key, size)
+	case errors.Is(err, wire.ErrNoReply):
 		// A refused set is followed by a read that tells whether the key
 		// was present, so only refusals for other reasons get here.
 		return fmt.Errorf("%w: uwsgi cache %s: %s %.60q (%d bytes): the cache is full (every one of its items slots, or with bitmap=1 its blocks, is taken; expired entries are freed only by the server's sweeper), or the value or key exceeds the cache's blocksize or keysize, or the server has no cache of that name",
-			ErrUWSGINotStored, u, cmd, key, size)
+			ErrNotStored, u, cmd, key, size)
 	}
 	return u.opError(cmd, key, err)
 }
 
-func (u *UWSGI) opError(cmd, key string, err error) error {
+func (u *Backend) opError(cmd, key string, err error) error {
 	return fmt.Errorf("uwsgi cache %s: %s %.60q: %w", u, cmd, key, uwsgiUnavailable(err))
 }
 
 // uwsgiUnavailable adds ErrUnavailable to the client's errors that say the
 // server does not answer as a uWSGI cache should.
 func uwsgiUnavailable(err error) error {
-	if errors.Is(err, uwsgi.ErrNoReply) || errors.Is(err, uwsgi.ErrReset) || errors.Is(err, uwsgi.ErrProtocol) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if errors.Is(err, wire.ErrNoReply) || errors.Is(err, wire.ErrReset) || errors.Is(err, wire.ErrProtocol) {
+		return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
 	}
 	return err
 }
 
 // token returns the current token of namespace ns, from the local copy if
 // it is fresh enough.
-func (u *UWSGI) token(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
+func (u *Backend) token(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
 	t, err := u.namespaces.Generation(ctx, ns, func(ctx context.Context) (string, error) {
 		t, err := u.readToken(ctx, ns)
 		return string(t[:]), err
@@ -739,7 +733,7 @@ func (u *UWSGI) token(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken
 
 // readToken reads the token of ns from the server, creating it if it is
 // missing or replacing it if it is malformed.
-func (u *UWSGI) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
+func (u *Backend) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiToken]byte, error) {
 	var err error
 	for range uwsgiMaxAttempts {
 		var raw []byte
@@ -747,7 +741,7 @@ func (u *UWSGI) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiT
 		if err == nil && len(raw) == uwsgiToken {
 			return [uwsgiToken]byte(raw), nil
 		}
-		if err != nil && !errors.Is(err, uwsgi.ErrNoReply) {
+		if err != nil && !errors.Is(err, wire.ErrNoReply) {
 			return [uwsgiToken]byte{}, u.opError("get token of namespace", ns.Prefix, err)
 		}
 		// A missing token (a new namespace, a cleared or evicting cache)
@@ -759,7 +753,7 @@ func (u *UWSGI) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiT
 			cmd = "update"
 		}
 		var t [uwsgiToken]byte
-		if t, err = u.newToken(ctx, ns, cmd); !errors.Is(err, ErrUWSGINotStored) {
+		if t, err = u.newToken(ctx, ns, cmd); !errors.Is(err, ErrNotStored) {
 			return t, err
 		}
 	}
@@ -767,7 +761,7 @@ func (u *UWSGI) readToken(ctx context.Context, ns *namespace.Namespace) ([uwsgiT
 }
 
 // newToken writes a fresh random token for ns with cmd and remembers it.
-func (u *UWSGI) newToken(ctx context.Context, ns *namespace.Namespace, cmd string) ([uwsgiToken]byte, error) {
+func (u *Backend) newToken(ctx context.Context, ns *namespace.Namespace, cmd string) ([uwsgiToken]byte, error) {
 	var t [uwsgiToken]byte
 	binary.LittleEndian.PutUint64(t[:], rand.Uint64())
 	var err error

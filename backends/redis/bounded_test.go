@@ -1,4 +1,4 @@
-package backends
+package redis
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -130,7 +130,7 @@ func TestRESPScannerLinesStayShortUnderALargeLimit(t *testing.T) {
 		if n <= respMaxLine {
 			require.NoError(t, err)
 		} else {
-			require.ErrorIs(t, err, ErrRedisReplyTooLarge)
+			require.ErrorIs(t, err, ErrReplyTooLarge)
 		}
 	}
 }
@@ -138,13 +138,13 @@ func TestRESPScannerLinesStayShortUnderALargeLimit(t *testing.T) {
 func TestRESPScannerTooLargeIsErrRedisReplyTooLarge(t *testing.T) {
 	s := respScanner{limit: 10, addr: "a"}
 	err := s.feed([]byte("$68719476736\r\n"))
-	require.ErrorIs(t, err, ErrRedisReplyTooLarge)
+	require.ErrorIs(t, err, ErrReplyTooLarge)
 	assert.Contains(t, err.Error(), "68719476736")
 	assert.Contains(t, err.Error(), "max_value_size")
 	s = respScanner{limit: 10, addr: "a"}
 	err = s.feed([]byte("?"))
 	require.Error(t, err)
-	assert.NotErrorIs(t, err, ErrRedisReplyTooLarge, "not RESP is another error")
+	assert.NotErrorIs(t, err, ErrReplyTooLarge, "not RESP is another error")
 }
 
 // replayConn is a net.Conn whose peer sends data and then closes; writes
@@ -195,11 +195,11 @@ func FuzzRedisReplies(f *testing.F) {
 
 		// No retries, no waiting for a pooled connection, no CLIENT SETINFO:
 		// each command reads the data from its start.
-		opt := &redis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1, PoolSize: 1, PoolTimeout: 10 * time.Millisecond, DisableIdentity: true,
+		opt := &goredis.Options{Addr: "127.0.0.1:6379", MaxRetries: -1, PoolSize: 1, PoolTimeout: 10 * time.Millisecond, DisableIdentity: true,
 			Dialer: func(context.Context, string, string) (net.Conn, error) {
 				return newBoundedConn(&replayConn{data: data}, "fuzz:6379", fuzzRedisLimit), nil
 			}}
-		client := redis.NewClient(opt)
+		client := goredis.NewClient(opt)
 		defer client.Close()
 		ctx := context.Background()
 		var before, after runtime.MemStats

@@ -1,9 +1,9 @@
-package backends
+package redis
 
 import (
 	"context"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // A Redis Cluster spreads keys over several servers and refuses a
@@ -52,9 +52,9 @@ func (t topology) groups(keys []string) [][]int {
 // forEachServer calls fn with a client for every server that holds keys:
 // the client itself, or every cluster master, concurrently (the first error
 // wins). ClusterClient.FlushDB and Scan would reach one master only.
-func (r *Redis) forEachServer(ctx context.Context, fn func(ctx context.Context, c redis.Cmdable) error) error {
-	if c, ok := r.client.(*redis.ClusterClient); ok {
-		return c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return fn(ctx, node) })
+func (r *Backend) forEachServer(ctx context.Context, fn func(ctx context.Context, c goredis.Cmdable) error) error {
+	if c, ok := r.client.(*goredis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, node *goredis.Client) error { return fn(ctx, node) })
 	}
 	return fn(ctx, r.client)
 }

@@ -1,4 +1,4 @@
-package backends
+package redis
 
 import (
 	"crypto/tls"
@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/cacheopt"
 )
 
@@ -23,9 +24,9 @@ import (
 // CACHE_OPTIONS, read through a typed table into go-redis's own options.
 
 func init() {
-	Register("RedisCache", openRedis)
-	Register("RedisSentinelCache", openRedisSentinel)
-	Register("RedisClusterCache", openRedisCluster)
+	backends.Register("RedisCache", openRedis)
+	backends.Register("RedisSentinelCache", openRedisSentinel)
+	backends.Register("RedisClusterCache", openRedisCluster)
 }
 
 // Flask-Caching's defaults for the CACHE_REDIS_* settings.
@@ -43,7 +44,7 @@ type redisSettings struct {
 	sentinels                                                      []string
 }
 
-func readRedisSettings(cfg Config) (redisSettings, error) {
+func readRedisSettings(cfg backends.Config) (redisSettings, error) {
 	s := redisSettings{}
 	var err error
 	for _, p := range []struct {
@@ -57,17 +58,17 @@ func readRedisSettings(cfg Config) (redisSettings, error) {
 		{"CACHE_REDIS_SENTINEL_PASSWORD", "", &s.sentinelPassword},
 		{"CACHE_REDIS_CLUSTER", "", &s.cluster},
 	} {
-		if *p.dst, err = Setting(cfg, p.key, p.def); err != nil {
+		if *p.dst, err = backends.Setting(cfg, p.key, p.def); err != nil {
 			return s, err
 		}
 	}
-	if s.port, err = Setting(cfg, "CACHE_REDIS_PORT", defaultRedisPort); err != nil {
+	if s.port, err = backends.Setting(cfg, "CACHE_REDIS_PORT", defaultRedisPort); err != nil {
 		return s, err
 	}
-	if s.db, err = Setting(cfg, "CACHE_REDIS_DB", 0); err != nil {
+	if s.db, err = backends.Setting(cfg, "CACHE_REDIS_DB", 0); err != nil {
 		return s, err
 	}
-	if s.sentinels, err = Setting(cfg, "CACHE_REDIS_SENTINELS", []string{defaultRedisSentinel}); err != nil {
+	if s.sentinels, err = backends.Setting(cfg, "CACHE_REDIS_SENTINELS", []string{defaultRedisSentinel}); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -75,16 +76,16 @@ func readRedisSettings(cfg Config) (redisSettings, error) {
 
 // openRedis is RedisCache's factory: CACHE_REDIS_URL, or CACHE_REDIS_HOST
 // and CACHE_REDIS_PORT, with CACHE_REDIS_PASSWORD and CACHE_REDIS_DB.
-func openRedis(cfg Config) (Backend, error) {
+func openRedis(cfg backends.Config) (backends.Backend, error) {
 	const name = "RedisCache"
 	s, err := readRedisSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if s.db < 0 {
-		return nil, fmt.Errorf("%w: CACHE_REDIS_DB %d is negative", ErrConfig, s.db)
+		return nil, fmt.Errorf("%w: CACHE_REDIS_DB %d is negative", backends.ErrConfig, s.db)
 	}
-	var opt *redis.Options
+	var opt *goredis.Options
 	if s.url != "" {
 		if opt, err = parseRedisURL(s.url, s.db); err != nil {
 			return nil, err
@@ -94,12 +95,12 @@ func openRedis(cfg Config) (Backend, error) {
 		}
 	} else {
 		if s.host == "" {
-			return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_HOST (or CACHE_REDIS_URL)", ErrConfig, name)
+			return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_HOST (or CACHE_REDIS_URL)", backends.ErrConfig, name)
 		}
 		if s.port < 1 || s.port > 65535 {
-			return nil, fmt.Errorf("%w: CACHE_REDIS_PORT %d is not a port number from 1 to 65535", ErrConfig, s.port)
+			return nil, fmt.Errorf("%w: CACHE_REDIS_PORT %d is not a port number from 1 to 65535", backends.ErrConfig, s.port)
 		}
-		opt = &redis.Options{
+		opt = &goredis.Options{
 			Addr:     net.JoinHostPort(s.host, strconv.Itoa(s.port)),
 			Password: s.password,
 			DB:       s.db,
@@ -109,15 +110,15 @@ func openRedis(cfg Config) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := LimitRedisReplies(opt, o.maxValueSize); err != nil {
+	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Redis{client: redis.NewClient(opt), topo: oneServer, owned: true}, nil
+	return &Backend{client: goredis.NewClient(opt), topo: oneServer, owned: true}, nil
 }
 
-// parseRedisURL reads CACHE_REDIS_URL as redis.ParseURL does. As in Flask,
+// parseRedisURL reads CACHE_REDIS_URL as goredis.ParseURL does. As in Flask,
 // CACHE_REDIS_DB applies when the URL names no database.
-func parseRedisURL(raw string, db int) (*redis.Options, error) {
+func parseRedisURL(raw string, db int) (*goredis.Options, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error repeats the whole URL, password included.
@@ -125,11 +126,11 @@ func parseRedisURL(raw string, db int) (*redis.Options, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return nil, fmt.Errorf("%w: CACHE_REDIS_URL is not a URL: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: CACHE_REDIS_URL is not a URL: %w", backends.ErrConfig, err)
 	}
-	opt, err := redis.ParseURL(raw)
+	opt, err := goredis.ParseURL(raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: CACHE_REDIS_URL (redis://, rediss:// or unix://): %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: CACHE_REDIS_URL (redis://, rediss:// or unix://): %w", backends.ErrConfig, err)
 	}
 	namesDB := u.Query().Has("db") || (u.Scheme != "unix" && strings.Trim(u.Path, "/") != "")
 	if !namesDB {
@@ -139,14 +140,14 @@ func parseRedisURL(raw string, db int) (*redis.Options, error) {
 }
 
 // openRedisSentinel is RedisSentinelCache's factory.
-func openRedisSentinel(cfg Config) (Backend, error) {
+func openRedisSentinel(cfg backends.Config) (backends.Backend, error) {
 	const name = "RedisSentinelCache"
 	s, err := readRedisSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
 	if len(s.sentinels) == 0 {
-		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_SENTINELS", ErrConfig, name)
+		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_SENTINELS", backends.ErrConfig, name)
 	}
 	for _, a := range s.sentinels {
 		if err := redisAddr("CACHE_REDIS_SENTINELS", a); err != nil {
@@ -154,12 +155,12 @@ func openRedisSentinel(cfg Config) (Backend, error) {
 		}
 	}
 	if s.sentinelMaster == "" {
-		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_SENTINEL_MASTER", ErrConfig, name)
+		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_SENTINEL_MASTER", backends.ErrConfig, name)
 	}
 	if s.db < 0 {
-		return nil, fmt.Errorf("%w: CACHE_REDIS_DB %d is negative", ErrConfig, s.db)
+		return nil, fmt.Errorf("%w: CACHE_REDIS_DB %d is negative", backends.ErrConfig, s.db)
 	}
-	opt := &redis.FailoverOptions{
+	opt := &goredis.FailoverOptions{
 		MasterName:       s.sentinelMaster,
 		SentinelAddrs:    s.sentinels,
 		SentinelPassword: s.sentinelPassword,
@@ -172,14 +173,14 @@ func openRedisSentinel(cfg Config) (Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := LimitRedisReplies(opt, o.maxValueSize); err != nil {
+	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Redis{client: redis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
+	return &Backend{client: goredis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
 }
 
 // openRedisCluster is RedisClusterCache's factory.
-func openRedisCluster(cfg Config) (Backend, error) {
+func openRedisCluster(cfg backends.Config) (backends.Backend, error) {
 	const name = "RedisClusterCache"
 	s, err := readRedisSettings(cfg)
 	if err != nil {
@@ -190,22 +191,22 @@ func openRedisCluster(cfg Config) (Backend, error) {
 		return nil, err
 	}
 	if len(addrs) == 0 {
-		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_CLUSTER", ErrConfig, name)
+		return nil, fmt.Errorf("%w: %s needs CACHE_REDIS_CLUSTER", backends.ErrConfig, name)
 	}
 	if s.db != 0 {
-		return nil, fmt.Errorf("%w: CACHE_REDIS_DB is %d, but a Redis Cluster has only database 0", ErrConfig, s.db)
+		return nil, fmt.Errorf("%w: CACHE_REDIS_DB is %d, but a Redis Cluster has only database 0", backends.ErrConfig, s.db)
 	}
-	opt := &redis.ClusterOptions{Addrs: addrs, Password: s.password}
+	opt := &goredis.ClusterOptions{Addrs: addrs, Password: s.password}
 	f := clientOf(opt)
 	f.maxRedirects = &opt.MaxRedirects
 	o, err := redisOptions(name, cfg, f, nil, clusterOptionTable)
 	if err != nil {
 		return nil, err
 	}
-	if err := LimitRedisReplies(opt, o.maxValueSize); err != nil {
+	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Redis{client: redis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
+	return &Backend{client: goredis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
 }
 
 // parseRedisCluster splits CACHE_REDIS_CLUSTER, "host1:port1,host2:port2",
@@ -218,7 +219,7 @@ func parseRedisCluster(s string) ([]string, error) {
 			if strings.TrimSpace(s) == "" {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("%w: CACHE_REDIS_CLUSTER %q has an empty item (want e.g. \"host1:port1,host2:port2\")", ErrConfig, s)
+			return nil, fmt.Errorf("%w: CACHE_REDIS_CLUSTER %q has an empty item (want e.g. \"host1:port1,host2:port2\")", backends.ErrConfig, s)
 		}
 		if err := redisAddr("CACHE_REDIS_CLUSTER", part); err != nil {
 			return nil, fmt.Errorf("%w (want e.g. \"host1:port1,host2:port2\")", err)
@@ -232,13 +233,13 @@ func parseRedisCluster(s string) ([]string, error) {
 func redisAddr(key, addr string) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %q is not host:port", ErrConfig, key, addr)
+		return fmt.Errorf("%w: %s: %q is not host:port", backends.ErrConfig, key, addr)
 	}
 	if host == "" {
-		return fmt.Errorf("%w: %s: %q has no host", ErrConfig, key, addr)
+		return fmt.Errorf("%w: %s: %q has no host", backends.ErrConfig, key, addr)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%w: %s: %q: port %q is not a number from 1 to 65535", ErrConfig, key, addr, port)
+		return fmt.Errorf("%w: %s: %q: port %q is not a number from 1 to 65535", backends.ErrConfig, key, addr, port)
 	}
 	return nil
 }
@@ -257,7 +258,7 @@ func urlQuery(raw string) url.Values {
 }
 
 // clientFields points at the fields of one of go-redis's option structs
-// (*redis.Options, *redis.FailoverOptions or *redis.ClusterOptions) that
+// (*goredis.Options, *goredis.FailoverOptions or *goredis.ClusterOptions) that
 // fragcache's defaults and CACHE_OPTIONS set. A field the struct does not
 // have is nil, and so is its option, which the backend then refuses.
 type clientFields struct {
@@ -276,19 +277,19 @@ type clientFields struct {
 }
 
 // clientOf returns the fields of opt that every kind of client has.
-func clientOf[O redis.Options | redis.FailoverOptions | redis.ClusterOptions](opt *O) clientFields {
+func clientOf[O goredis.Options | goredis.FailoverOptions | goredis.ClusterOptions](opt *O) clientFields {
 	switch o := any(opt).(type) {
-	case *redis.Options:
+	case *goredis.Options:
 		return clientFields{&o.Username, &o.ClientName, &o.Protocol, &o.MaxRetries, &o.DialerRetries,
 			&o.PoolSize, &o.MinIdleConns, &o.MaxIdleConns, &o.MaxActiveConns, &o.MinRetryBackoff, &o.MaxRetryBackoff,
 			&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ConnMaxIdleTime, &o.ConnMaxLifetime,
 			&o.ContextTimeoutEnabled, &o.PoolFIFO, &o.TLSConfig, nil, nil, nil}
-	case *redis.FailoverOptions:
+	case *goredis.FailoverOptions:
 		return clientFields{&o.Username, &o.ClientName, &o.Protocol, &o.MaxRetries, &o.DialerRetries,
 			&o.PoolSize, &o.MinIdleConns, &o.MaxIdleConns, &o.MaxActiveConns, &o.MinRetryBackoff, &o.MaxRetryBackoff,
 			&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ConnMaxIdleTime, &o.ConnMaxLifetime,
 			&o.ContextTimeoutEnabled, &o.PoolFIFO, &o.TLSConfig, nil, nil, nil}
-	case *redis.ClusterOptions:
+	case *goredis.ClusterOptions:
 		return clientFields{&o.Username, &o.ClientName, &o.Protocol, &o.MaxRetries, &o.DialerRetries,
 			&o.PoolSize, &o.MinIdleConns, &o.MaxIdleConns, &o.MaxActiveConns, &o.MinRetryBackoff, &o.MaxRetryBackoff,
 			&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.PoolTimeout, &o.ConnMaxIdleTime, &o.ConnMaxLifetime,
@@ -363,7 +364,7 @@ func tlsBool(name string, f func(t *redisTLS) *bool) cacheopt.Option[redisConfig
 }
 
 // redisOptionTable lists the CACHE_OPTIONS every Redis backend accepts. The
-// names of go-redis's options are the ones redis.ParseURL reads from a
+// names of go-redis's options are the ones goredis.ParseURL reads from a
 // URL's query, plus username, which a URL gives in its user info.
 var redisOptionTable = []cacheopt.Option[redisConfig]{
 	stringField("username", func(c clientFields) *string { return c.username }),
@@ -420,7 +421,7 @@ var (
 // sets) and then CACHE_OPTIONS to the client options f points into, and
 // returns the backend's own options. extra are the options of this kind of
 // client alone.
-func redisOptions(backend string, cfg Config, f clientFields, query url.Values, extra []cacheopt.Option[redisConfig]) (redisConfig, error) {
+func redisOptions(backend string, cfg backends.Config, f clientFields, query url.Values, extra []cacheopt.Option[redisConfig]) (redisConfig, error) {
 	for _, d := range redisDefaults {
 		if !query.Has(d.option) {
 			d.set(f)
@@ -428,7 +429,7 @@ func redisOptions(backend string, cfg Config, f clientFields, query url.Values, 
 	}
 	c := redisConfig{client: f}
 	if err := cacheopt.Decode(backend, cfg.Options, &c, append(slices.Clip(redisOptionTable), extra...)); err != nil {
-		return c, fmt.Errorf("%w: %w", ErrConfig, err)
+		return c, fmt.Errorf("%w: %w", backends.ErrConfig, err)
 	}
 	if c.tls.set {
 		conf, err := c.tls.config(*f.tlsConfig)
@@ -438,7 +439,7 @@ func redisOptions(backend string, cfg Config, f clientFields, query url.Values, 
 		*f.tlsConfig = conf
 	}
 	if c.goRedisLogger {
-		SetRedisLogger(cfg.Logger)
+		SetLogger(cfg.Logger)
 	}
 	return c, nil
 }
@@ -460,21 +461,21 @@ func (t redisTLS) config(base *tls.Config) (*tls.Config, error) {
 	if t.caFile != "" {
 		pem, err := os.ReadFile(t.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_ca_file: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_ca_file: %w", backends.ErrConfig, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_ca_file: no PEM certificate in %s", ErrConfig, t.caFile)
+			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_ca_file: no PEM certificate in %s", backends.ErrConfig, t.caFile)
 		}
 		conf.RootCAs = pool
 	}
 	if (t.certFile == "") != (t.keyFile == "") {
-		return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_cert_file and tls_key_file go together (client certificate and its key)", ErrConfig)
+		return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_cert_file and tls_key_file go together (client certificate and its key)", backends.ErrConfig)
 	}
 	if t.certFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_cert_file, tls_key_file: %w", ErrConfig, err)
+			return nil, fmt.Errorf("%w: CACHE_OPTIONS tls_cert_file, tls_key_file: %w", backends.ErrConfig, err)
 		}
 		conf.Certificates = []tls.Certificate{cert}
 	}

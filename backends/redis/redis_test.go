@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bytes"
@@ -25,19 +25,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/backendtest"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
 // go-redis logs dial failures and sentinel events through a global logger
 // to stderr; the fault tests provoke hundreds of them on purpose.
-func init() { redis.SetLogger(silentRedisLogger{}) }
+func init() { goredis.SetLogger(silentRedisLogger{}) }
 
 type silentRedisLogger struct{}
 
@@ -49,11 +50,11 @@ var redisOpts = backendtest.Options{TTLResolution: time.Millisecond, AtomicInc: 
 
 // newRedisBackend returns a factory of backends over new clients made by
 // newClient, each closed when its subtest ends.
-func newRedisBackend(newClient func() redis.UniversalClient) func(t *testing.T) backends.Backend {
+func newRedisBackend(newClient func() goredis.UniversalClient) func(t *testing.T) backends.Backend {
 	return func(t *testing.T) backends.Backend {
 		c := newClient()
 		t.Cleanup(func() { _ = c.Close() })
-		return backends.NewRedis(c)
+		return redis.New(c)
 	}
 }
 
@@ -61,8 +62,8 @@ func TestRedisConformance(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
 	t.Run("client", func(t *testing.T) {
-		backendtest.Run(t, newRedisBackend(func() redis.UniversalClient {
-			return redis.NewClient(&redis.Options{Addr: srv.Addr})
+		backendtest.Run(t, newRedisBackend(func() goredis.UniversalClient {
+			return goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 		}), redisOpts)
 	})
 	t.Run("Open", func(t *testing.T) {
@@ -115,23 +116,23 @@ type commandCounter struct {
 	trips int
 }
 
-func (h *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *commandCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
 
-func (h *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
+func (h *commandCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
 		h.record(cmd)
 		return next(ctx, cmd)
 	}
 }
 
-func (h *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
+func (h *commandCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		h.record(cmds...)
 		return next(ctx, cmds)
 	}
 }
 
-func (h *commandCounter) record(cmds ...redis.Cmder) {
+func (h *commandCounter) record(cmds ...goredis.Cmder) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.trips++
@@ -163,9 +164,11 @@ func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
 	cl := testservers.Cluster(t)
-	clients := map[string]func() redis.UniversalClient{
-		"standalone": func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: srv.Addr}) },
-		"cluster":    func() redis.UniversalClient { return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs}) },
+	clients := map[string]func() goredis.UniversalClient{
+		"standalone": func() goredis.UniversalClient { return goredis.NewClient(&goredis.Options{Addr: srv.Addr}) },
+		"cluster": func() goredis.UniversalClient {
+			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
+		},
 	}
 	for name, newClient := range clients {
 		t.Run(name, func(t *testing.T) {
@@ -174,7 +177,7 @@ func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 			t.Cleanup(func() { _ = client.Close() })
 			hook := &commandCounter{}
 			client.AddHook(hook)
-			fc := fragment.New(backends.New(backends.NewRedis(client), backends.CacheOptions{}), fragment.Options{})
+			fc := fragment.New(backends.New(redis.New(client), backends.CacheOptions{}), fragment.Options{})
 			body := func(w io.Writer) error { _, err := io.WriteString(w, "<ul>fragment</ul>"); return err }
 
 			render := func() string {
@@ -199,11 +202,11 @@ func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 func TestRedisOperationCommands(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
 	hook := &commandCounter{}
 	client.AddHook(hook)
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	ctx := t.Context()
 	tests := []struct {
 		name  string
@@ -242,9 +245,9 @@ func TestRedisOperationCommands(t *testing.T) {
 func TestRedisSetStoresMillisecondTTL(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	ctx := t.Context()
 	writes := map[string]func(key string, ttl time.Duration) error{
 		"Set": func(k string, ttl time.Duration) error { return b.Set(ctx, k, []byte("v"), ttl) },
@@ -284,9 +287,9 @@ func TestRedisSetStoresMillisecondTTL(t *testing.T) {
 func TestRedisIncKeepsTheTTLOfAnExistingKey(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	ctx := t.Context()
 	require.NoError(t, b.Set(ctx, "n", []byte("41"), time.Hour))
 	n, err := b.Inc(ctx, "n", 1, time.Second)
@@ -309,7 +312,7 @@ func TestRedisIncKeepsTheTTLOfAnExistingKey(t *testing.T) {
 func TestRedisClusterGroupsBySlot(t *testing.T) {
 	t.Parallel()
 	cl := testservers.Cluster(t)
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	client := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
 	t.Cleanup(func() { _ = client.Close() })
 	ctx := t.Context()
 	var keys []string
@@ -329,7 +332,7 @@ func TestRedisClusterGroupsBySlot(t *testing.T) {
 
 	hook := &commandCounter{}
 	client.AddHook(hook)
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	items := map[string][]byte{}
 	for _, k := range keys {
 		items[k] = []byte("v:" + k)
@@ -363,9 +366,11 @@ func TestRedisClearByPrefix(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
 	cl := testservers.Cluster(t)
-	clients := map[string]func() redis.UniversalClient{
-		"standalone": func() redis.UniversalClient { return redis.NewClient(&redis.Options{Addr: srv.Addr}) },
-		"cluster":    func() redis.UniversalClient { return redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs}) },
+	clients := map[string]func() goredis.UniversalClient{
+		"standalone": func() goredis.UniversalClient { return goredis.NewClient(&goredis.Options{Addr: srv.Addr}) },
+		"cluster": func() goredis.UniversalClient {
+			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
+		},
 	}
 	for name, newClient := range clients {
 		t.Run(name, func(t *testing.T) {
@@ -375,12 +380,12 @@ func TestRedisClearByPrefix(t *testing.T) {
 			// Clear talks to each cluster master through its node
 			// client, which does not run the cluster client's hooks.
 			hook := &commandCounter{}
-			if cc, ok := client.(*redis.ClusterClient); ok {
-				cc.OnNewNode(func(node *redis.Client) { node.AddHook(hook) })
+			if cc, ok := client.(*goredis.ClusterClient); ok {
+				cc.OnNewNode(func(node *goredis.Client) { node.AddHook(hook) })
 			} else {
 				client.AddHook(hook)
 			}
-			b := backends.NewRedis(client)
+			b := redis.New(client)
 			require.NoError(t, b.Clear(ctx, ""))
 
 			const n = 2500
@@ -402,15 +407,15 @@ func TestRedisClearByPrefix(t *testing.T) {
 			assert.Contains(t, names, "SCAN")
 
 			total := int64(0)
-			count := func(ctx context.Context, c *redis.Client) error {
+			count := func(ctx context.Context, c *goredis.Client) error {
 				n, err := c.DBSize(ctx).Result()
 				atomic.AddInt64(&total, n)
 				return err
 			}
-			if cc, ok := client.(*redis.ClusterClient); ok {
+			if cc, ok := client.(*goredis.ClusterClient); ok {
 				require.NoError(t, cc.ForEachMaster(ctx, count))
 			} else {
-				require.NoError(t, count(ctx, client.(*redis.Client)))
+				require.NoError(t, count(ctx, client.(*goredis.Client)))
 			}
 			assert.Equal(t, int64(len(bystanders)), total, "keys left")
 			for _, k := range bystanders {
@@ -422,12 +427,12 @@ func TestRedisClearByPrefix(t *testing.T) {
 			hook.reset()
 			require.NoError(t, b.Clear(ctx, ""))
 			total = 0
-			if cc, ok := client.(*redis.ClusterClient); ok {
+			if cc, ok := client.(*goredis.ClusterClient); ok {
 				require.NoError(t, cc.ForEachMaster(ctx, count))
 				names, _ := hook.counts()
 				assert.Equal(t, len(cl.Addrs), countOf(names, "FLUSHDB"), "FLUSHDB on every master")
 			} else {
-				require.NoError(t, count(ctx, client.(*redis.Client)))
+				require.NoError(t, count(ctx, client.(*goredis.Client)))
 			}
 			assert.Zero(t, total, "keys left after Clear without a prefix")
 		})
@@ -447,9 +452,9 @@ func countOf(names []string, name string) int {
 func TestRedisUserClientStaysOpenAfterClose(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	require.NoError(t, b.Close())
 	_, _, err := b.Get(t.Context(), "k")
 	require.ErrorIs(t, err, backends.ErrClosed)
@@ -457,19 +462,19 @@ func TestRedisUserClientStaysOpenAfterClose(t *testing.T) {
 }
 
 func TestRedisUnsupportedClients(t *testing.T) {
-	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"a": closedPort(t)}})
+	ring := goredis.NewRing(&goredis.RingOptions{Addrs: map[string]string{"a": closedPort(t)}})
 	t.Cleanup(func() { _ = ring.Close() })
 	tests := []struct {
 		name   string
-		client redis.UniversalClient
+		client goredis.UniversalClient
 		want   string
 	}{
 		{"nil", nil, "nil client"},
-		{"Ring", ring, "*redis.Ring"},
+		{"Ring", ring, "*goredis.Ring"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := backends.NewRedis(tt.client)
+			b := redis.New(tt.client)
 			_, _, err := b.Get(t.Context(), "k")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
@@ -487,10 +492,10 @@ func TestRedisOpenClosesItsClient(t *testing.T) {
 	require.NoError(t, err)
 	c, err := backends.Open(cfg)
 	require.NoError(t, err)
-	r := c.Backend().(*backends.Redis)
+	r := c.Backend().(*redis.Backend)
 	require.NoError(t, r.Ping(t.Context()))
 	require.NoError(t, c.Close())
-	require.ErrorIs(t, r.Client().Ping(t.Context()).Err(), redis.ErrClosed)
+	require.ErrorIs(t, r.Client().Ping(t.Context()).Err(), goredis.ErrClosed)
 }
 
 // TestRedisOpenFromSettings opens every topology from Flask-style settings
@@ -505,7 +510,7 @@ func TestRedisOpenFromSettings(t *testing.T) {
 	require.NoError(t, err)
 	portNum, err := strconv.Atoi(port)
 	require.NoError(t, err)
-	raw := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = raw.Close() })
 
 	tests := []struct {
@@ -643,14 +648,14 @@ func TestRedisURLErrorsDoNotShowThePassword(t *testing.T) {
 // TestRedisOptions checks that every CACHE_OPTIONS key reaches the go-redis
 // option it names, on the client Open builds, for each URL form.
 func TestRedisOptions(t *testing.T) {
-	opened := func(t *testing.T, settings map[string]any) *redis.Options {
+	opened := func(t *testing.T, settings map[string]any) *goredis.Options {
 		t.Helper()
 		cfg, err := backends.FromMap(settings)
 		require.NoError(t, err)
 		c, err := backends.Open(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
-		return c.Backend().(*backends.Redis).Client().(*redis.Client).Options()
+		return c.Backend().(*redis.Backend).Client().(*goredis.Client).Options()
 	}
 	t.Run("every option sets its field", func(t *testing.T) {
 		opt := opened(t, map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_OPTIONS": map[string]any{
@@ -694,7 +699,7 @@ func TestRedisOptions(t *testing.T) {
 		c, err := backends.Open(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
-		opt := c.Backend().(*backends.Redis).Client().(*redis.Client).Options()
+		opt := c.Backend().(*redis.Backend).Client().(*goredis.Client).Options()
 		assert.Equal(t, 500*time.Millisecond, opt.DialTimeout)
 		assert.Equal(t, 3, opt.PoolSize)
 		require.NotNil(t, opt.TLSConfig)
@@ -783,7 +788,7 @@ func TestRedisOptions(t *testing.T) {
 		c, err := backends.Open(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
-		opt := c.Backend().(*backends.Redis).Client().(*redis.Client).Options()
+		opt := c.Backend().(*redis.Backend).Client().(*goredis.Client).Options()
 		assert.Equal(t, 2, opt.DB)
 		assert.Equal(t, "master-pw", opt.Password)
 		assert.Equal(t, time.Second, opt.ReadTimeout)
@@ -796,7 +801,7 @@ func TestRedisOptions(t *testing.T) {
 		c, err := backends.Open(cfg)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = c.Close() })
-		opt := c.Backend().(*backends.Redis).Client().(*redis.ClusterClient).Options()
+		opt := c.Backend().(*redis.Backend).Client().(*goredis.ClusterClient).Options()
 		assert.Equal(t, []string{"a:1", "b:2"}, opt.Addrs)
 		assert.Equal(t, "pw", opt.Password)
 		assert.Equal(t, "u", opt.Username)
@@ -837,9 +842,9 @@ func writeSelfSignedCert(t *testing.T, dir string) (certFile, keyFile string) {
 func TestRedisIncErrors(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := backends.NewRedis(client)
+	b := redis.New(client)
 	ctx := t.Context()
 	require.NoError(t, b.Set(ctx, "text", []byte("sabc"), backends.NoExpiry))
 	require.NoError(t, b.Set(ctx, "max", []byte(strconv.FormatInt(1<<63-1, 10)), backends.NoExpiry))
@@ -855,13 +860,13 @@ func TestRedisIncErrors(t *testing.T) {
 // TestRedisErrorsCarryTheCommand checks that a failure names the command
 // and keeps go-redis's reason.
 func TestRedisErrorsCarryTheCommand(t *testing.T) {
-	b := backends.NewRedis(redis.NewClient(&redis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1}))
+	b := redis.New(goredis.NewClient(&goredis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1}))
 	t.Cleanup(func() { _ = b.Client().Close() })
 	_, _, err := b.Get(t.Context(), "k")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "redis GET")
 	assert.Contains(t, err.Error(), "connection refused")
-	assert.False(t, errors.Is(err, backends.ErrRedisAuth))
+	assert.False(t, errors.Is(err, backends.ErrAuth))
 }
 
 // closedPort returns a 127.0.0.1 address nothing listens on.
@@ -876,15 +881,15 @@ func closedPort(t *testing.T) string {
 
 // ExampleNewRedis wraps a go-redis client the application configured
 // itself. (It needs a Redis server, so it is compiled but not run.)
-func ExampleNewRedis() {
-	client := redis.NewClient(&redis.Options{
+func ExampleNew() {
+	client := goredis.NewClient(&goredis.Options{
 		Addr:        "127.0.0.1:6379",
 		DialTimeout: 250 * time.Millisecond,
 		ReadTimeout: 100 * time.Millisecond,
 	})
 	defer client.Close() // the backend leaves the caller's client open
 
-	cache := backends.New(backends.NewRedis(client), backends.CacheOptions{
+	cache := backends.New(redis.New(client), backends.CacheOptions{
 		KeyPrefix:      "shop:",
 		DefaultTimeout: 5 * time.Minute,
 	})
@@ -900,7 +905,7 @@ func ExampleNewRedis() {
 
 // ExampleOpen_redis opens a RedisCache from Flask-style settings. (It needs
 // a Redis server, so it is compiled but not run.)
-func ExampleOpen_redis() {
+func Example_open() {
 	cfg, err := backends.FromMap(map[string]any{
 		"CACHE_TYPE":       "RedisCache",
 		"CACHE_REDIS_URL":  "redis://127.0.0.1:6379/0",
@@ -919,7 +924,7 @@ func ExampleOpen_redis() {
 	defer cache.Close()
 	// Open does not connect; Ping fails at startup rather than at the
 	// first page.
-	if err := cache.Backend().(*backends.Redis).Ping(context.Background()); err != nil {
+	if err := cache.Backend().(*redis.Backend).Ping(context.Background()); err != nil {
 		fmt.Println("redis is not usable:", err)
 	}
 }

@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bytes"
@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testkit"
 )
 
@@ -30,15 +31,15 @@ type redisTimeouts struct {
 func clientTimeouts(t *testing.T, settings map[string]any) redisTimeouts {
 	t.Helper()
 	c := openCache(t, settings)
-	switch cl := c.Backend().(*backends.Redis).Client().(type) {
-	case *redis.Client:
+	switch cl := c.Backend().(*redis.Backend).Client().(type) {
+	case *goredis.Client:
 		o := cl.Options()
 		return redisTimeouts{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.MaxRetries, o.DialerRetries, o.ContextTimeoutEnabled}
-	case *redis.ClusterClient:
+	case *goredis.ClusterClient:
 		o := cl.Options()
 		return redisTimeouts{o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout, o.MaxRetries, o.DialerRetries, o.ContextTimeoutEnabled}
 	}
-	t.Fatalf("unexpected client %T", c.Backend().(*backends.Redis).Client())
+	t.Fatalf("unexpected client %T", c.Backend().(*redis.Backend).Client())
 	return redisTimeouts{}
 }
 
@@ -86,7 +87,7 @@ func TestRedisDefaultsSuitACache(t *testing.T) {
 func TestRedisLoggerOption(t *testing.T) {
 	var buf safeBuffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
-	t.Cleanup(func() { backends.SetRedisLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
+	t.Cleanup(func() { redis.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
 	cfg, err := backends.FromMap(map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": "redis://" + closedPort(t),
 		"CACHE_OPTIONS": map[string]any{"go_redis_logger": true}})
 	require.NoError(t, err)

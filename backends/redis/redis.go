@@ -1,4 +1,4 @@
-package backends
+package redis
 
 import (
 	"context"
@@ -10,14 +10,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/fragcache/fragcache/backends"
+	goredis "github.com/redis/go-redis/v9"
 )
-
-// ErrRedisAuth is wrapped by errors of a Redis backend whose server refused
-// its credentials (WRONGPASS, NOAUTH and the like): a wrong
-// CACHE_REDIS_PASSWORD, CACHE_OPTIONS "username", or password in
-// CACHE_REDIS_URL.
-var ErrRedisAuth = errors.New("backends: redis authentication failed")
 
 // Redis is Flask-Caching's RedisCache, RedisSentinelCache and
 // RedisClusterCache over a go-redis client: a standalone server, the current
@@ -48,38 +43,38 @@ var ErrRedisAuth = errors.New("backends: redis authentication failed")
 // after a failover (Flask reads from replicas and can miss).
 //
 // Errors are go-redis's, wrapped with the command; a refused password also
-// wraps [ErrRedisAuth]. Clients built by [Open] have defaults for a cache
+// wraps [backends.ErrAuth]. Clients built by [Open] have defaults for a cache
 // rather than go-redis's (see redisDefaults: 500 ms dials tried once, 250 ms
 // reads, writes and pool waits, one retry, the ctx deadline honoured), so
 // that a server that is down or hung costs a page milliseconds and the
 // fragment cache falls back to rendering; CACHE_REDIS_URL's query and
 // CACHE_OPTIONS override each of them.
-type Redis struct {
-	client redis.UniversalClient
+type Backend struct {
+	client goredis.UniversalClient
 	topo   topology
 	owned  bool  // Close closes the client
-	broken error // why every operation fails: a client NewRedis cannot use
+	broken error // why every operation fails: a client New cannot use
 	closed atomic.Bool
 }
 
-// NewRedis returns a backend over client: a *redis.Client for a standalone
-// server or from redis.NewFailoverClient for Sentinel, or a
-// *redis.ClusterClient. The client stays the caller's: Close does not close
+// New returns a backend over client: a *goredis.Client for a standalone
+// server or from goredis.NewFailoverClient for Sentinel, or a
+// *goredis.ClusterClient. The client stays the caller's: Close does not close
 // it, and its options (pool, timeouts, retries, TLS, hooks) apply as they
-// are. Clients from redis.NewFailoverClusterClient or with replica routing
+// are. Clients from goredis.NewFailoverClusterClient or with replica routing
 // read from replicas and so may miss a value just written.
 //
-// A *redis.Ring is not supported (go-redis pipelines send its empty key to
+// A *goredis.Ring is not supported (go-redis pipelines send its empty key to
 // a random shard), nor a nil client: every operation of such a backend
 // returns an error saying so.
-func NewRedis(client redis.UniversalClient) *Redis {
-	r := &Redis{client: client}
+func New(client goredis.UniversalClient) *Backend {
+	r := &Backend{client: client}
 	switch client.(type) {
 	case nil:
-		r.broken = errors.New("backends: NewRedis was given a nil client")
-	case *redis.Ring:
-		r.broken = errors.New("backends: NewRedis does not support *redis.Ring; use a *redis.Client or *redis.ClusterClient")
-	case *redis.ClusterClient:
+		r.broken = errors.New("backends: New was given a nil client")
+	case *goredis.Ring:
+		r.broken = errors.New("backends: New does not support *goredis.Ring; use a *goredis.Client or *goredis.ClusterClient")
+	case *goredis.ClusterClient:
 		r.topo = clusterSlots
 	}
 	return r
@@ -87,33 +82,33 @@ func NewRedis(client redis.UniversalClient) *Redis {
 
 // Client returns the go-redis client the backend uses, for instrumentation
 // (hooks) and for commands the Backend interface does not cover.
-func (r *Redis) Client() redis.UniversalClient { return r.client }
+func (r *Backend) Client() goredis.UniversalClient { return r.client }
 
 // Ping checks that the server answers and accepts the credentials. Open does
 // not connect, so an application that wants to fail at startup rather than
 // at its first cache operation calls Ping.
-func (r *Redis) Ping(ctx context.Context) error {
+func (r *Backend) Ping(ctx context.Context) error {
 	if err := r.ready(); err != nil {
 		return err
 	}
 	return redisError("PING", r.client.Ping(ctx).Err())
 }
 
-func (r *Redis) ready() error {
+func (r *Backend) ready() error {
 	if r.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	return r.broken
 }
 
 // Get returns the value under key.
-func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (r *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if err := r.ready(); err != nil {
 		return nil, false, err
 	}
 	b, err := r.client.Get(ctx, key).Bytes()
 	switch {
-	case err == redis.Nil:
+	case err == goredis.Nil:
 		return nil, false, nil
 	case err != nil:
 		return nil, false, redisError("GET", err)
@@ -124,7 +119,7 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 }
 
 // GetMany reads keys with MGET (one per hash slot on a cluster, pipelined).
-func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (r *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
 	}
@@ -140,8 +135,8 @@ func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 		}
 		return out, fillValues(out, groups[0], vals)
 	}
-	cmds := make([]*redis.SliceCmd, len(groups))
-	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds := make([]*goredis.SliceCmd, len(groups))
+	_, err := r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for g, idx := range groups {
 			cmds[g] = p.MGet(ctx, pick(keys, idx)...)
 		}
@@ -214,17 +209,17 @@ func ttlMillis(ttl time.Duration) int64 {
 }
 
 // Set stores value with one SET.
-func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (r *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := r.ready(); err != nil {
 		return err
 	}
-	cmd := redis.NewStatusCmd(ctx, setArgs(key, value, false, ttl)...)
+	cmd := goredis.NewStatusCmd(ctx, setArgs(key, value, false, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	return redisError("SET", cmd.Err())
 }
 
 // SetMany sends one SET per item in one pipeline.
-func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if err := r.ready(); err != nil {
 		return err
 	}
@@ -232,10 +227,10 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 		return nil
 	}
 	keys := make([]string, 0, len(items))
-	cmds := make([]*redis.StatusCmd, 0, len(items))
-	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds := make([]*goredis.StatusCmd, 0, len(items))
+	_, _ = r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for k, v := range items {
-			cmd := redis.NewStatusCmd(ctx, setArgs(k, v, false, ttl)...)
+			cmd := goredis.NewStatusCmd(ctx, setArgs(k, v, false, ttl)...)
 			_ = p.Process(ctx, cmd)
 			keys = append(keys, k)
 			cmds = append(cmds, cmd)
@@ -245,23 +240,23 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	var errs []error
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
-			errs = append(errs, &KeyError{Key: keys[i], Err: redisError("SET", err)})
+			errs = append(errs, &backends.KeyError{Key: keys[i], Err: redisError("SET", err)})
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // Add stores value with SET NX.
-func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (r *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := r.ready(); err != nil {
 		return false, err
 	}
-	cmd := redis.NewStatusCmd(ctx, setArgs(key, value, true, ttl)...)
+	cmd := goredis.NewStatusCmd(ctx, setArgs(key, value, true, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	switch err := cmd.Err(); err {
 	case nil:
 		return true, nil
-	case redis.Nil:
+	case goredis.Nil:
 		return false, nil
 	default:
 		return false, redisError("SET NX", err)
@@ -269,7 +264,7 @@ func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 }
 
 // Delete removes key with UNLINK.
-func (r *Redis) Delete(ctx context.Context, key string) (bool, error) {
+func (r *Backend) Delete(ctx context.Context, key string) (bool, error) {
 	if err := r.ready(); err != nil {
 		return false, err
 	}
@@ -282,7 +277,7 @@ func (r *Redis) Delete(ctx context.Context, key string) (bool, error) {
 
 // DeleteMany removes keys with UNLINK (one per hash slot on a cluster,
 // pipelined) and returns how many existed.
-func (r *Redis) DeleteMany(ctx context.Context, keys []string) (int, error) {
+func (r *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if err := r.ready(); err != nil {
 		return 0, err
 	}
@@ -297,8 +292,8 @@ func (r *Redis) DeleteMany(ctx context.Context, keys []string) (int, error) {
 		}
 		return int(n), nil
 	}
-	cmds := make([]*redis.IntCmd, len(groups))
-	_, _ = r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds := make([]*goredis.IntCmd, len(groups))
+	_, _ = r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for g, idx := range groups {
 			cmds[g] = p.Unlink(ctx, pick(keys, idx)...)
 		}
@@ -310,7 +305,7 @@ func (r *Redis) DeleteMany(ctx context.Context, keys []string) (int, error) {
 		n, err := cmds[g].Result()
 		if err != nil {
 			for _, i := range idx {
-				errs = append(errs, &KeyError{Key: keys[i], Err: redisError("UNLINK", err)})
+				errs = append(errs, &backends.KeyError{Key: keys[i], Err: redisError("UNLINK", err)})
 			}
 			continue
 		}
@@ -320,7 +315,7 @@ func (r *Redis) DeleteMany(ctx context.Context, keys []string) (int, error) {
 }
 
 // Has checks key with EXISTS.
-func (r *Redis) Has(ctx context.Context, key string) (bool, error) {
+func (r *Backend) Has(ctx context.Context, key string) (bool, error) {
 	if err := r.ready(); err != nil {
 		return false, err
 	}
@@ -337,7 +332,7 @@ func (r *Redis) Has(ctx context.Context, key string) (bool, error) {
 // double, which cannot hold every int64. (A MULTI/EXEC would do on one
 // server, but go-redis sends a cluster transaction on the empty key to a
 // random slot and fails it with CROSSSLOT.)
-var incScript = redis.NewScript(`
+var incScript = goredis.NewScript(`
 if tonumber(ARGV[2]) > 0 then
 	redis.call('SET', KEYS[1], '0', 'NX', 'PX', ARGV[2])
 else
@@ -348,7 +343,7 @@ return redis.call('GET', KEYS[1])`)
 
 // Inc runs incScript: EVALSHA, or EVAL once after the server lost its
 // script cache.
-func (r *Redis) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (r *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if err := r.ready(); err != nil {
 		return 0, err
 	}
@@ -359,7 +354,7 @@ func (r *Redis) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 	text, err := incScript.Run(ctx, r.client, []string{key}, delta, ms).Text()
 	if err != nil {
 		if isNotInteger(err) {
-			return 0, fmt.Errorf("%w: redis INCRBY: %w", ErrNotInteger, err)
+			return 0, fmt.Errorf("%w: redis INCRBY: %w", backends.ErrNotInteger, err)
 		}
 		return 0, redisError("INCRBY", err)
 	}
@@ -373,7 +368,7 @@ func (r *Redis) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 // isNotInteger reports Redis's refusal to INCRBY a value that is not a
 // decimal int64, or to overflow.
 func isNotInteger(err error) bool {
-	var re redis.Error
+	var re goredis.Error
 	if !errors.As(err, &re) {
 		return false
 	}
@@ -382,17 +377,17 @@ func isNotInteger(err error) bool {
 }
 
 // Clear removes the keys under prefix, or flushes the database.
-func (r *Redis) Clear(ctx context.Context, prefix string) error {
+func (r *Backend) Clear(ctx context.Context, prefix string) error {
 	if err := r.ready(); err != nil {
 		return err
 	}
 	if prefix == "" {
-		return redisError("FLUSHDB", r.forEachServer(ctx, func(ctx context.Context, c redis.Cmdable) error {
+		return redisError("FLUSHDB", r.forEachServer(ctx, func(ctx context.Context, c goredis.Cmdable) error {
 			return c.FlushDBAsync(ctx).Err()
 		}))
 	}
 	pattern := escapeGlob(prefix) + "*"
-	return r.forEachServer(ctx, func(ctx context.Context, c redis.Cmdable) error {
+	return r.forEachServer(ctx, func(ctx context.Context, c goredis.Cmdable) error {
 		var cursor uint64
 		for {
 			keys, next, err := c.Scan(ctx, cursor, pattern, clearScanCount).Result()
@@ -417,7 +412,7 @@ func (r *Redis) Clear(ctx context.Context, prefix string) error {
 const clearScanCount = 1000
 
 // unlinkGroups UNLINKs keys on one server, in one command per group.
-func unlinkGroups(ctx context.Context, c redis.Cmdable, t topology, keys []string) error {
+func unlinkGroups(ctx context.Context, c goredis.Cmdable, t topology, keys []string) error {
 	groups := t.groups(keys)
 	switch len(groups) {
 	case 0:
@@ -425,7 +420,7 @@ func unlinkGroups(ctx context.Context, c redis.Cmdable, t topology, keys []strin
 	case 1:
 		return redisError("UNLINK", c.Unlink(ctx, keys...).Err())
 	}
-	_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for _, idx := range groups {
 			p.Unlink(ctx, pick(keys, idx)...)
 		}
@@ -453,7 +448,7 @@ func escapeGlob(prefix string) string {
 
 // Close closes the client if the backend made it (Open), and makes every
 // later operation return ErrClosed.
-func (r *Redis) Close() error {
+func (r *Backend) Close() error {
 	if r.closed.Swap(true) || !r.owned {
 		return nil
 	}
@@ -461,26 +456,26 @@ func (r *Redis) Close() error {
 }
 
 // redisError wraps a go-redis error with the command that failed, with
-// ErrRedisAuth when the server refused the credentials, and with
+// backends.ErrAuth when the server refused the credentials, and with
 // ErrUnavailable (ErrPoolTimeout) when the server cannot serve.
 func redisError(cmd string, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, redis.ErrPoolTimeout) {
-		return fmt.Errorf("redis %s: %w: %w", cmd, ErrPoolTimeout, err)
+	if errors.Is(err, goredis.ErrPoolTimeout) {
+		return fmt.Errorf("redis %s: %w: %w", cmd, backends.ErrPoolTimeout, err)
 	}
-	var re redis.Error
+	var re goredis.Error
 	if errors.As(err, &re) {
 		msg := re.Error()
 		if strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH") ||
 			strings.HasPrefix(msg, "ERR AUTH") || strings.HasPrefix(msg, "ERR invalid password") ||
 			strings.Contains(msg, "invalid username-password pair") {
-			return fmt.Errorf("redis %s: %w: %w", cmd, ErrRedisAuth, err)
+			return fmt.Errorf("redis %s: %w: %w", cmd, backends.ErrAuth, err)
 		}
 		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"} {
 			if strings.HasPrefix(msg, p) {
-				return fmt.Errorf("redis %s: %w: %w", cmd, ErrUnavailable, err)
+				return fmt.Errorf("redis %s: %w: %w", cmd, backends.ErrUnavailable, err)
 			}
 		}
 	}

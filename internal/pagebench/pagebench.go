@@ -1,4 +1,10 @@
-package backends_test
+// Package pagebench is the fragment page workload the backend families'
+// benchmarks share: the same page of ten cached blocks in each template
+// engine (pongo2, Jet, html/template), rendered all-hit over a given
+// backend. It exists so that the backends packages' own tests need not
+// import fragment or an engine; it may import backends, fragment and the
+// engine packages, and is imported only by tests.
+package pagebench
 
 import (
 	"bytes"
@@ -19,13 +25,13 @@ import (
 	"github.com/fragcache/fragcache/pongo2tag"
 )
 
-// benchParallelism is how many goroutines per CPU the Parallel benchmarks
+// Parallelism is how many goroutines per CPU the Parallel benchmarks
 // run: a web server renders many pages at once, each mostly waiting on the
 // network.
-const benchParallelism = 8
+const Parallelism = 8
 
 // The fragment page workload of the engine packages' benchmarks, mirrored
-// here (their helpers live in their own test packages) so that every remote
+// here (their helpers live in their own test packages) so that every
 // backend's benchmark renders the same pages: a page of 10
 // blocks named "frag-i", timeout 300, each a loop over 50 items printing the
 // item's name and the user's name.
@@ -110,10 +116,10 @@ var pageEngines = []pageEngine{
 	}},
 }
 
-// benchPages renders the page of every engine over backend with every block
-// a hit: serially, and with parallel also from benchParallelism goroutines
+// Run renders the page of every engine over backend with every block
+// a hit: serially, and with parallel also from Parallelism goroutines
 // per CPU. Sub-benchmarks are named engine/label/AllHit/Serial|Parallel.
-func benchPages(b *testing.B, label string, backend backends.Backend, parallel bool) {
+func Run(b *testing.B, label string, backend backends.Backend, parallel bool) {
 	modes := []bool{false}
 	if parallel {
 		modes = append(modes, true)
@@ -137,7 +143,7 @@ func benchPages(b *testing.B, label string, backend backends.Backend, parallel b
 				b.SetBytes(int64(first.Len()))
 				b.ReportAllocs()
 				if parallel {
-					b.SetParallelism(benchParallelism)
+					b.SetParallelism(Parallelism)
 					b.RunParallel(func(pb *testing.PB) {
 						for pb.Next() {
 							if err := render(io.Discard); err != nil {

@@ -1,4 +1,4 @@
-package backends_test
+package memcached_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/memcached"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -55,20 +56,20 @@ func TestMemcachedConnectionCap(t *testing.T) {
 func TestMemcachedMaxValueSize(t *testing.T) {
 	srv := testservers.Memcached(t)
 	ctx := context.Background()
-	m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, MaxValueSize: 1000})
+	m, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}, MaxValueSize: 1000})
 	require.NoError(t, err)
 	defer m.Close()
 	require.NoError(t, m.Set(ctx, "fits", bytes.Repeat([]byte("x"), 999), backends.NoExpiry), "999 bytes and the backend's 1-byte marker")
 	err = m.Set(ctx, "big", bytes.Repeat([]byte("x"), 1000), backends.NoExpiry)
-	require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
+	require.ErrorIs(t, err, backends.ErrValueTooLarge)
 	assert.ErrorContains(t, err, "max_value_size")
 
-	_, err = backends.NewMemcached(backends.MemcachedOptions{Spread: true, MaxValueSize: 1000, ChunkSize: 1000})
+	_, err = memcached.New(memcached.Options{Spread: true, MaxValueSize: 1000, ChunkSize: 1000})
 	require.ErrorIs(t, err, backends.ErrConfig, "a chunk must fit under the value limit")
 	assert.ErrorContains(t, err, "max_value_size")
 
-	for _, bad := range []backends.MemcachedOptions{{MaxValueSize: -1}, {MaxConns: -1}} {
-		_, err = backends.NewMemcached(bad)
+	for _, bad := range []memcached.Options{{MaxValueSize: -1}, {MaxConns: -1}} {
+		_, err = memcached.New(bad)
 		require.ErrorIs(t, err, backends.ErrConfig)
 	}
 	for _, opts := range []map[string]any{{"max_conns": 0}, {"max_conns": 1.5}, {"max_value_size": "big"}} {

@@ -1,4 +1,4 @@
-package backends_test
+package memcached_test
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/backendtest"
+	"github.com/fragcache/fragcache/backends/memcached"
 	"github.com/fragcache/fragcache/internal/memcache"
 	"github.com/fragcache/fragcache/internal/testservers"
 	"github.com/fragcache/fragcache/keys"
@@ -29,9 +30,9 @@ import (
 // clears; memcached can only clear declared namespaces.
 var memcachedSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
 
-func newTestMemcached(t testing.TB, opts backends.MemcachedOptions) *backends.Memcached {
+func newTestMemcached(t testing.TB, opts memcached.Options) *memcached.Backend {
 	t.Helper()
-	b, err := backends.NewMemcached(opts)
+	b, err := memcached.New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })
 	return b
@@ -40,25 +41,25 @@ func newTestMemcached(t testing.TB, opts backends.MemcachedOptions) *backends.Me
 func TestMemcachedConformance(t *testing.T) {
 	tests := []struct {
 		name  string
-		start func(t *testing.T) backends.MemcachedOptions
+		start func(t *testing.T) memcached.Options
 	}{
-		{"one server", func(t *testing.T) backends.MemcachedOptions {
-			return backends.MemcachedOptions{Servers: []string{testservers.Memcached(t).Addr}}
+		{"one server", func(t *testing.T) memcached.Options {
+			return memcached.Options{Servers: []string{testservers.Memcached(t).Addr}}
 		}},
-		{"two servers, generations read on every operation", func(t *testing.T) backends.MemcachedOptions {
-			return backends.MemcachedOptions{Servers: []string{testservers.Memcached(t).Addr, testservers.Memcached(t).Addr}, NamespaceRefresh: -1}
+		{"two servers, generations read on every operation", func(t *testing.T) memcached.Options {
+			return memcached.Options{Servers: []string{testservers.Memcached(t).Addr, testservers.Memcached(t).Addr}, NamespaceRefresh: -1}
 		}},
-		{"SASL", func(t *testing.T) backends.MemcachedOptions {
+		{"SASL", func(t *testing.T) memcached.Options {
 			srv := testservers.SASLMemcached(t)
-			return backends.MemcachedOptions{Servers: []string{srv.Addr}, Username: srv.Username, Password: srv.Password}
+			return memcached.Options{Servers: []string{srv.Addr}, Username: srv.Username, Password: srv.Password}
 		}},
-		{"SASL, spread", func(t *testing.T) backends.MemcachedOptions {
+		{"SASL, spread", func(t *testing.T) memcached.Options {
 			srv := testservers.SASLMemcached(t)
-			return backends.MemcachedOptions{Servers: []string{srv.Addr}, Username: srv.Username, Password: srv.Password, Spread: true}
+			return memcached.Options{Servers: []string{srv.Addr}, Username: srv.Username, Password: srv.Password, Spread: true}
 		}},
 		// Small chunks make the suite's 100 KB values span many chunks.
-		{"spread over 4 KiB chunks on two servers", func(t *testing.T) backends.MemcachedOptions {
-			return backends.MemcachedOptions{Servers: []string{testservers.Memcached(t).Addr, testservers.Memcached(t).Addr},
+		{"spread over 4 KiB chunks on two servers", func(t *testing.T) memcached.Options {
+			return memcached.Options{Servers: []string{testservers.Memcached(t).Addr, testservers.Memcached(t).Addr},
 				Spread: true, ChunkSize: 4096, MaxChunks: 255}
 		}},
 	}
@@ -144,7 +145,7 @@ func TestMemcachedOpen(t *testing.T) {
 			}
 			require.NoError(t, err)
 			defer c.Close()
-			m, ok := c.Backend().(*backends.Memcached)
+			m, ok := c.Backend().(*memcached.Backend)
 			require.True(t, ok, "backend is %T", c.Backend())
 			assert.Contains(t, m.String(), "127.0.0.1:2")
 		})
@@ -192,7 +193,7 @@ func TestMemcachedSASLWrongPassword(t *testing.T) {
 	ctx := t.Context()
 	for _, spread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
-			b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Username: srv.Username, Password: "wrong", Spread: spread})
+			b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Username: srv.Username, Password: "wrong", Spread: spread})
 			ops := map[string]func() error{
 				"Ping": func() error { return b.Ping(ctx) },
 				"Get":  func() error { _, _, err := b.Get(ctx, "k"); return err },
@@ -205,16 +206,16 @@ func TestMemcachedSASLWrongPassword(t *testing.T) {
 			}
 			for name, op := range ops {
 				err := op()
-				require.ErrorIs(t, err, backends.ErrMemcachedAuth, name)
+				require.ErrorIs(t, err, backends.ErrAuth, name)
 				assert.ErrorContains(t, err, srv.Addr, name)
 				assert.ErrorContains(t, err, `user "`+srv.Username+`"`, name)
 			}
 		})
 	}
 	t.Run("no credentials", func(t *testing.T) {
-		b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
+		b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}})
 		err := b.Set(ctx, "k", []byte("v"), backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrMemcachedAuth)
+		require.ErrorIs(t, err, backends.ErrAuth)
 		assert.ErrorContains(t, err, "requires SASL authentication")
 	})
 }
@@ -224,40 +225,40 @@ func TestMemcachedServerDown(t *testing.T) {
 	ctx := context.Background()
 	ops := []struct {
 		name string
-		op   func(b *backends.Memcached) error
+		op   func(b *memcached.Backend) error
 	}{
-		{"Get", func(b *backends.Memcached) error { _, _, err := b.Get(ctx, "k"); return err }},
-		{"Set", func(b *backends.Memcached) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
-		{"Add", func(b *backends.Memcached) error {
+		{"Get", func(b *memcached.Backend) error { _, _, err := b.Get(ctx, "k"); return err }},
+		{"Set", func(b *memcached.Backend) error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
+		{"Add", func(b *memcached.Backend) error {
 			_, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry)
 			return err
 		}},
-		{"Delete", func(b *backends.Memcached) error { _, err := b.Delete(ctx, "k"); return err }},
-		{"Inc", func(b *backends.Memcached) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
-		{"GetMany", func(b *backends.Memcached) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
-		{"SetMany", func(b *backends.Memcached) error {
+		{"Delete", func(b *memcached.Backend) error { _, err := b.Delete(ctx, "k"); return err }},
+		{"Inc", func(b *memcached.Backend) error { _, err := b.Inc(ctx, "k", 1, backends.NoExpiry); return err }},
+		{"GetMany", func(b *memcached.Backend) error { _, err := b.GetMany(ctx, []string{"k", "l"}); return err }},
+		{"SetMany", func(b *memcached.Backend) error {
 			return b.SetMany(ctx, map[string][]byte{"k": nil}, backends.NoExpiry)
 		}},
-		{"DeleteMany", func(b *backends.Memcached) error { _, err := b.DeleteMany(ctx, []string{"k", "l"}); return err }},
-		{"Clear", func(b *backends.Memcached) error { return b.Clear(ctx, "") }},
-		{"Clear of a namespace", func(b *backends.Memcached) error { return b.Clear(ctx, "ns:") }},
-		{"Get in a namespace", func(b *backends.Memcached) error { _, _, err := b.Get(ctx, "ns:k"); return err }},
+		{"DeleteMany", func(b *memcached.Backend) error { _, err := b.DeleteMany(ctx, []string{"k", "l"}); return err }},
+		{"Clear", func(b *memcached.Backend) error { return b.Clear(ctx, "") }},
+		{"Clear of a namespace", func(b *memcached.Backend) error { return b.Clear(ctx, "ns:") }},
+		{"Get in a namespace", func(b *memcached.Backend) error { _, _, err := b.Get(ctx, "ns:k"); return err }},
 	}
 	servers := []struct {
 		name   string
-		addr   func(t *testing.T) string
+		addr   func(t testing.TB) string
 		check  func(t *testing.T, err error)
 		within time.Duration
 	}{
-		{"stopped", func(t *testing.T) string {
+		{"stopped", func(t testing.TB) string {
 			srv := testservers.Memcached(t)
 			srv.Stop()
 			return srv.Addr
 		}, func(t *testing.T, err error) {
 			assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 		}, dialTimeout},
-		{"connection not accepted", func(t *testing.T) string {
-			addr, ok := fullBacklog(t)
+		{"connection not accepted", func(t testing.TB) string {
+			addr, ok := testservers.FullBacklog(t)
 			if !ok {
 				t.Skip("the kernel accepts connections beyond a full backlog here")
 			}
@@ -266,7 +267,7 @@ func TestMemcachedServerDown(t *testing.T) {
 			var ne net.Error
 			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "error %v is not a timeout", err)
 		}, 2 * dialTimeout},
-		{"no reply", stalledListener, func(t *testing.T, err error) {
+		{"no reply", testservers.Stalled, func(t *testing.T, err error) {
 			var ne net.Error
 			assert.True(t, errors.As(err, &ne) && ne.Timeout(), "error %v is not a timeout", err)
 		}, timeout + dialTimeout},
@@ -275,7 +276,7 @@ func TestMemcachedServerDown(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			t.Parallel()
 			addr := s.addr(t)
-			b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{addr}, DialTimeout: dialTimeout, Timeout: timeout,
+			b := newTestMemcached(t, memcached.Options{Servers: []string{addr}, DialTimeout: dialTimeout, Timeout: timeout,
 				Namespaces: []string{"ns:"}, NamespaceRefresh: -1})
 			for _, op := range ops {
 				t.Run(op.name, func(t *testing.T) {
@@ -293,7 +294,7 @@ func TestMemcachedServerDown(t *testing.T) {
 }
 
 func TestMemcachedContextCancelled(t *testing.T) {
-	b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{stalledListener(t)}, Timeout: time.Minute})
+	b := newTestMemcached(t, memcached.Options{Servers: []string{testservers.Stalled(t)}, Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start := time.Now()
@@ -343,7 +344,7 @@ func TestMemcachedManyRandomKeysDoNotCollide(t *testing.T) {
 	t.Parallel()
 	const total, batch = 100_000, 1000
 	srv := testservers.Memcached(t)
-	b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Namespaces: []string{"ns:"}})
+	b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Namespaces: []string{"ns:"}})
 	ctx := t.Context()
 	rng := rand.New(rand.NewPCG(6, 6))
 	seen := make(map[string]bool, total)
@@ -384,7 +385,7 @@ func TestMemcachedSpread(t *testing.T) {
 	raw := rawMemcached(t, srv.Addr)
 	// Megabyte values under -race on a loaded machine can outlast the 1 s round-trip default;
 	// this test is about chunking, not timing.
-	b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: true, Timeout: 30 * time.Second})
+	b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Spread: true, Timeout: 30 * time.Second})
 	ctx := t.Context()
 	value := func(size int) []byte {
 		v := make([]byte, size)
@@ -392,7 +393,7 @@ func TestMemcachedSpread(t *testing.T) {
 		return v
 	}
 	chunks := func(size int) int {
-		return max(1, (size+backends.DefaultMemcachedChunkSize-1)/backends.DefaultMemcachedChunkSize)
+		return max(1, (size+memcached.DefaultChunkSize-1)/memcached.DefaultChunkSize)
 	}
 	// chunkKeys are the server keys Flask's naming gives: "{key}.{i}".
 	chunkKeys := func(key string, n int) []string {
@@ -446,7 +447,7 @@ func TestMemcachedSpread(t *testing.T) {
 			require.NoError(t, raw.Delete(ctx, key+".2"))
 		}},
 		{"a chunk left from another write", func(t *testing.T, key string) {
-			other := value(3 * backends.DefaultMemcachedChunkSize)
+			other := value(3 * memcached.DefaultChunkSize)
 			other[0]++
 			require.NoError(t, b.Set(ctx, "other", other, backends.NoExpiry))
 			it, err := raw.Get(ctx, "other.1")
@@ -471,7 +472,7 @@ func TestMemcachedSpread(t *testing.T) {
 	for _, tc := range broken {
 		t.Run(tc.name+" reads as a miss, and Add replaces the entry", func(t *testing.T) {
 			key := "broken"
-			want := value(3 * backends.DefaultMemcachedChunkSize)
+			want := value(3 * memcached.DefaultChunkSize)
 			require.NoError(t, b.Set(ctx, key, want, backends.NoExpiry))
 			tc.break_(t, key)
 			_, found, err := b.Get(ctx, key)
@@ -493,14 +494,14 @@ func TestMemcachedSpread(t *testing.T) {
 		})
 	}
 
-	t.Run("a value over MaxChunks chunks is ErrMemcachedValueTooLarge", func(t *testing.T) {
-		small := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: true, ChunkSize: 1000, MaxChunks: 3})
+	t.Run("a value over MaxChunks chunks is backends.ErrValueTooLarge", func(t *testing.T) {
+		small := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Spread: true, ChunkSize: 1000, MaxChunks: 3})
 		require.NoError(t, small.Set(ctx, "fits", make([]byte, 3000), backends.NoExpiry))
 		err := small.Set(ctx, "big", make([]byte, 3001), backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
+		require.ErrorIs(t, err, backends.ErrValueTooLarge)
 		assert.ErrorContains(t, err, "needs 4 chunks")
 		err = small.SetMany(ctx, map[string][]byte{"big": make([]byte, 3001), "ok": nil}, backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
+		require.ErrorIs(t, err, backends.ErrValueTooLarge)
 		var ke *backends.KeyError
 		require.ErrorAs(t, err, &ke)
 		assert.Equal(t, "big", ke.Key)
@@ -509,14 +510,14 @@ func TestMemcachedSpread(t *testing.T) {
 		assert.True(t, found, "the other item was stored")
 	})
 	t.Run("Inc of a many-chunk value is ErrNotInteger", func(t *testing.T) {
-		require.NoError(t, b.Set(ctx, "large", value(2*backends.DefaultMemcachedChunkSize), backends.NoExpiry))
+		require.NoError(t, b.Set(ctx, "large", value(2*memcached.DefaultChunkSize), backends.NoExpiry))
 		_, err := b.Inc(ctx, "large", 1, backends.NoExpiry)
 		assert.ErrorIs(t, err, backends.ErrNotInteger)
 	})
-	t.Run("a value over the item size without spreading is ErrMemcachedValueTooLarge", func(t *testing.T) {
-		whole := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
+	t.Run("a value over the item size without spreading is backends.ErrValueTooLarge", func(t *testing.T) {
+		whole := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}})
 		err := whole.Set(ctx, "big", make([]byte, 2<<20), backends.NoExpiry)
-		require.ErrorIs(t, err, backends.ErrMemcachedValueTooLarge)
+		require.ErrorIs(t, err, backends.ErrValueTooLarge)
 		assert.ErrorContains(t, err, "SpreadSASLMemcachedCache")
 	})
 }
@@ -525,8 +526,8 @@ func TestMemcachedNamespaces(t *testing.T) {
 	t.Parallel()
 	srvs := []string{testservers.Memcached(t).Addr, testservers.Memcached(t).Addr}
 	ctx := t.Context()
-	newB := func(t *testing.T, refresh time.Duration) *backends.Memcached {
-		return newTestMemcached(t, backends.MemcachedOptions{Servers: srvs, Namespaces: []string{"a:", "a:b:", "c:"}, NamespaceRefresh: refresh})
+	newB := func(t *testing.T, refresh time.Duration) *memcached.Backend {
+		return newTestMemcached(t, memcached.Options{Servers: srvs, Namespaces: []string{"a:", "a:b:", "c:"}, NamespaceRefresh: refresh})
 	}
 	set := func(t *testing.T, b backends.Backend, keys ...string) {
 		for _, k := range keys {
@@ -612,7 +613,7 @@ func TestMemcachedValuesOfOtherClientsAreMisses(t *testing.T) {
 	raw := rawMemcached(t, srv.Addr)
 	ctx := t.Context()
 	for _, spread := range []bool{false, true} {
-		b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread})
+		b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Spread: spread})
 		for _, v := range []string{"pickle", "", "12abc", "-5"} {
 			require.NoError(t, raw.Set(ctx, memcache.Item{Key: "k", Value: []byte(v)}))
 			require.NoError(t, raw.Set(ctx, memcache.Item{Key: "k.0", Value: []byte(v)}))
@@ -630,7 +631,7 @@ func TestMemcachedTimeouts(t *testing.T) {
 	ctx := t.Context()
 	for _, spread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
-			b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread})
+			b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Spread: spread})
 			c := backends.New(b, backends.CacheOptions{})
 			// Over 30 days memcached wants an absolute time; a relative
 			// one would be read as a date in 1970 and expire at once.
@@ -644,7 +645,7 @@ func TestMemcachedTimeouts(t *testing.T) {
 		})
 	}
 	t.Run("negative counters keep their TTL through Inc", func(t *testing.T) {
-		b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}})
+		b := newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}})
 		c := backends.New(b, backends.CacheOptions{})
 		require.NoError(t, c.Set(ctx, "neg", -5, 2*time.Second))
 		before, err := raw.Get(ctx, "neg")
@@ -679,7 +680,7 @@ func TestMemcachedConcurrentIncsOfNegativeCounters(t *testing.T) {
 	ctx := t.Context()
 	for _, spread := range []bool{false, true} {
 		t.Run(fmt.Sprintf("spread %v", spread), func(t *testing.T) {
-			c := backends.New(newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread}), backends.CacheOptions{})
+			c := backends.New(newTestMemcached(t, memcached.Options{Servers: []string{srv.Addr}, Spread: spread}), backends.CacheOptions{})
 			const workers, rounds = 8, 50
 			require.NoError(t, c.Set(ctx, "n", -1000))
 			var g errgroup.Group
@@ -701,15 +702,15 @@ func TestMemcachedConcurrentIncsOfNegativeCounters(t *testing.T) {
 
 func TestMemcachedClose(t *testing.T) {
 	srv := testservers.Memcached(t)
-	b, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}})
+	b, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}})
 	require.NoError(t, err)
 	require.NoError(t, b.Set(t.Context(), "k", []byte("v"), backends.NoExpiry))
 	require.NoError(t, b.Close())
 	assert.ErrorIs(t, b.Ping(t.Context()), backends.ErrClosed)
 }
 
-func ExampleNewMemcached() {
-	b, err := backends.NewMemcached(backends.MemcachedOptions{
+func ExampleNew() {
+	b, err := memcached.New(memcached.Options{
 		Servers:    []string{"10.0.0.1:11211", "10.0.0.2:11211"},
 		Username:   "app", // SASL PLAIN; leave empty for a server without -S
 		Password:   "secret",

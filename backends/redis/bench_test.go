@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bytes"
@@ -8,9 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
+	"github.com/fragcache/fragcache/internal/pagebench"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -28,9 +30,9 @@ const redisBenchKeys = 10
 func redisBenchOps(b *testing.B) []redisBenchPair {
 	srv := testservers.Redis(b)
 	ctx := context.Background()
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
-	cache := backends.New(backends.NewRedis(client), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
+	cache := backends.New(redis.New(client), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
 	value := bytes.Repeat([]byte("x"), redisBenchValue)
 	keys := make([]string, redisBenchKeys)
 	rawKeys := make([]string, redisBenchKeys)
@@ -67,14 +69,14 @@ type redisBenchPair struct {
 
 // BenchmarkRedis runs each operation pair as separate benchmarks: Serial
 // on one goroutine (latency), Parallel with b.RunParallel and
-// benchParallelism goroutines per CPU (throughput, where CPU overhead shows
+// pagebench.Parallelism goroutines per CPU (throughput, where CPU overhead shows
 // more).
 func BenchmarkRedis(b *testing.B) {
 	pairs := redisBenchOps(b)
 	run := func(b *testing.B, parallel bool, op func() error) {
 		b.ReportAllocs()
 		if parallel {
-			b.SetParallelism(benchParallelism)
+			b.SetParallelism(pagebench.Parallelism)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if err := op(); err != nil {
@@ -127,19 +129,19 @@ func BenchmarkRedisOverhead(b *testing.B) {
 
 // BenchmarkRedisPage renders the 10-fragment page with every block a hit,
 // per engine: on Redis serially (ten GET round trips per page) and in
-// parallel (benchParallelism goroutines per CPU), and on SimpleCache for
+// parallel (pagebench.Parallelism goroutines per CPU), and on SimpleCache for
 // comparison in the same run.
 func BenchmarkRedisPage(b *testing.B) {
 	srv := testservers.Redis(b)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
 	for _, st := range []struct {
 		name    string
 		backend backends.Backend
 	}{
 		{"Simple", backends.NewSimple(0)},
-		{"Redis", backends.NewRedis(client)},
+		{"Redis", redis.New(client)},
 	} {
-		benchPages(b, st.name, st.backend, true)
+		pagebench.Run(b, st.name, st.backend, true)
 	}
 }

@@ -1,4 +1,4 @@
-package backends
+package redis
 
 import (
 	"bytes"
@@ -10,7 +10,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/fragcache/fragcache/backends"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // This file bounds what a Redis server can make go-redis allocate. go-redis
@@ -28,21 +29,21 @@ import (
 // real defence against a hostile network; this bound keeps a bad reply from
 // being worse than an error.
 
-// ErrRedisReplyTooLarge is wrapped by the error of a command whose reply
+// ErrReplyTooLarge is wrapped by the error of a command whose reply
 // announced more than the backend's limit (CACHE_OPTIONS max_value_size): a
 // bulk string longer than the limit, a line (status, error, number) longer
 // than the limit or 1 MiB, an aggregate with more elements than the limit
 // allows, nesting deeper than 64 levels, or a reply announcing more bytes
 // than twice the limit ahead of sending them. The connection it came on is
 // closed.
-var ErrRedisReplyTooLarge = errors.New("backends: redis reply over the size limit")
+var ErrReplyTooLarge = errors.New("backends: redis reply over the size limit")
 
-// DefaultRedisMaxValueSize is the default CACHE_OPTIONS max_value_size of
+// DefaultMaxValueSize is the default CACHE_OPTIONS max_value_size of
 // the Redis backends: 64 MiB. Redis itself accepts values up to 512 MB
 // (proto-max-bulk-len), but a fragment or page is kilobytes, and every
 // pooled connection may be made to hold a limit's worth before its reply
 // fails, so the default stays far below Redis's and far above any fragment.
-const DefaultRedisMaxValueSize = 64 << 20
+const DefaultMaxValueSize = 64 << 20
 
 // respMaxLine bounds a line (simple string, error, number…) when
 // max_value_size is larger: Redis sends short lines (OK, PONG, error
@@ -62,34 +63,34 @@ const (
 	respMapElemCost   = 24 // per key and per value
 )
 
-// LimitRedisReplies installs in opt, which is a *redis.Options,
-// *redis.FailoverOptions, *redis.ClusterOptions or *redis.UniversalOptions,
+// LimitReplies installs in opt, which is a *goredis.Options,
+// *goredis.FailoverOptions, *goredis.ClusterOptions or *goredis.UniversalOptions,
 // a dialer that refuses replies announcing more than maxValueSize bytes
-// (0 means DefaultRedisMaxValueSize): see ErrRedisReplyTooLarge. It wraps
+// (0 means DefaultMaxValueSize): see ErrReplyTooLarge. It wraps
 // the dialer opt already has, or else dials as go-redis does (TCP with
 // keep-alives, TLS when opt.TLSConfig is set). The backends built by Open do
-// this themselves; an application that builds its own client for NewRedis
-// calls it on the options before redis.NewClient (or NewFailoverClient,
+// this themselves; an application that builds its own client for New
+// calls it on the options before goredis.NewClient (or NewFailoverClient,
 // NewClusterClient), since a client's dialer cannot be changed afterwards.
-func LimitRedisReplies(opt any, maxValueSize int) error {
+func LimitReplies(opt any, maxValueSize int) error {
 	if maxValueSize < 0 {
-		return fmt.Errorf("%w: redis max_value_size %d is negative", ErrConfig, maxValueSize)
+		return fmt.Errorf("%w: redis max_value_size %d is negative", backends.ErrConfig, maxValueSize)
 	}
 	if maxValueSize == 0 {
-		maxValueSize = DefaultRedisMaxValueSize
+		maxValueSize = DefaultMaxValueSize
 	}
 	limit := int64(maxValueSize)
 	switch o := opt.(type) {
-	case *redis.Options:
+	case *goredis.Options:
 		o.Dialer = boundedRedisDialer(o.Dialer, func() (time.Duration, *tls.Config) { return o.DialTimeout, o.TLSConfig }, limit)
-	case *redis.FailoverOptions:
+	case *goredis.FailoverOptions:
 		o.Dialer = boundedRedisDialer(o.Dialer, func() (time.Duration, *tls.Config) { return o.DialTimeout, o.TLSConfig }, limit)
-	case *redis.ClusterOptions:
+	case *goredis.ClusterOptions:
 		o.Dialer = boundedRedisDialer(o.Dialer, func() (time.Duration, *tls.Config) { return o.DialTimeout, o.TLSConfig }, limit)
-	case *redis.UniversalOptions:
+	case *goredis.UniversalOptions:
 		o.Dialer = boundedRedisDialer(o.Dialer, func() (time.Duration, *tls.Config) { return o.DialTimeout, o.TLSConfig }, limit)
 	default:
-		return fmt.Errorf("backends: LimitRedisReplies needs *redis.Options, *redis.FailoverOptions, *redis.ClusterOptions or *redis.UniversalOptions, not %T", opt)
+		return fmt.Errorf("backends: LimitReplies needs *goredis.Options, *goredis.FailoverOptions, *goredis.ClusterOptions or *goredis.UniversalOptions, not %T", opt)
 	}
 	return nil
 }
@@ -352,7 +353,7 @@ func (s *respScanner) elementDone() {
 }
 
 func (s *respScanner) tooLarge(what string) {
-	s.fail(fmt.Errorf("%w: %s sent %s; the limit is %d bytes (CACHE_OPTIONS max_value_size)", ErrRedisReplyTooLarge, s.addr, what, s.limit))
+	s.fail(fmt.Errorf("%w: %s sent %s; the limit is %d bytes (CACHE_OPTIONS max_value_size)", ErrReplyTooLarge, s.addr, what, s.limit))
 }
 
 func (s *respScanner) fail(err error) {

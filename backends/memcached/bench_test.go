@@ -1,4 +1,4 @@
-package backends_test
+package memcached_test
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/memcached"
+	"github.com/fragcache/fragcache/internal/pagebench"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -19,7 +21,7 @@ func BenchmarkMemcached(b *testing.B) {
 	srv := testservers.Memcached(b)
 	ctx := context.Background()
 	for _, spread := range []bool{false, true} {
-		m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: spread, Namespaces: []string{"flask_cache_"}})
+		m, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}, Spread: spread, Namespaces: []string{"flask_cache_"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -71,14 +73,14 @@ func BenchmarkMemcached(b *testing.B) {
 
 // BenchmarkMemcachedPage renders the 10-fragment page workload (see
 // pageEngines) with every block a hit, per engine, on memcached serially
-// (ten get round trips per page) and in parallel (benchParallelism
+// (ten get round trips per page) and in parallel (pagebench.Parallelism
 // goroutines per CPU).
 func BenchmarkMemcachedPage(b *testing.B) {
 	srv := testservers.Memcached(b)
-	m, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}, MaxIdleConns: 64})
+	m, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}, MaxIdleConns: 64})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { m.Close() })
-	benchPages(b, "Memcached", m, true)
+	pagebench.Run(b, "Memcached", m, true)
 }

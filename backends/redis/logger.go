@@ -1,4 +1,4 @@
-package backends
+package redis
 
 import (
 	"context"
@@ -6,23 +6,23 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 )
 
-// SetRedisLogger sends go-redis's own log lines (failed dials, sentinel
+// SetLogger sends go-redis's own log lines (failed dials, sentinel
 // and cluster events, pool trouble) to logger, at level Warn, instead of
 // go-redis's default logger, which writes to standard error. go-redis has
-// one logger per process (redis.SetLogger), so this applies to every
+// one logger per process (goredis.SetLogger), so this applies to every
 // go-redis client in the process, fragcache's and the application's, and
 // the last call wins. A nil logger means slog.Default().
 //
 // Open calls it with Config.Logger when CACHE_OPTIONS sets
 // "go_redis_logger" to true on a Redis backend.
-func SetRedisLogger(logger *slog.Logger) {
+func SetLogger(logger *slog.Logger) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	redis.SetLogger(redisSlog{logger})
+	goredis.SetLogger(redisSlog{logger})
 }
 
 // redisSlog adapts a *slog.Logger to go-redis's logging interface.

@@ -1,4 +1,4 @@
-package backends
+package memcached
 
 import (
 	"math"
@@ -14,7 +14,7 @@ import (
 
 func TestMemcachedExptime(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	m := &Memcached{now: func() time.Time { return now }}
+	m := &Backend{now: func() time.Time { return now }}
 	const month = 30 * 24 * time.Hour
 	tests := []struct {
 		ttl  time.Duration
@@ -91,7 +91,7 @@ func TestMemcachedLogicalKeysAreDistinct(t *testing.T) {
 	for _, p := range ns.Prefixes() {
 		ns.Remember(ns.Lookup(p), "1")
 	}
-	m := &Memcached{now: time.Now, namespaces: ns}
+	m := &Backend{now: time.Now, namespaces: ns}
 	ctx := t.Context()
 	// With one generation inserted after the longest namespace only,
 	// "a:1:k" (in a:1:) and "a:k" (in a: with generation 1) could meet;

@@ -1,4 +1,4 @@
-package backends_test
+package uwsgi_test
 
 import (
 	"bytes"
@@ -9,16 +9,18 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/uwsgi"
+	"github.com/fragcache/fragcache/internal/pagebench"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
 // benchUWSGI starts a server with uWSGI's default item size and returns a
 // backend for it.
-func benchUWSGI(b *testing.B, opts backends.UWSGIOptions) *backends.UWSGI {
+func benchUWSGI(b *testing.B, opts uwsgi.Options) *uwsgi.Backend {
 	b.Helper()
 	srv := testservers.UWSGI(b)
 	opts.Addr, opts.Cache = srv.Addr, testservers.UWSGICacheName
-	u, err := backends.NewUWSGI(opts)
+	u, err := uwsgi.New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -34,12 +36,12 @@ func BenchmarkUWSGI(b *testing.B) {
 	sizes := []int{100, 4 << 10}
 	variants := []struct {
 		name string
-		opts backends.UWSGIOptions
+		opts uwsgi.Options
 		key  string
 	}{
-		{"plain", backends.UWSGIOptions{}, "key"},
-		{"namespaced", backends.UWSGIOptions{Namespaces: []string{"ns:"}}, "ns:key"},
-		{"token_every_op", backends.UWSGIOptions{Namespaces: []string{"ns:"}, NamespaceRefresh: -1}, "ns:key"},
+		{"plain", uwsgi.Options{}, "key"},
+		{"namespaced", uwsgi.Options{Namespaces: []string{"ns:"}}, "ns:key"},
+		{"token_every_op", uwsgi.Options{Namespaces: []string{"ns:"}, NamespaceRefresh: -1}, "ns:key"},
 	}
 	for _, v := range variants {
 		u := benchUWSGI(b, v.opts)
@@ -69,7 +71,7 @@ func BenchmarkUWSGI(b *testing.B) {
 		}
 	}
 	b.Run("GetParallel/plain/100B", func(b *testing.B) {
-		u := benchUWSGI(b, backends.UWSGIOptions{})
+		u := benchUWSGI(b, uwsgi.Options{})
 		if err := u.Set(ctx, "key", make([]byte, 100), backends.NoExpiry); err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +87,7 @@ func BenchmarkUWSGI(b *testing.B) {
 		})
 	})
 	b.Run("GetMany/plain/10x100B", func(b *testing.B) {
-		u := benchUWSGI(b, backends.UWSGIOptions{})
+		u := benchUWSGI(b, uwsgi.Options{})
 		keys := make([]string, 10)
 		for i := range keys {
 			keys[i] = "key" + strconv.Itoa(i)
@@ -110,5 +112,5 @@ func BenchmarkUWSGI(b *testing.B) {
 // after another, so a page costs about ten round trips.
 func BenchmarkUWSGIPage(b *testing.B) {
 	// One uWSGI worker answers one request at a time: serial only.
-	benchPages(b, "UWSGI", benchUWSGI(b, backends.UWSGIOptions{}), false)
+	pagebench.Run(b, "UWSGI", benchUWSGI(b, uwsgi.Options{}), false)
 }

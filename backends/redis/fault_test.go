@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bytes"
@@ -14,12 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -160,7 +162,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	defer load.Stop()
 	waitUntil(t, 5*time.Second, "hits before the kill", func() bool { return fc.Stats().Hits > 1000 })
 
-	replica := redis.NewClient(&redis.Options{Addr: set.Replica.Addr})
+	replica := goredis.NewClient(&goredis.Options{Addr: set.Replica.Addr})
 	t.Cleanup(func() { _ = replica.Close() })
 	before := fc.Stats()
 	killedAt := time.Now()
@@ -208,7 +210,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 func TestRedisAuthenticationErrors(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := t.Context()
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = admin.Close() })
 	require.NoError(t, admin.ConfigSet(ctx, "requirepass", "right-pw").Err())
 	require.NoError(t, admin.Do(ctx, "ACL", "SETUSER", "cacheuser", "on", ">user-pw", "~*", "+@all").Err())
@@ -238,14 +240,14 @@ func TestRedisAuthenticationErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := openCache(t, tt.settings)
 			_, err := c.GetValue(ctx, "k")
-			pingErr := c.Backend().(*backends.Redis).Ping(ctx)
+			pingErr := c.Backend().(*redis.Backend).Ping(ctx)
 			if tt.reason == "" {
 				require.NoError(t, err)
 				require.NoError(t, pingErr)
 				return
 			}
 			for _, err := range []error{err, pingErr} {
-				require.ErrorIs(t, err, backends.ErrRedisAuth)
+				require.ErrorIs(t, err, backends.ErrAuth)
 				assert.Contains(t, err.Error(), tt.reason)
 				assert.Contains(t, err.Error(), "authentication failed")
 			}
@@ -320,4 +322,27 @@ func TestRedisSilentServerTimesOut(t *testing.T) {
 			_ = c.Close()
 		})
 	}
+}
+
+// A real Redis killed and restarted: the breaker opens, skips the server,
+// and closes once the server answers a probe.
+func TestRedisBreakerOpensAndClosesWithTheServer(t *testing.T) {
+	srv := testservers.Redis(t)
+	c := openCache(t, map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": "redis://" + srv.Addr,
+		"CACHE_OPTIONS": map[string]any{"breaker_cooldown": "100ms"}})
+	ctx := t.Context()
+	require.NoError(t, c.Set(ctx, "k", "v"))
+	srv.Kill()
+	testkit.Eventually(t, "the breaker opens", func() bool {
+		_, _ = c.GetValue(ctx, "k")
+		return c.Breaker().State() == backends.BreakerOpen
+	})
+	_, err := c.GetValue(ctx, "k")
+	require.ErrorIs(t, err, backends.ErrBreakerOpen)
+	srv.Restart()
+	testkit.Eventually(t, "the breaker closes", func() bool {
+		_, err := c.GetValue(ctx, "k")
+		return err == nil && c.Breaker().State() == backends.BreakerClosed
+	})
+	assert.GreaterOrEqual(t, c.Breaker().Stats().Opens, uint64(1))
 }

@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bytes"
@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -23,13 +24,13 @@ import (
 func BenchmarkRedisBoundedReader(b *testing.B) {
 	srv := testservers.Redis(b)
 	ctx := context.Background()
-	plain := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	plain := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = plain.Close() })
-	opt := &redis.Options{Addr: srv.Addr}
-	if err := backends.LimitRedisReplies(opt, 0); err != nil {
+	opt := &goredis.Options{Addr: srv.Addr}
+	if err := redis.LimitReplies(opt, 0); err != nil {
 		b.Fatal(err)
 	}
-	bounded := redis.NewClient(opt)
+	bounded := goredis.NewClient(opt)
 	b.Cleanup(func() { _ = bounded.Close() })
 
 	keys := make([]string, redisBenchKeys)
@@ -43,10 +44,10 @@ func BenchmarkRedisBoundedReader(b *testing.B) {
 		}
 		ops := []struct {
 			name string
-			run  func(c *redis.Client) error
+			run  func(c *goredis.Client) error
 		}{
-			{"Get", func(c *redis.Client) error { return c.Get(ctx, keys[0]).Err() }},
-			{"GetMany", func(c *redis.Client) error { return c.MGet(ctx, keys...).Err() }},
+			{"Get", func(c *goredis.Client) error { return c.Get(ctx, keys[0]).Err() }},
+			{"GetMany", func(c *goredis.Client) error { return c.MGet(ctx, keys...).Err() }},
 		}
 		for _, op := range ops {
 			if op.name == "GetMany" && size > 64<<10 {
@@ -54,7 +55,7 @@ func BenchmarkRedisBoundedReader(b *testing.B) {
 			}
 			b.Run(op.name+"/"+strconv.Itoa(size)+"B", func(b *testing.B) {
 				var tb, tp time.Duration
-				timed := func(c *redis.Client) time.Duration {
+				timed := func(c *goredis.Client) time.Duration {
 					t0 := time.Now()
 					if err := op.run(c); err != nil {
 						b.Fatal(err)

@@ -1,4 +1,4 @@
-package backends
+package memcached
 
 import (
 	"cmp"
@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/cacheopt"
 	"github.com/fragcache/fragcache/internal/memcache"
 	"github.com/fragcache/fragcache/internal/namespace"
@@ -25,46 +26,33 @@ import (
 
 func init() {
 	for _, name := range []string{"MemcachedCache", "SASLMemcachedCache", "SpreadSASLMemcachedCache"} {
-		Register(name, func(cfg Config) (Backend, error) { return newMemcachedFromConfig(name, cfg) })
+		backends.Register(name, func(cfg backends.Config) (backends.Backend, error) { return newMemcachedFromConfig(name, cfg) })
 	}
 }
 
-// Errors of the Memcached backend, for errors.Is.
-var (
-	// ErrMemcachedAuth is wrapped by errors of a server that refused the
-	// SASL credentials (CACHE_MEMCACHED_USERNAME, CACHE_MEMCACHED_PASSWORD),
-	// that requires credentials none were given for, or that does not offer
-	// SASL when credentials were given.
-	ErrMemcachedAuth = errors.New("backends: memcached authentication failed")
-	// ErrMemcachedValueTooLarge is returned for a value larger than the
-	// server's item size (memcached -I, 1 MiB by default), or, with
-	// spreading, larger than MaxChunks chunks.
-	ErrMemcachedValueTooLarge = errors.New("backends: value too large for memcached")
-)
-
-// Defaults of MemcachedOptions.
+// Defaults of Options.
 const (
-	// DefaultMemcachedServer is the server used when none is given, as in
+	// DefaultServer is the server used when none is given, as in
 	// Flask-Caching.
-	DefaultMemcachedServer = "127.0.0.1:11211"
-	// DefaultMemcachedChunkSize is how many bytes of a value each chunk
+	DefaultServer = "127.0.0.1:11211"
+	// DefaultChunkSize is how many bytes of a value each chunk
 	// holds when values are spread: Flask-Caching's 1048448 (1 MiB - 128)
 	// less 256 bytes, so that the chunk's header and a 250-byte key fit
 	// under memcached's default 1 MiB item size too (the largest value
 	// memcached 1.6 stores under a 250-byte key is 1048267 bytes; Flask's
 	// chunks only fit under keys of about 70 bytes).
-	DefaultMemcachedChunkSize = 1048448 - 256
-	// DefaultMemcachedMaxChunks is Flask-Caching's maxchunk: at most 32
+	DefaultChunkSize = 1048448 - 256
+	// DefaultMaxChunks is Flask-Caching's maxchunk: at most 32
 	// chunks per value, about 32 MiB.
-	DefaultMemcachedMaxChunks = 32
-	// DefaultMemcachedMaxConns is the default cap on connections to each
+	DefaultMaxChunks = 32
+	// DefaultMaxConns is the default cap on connections to each
 	// server: enough to keep a server busy from one process, and a small
 	// share of memcached's own limit of 1024 (-c), past which it answers
 	// in ASCII and refuses.
-	DefaultMemcachedMaxConns = memcache.DefaultMaxConns
-	// DefaultMemcachedMaxValueSize is memcached's default item size (-I
+	DefaultMaxConns = memcache.DefaultMaxConns
+	// DefaultMaxValueSize is memcached's default item size (-I
 	// 1m): no item a default server stores is refused.
-	DefaultMemcachedMaxValueSize = memcache.DefaultMaxValueSize
+	DefaultMaxValueSize = memcache.DefaultMaxValueSize
 
 	// memcachedMaxRelative is the longest exptime memcached reads as
 	// seconds from now; larger ones are absolute Unix times.
@@ -95,13 +83,13 @@ var memcachedEmptyKey = func() string {
 	return "#" + base64.RawURLEncoding.EncodeToString(sum[:])
 }()
 
-// MemcachedOptions configure a Memcached backend. The zero value talks to
-// DefaultMemcachedServer without authentication and stores values whole.
-type MemcachedOptions struct {
+// Options configure a Backend. The zero value talks to
+// DefaultServer without authentication and stores values whole.
+type Options struct {
 	// Servers are "host:port" addresses (or Unix socket paths, anything
 	// with a "/"). Keys are spread over them by memcache.PickServer: the
 	// CRC-32 of the stored key modulo the number of servers, as
-	// gomemcache picks. Empty means DefaultMemcachedServer.
+	// gomemcache picks. Empty means DefaultServer.
 	Servers []string
 	// Username and Password, when Username is set, authenticate every
 	// connection with SASL PLAIN over the binary protocol.
@@ -111,10 +99,10 @@ type MemcachedOptions struct {
 	// (SpreadSASLMemcachedCache).
 	Spread bool
 	// ChunkSize is the most bytes of a value one chunk holds; 0 means
-	// DefaultMemcachedChunkSize. Used only with Spread.
+	// DefaultChunkSize. Used only with Spread.
 	ChunkSize int
 	// MaxChunks is the most chunks one value may take, at most 255; 0
-	// means DefaultMemcachedMaxChunks. Used only with Spread.
+	// means DefaultMaxChunks. Used only with Spread.
 	MaxChunks int
 	// DialTimeout bounds connecting and authenticating; 0 means 1 s.
 	DialTimeout time.Duration
@@ -125,12 +113,12 @@ type MemcachedOptions struct {
 	// means 16.
 	MaxIdleConns int
 	// MaxConns caps the connections open to each server, idle or busy; 0
-	// means DefaultMemcachedMaxConns. An operation that finds them all busy
+	// means DefaultMaxConns. An operation that finds them all busy
 	// waits for one, as long as its context and Timeout allow.
 	MaxConns int
 	// MaxValueSize is the largest item value written or read, the
 	// backend's marker byte or chunk header included; 0 means
-	// DefaultMemcachedMaxValueSize. Set it to the server's item size
+	// DefaultMaxValueSize. Set it to the server's item size
 	// (memcached -I) when that is larger. A server reply announcing more is
 	// an error, never an allocation of what it announces.
 	MaxValueSize int
@@ -180,7 +168,7 @@ type MemcachedOptions struct {
 // this machine's.
 //
 // memcached cannot list keys, so Clear removes a key prefix only if it is a
-// declared namespace (MemcachedOptions.Namespaces; Open declares
+// declared namespace (Options.Namespaces; Open declares
 // CACHE_KEY_PREFIX). Each namespace has a generation number kept in the
 // servers themselves, and a key under it is stored with the generation
 // after the namespace: "ns" + gen + ":" + rest of the key (a key under
@@ -218,7 +206,7 @@ type MemcachedOptions struct {
 // server; a burst of operations beyond that queues for them instead of
 // opening more (memcached refuses connections past its own -c limit, 1024
 // by default, with an ASCII error that no binary-protocol client can read).
-type Memcached struct {
+type Backend struct {
 	client     *memcache.Client
 	servers    []string
 	spread     bool
@@ -229,20 +217,20 @@ type Memcached struct {
 	closed     atomic.Bool
 }
 
-// NewMemcached returns a backend for the servers opts names. It does not
-// connect; [Memcached.Ping] does.
-func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
+// New returns a backend for the servers opts names. It does not
+// connect; [Backend.Ping] does.
+func New(opts Options) (*Backend, error) {
 	servers := opts.Servers
 	if len(servers) == 0 {
-		servers = []string{DefaultMemcachedServer}
+		servers = []string{DefaultServer}
 	}
 	switch {
 	case opts.ChunkSize < 0 || opts.MaxChunks < 0:
-		return nil, fmt.Errorf("%w: memcached chunk size %d and chunk count %d must not be negative", ErrConfig, opts.ChunkSize, opts.MaxChunks)
+		return nil, fmt.Errorf("%w: memcached chunk size %d and chunk count %d must not be negative", backends.ErrConfig, opts.ChunkSize, opts.MaxChunks)
 	case opts.MaxChunks > math.MaxUint8:
-		return nil, fmt.Errorf("%w: memcached MaxChunks %d is over 255", ErrConfig, opts.MaxChunks)
+		return nil, fmt.Errorf("%w: memcached MaxChunks %d is over 255", backends.ErrConfig, opts.MaxChunks)
 	case opts.MaxConns < 0 || opts.MaxValueSize < 0:
-		return nil, fmt.Errorf("%w: memcached MaxConns %d and MaxValueSize %d must not be negative", ErrConfig, opts.MaxConns, opts.MaxValueSize)
+		return nil, fmt.Errorf("%w: memcached MaxConns %d and MaxValueSize %d must not be negative", backends.ErrConfig, opts.MaxConns, opts.MaxValueSize)
 	}
 	client, err := memcache.New(memcache.Options{
 		Servers:      servers,
@@ -255,9 +243,9 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		MaxValueSize: opts.MaxValueSize,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", backends.ErrConfig, err)
 	}
-	m := &Memcached{
+	m := &Backend{
 		client:    client,
 		servers:   slices.Clone(servers),
 		spread:    opts.Spread,
@@ -266,18 +254,18 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 		now:       time.Now,
 	}
 	if m.chunkSize == 0 {
-		m.chunkSize = DefaultMemcachedChunkSize
+		m.chunkSize = DefaultChunkSize
 	}
 	if m.maxChunks == 0 {
-		m.maxChunks = DefaultMemcachedMaxChunks
+		m.maxChunks = DefaultMaxChunks
 	}
-	if maxValue := cmp.Or(opts.MaxValueSize, DefaultMemcachedMaxValueSize); m.spread && spreadHeader0Len+m.chunkSize > maxValue {
+	if maxValue := cmp.Or(opts.MaxValueSize, DefaultMaxValueSize); m.spread && spreadHeader0Len+m.chunkSize > maxValue {
 		return nil, fmt.Errorf("%w: memcached chunk size %d plus its %d-byte header is over the value limit of %d (CACHE_OPTIONS max_value_size)",
-			ErrConfig, m.chunkSize, spreadHeader0Len, maxValue)
+			backends.ErrConfig, m.chunkSize, spreadHeader0Len, maxValue)
 	}
 	m.namespaces, err = namespace.New(opts.Namespaces, opts.NamespaceRefresh, func(ns string) error {
 		if ns == "" {
-			return fmt.Errorf("%w: empty memcached namespace: Clear(\"\") flushes the servers without one", ErrConfig)
+			return fmt.Errorf("%w: empty memcached namespace: Clear(\"\") flushes the servers without one", backends.ErrConfig)
 		}
 		return nil
 	})
@@ -291,22 +279,22 @@ func NewMemcached(opts MemcachedOptions) (*Memcached, error) {
 // CACHE_MEMCACHED_SERVERS, the SASL credentials the SASL types require,
 // CACHE_KEY_PREFIX as a namespace, and CACHE_OPTIONS. MemcachedCache
 // ignores the credentials, as Flask's does.
-func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
+func newMemcachedFromConfig(name string, cfg backends.Config) (backends.Backend, error) {
 	spread := name == "SpreadSASLMemcachedCache"
 	table := memcachedOptionTable
 	if spread {
 		table = append(slices.Clip(table), memcachedSpreadOptionTable...)
 	}
-	var opts MemcachedOptions
+	var opts Options
 	if err := cacheopt.Decode(name, cfg.Options, &opts, table); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", backends.ErrConfig, err)
 	}
-	servers, err := Setting(cfg, "CACHE_MEMCACHED_SERVERS", []string{DefaultMemcachedServer})
+	servers, err := backends.Setting(cfg, "CACHE_MEMCACHED_SERVERS", []string{DefaultServer})
 	if err != nil {
 		return nil, err
 	}
 	if len(servers) == 0 {
-		return nil, fmt.Errorf("%w: %s needs CACHE_MEMCACHED_SERVERS", ErrConfig, name)
+		return nil, fmt.Errorf("%w: %s needs CACHE_MEMCACHED_SERVERS", backends.ErrConfig, name)
 	}
 	opts.Servers = servers
 	if name != "MemcachedCache" {
@@ -314,11 +302,11 @@ func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
 			key string
 			dst *string
 		}{{"CACHE_MEMCACHED_USERNAME", &opts.Username}, {"CACHE_MEMCACHED_PASSWORD", &opts.Password}} {
-			if *c.dst, err = Setting(cfg, c.key, ""); err != nil {
+			if *c.dst, err = backends.Setting(cfg, c.key, ""); err != nil {
 				return nil, err
 			}
 			if *c.dst == "" {
-				return nil, fmt.Errorf("%w: %s needs %s", ErrConfig, name, c.key)
+				return nil, fmt.Errorf("%w: %s needs %s", backends.ErrConfig, name, c.key)
 			}
 		}
 	}
@@ -326,47 +314,47 @@ func newMemcachedFromConfig(name string, cfg Config) (Backend, error) {
 	if cfg.KeyPrefix != "" {
 		opts.Namespaces = append(opts.Namespaces, cfg.KeyPrefix)
 	}
-	return NewMemcached(opts)
+	return New(opts)
 }
 
 // memcachedOptionTable lists the CACHE_OPTIONS of the memcached types, and
 // memcachedSpreadOptionTable those of SpreadSASLMemcachedCache alone.
 var (
-	memcachedOptionTable = []cacheopt.Option[MemcachedOptions]{
-		cacheopt.Duration("dial_timeout", func(o *MemcachedOptions) *time.Duration { return &o.DialTimeout }),
-		cacheopt.Duration("timeout", func(o *MemcachedOptions) *time.Duration { return &o.Timeout }),
-		cacheopt.PositiveInt("max_idle_conns", func(o *MemcachedOptions) *int { return &o.MaxIdleConns }),
-		cacheopt.PositiveInt("max_conns", func(o *MemcachedOptions) *int { return &o.MaxConns }),
-		cacheopt.PositiveInt("max_value_size", func(o *MemcachedOptions) *int { return &o.MaxValueSize }),
-		cacheopt.Strings("namespaces", func(o *MemcachedOptions) *[]string { return &o.Namespaces }),
-		cacheopt.Func("namespace_refresh", func(o *MemcachedOptions, v any) (err error) {
+	memcachedOptionTable = []cacheopt.Option[Options]{
+		cacheopt.Duration("dial_timeout", func(o *Options) *time.Duration { return &o.DialTimeout }),
+		cacheopt.Duration("timeout", func(o *Options) *time.Duration { return &o.Timeout }),
+		cacheopt.PositiveInt("max_idle_conns", func(o *Options) *int { return &o.MaxIdleConns }),
+		cacheopt.PositiveInt("max_conns", func(o *Options) *int { return &o.MaxConns }),
+		cacheopt.PositiveInt("max_value_size", func(o *Options) *int { return &o.MaxValueSize }),
+		cacheopt.Strings("namespaces", func(o *Options) *[]string { return &o.Namespaces }),
+		cacheopt.Func("namespace_refresh", func(o *Options, v any) (err error) {
 			o.NamespaceRefresh, err = namespace.ParseRefresh(v)
 			return err
 		}),
 	}
-	memcachedSpreadOptionTable = []cacheopt.Option[MemcachedOptions]{
-		cacheopt.PositiveInt("chunk_size", func(o *MemcachedOptions) *int { return &o.ChunkSize }),
-		cacheopt.PositiveInt("max_chunks", func(o *MemcachedOptions) *int { return &o.MaxChunks }),
+	memcachedSpreadOptionTable = []cacheopt.Option[Options]{
+		cacheopt.PositiveInt("chunk_size", func(o *Options) *int { return &o.ChunkSize }),
+		cacheopt.PositiveInt("max_chunks", func(o *Options) *int { return &o.MaxChunks }),
 	}
 )
 
 // String names the servers.
-func (m *Memcached) String() string { return "memcached " + strings.Join(m.servers, ",") }
+func (m *Backend) String() string { return "memcached " + strings.Join(m.servers, ",") }
 
 // Ping checks that every server answers and accepts the credentials. Open
 // does not connect, so an application that wants to fail at startup rather
 // than at its first cache operation calls Ping.
-func (m *Memcached) Ping(ctx context.Context) error {
+func (m *Backend) Ping(ctx context.Context) error {
 	if m.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	return memcachedError(m.client.Ping(ctx))
 }
 
 // Get returns the value under key.
-func (m *Memcached) Get(ctx context.Context, key string) ([]byte, bool, error) {
+func (m *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if m.closed.Load() {
-		return nil, false, ErrClosed
+		return nil, false, backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadGet(ctx, key)
@@ -387,9 +375,9 @@ func (m *Memcached) Get(ctx context.Context, key string) ([]byte, bool, error) {
 }
 
 // GetMany gets every key in one pipeline per server.
-func (m *Memcached) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (m *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if m.closed.Load() {
-		return nil, ErrClosed
+		return nil, backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadGetMany(ctx, keys)
@@ -415,9 +403,9 @@ func (m *Memcached) GetMany(ctx context.Context, keys []string) ([][]byte, error
 }
 
 // Set stores value under key.
-func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (m *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if m.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadSet(ctx, key, value, ttl)
@@ -431,9 +419,9 @@ func (m *Memcached) Set(ctx context.Context, key string, value []byte, ttl time.
 
 // SetMany stores every item in one pipeline per server and reports
 // failures as *KeyError.
-func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+func (m *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if m.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadSetMany(ctx, items, ttl)
@@ -445,7 +433,7 @@ func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl ti
 	for key, v := range items {
 		k, err := m.itemKey(ctx, key)
 		if err != nil {
-			errs = append(errs, &KeyError{Key: key, Err: err})
+			errs = append(errs, &backends.KeyError{Key: key, Err: err})
 			continue
 		}
 		batch = append(batch, memcache.Item{Key: k, Value: encodeMemcached(v), Flags: flags, Expiration: exp})
@@ -453,16 +441,16 @@ func (m *Memcached) SetMany(ctx context.Context, items map[string][]byte, ttl ti
 	}
 	for i, err := range m.client.SetMulti(ctx, batch) {
 		if err != nil {
-			errs = append(errs, &KeyError{Key: owners[i], Err: memcachedError(err)})
+			errs = append(errs, &backends.KeyError{Key: owners[i], Err: memcachedError(err)})
 		}
 	}
 	return errors.Join(errs...)
 }
 
 // Add stores value with memcached's add, which refuses present keys.
-func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (m *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if m.closed.Load() {
-		return false, ErrClosed
+		return false, backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadAdd(ctx, key, value, ttl)
@@ -479,9 +467,9 @@ func (m *Memcached) Add(ctx context.Context, key string, value []byte, ttl time.
 }
 
 // Delete removes key.
-func (m *Memcached) Delete(ctx context.Context, key string) (bool, error) {
+func (m *Backend) Delete(ctx context.Context, key string) (bool, error) {
 	n, err := m.DeleteMany(ctx, []string{key})
-	if ke := (*KeyError)(nil); errors.As(err, &ke) {
+	if ke := (*backends.KeyError)(nil); errors.As(err, &ke) {
 		err = ke.Err // one key: the key is the caller's to name
 	}
 	return n == 1, err
@@ -489,9 +477,9 @@ func (m *Memcached) Delete(ctx context.Context, key string) (bool, error) {
 
 // DeleteMany removes every key in one pipeline per server and counts the
 // entries that were there. Failures are reported as *KeyError.
-func (m *Memcached) DeleteMany(ctx context.Context, keys []string) (int, error) {
+func (m *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if m.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	per := 1 // stored keys per key
 	if m.spread {
@@ -503,7 +491,7 @@ func (m *Memcached) DeleteMany(ctx context.Context, keys []string) (int, error) 
 	for i, key := range keys {
 		logical, err := m.logical(ctx, key)
 		if err != nil {
-			errs = append(errs, &KeyError{Key: key, Err: err})
+			errs = append(errs, &backends.KeyError{Key: key, Err: err})
 			continue
 		}
 		if !m.spread {
@@ -531,23 +519,23 @@ func (m *Memcached) DeleteMany(ctx context.Context, keys []string) (int, error) 
 		case err == nil || err == memcache.ErrCacheMiss:
 		case !failed[owners[j]]:
 			failed[owners[j]] = true
-			errs = append(errs, &KeyError{Key: keys[owners[j]], Err: memcachedError(err)})
+			errs = append(errs, &backends.KeyError{Key: keys[owners[j]], Err: memcachedError(err)})
 		}
 	}
 	return n, errors.Join(errs...)
 }
 
 // Has reads the value, as the protocol has no existence check.
-func (m *Memcached) Has(ctx context.Context, key string) (bool, error) {
+func (m *Backend) Has(ctx context.Context, key string) (bool, error) {
 	_, found, err := m.Get(ctx, key)
 	return found, err
 }
 
-// Inc adds delta with memcached's incr (see Memcached for how signed
+// Inc adds delta with memcached's incr (see Backend for how signed
 // values are kept), falling back to compare-and-swap where incr cannot.
-func (m *Memcached) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (m *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	if m.closed.Load() {
-		return 0, ErrClosed
+		return 0, backends.ErrClosed
 	}
 	if m.spread {
 		return m.spreadInc(ctx, key, delta, ttl)
@@ -562,7 +550,7 @@ func (m *Memcached) Inc(ctx context.Context, key string, delta int64, ttl time.D
 		case err == memcache.ErrCacheMiss:
 			// Created with add rather than by incr, so that the item's
 			// flags carry its expiry like every other item's.
-			err := m.client.Add(ctx, memcache.Item{Key: k, Value: encodeMemcached(formatInt(delta)), Flags: m.expiryFlags(ttl), Expiration: m.exptime(ttl)})
+			err := m.client.Add(ctx, memcache.Item{Key: k, Value: encodeMemcached(backends.FormatInt(delta)), Flags: m.expiryFlags(ttl), Expiration: m.exptime(ttl)})
 			if err == nil {
 				return delta, nil
 			}
@@ -575,7 +563,8 @@ func (m *Memcached) Inc(ctx context.Context, key string, delta int64, ttl time.D
 			var sum int64
 			found, err := m.counterCAS(ctx, key, k, func(old uint64) (uint64, error) {
 				var err error
-				sum, err = addInt64(int64(old), delta)
+				// old is the two's complement of the signed counter.
+				sum, _, err = backends.AddInt(backends.FormatInt(int64(old)), delta)
 				return uint64(sum), err
 			})
 			if !found && err == nil {
@@ -594,9 +583,9 @@ func (m *Memcached) Inc(ctx context.Context, key string, delta int64, ttl time.D
 				_, uerr = m.counterCAS(ctx, key, k, func(v uint64) (uint64, error) { return v - uint64(delta), nil })
 			}
 			if uerr != nil && uerr != memcache.ErrCacheMiss {
-				return 0, fmt.Errorf("%w: %d%+d overflows int64, and taking the increment back failed: %w", ErrNotInteger, old, delta, memcachedError(uerr))
+				return 0, fmt.Errorf("%w: %d%+d overflows int64, and taking the increment back failed: %w", backends.ErrNotInteger, old, delta, memcachedError(uerr))
 			}
-			return 0, fmt.Errorf("%w: %d%+d overflows int64", ErrNotInteger, old, delta)
+			return 0, fmt.Errorf("%w: %d%+d overflows int64", backends.ErrNotInteger, old, delta)
 		}
 		return got, nil
 	}
@@ -613,7 +602,7 @@ func (m *Memcached) Inc(ctx context.Context, key string, delta int64, ttl time.D
 // whatever memory follows it: incr on such a value, which is how negative
 // numbers are stored, fails as non-numeric whenever a '-' happens to lie
 // there.
-func (m *Memcached) counterCAS(ctx context.Context, key, k string, f func(uint64) (uint64, error)) (found bool, err error) {
+func (m *Backend) counterCAS(ctx context.Context, key, k string, f func(uint64) (uint64, error)) (found bool, err error) {
 	for range memcachedMaxAttempts {
 		it, err := m.client.Get(ctx, k)
 		if err == memcache.ErrCacheMiss {
@@ -624,7 +613,7 @@ func (m *Memcached) counterCAS(ctx context.Context, key, k string, f func(uint64
 		}
 		v, ok := decodeMemcached(it.Value)
 		if !ok || it.Value[0] == memcachedVerbatim {
-			return true, fmt.Errorf("%w: the value under %.60q is not an integer", ErrNotInteger, key)
+			return true, fmt.Errorf("%w: the value under %.60q is not an integer", backends.ErrNotInteger, key)
 		}
 		n, _ := strconv.ParseInt(string(v), 10, 64) // decodeMemcached wrote it
 		next, err := f(uint64(n))
@@ -648,9 +637,9 @@ func (m *Memcached) counterCAS(ctx context.Context, key, k string, f func(uint64
 
 // Clear flushes every server for an empty prefix, or increments the
 // generation of a declared namespace.
-func (m *Memcached) Clear(ctx context.Context, prefix string) error {
+func (m *Backend) Clear(ctx context.Context, prefix string) error {
 	if m.closed.Load() {
-		return ErrClosed
+		return backends.ErrClosed
 	}
 	if prefix == "" {
 		err := m.client.FlushAll(ctx)
@@ -659,14 +648,14 @@ func (m *Memcached) Clear(ctx context.Context, prefix string) error {
 	}
 	ns := m.namespaces.Lookup(prefix)
 	if ns == nil {
-		return m.namespaces.Undeclared(m.String(), "memcached", "MemcachedOptions.Namespaces", prefix)
+		return m.namespaces.Undeclared(m.String(), "memcached", "Options.Namespaces", prefix)
 	}
 	_, err := m.bumpGen(ctx, ns, 1)
 	return err
 }
 
 // Close closes the connections; operations after it return ErrClosed.
-func (m *Memcached) Close() error {
+func (m *Backend) Close() error {
 	m.closed.Store(true)
 	return m.client.Close()
 }
@@ -677,21 +666,21 @@ func memcachedError(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, memcache.ErrAuth):
-		return fmt.Errorf("%w: %w", ErrMemcachedAuth, err)
+		return fmt.Errorf("%w: %w", backends.ErrAuth, err)
 	case errors.Is(err, memcache.ErrPoolTimeout):
-		return fmt.Errorf("%w: %w", ErrPoolTimeout, err)
+		return fmt.Errorf("%w: %w", backends.ErrPoolTimeout, err)
 	case errors.Is(err, memcache.ErrProtocol):
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
 	case errors.Is(err, memcache.ErrTooLarge):
 		return fmt.Errorf("%w (the server's item size is set by memcached -I, 1 MiB by default; SpreadSASLMemcachedCache splits larger values): %w",
-			ErrMemcachedValueTooLarge, err)
+			backends.ErrValueTooLarge, err)
 	}
 	return err
 }
 
 // exptime converts a TTL to memcached's exptime: whole seconds rounded up,
 // absolute Unix time beyond 30 days.
-func (m *Memcached) exptime(ttl time.Duration) uint32 {
+func (m *Backend) exptime(ttl time.Duration) uint32 {
 	if ttl <= 0 {
 		return 0
 	}
@@ -705,7 +694,7 @@ func (m *Memcached) exptime(ttl time.Duration) uint32 {
 // expiryFlags is what items store in their flags: their expiry as a Unix
 // time (0: never), which Inc needs to rewrite an item with its TTL since
 // the protocol cannot read one.
-func (m *Memcached) expiryFlags(ttl time.Duration) uint32 {
+func (m *Backend) expiryFlags(ttl time.Duration) uint32 {
 	if ttl <= 0 {
 		return 0
 	}
@@ -783,7 +772,7 @@ func memcachedSafeKey(s string) string {
 }
 
 // itemKey is the server key of key, namespace generations included.
-func (m *Memcached) itemKey(ctx context.Context, key string) (string, error) {
+func (m *Backend) itemKey(ctx context.Context, key string) (string, error) {
 	logical, err := m.logical(ctx, key)
 	return memcachedSafeKey(logical), err
 }
@@ -792,7 +781,7 @@ func (m *Memcached) itemKey(ctx context.Context, key string) (string, error) {
 // after that namespace's prefix. Since generations are digits and a colon
 // and every enclosing namespace's generation is inserted too, two different
 // keys never give the same result.
-func (m *Memcached) logical(ctx context.Context, key string) (string, error) {
+func (m *Backend) logical(ctx context.Context, key string) (string, error) {
 	if m.namespaces.Len() == 0 {
 		return key, nil
 	}
@@ -826,7 +815,7 @@ func (m *Memcached) logical(ctx context.Context, key string) (string, error) {
 // missing generation (a new namespace, a flushed or evicting server) is
 // created at a random number rather than a constant, so that entries
 // written under an earlier generation stay unreachable.
-func (m *Memcached) bumpGen(ctx context.Context, ns *namespace.Namespace, delta uint64) (string, error) {
+func (m *Backend) bumpGen(ctx context.Context, ns *namespace.Namespace, delta uint64) (string, error) {
 	genKey := keys.SafeKey(memcachedGenName + ns.Prefix)
 	for range memcachedMaxAttempts {
 		v, err := m.client.Incr(ctx, genKey, delta, uint64(rand.Uint32()), 0)
@@ -879,11 +868,11 @@ func spreadKey(logical string, i int) string {
 }
 
 // spreadChunks splits value into the items of one write.
-func (m *Memcached) spreadChunks(logical string, value []byte, ttl time.Duration) ([]memcache.Item, error) {
+func (m *Backend) spreadChunks(logical string, value []byte, ttl time.Duration) ([]memcache.Item, error) {
 	n := max(1, (len(value)+m.chunkSize-1)/m.chunkSize)
 	if n > m.maxChunks {
 		return nil, fmt.Errorf("%w: a value of %d bytes needs %d chunks of %d bytes, more than the %d allowed (MaxChunks, CACHE_OPTIONS max_chunks)",
-			ErrMemcachedValueTooLarge, len(value), n, m.chunkSize, m.maxChunks)
+			backends.ErrValueTooLarge, len(value), n, m.chunkSize, m.maxChunks)
 	}
 	var expiry int64
 	if ttl > 0 {
@@ -892,7 +881,7 @@ func (m *Memcached) spreadChunks(logical string, value []byte, ttl time.Duration
 	return m.spreadItems(logical, value, n, expiry, m.exptime(ttl)), nil
 }
 
-func (m *Memcached) spreadItems(logical string, value []byte, n int, expiry int64, exptime uint32) []memcache.Item {
+func (m *Backend) spreadItems(logical string, value []byte, n int, expiry int64, exptime uint32) []memcache.Item {
 	h := spreadHeader{nonce: rand.Uint64(), count: n, length: uint64(len(value)), sum: crc32.Checksum(value, castagnoli), expiry: expiry}
 	items := make([]memcache.Item, n)
 	for i := range items {
@@ -958,7 +947,7 @@ func spreadJoin(h spreadHeader, data0 []byte, rest []memcache.Item) ([]byte, boo
 }
 
 // spreadRead reads the entry whose chunk 0 is chunk0.
-func (m *Memcached) spreadRead(ctx context.Context, logical string, chunk0 []byte) ([]byte, spreadHeader, bool, error) {
+func (m *Backend) spreadRead(ctx context.Context, logical string, chunk0 []byte) ([]byte, spreadHeader, bool, error) {
 	h, data0, ok := parseSpreadHeader(chunk0)
 	if !ok {
 		return nil, h, false, nil
@@ -978,7 +967,7 @@ func (m *Memcached) spreadRead(ctx context.Context, logical string, chunk0 []byt
 	return v, h, ok, nil
 }
 
-func (m *Memcached) spreadGet(ctx context.Context, key string) ([]byte, bool, error) {
+func (m *Backend) spreadGet(ctx context.Context, key string) ([]byte, bool, error) {
 	logical, err := m.logical(ctx, key)
 	if err != nil {
 		return nil, false, err
@@ -996,7 +985,7 @@ func (m *Memcached) spreadGet(ctx context.Context, key string) ([]byte, bool, er
 
 // spreadGetMany reads every chunk 0 in one pipeline, then every other
 // chunk they list in a second one.
-func (m *Memcached) spreadGetMany(ctx context.Context, keys []string) ([][]byte, error) {
+func (m *Backend) spreadGetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	logicals := make([]string, len(keys))
 	ks := make([]string, len(keys))
 	for i, key := range keys {
@@ -1045,7 +1034,7 @@ func (m *Memcached) spreadGetMany(ctx context.Context, keys []string) ([][]byte,
 }
 
 // spreadSet writes the chunks after the first, then the first.
-func (m *Memcached) spreadSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+func (m *Backend) spreadSet(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	logical, err := m.logical(ctx, key)
 	if err != nil {
 		return err
@@ -1065,7 +1054,7 @@ func (m *Memcached) spreadSet(ctx context.Context, key string, value []byte, ttl
 // spreadSetMany writes every chunk after the first of every item in one
 // pipeline per server, then the first chunks of the items whose other
 // chunks were stored.
-func (m *Memcached) spreadSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+func (m *Backend) spreadSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	var (
 		errs        []error
 		firsts      []memcache.Item
@@ -1081,7 +1070,7 @@ func (m *Memcached) spreadSetMany(ctx context.Context, items map[string][]byte, 
 			chunks, err = m.spreadChunks(logical, v, ttl)
 		}
 		if err != nil {
-			errs = append(errs, &KeyError{Key: key, Err: err})
+			errs = append(errs, &backends.KeyError{Key: key, Err: err})
 			continue
 		}
 		firsts = append(firsts, chunks[0])
@@ -1100,7 +1089,7 @@ func (m *Memcached) spreadSetMany(ctx context.Context, items map[string][]byte, 
 	var owners []string
 	for i, it := range firsts {
 		if err := restFailure[firstOwner[i]]; err != nil {
-			errs = append(errs, &KeyError{Key: firstOwner[i], Err: memcachedError(err)})
+			errs = append(errs, &backends.KeyError{Key: firstOwner[i], Err: memcachedError(err)})
 			continue
 		}
 		toWrite = append(toWrite, it)
@@ -1108,7 +1097,7 @@ func (m *Memcached) spreadSetMany(ctx context.Context, items map[string][]byte, 
 	}
 	for i, err := range m.client.SetMulti(ctx, toWrite) {
 		if err != nil {
-			errs = append(errs, &KeyError{Key: owners[i], Err: memcachedError(err)})
+			errs = append(errs, &backends.KeyError{Key: owners[i], Err: memcachedError(err)})
 		}
 	}
 	return errors.Join(errs...)
@@ -1116,7 +1105,7 @@ func (m *Memcached) spreadSetMany(ctx context.Context, items map[string][]byte, 
 
 // spreadAdd claims chunk 0 with memcached's add (or, over a broken entry,
 // with compare-and-swap), then writes the other chunks.
-func (m *Memcached) spreadAdd(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+func (m *Backend) spreadAdd(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	logical, err := m.logical(ctx, key)
 	if err != nil {
 		return false, err
@@ -1169,7 +1158,7 @@ func (m *Memcached) spreadAdd(ctx context.Context, key string, value []byte, ttl
 
 // spreadInc reads chunk 0 and writes the sum back with compare-and-swap,
 // retrying when another client got there first.
-func (m *Memcached) spreadInc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+func (m *Backend) spreadInc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
 	logical, err := m.logical(ctx, key)
 	if err != nil {
 		return 0, err
@@ -1181,7 +1170,7 @@ func (m *Memcached) spreadInc(ctx context.Context, key string, delta int64, ttl 
 		}
 		cur, err := m.client.Get(ctx, k0)
 		if err == memcache.ErrCacheMiss {
-			items, _ := m.spreadChunks(logical, formatInt(delta), ttl) // one chunk: never too large
+			items, _ := m.spreadChunks(logical, backends.FormatInt(delta), ttl) // one chunk: never too large
 			switch err := m.client.Add(ctx, items[0]); err {
 			case nil:
 				return delta, nil
@@ -1201,17 +1190,15 @@ func (m *Memcached) spreadInc(ctx context.Context, key string, delta int64, ttl 
 		var item memcache.Item
 		result := delta
 		if !live { // a broken entry is a miss: replace it
-			items, _ := m.spreadChunks(logical, formatInt(delta), ttl)
+			items, _ := m.spreadChunks(logical, backends.FormatInt(delta), ttl)
 			item = items[0]
 		} else {
-			n, err := parseStoredInt(v)
+			sum, stored, err := backends.AddInt(v, delta)
 			if err != nil {
 				return 0, err
 			}
-			if result, err = addInt64(n, delta); err != nil {
-				return 0, err
-			}
-			item = m.spreadItems(logical, formatInt(result), 1, h.expiry, m.exptimeAt(h.expiry))[0]
+			result = sum
+			item = m.spreadItems(logical, stored, 1, h.expiry, m.exptimeAt(h.expiry))[0]
 		}
 		item.CAS = cur.CAS
 		switch err := m.client.CompareAndSwap(ctx, item); err {
@@ -1228,7 +1215,7 @@ func (m *Memcached) spreadInc(ctx context.Context, key string, delta int64, ttl 
 
 // exptimeAt is the exptime that makes an entry expire at the Unix time
 // expiry (0: never), as close as memcached's whole seconds allow.
-func (m *Memcached) exptimeAt(expiry int64) uint32 {
+func (m *Backend) exptimeAt(expiry int64) uint32 {
 	if expiry == 0 {
 		return 0
 	}

@@ -1,4 +1,4 @@
-package backends_test
+package redis_test
 
 import (
 	"bufio"
@@ -14,11 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -209,7 +210,7 @@ func TestRedisHostileServerReplies(t *testing.T) {
 					defer cancel()
 					_, _, err2 = b.Get(ctx, "k")
 				})
-				require.ErrorIs(t, err2, backends.ErrRedisReplyTooLarge)
+				require.ErrorIs(t, err2, redis.ErrReplyTooLarge)
 				assert.Contains(t, err2.Error(), "max_value_size")
 				assert.Contains(t, err2.Error(), fake.addr(), "the error names the server")
 				assert.Less(t, alloc, uint64(2*hostileMaxValueSize+8<<20), "bytes allocated by Get")
@@ -274,7 +275,7 @@ func TestRedisHostileServerSentinelAndCluster(t *testing.T) {
 		})
 		b := openBackend(t, map[string]any{"CACHE_TYPE": "RedisSentinelCache",
 			"CACHE_REDIS_SENTINELS": []string{sentinel.addr()}, "CACHE_OPTIONS": opts})
-		require.ErrorIs(t, run(t, b), backends.ErrRedisReplyTooLarge)
+		require.ErrorIs(t, run(t, b), redis.ErrReplyTooLarge)
 	})
 	t.Run("cluster node answering CLUSTER SLOTS", func(t *testing.T) {
 		node := startFakeRESP(t, func(cmd []string) []byte { return []byte(huge) })
@@ -319,10 +320,10 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 
 			require.NoError(t, b.Set(ctx, "too-big", make([]byte, limit+1), backends.NoExpiry))
 			_, _, err = b.Get(ctx, "too-big")
-			require.ErrorIs(t, err, backends.ErrRedisReplyTooLarge)
+			require.ErrorIs(t, err, redis.ErrReplyTooLarge)
 			assert.Contains(t, err.Error(), fmt.Sprintf("bulk string of %d bytes", limit+1))
 			_, err = b.GetMany(ctx, []string{"fits-1", "too-big"})
-			require.ErrorIs(t, err, backends.ErrRedisReplyTooLarge)
+			require.ErrorIs(t, err, redis.ErrReplyTooLarge)
 
 			got, ok, err := b.Get(ctx, "fits-1")
 			require.NoError(t, err, "the next command gets a fresh connection")
@@ -336,15 +337,15 @@ func TestLimitRedisReplies(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := context.Background()
 	t.Run("a client for NewRedis", func(t *testing.T) {
-		opt := &redis.Options{Addr: srv.Addr}
-		require.NoError(t, backends.LimitRedisReplies(opt, 1000))
-		client := redis.NewClient(opt)
+		opt := &goredis.Options{Addr: srv.Addr}
+		require.NoError(t, redis.LimitReplies(opt, 1000))
+		client := goredis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
-		b := backends.NewRedis(client)
+		b := redis.New(client)
 		require.NoError(t, b.Set(ctx, "small", []byte("v"), backends.NoExpiry))
 		require.NoError(t, b.Set(ctx, "big", make([]byte, 1001), backends.NoExpiry))
 		_, _, err := b.Get(ctx, "big")
-		require.ErrorIs(t, err, backends.ErrRedisReplyTooLarge)
+		require.ErrorIs(t, err, redis.ErrReplyTooLarge)
 		v, ok, err := b.Get(ctx, "small")
 		require.NoError(t, err)
 		assert.True(t, ok)
@@ -353,29 +354,29 @@ func TestLimitRedisReplies(t *testing.T) {
 	t.Run("wraps the application's dialer", func(t *testing.T) {
 		var dials int
 		var mu sync.Mutex
-		opt := &redis.Options{Addr: srv.Addr, Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		opt := &goredis.Options{Addr: srv.Addr, Dialer: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			mu.Lock()
 			dials++
 			mu.Unlock()
 			var d net.Dialer
 			return d.DialContext(ctx, network, addr)
 		}}
-		require.NoError(t, backends.LimitRedisReplies(opt, 1000))
-		client := redis.NewClient(opt)
+		require.NoError(t, redis.LimitReplies(opt, 1000))
+		client := goredis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
 		require.NoError(t, client.Set(ctx, "big", make([]byte, 1001), backends.NoExpiry).Err())
-		require.ErrorIs(t, client.Get(ctx, "big").Err(), backends.ErrRedisReplyTooLarge)
+		require.ErrorIs(t, client.Get(ctx, "big").Err(), redis.ErrReplyTooLarge)
 		mu.Lock()
 		assert.Positive(t, dials)
 		mu.Unlock()
 	})
 	t.Run("every options type", func(t *testing.T) {
-		for _, opt := range []any{&redis.Options{}, &redis.FailoverOptions{}, &redis.ClusterOptions{}, &redis.UniversalOptions{}} {
-			require.NoError(t, backends.LimitRedisReplies(opt, 0), "%T", opt)
+		for _, opt := range []any{&goredis.Options{}, &goredis.FailoverOptions{}, &goredis.ClusterOptions{}, &goredis.UniversalOptions{}} {
+			require.NoError(t, redis.LimitReplies(opt, 0), "%T", opt)
 		}
-		require.ErrorIs(t, backends.LimitRedisReplies(&redis.Options{}, -1), backends.ErrConfig)
-		require.Error(t, backends.LimitRedisReplies(&redis.RingOptions{}, 0))
-		require.Error(t, backends.LimitRedisReplies(nil, 0))
+		require.ErrorIs(t, redis.LimitReplies(&goredis.Options{}, -1), backends.ErrConfig)
+		require.Error(t, redis.LimitReplies(&goredis.RingOptions{}, 0))
+		require.Error(t, redis.LimitReplies(nil, 0))
 	})
 	t.Run("TLS through the default dialer", func(t *testing.T) {
 		// A TLS server that answers like Redis: the bounded dialer must
@@ -388,12 +389,12 @@ func TestLimitRedisReplies(t *testing.T) {
 		fake := &fakeRESP{ln: ln, reply: func(cmd []string) []byte { return []byte("$68719476736\r\n") }}
 		fake.wg.Go(fake.serve)
 		t.Cleanup(fake.close)
-		opt := &redis.Options{Addr: ln.Addr().String(), TLSConfig: &tls.Config{InsecureSkipVerify: true}, MaxRetries: -1}
-		require.NoError(t, backends.LimitRedisReplies(opt, 1000))
-		client := redis.NewClient(opt)
+		opt := &goredis.Options{Addr: ln.Addr().String(), TLSConfig: &tls.Config{InsecureSkipVerify: true}, MaxRetries: -1}
+		require.NoError(t, redis.LimitReplies(opt, 1000))
+		client := goredis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
 		require.NoError(t, client.Ping(ctx).Err())
-		require.ErrorIs(t, client.Get(ctx, "k").Err(), backends.ErrRedisReplyTooLarge)
+		require.ErrorIs(t, client.Get(ctx, "k").Err(), redis.ErrReplyTooLarge)
 	})
 }
 
@@ -428,7 +429,7 @@ const redisDocumentedACL = "shop on >secret ~flask_cache_* resetchannels -@all "
 func TestRedisDocumentedACLIsEnough(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := context.Background()
-	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	defer admin.Close()
 	args := []any{"ACL", "SETUSER"}
 	for _, f := range strings.Fields(redisDocumentedACL) {
@@ -444,7 +445,7 @@ func TestRedisDocumentedACLIsEnough(t *testing.T) {
 			c, err := backends.Open(cfg)
 			require.NoError(t, err)
 			defer c.Close()
-			require.NoError(t, c.Backend().(*backends.Redis).Ping(ctx))
+			require.NoError(t, c.Backend().(*redis.Backend).Ping(ctx))
 			require.NoError(t, c.Set(ctx, "a", "x"))
 			var s string
 			found, err := c.Get(ctx, "a", &s)
