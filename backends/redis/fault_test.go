@@ -140,8 +140,10 @@ func TestRedisFailOpenWhileServerRestarts(t *testing.T) {
 	assert.Greater(t, end.BackendErrors, killed.BackendErrors, "backend errors counted")
 	// After PoolSize failed dials go-redis's pool stops dialing and
 	// probes the server once a second (internal/pool tryDial), so hits
-	// resume within one probe interval of the restart, plus a round trip.
-	assert.Less(t, resumed, time.Second+250*time.Millisecond, "hits resumed after the restart")
+	// resume within one probe interval of the restart, plus a round trip
+	// (logged above). The bound is generous: on a loaded machine the probe
+	// and the round trip run late.
+	assert.Less(t, resumed, 3*time.Second, "hits resumed after the restart")
 	assert.Greater(t, end.Hits, restarted.Hits+100, "hits after the restart")
 }
 
