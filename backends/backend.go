@@ -11,7 +11,9 @@ import (
 // before a Backend sees them.
 //
 // Every method must be safe for concurrent use. Keys arrive already prefixed.
-// A ttl is never negative: 0 means the entry never expires. Value slices
+// A ttl is resolved by the Cache before a Backend sees it: it is either
+// positive, a TTL, or NoExpiry, an entry that never expires (never 0, never
+// another negative value). Value slices
 // returned by Get and GetMany may share memory with the backend and must not
 // be modified by the caller, nor by the backend afterwards (fragment hands a
 // hit to the page, and html/template as a string, without copying it);

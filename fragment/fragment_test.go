@@ -39,7 +39,7 @@ func TestFragmentReturnsWhatRenderWrites(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			run := func(viaFragment bool) (string, error, Stats) {
-				c := New(backends.New(tc.store(), backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+				c := New(backends.New(tc.store(), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 				body := tc.body
 				if body == nil {
 					body, _ = countingBody(out)

@@ -91,7 +91,7 @@ var engines = []engine{
 }
 
 func newFC() *fragment.Cache {
-	return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 }
 
 // repeat joins n copies of block(i), one per line.
