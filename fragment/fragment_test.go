@@ -38,7 +38,7 @@ func TestFragmentReturnsWhatRenderWrites(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			run := func(viaFragment bool) (string, error, Stats) {
+			run := func(viaFragment bool) (string, Stats, error) {
 				c := New(backends.New(tc.store(), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 				body := tc.body
 				if body == nil {
@@ -51,13 +51,13 @@ func TestFragmentReturnsWhatRenderWrites(t *testing.T) {
 				}
 				if viaFragment {
 					frag, err := c.Fragment(context.Background(), call, body)
-					return string(frag), err, c.Stats()
+					return string(frag), c.Stats(), err
 				}
 				s, err := render(c, call, body)
-				return s, err, c.Stats()
+				return s, c.Stats(), err
 			}
-			wantOut, wantErr, wantStats := run(false)
-			gotOut, gotErr, gotStats := run(true)
+			wantOut, wantStats, wantErr := run(false)
+			gotOut, gotStats, gotErr := run(true)
 			if tc.err {
 				require.Error(t, wantErr)
 				assert.Equal(t, wantErr.Error(), gotErr.Error())
