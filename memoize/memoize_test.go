@@ -1015,3 +1015,51 @@ func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing
 	assert.Equal(t, "h1(h2)", out1, "h(1) ran h(2) uncached rather than wait for it")
 	assert.Equal(t, "h2(h1(h2))", out2, "h(2) waited for h(1)")
 }
+
+// The same cycle through two different memoized functions: f(1) calls
+// g(1) on one goroutine while g(1) calls f(1) on another. Each function
+// deduplicates its own calls, so the cycle spans two of them; it must be
+// seen all the same, and the call closing it runs uncached.
+func TestCallsOfTwoMemoizedFunctionsNestedInOppositeOrdersDoNotDeadlock(t *testing.T) {
+	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	var f *Memoized[int, string]
+	var g *Memoized[int, int]
+	fStarted := make(chan struct{})
+	f = Func(cache, func(ctx context.Context, n int) (string, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return fmt.Sprint("f", n), nil
+		}
+		close(fStarted)
+		if !pollUntil(func() bool { return f.m.group.Waiting() == 1 }) {
+			return "", errors.New("g(1) never waited for f(1)")
+		}
+		inner, err := g.Call(context.Background(), n)
+		return fmt.Sprintf("f%d(%d)", n, inner), err
+	}, Options{Name: "f"})
+	g = Func(cache, func(ctx context.Context, n int) (int, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return 10 * n, nil
+		}
+		<-fStarted
+		inner, err := f.Call(context.Background(), n)
+		return len(inner), err
+	}, Options{Name: "g"})
+	nest := context.WithValue(context.Background(), nestKey{}, true)
+	var outF string
+	var outG int
+	var errF, errG error
+	var wg sync.WaitGroup
+	wg.Go(func() { outF, errF = f.Call(nest, 1) })
+	wg.Go(func() { outG, errG = g.Call(nest, 1) })
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls of two memoized functions nested in opposite orders deadlocked")
+	}
+	require.NoError(t, errF)
+	require.NoError(t, errG)
+	assert.Equal(t, "f1(10)", outF, "f(1) ran g(1) uncached rather than wait for it")
+	assert.Equal(t, len("f1(10)"), outG, "g(1) waited for f(1)")
+}
