@@ -293,7 +293,6 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 		call.Timeout = s.value(a.Get(1), fragment.ErrTimeout)
 	}
 	if n > 2 {
-		call.HasName = true
 		if s.constName {
 			call.Name = s.name
 		} else {
