@@ -71,7 +71,7 @@ func newBenchSetup(b testing.TB, pages map[string]string) *benchSetup {
 	for p, src := range pages {
 		views.Set(p, src)
 	}
-	set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+	set, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
 	if err != nil {
 		b.Fatal(err)
 	}
