@@ -45,8 +45,8 @@ var (
 	// ErrRecursive is returned when a memoized function calls itself with
 	// the same arguments: it would wait for its own result forever. (A call
 	// whose result is being computed by another goroutine that waits for
-	// the caller, calls nested in opposite orders, runs the function
-	// uncached instead.)
+	// the caller, calls nested in opposite orders, of one memoized
+	// function or of several, runs the function uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 )
 
