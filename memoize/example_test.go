@@ -20,7 +20,7 @@ func lookupPrice(_ context.Context, sku string) (float64, error) {
 // later calls with the same argument are answered from the cache.
 func ExampleFunc() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	price := memoize.Func(cache, lookupPrice, memoize.Options{Timeout: 5 * time.Minute})
 
 	for _, sku := range []string{"lamp", "lamp", "desk"} {
@@ -51,7 +51,7 @@ func ExampleFunc_struct() {
 		RequestID string
 	}
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	add := memoize.Func(cache, func(_ context.Context, s sum) (int, error) {
 		fmt.Println("(adding)")
 		return s.A + s.B, nil
@@ -71,7 +71,7 @@ func ExampleFunc_struct() {
 // every stored result in one write, and Delete exactly one.
 func ExampleMemoized_DeleteMemoized() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	stock := map[string]int{"lamp": 3, "desk": 1}
 	inStock := memoize.Func(cache, func(_ context.Context, sku string) (int, error) {
 		return stock[sku], nil
@@ -117,7 +117,7 @@ func (r *Repo) countUsers(_ context.Context, active bool) (int, error) {
 // receiver's results.
 func ExampleMethod() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	countUsers := memoize.Method(cache, (*Repo).countUsers, memoize.Options{})
 
 	acme, initech := &Repo{"acme"}, &Repo{"initech"}

@@ -19,8 +19,8 @@ type Memoized[A, R any] struct {
 // part of the key unless Options.IgnoreFields names it. It panics, as for
 // a programming error, if cache or fn is nil, if fn is a function literal
 // or method value and opts.Name is empty, if opts.Timeout is negative
-// other than NoExpiry, or if opts.IgnoreFields names a field A does not
-// have.
+// other than backends.NoExpiry, or if opts.IgnoreFields names a field A
+// does not have.
 func Func[A, R any](cache *backends.Cache, fn func(context.Context, A) (R, error), opts Options) *Memoized[A, R] {
 	return &Memoized[A, R]{m: newMemo[R](cache, fn, nil, reflect.TypeFor[A](), opts), fn: fn}
 }

@@ -22,8 +22,8 @@ type MemoizedMethod[T Identifier, A, R any] struct {
 // is hidden in it; pass the method expression and the receiver to Call. It
 // panics, as for a programming error, if cache or fn is nil, if fn is a
 // function literal or method value and opts.Name is empty, if opts.Timeout
-// is negative other than NoExpiry, or if opts.IgnoreFields names a field A
-// does not have.
+// is negative other than backends.NoExpiry, or if opts.IgnoreFields names
+// a field A does not have.
 func Method[T Identifier, A, R any](cache *backends.Cache, fn func(T, context.Context, A) (R, error), opts Options) *MemoizedMethod[T, A, R] {
 	return &MemoizedMethod[T, A, R]{m: newMemo[R](cache, fn, reflect.TypeFor[T](), reflect.TypeFor[A](), opts), fn: fn}
 }
