@@ -12,8 +12,9 @@
 // template block that re-enters its own fragment, a memoized function that
 // calls itself with the same arguments, or two computations each waiting
 // for the other across goroutines, in one Group or in two (the wait-for
-// graph is the process's, not a Group's). The last case (ErrCycle) is an accident
-// of timing rather than a bug, and callers compute such a value themselves.
+// graph is the process's, not a Group's). The last case (ErrCycle) is an
+// accident of timing rather than a bug, and callers compute such a value
+// themselves.
 // And a caller whose computation fails after its own context ended does
 // not pass that failure on to waiters whose contexts are alive: one of them
 // takes over.
