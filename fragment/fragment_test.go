@@ -76,7 +76,7 @@ func TestFragmentReturnsWhatRenderWrites(t *testing.T) {
 func TestFragmentHitIsTheStoredValue(t *testing.T) {
 	c, store := newTestCache(Options{})
 	body, renders := countingBody("<li>stored once</li>")
-	call := Call{Site: testSite(), Timeout: 300, HasName: true, Name: "sidebar"}
+	call := Call{Site: testSite(), Timeout: 300, Name: "sidebar"}
 	first, err := c.Fragment(context.Background(), call, body)
 	require.NoError(t, err)
 	frag, err := c.Fragment(context.Background(), call, body)

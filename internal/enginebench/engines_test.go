@@ -222,7 +222,7 @@ func jetTemplates(tb testing.TB, fc *fragment.Cache, cachedSrc, plainSrc string,
 		fmt.Fprintf(&floorSrc, "{{ floor(%d) }}\n", i)
 	}
 	views.Set("/floor.jet", floorSrc.String())
-	bound, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+	bound, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
 	if err != nil {
 		tb.Fatal(err)
 	}
