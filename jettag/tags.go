@@ -29,20 +29,8 @@ func WithContext(vars jet.VarMap, ctx context.Context) jet.VarMap {
 	if vars == nil {
 		vars = make(jet.VarMap, 1)
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return vars.Set(ContextVar, &ctxBox{ctx})
+	return vars.Set(ContextVar, ctx)
 }
-
-// ctxBox carries WithContext's ctx: a block recognises it by its type and
-// reads the field, where a bare context.Context would cost an interface
-// conversion on every block. A template that prints it gets a placeholder.
-type ctxBox struct{ ctx context.Context }
-
-func (*ctxBox) String() string { return "context" }
-
-var ctxBoxType = reflect.TypeFor[*ctxBox]()
 
 // ErrDelims is returned by Bind and NewSet when the Set's delimiters are not
 // the ones Options names: the rewrite would not see the Set's tags.
@@ -295,7 +283,7 @@ func (t *Tags) Bind(set *jet.Set) error {
 			ErrDelims, t.ld, t.rd, t.lc, t.rc)
 	}
 	set.AddGlobalFunc(funcName, t.execute)
-	set.AddGlobal(ContextVar, &ctxBox{context.Background()})
+	set.AddGlobal(ContextVar, context.Background())
 	return nil
 }
 
@@ -404,11 +392,7 @@ func (s *site) value(v reflect.Value, sentinel error) any {
 
 // contextOf returns the execution's ContextVar, or context.Background().
 func contextOf(rt *jet.Runtime) context.Context {
-	v := rt.Resolve(ContextVar)
-	if v.IsValid() && v.Type() == ctxBoxType && !v.IsNil() {
-		return (*ctxBox)(v.UnsafePointer()).ctx
-	}
-	if v.IsValid() && v.CanInterface() {
+	if v := rt.Resolve(ContextVar); v.IsValid() && v.CanInterface() {
 		if ctx, ok := v.Interface().(context.Context); ok && ctx != nil {
 			return ctx
 		}
