@@ -48,8 +48,8 @@ bench-peers:
 # The tables of BENCHMARKS.md "In-process speed": interleaved rounds, on
 # process CPU time so that a shared machine's waits do not blur them.
 bench-report:
-	$(GO) test -run TestReport -count=1 ./internal/enginebench/ -args -report -rounds 5
-	cd bench && $(GO) test -run TestReport -count=1 -timeout 60m . -args -report -rounds 3 -clock cpu
+	$(GO) test -v -run TestReport -count=1 ./internal/enginebench/ -args -report -rounds 5
+	cd bench && $(GO) test -v -run TestReport -count=1 -timeout 60m . -args -report -rounds 3 -clock cpu
 
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \

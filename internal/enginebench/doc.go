@@ -9,7 +9,7 @@
 // library package's tests import all three.
 //
 //	go test -run '^$' -bench . -benchmem ./internal/enginebench/    # each cell, for profiling
-//	go test -run TestReport -report -rounds 7 ./internal/enginebench/  # interleaved rounds, as markdown
+//	go test -v -run TestReport ./internal/enginebench/ -args -report -rounds 7  # interleaved rounds, as markdown
 //
 // BENCHMARKS.md records the figures and the command lines.
 package enginebench
