@@ -67,6 +67,7 @@ type Redis struct {
 	owned  bool  // Close closes the client
 	broken error // why every operation fails: a client NewRedis cannot use
 	closed atomic.Bool
+	near   *redisNear // the near cache, or nil (redis_near.go)
 }
 
 // NewRedis returns a backend over client: a *redis.Client for a standalone
@@ -118,6 +119,14 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if err := r.ready(); err != nil {
 		return nil, false, err
 	}
+	if r.near != nil {
+		return r.near.get(ctx, r, key)
+	}
+	return r.getDirect(ctx, key)
+}
+
+// getDirect reads key with GET.
+func (r *Redis) getDirect(ctx context.Context, key string) ([]byte, bool, error) {
 	b, err := r.client.Get(ctx, key).Bytes()
 	switch {
 	case err == redis.Nil:
@@ -134,6 +143,9 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, bool, error) {
 func (r *Redis) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
+	}
+	if r.near != nil {
+		return r.near.getMany(ctx, r, keys)
 	}
 	out := make([][]byte, len(keys))
 	groups := r.topo.groups(keys)
@@ -225,6 +237,9 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.ready(); err != nil {
 		return err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	cmd := redis.NewStatusCmd(ctx, setArgs(key, value, false, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	return redisError("SET", cmd.Err())
@@ -237,6 +252,13 @@ func (r *Redis) SetMany(ctx context.Context, items map[string][]byte, ttl time.D
 	}
 	if len(items) == 0 {
 		return nil
+	}
+	if r.near != nil {
+		defer func() {
+			for k := range items {
+				r.near.forget(k)
+			}
+		}()
 	}
 	keys := make([]string, 0, len(items))
 	cmds := make([]*redis.StatusCmd, 0, len(items))
@@ -263,6 +285,9 @@ func (r *Redis) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := r.ready(); err != nil {
 		return false, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	cmd := redis.NewStatusCmd(ctx, setArgs(key, value, true, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	switch err := cmd.Err(); err {
@@ -280,6 +305,9 @@ func (r *Redis) Delete(ctx context.Context, key string) (bool, error) {
 	if err := r.ready(); err != nil {
 		return false, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	n, err := r.client.Unlink(ctx, key).Result()
 	if err != nil {
 		return false, redisError("UNLINK", err)
@@ -292,6 +320,9 @@ func (r *Redis) Delete(ctx context.Context, key string) (bool, error) {
 func (r *Redis) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if err := r.ready(); err != nil {
 		return 0, err
+	}
+	if r.near != nil {
+		defer r.near.forget(keys...)
 	}
 	groups := r.topo.groups(keys)
 	switch len(groups) {
@@ -359,6 +390,9 @@ func (r *Redis) Inc(ctx context.Context, key string, delta int64, ttl time.Durat
 	if err := r.ready(); err != nil {
 		return 0, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	var ms int64
 	if ttl > 0 {
 		ms = ttlMillis(ttl)
@@ -392,6 +426,9 @@ func isNotInteger(err error) bool {
 func (r *Redis) Clear(ctx context.Context, prefix string) error {
 	if err := r.ready(); err != nil {
 		return err
+	}
+	if r.near != nil {
+		defer r.near.nc.Flush()
 	}
 	if prefix == "" {
 		return redisError("FLUSHDB", r.forEachServer(ctx, func(ctx context.Context, c redis.Cmdable) error {
@@ -461,7 +498,13 @@ func escapeGlob(prefix string) string {
 // Close closes the client if the backend made it (Open), and makes every
 // later operation return ErrClosed.
 func (r *Redis) Close() error {
-	if r.closed.Swap(true) || !r.owned {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	if r.near != nil {
+		r.near.close()
+	}
+	if !r.owned {
 		return nil
 	}
 	return r.client.Close()
@@ -527,7 +570,12 @@ func openRedis(cfg Config) (Backend, error) {
 	if err := applyRedisLogger(cfg); err != nil {
 		return nil, err
 	}
-	return &Redis{client: redis.NewClient(opt), topo: oneServer, owned: true}, nil
+	near, on, err := nearCacheFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewClient(opt)
+	return openNear(&Redis{client: client, topo: oneServer, owned: true}, client, near, on), nil
 }
 
 // parseRedisURL reads CACHE_REDIS_URL as redis.ParseURL does. As in Flask,
@@ -584,7 +632,12 @@ func openRedisSentinel(cfg Config) (Backend, error) {
 	if err := applyRedisLogger(cfg); err != nil {
 		return nil, err
 	}
-	return &Redis{client: redis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
+	near, on, err := nearCacheFromConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client := redis.NewFailoverClient(opt)
+	return openNear(&Redis{client: client, topo: oneServer, owned: true}, client, near, on), nil
 }
 
 // openRedisCluster is RedisClusterCache's factory.
@@ -606,6 +659,12 @@ func openRedisCluster(cfg Config) (Backend, error) {
 		return nil, err
 	}
 	if err := applyRedisLogger(cfg); err != nil {
+		return nil, err
+	}
+	if _, on, err := nearCacheFromConfig(cfg); err != nil || on {
+		if err == nil {
+			err = fmt.Errorf("%w: CACHE_OPTIONS %s: %w", ErrConfig, nearCacheOption, ErrNearCacheUnsupported)
+		}
 		return nil, err
 	}
 	return &Redis{client: redis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
@@ -742,6 +801,7 @@ var durationType = reflect.TypeFor[time.Duration]()
 func applyRedisOptions(backend string, options map[string]any, opt any, extra []struct{ option, field string }) error {
 	fields := append(slices.Clone(redisOptionFields), extra...)
 	known := append(slices.Clone(redisTLSOptions), redisLimitOption, redisLoggerOption)
+	known = append(known, nearCacheOptions...)
 	for _, f := range fields {
 		known = append(known, f.option)
 	}
