@@ -245,7 +245,7 @@ func (n *redisNear) run() {
 			return
 		default:
 		}
-		if err != nil && strings.HasSuffix(err.Error(), "payload: <nil>") {
+		if strings.HasSuffix(err.Error(), "payload: <nil>") {
 			// RESP2's form of FLUSHDB/FLUSHALL's invalidation, which go-redis
 			// cannot decode: the flush and reconnection are what it asks for.
 			n.log.Info("fragcache: redis near cache: the server flushed its keys; near cache flushed")
