@@ -156,6 +156,10 @@ type redisNear struct {
 	once   sync.Once
 }
 
+// nearWarnInterval spaces the warnings about a tracking connection that
+// keeps failing.
+const nearWarnInterval = 30 * time.Second
+
 // trackingChannel is where Redis sends invalidations to a RESP2 client.
 const trackingChannel = "__redis__:invalidate"
 
@@ -222,6 +226,7 @@ func (n *redisNear) trackerOptions(base *redis.Options) *redis.Options {
 func (n *redisNear) run() {
 	defer close(n.done)
 	backoff := 10 * time.Millisecond
+	var lastWarn time.Time
 	for {
 		ps := n.tracker.Subscribe(context.Background(), trackingChannel)
 		n.mu.Lock()
@@ -249,8 +254,12 @@ func (n *redisNear) run() {
 			// RESP2's form of FLUSHDB/FLUSHALL's invalidation, which go-redis
 			// cannot decode: the flush and reconnection are what it asks for.
 			n.log.Info("fragcache: redis near cache: the server flushed its keys; near cache flushed")
-		} else {
-			n.log.Warn("fragcache: redis near cache: invalidation stream lost; near cache flushed until it is back", "err", err)
+		} else if time.Since(lastWarn) >= nearWarnInterval {
+			// A server that cannot track (Redis before 6, an ACL without
+			// CLIENT TRACKING or the channel) fails every attempt: one
+			// line per interval is enough.
+			lastWarn = time.Now()
+			n.log.Warn("fragcache: redis near cache: invalidation stream lost or refused; reads go to Redis until it is back", "err", err)
 		}
 		select {
 		case <-n.stop:

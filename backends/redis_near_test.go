@@ -530,3 +530,31 @@ func TestRedisNearCacheOptions(t *testing.T) {
 		require.ErrorIs(t, err, backends.ErrNearCacheUnsupported)
 	})
 }
+
+// TestRedisNearCacheWithoutTracking: a server that refuses tracking (here
+// an ACL user without CLIENT and SUBSCRIBE; Redis before 6 likewise)
+// leaves the near cache off, and every read goes to Redis and works.
+func TestRedisNearCacheWithoutTracking(t *testing.T) {
+	srv := testservers.Redis(t)
+	ctx := context.Background()
+	admin := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = admin.Close() })
+	require.NoError(t, admin.Do(ctx, "acl", "setuser", "notrack", "on", ">pw", "~*", "+@all", "-client", "-subscribe").Err())
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, Username: "notrack", Password: "pw"})
+	t.Cleanup(func() { _ = client.Close() })
+	be, err := backends.NewRedisWithNearCache(client, backends.RedisNearCache{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	require.NoError(t, be.Set(ctx, "k", []byte("v"), time.Minute))
+	for range 20 {
+		v, ok, err := be.Get(ctx, "k")
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, "v", string(v))
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := nearStats(t, be)
+	assert.False(t, st.Tracking)
+	assert.Zero(t, st.Entries)
+	assert.Zero(t, st.Hits)
+}
