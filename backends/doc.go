@@ -55,6 +55,13 @@
 // circuit breaker ([Breaker]) that skips a failing backend for a short
 // cool-down, so callers that fail open go on at once.
 //
+// A Redis backend may keep a near cache ([NewRedisWithNearCache], CACHE_OPTIONS
+// "near_cache"): hits served from process memory, dropped when Redis reports
+// that any client changed the key (CLIENT TRACKING in broadcasting mode on
+// a dedicated connection), flushed and bypassed whenever that report
+// stream is in doubt. redis_near.go says why it is not go-redis's own
+// client-side cache; package internal/nearcache holds the bounded store.
+//
 // Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
 // stopping at the first missing key, never-expiring entries evicted first,
 // key prefixes ignored by some backends, Inc resetting TTLs), this package

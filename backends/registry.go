@@ -122,6 +122,10 @@ func Open(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	nearOpt, near, err := takeNearOptions(name, &cfg) // near.go
+	if err != nil {
+		return nil, err
+	}
 	b, err := f(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
@@ -131,6 +135,9 @@ func Open(cfg Config) (*Cache, error) {
 	}
 	if guard {
 		b = NewBreaker(b, breaker)
+	}
+	if near { // outside the breaker: a near hit costs no breaker check
+		b = NewNearCache(b, nearOpt)
 	}
 	logger := cfg.Logger
 	if logger == nil {
