@@ -276,7 +276,7 @@ func (n *redisNear) listen(ps *redis.PubSub) (up bool, err error) {
 	ctx := context.Background()
 	pinged := false
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, n.heartbeat)
+		msg, err := receive(ctx, ps, n.heartbeat)
 		if err != nil {
 			if isTimeout(err) && !pinged && up {
 				// Silence: ask. No answer within another heartbeat ends
@@ -317,6 +317,20 @@ func (n *redisNear) listen(ps *redis.PubSub) (up bool, err error) {
 		case *redis.Pong:
 		}
 	}
+}
+
+// receive is ps.ReceiveTimeout, with a panic turned into an error.
+// go-redis v9.23's PubSub.newMessage indexes and type-asserts the message
+// without checking its shape, so a malformed message from a hostile or
+// broken server (["message"] alone) panics; it does so after releasing the
+// connection, so the subscription can be closed and replaced.
+func receive(ctx context.Context, ps *redis.PubSub, timeout time.Duration) (msg any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			msg, err = nil, fmt.Errorf("redis near cache: malformed message on the tracking connection (go-redis: %v)", p)
+		}
+	}()
+	return ps.ReceiveTimeout(ctx, timeout)
 }
 
 // isTimeout reports a read that ended by its deadline.

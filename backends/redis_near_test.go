@@ -1,11 +1,13 @@
 package backends_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -557,4 +559,72 @@ func TestRedisNearCacheWithoutTracking(t *testing.T) {
 	assert.False(t, st.Tracking)
 	assert.Zero(t, st.Entries)
 	assert.Zero(t, st.Hits)
+}
+
+// TestRedisNearCacheMalformedMessage: a server (hostile or broken) that
+// sends a malformed message on the tracking connection, which makes
+// go-redis's PubSub panic, costs a reconnection, not the process.
+func TestRedisNearCacheMalformedMessage(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	var subscribes atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					cmd, err := readCommand(r)
+					if err != nil {
+						return
+					}
+					var out string
+					switch strings.ToUpper(strings.Join(cmd[:min(2, len(cmd))], " ")) {
+					case "CLIENT ID":
+						out = ":7\r\n"
+					case "SUBSCRIBE " + strings.ToUpper("__redis__:invalidate"):
+						subscribes.Add(1)
+						out = "*3\r\n$9\r\nsubscribe\r\n$20\r\n__redis__:invalidate\r\n:1\r\n" +
+							"*1\r\n$7\r\nmessage\r\n" // no channel, no payload
+					default:
+						if strings.EqualFold(cmd[0], "hello") {
+							out = "-ERR unknown command 'HELLO'\r\n"
+						} else {
+							out = "+OK\r\n"
+						}
+					}
+					if _, err := c.Write([]byte(out)); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	client := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Protocol: 2})
+	t.Cleanup(func() { _ = client.Close() })
+	be, err := backends.NewRedisWithNearCache(client, backends.RedisNearCache{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	require.Eventually(t, func() bool { return subscribes.Load() >= 3 }, 20*time.Second, time.Millisecond,
+		"the tracker survives the malformed message and reconnects")
+	assert.Zero(t, nearStats(t, be).Entries)
 }
