@@ -628,3 +628,46 @@ func TestRedisNearCacheMalformedMessage(t *testing.T) {
 		"the tracker survives the malformed message and reconnects")
 	assert.Zero(t, nearStats(t, be).Entries)
 }
+
+// TestRedisNearCacheSentinel: through Sentinel the tracking connection
+// follows the master; after the master is killed the near cache is
+// flushed, and once the replica is promoted, writes on it invalidate.
+func TestRedisNearCacheSentinel(t *testing.T) {
+	set := testservers.Sentinel(t)
+	c := openCache(t, map[string]any{
+		"CACHE_TYPE":                  "RedisSentinelCache",
+		"CACHE_REDIS_SENTINELS":       set.SentinelAddrs,
+		"CACHE_REDIS_SENTINEL_MASTER": set.MasterName,
+		"CACHE_OPTIONS":               map[string]any{"near_cache": true, "near_cache_heartbeat": "100ms"},
+	})
+	r := c.Backend().(*backends.Redis)
+	waitTracking(t, r)
+	ctx := context.Background()
+	key := c.KeyPrefix() + "k"
+	hitsAfter := func(value string) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			before := nearStats(t, r).Hits
+			v, ok, err := r.Get(ctx, key)
+			return err == nil && ok && string(v) == value && nearStats(t, r).Hits > before
+		}, 20*time.Second, 5*time.Millisecond, "%q served from the near cache", value)
+	}
+	master := redis.NewClient(&redis.Options{Addr: set.Master.Addr})
+	t.Cleanup(func() { _ = master.Close() })
+	require.NoError(t, master.Set(ctx, key, "one", time.Minute).Err())
+	hitsAfter("one")
+	require.NoError(t, master.Set(ctx, key, "two", time.Minute).Err())
+	hitsAfter("two")
+
+	flushes := nearStats(t, r).Flushes
+	set.KillMaster()
+	require.Eventually(t, func() bool { return nearStats(t, r).Flushes > flushes }, 20*time.Second, time.Millisecond,
+		"flushed when the master's connection is lost")
+	set.WaitMaster(set.Replica.Addr)
+	promoted := redis.NewClient(&redis.Options{Addr: set.Replica.Addr})
+	t.Cleanup(func() { _ = promoted.Close() })
+	require.NoError(t, promoted.Set(ctx, key, "three", time.Minute).Err())
+	hitsAfter("three")
+	require.NoError(t, promoted.Set(ctx, key, "four", time.Minute).Err())
+	hitsAfter("four")
+}
