@@ -30,7 +30,10 @@ var ErrRedisAuth = errors.New("backends: redis authentication failed")
 // RedisClusterCache over a go-redis client: a standalone server, the current
 // master of a Sentinel set, or a Redis Cluster.
 //
-// Every operation is one round trip: Get is GET, Has EXISTS, Delete UNLINK,
+// With a near cache ([NewRedisWithNearCache], CACHE_OPTIONS "near_cache"),
+// Get and GetMany serve what they can from process memory and read the
+// rest with GET or MGET and PTTL in one round trip; see redis_near.go.
+// Otherwise every operation is one round trip: Get is GET, Has EXISTS, Delete UNLINK,
 // Set one SET with PX (TTLs are rounded up to whole milliseconds; 0 sets no
 // expiry) and Add one SET NX PX, so Add is atomic. Inc is one small Lua
 // script (EVALSHA) running SET key 0 NX PX ttl and INCRBY, so it is atomic,
