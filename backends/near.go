@@ -6,6 +6,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/fragcache/fragcache/internal/cacheopt"
 	"github.com/fragcache/fragcache/internal/nearcache"
 )
 
@@ -31,7 +32,7 @@ type NearCacheOptions struct {
 // of the read that fetched a value is served from memory. Another process's
 // write is therefore seen up to Staleness late; this process's own writes
 // (Set, Add, Delete, Inc, the Many forms) drop its copies at once and Clear
-// flushes them. A miss is not kept. For Redis use [NewRedisWithNearCache],
+// flushes them. A miss is not kept. For Redis use the redis package's NewWithNearCache,
 // which Redis keeps coherent instead.
 type NearCache struct {
 	b  Backend
@@ -90,7 +91,10 @@ func (n *NearCache) GetMany(ctx context.Context, keys []string) ([][]byte, error
 		return out, nil
 	}
 	ticket, keep := n.nc.Begin()
-	mkeys := pick(keys, miss)
+	mkeys := make([]string, len(miss))
+	for j, i := range miss {
+		mkeys[j] = keys[i]
+	}
 	vals, err := n.b.GetMany(ctx, mkeys)
 	if err != nil {
 		return nil, err
@@ -169,32 +173,89 @@ func (n *NearCache) Close() error {
 	return n.b.Close()
 }
 
+// NearCacheStats are a near cache's counters since it was made.
+type NearCacheStats struct {
+	Hits, Misses  uint64
+	Entries       int
+	Bytes         int64
+	Evictions     uint64 // entries removed to make room
+	Invalidations uint64 // keys dropped by an invalidation or a local write
+	Flushes       uint64 // whole-cache flushes (reconnects, lost stream, Clear)
+	DroppedFills  uint64 // reads not kept because an invalidation raced them
+	Tracking      bool   // a server keeps the copies coherent and its stream is up
+}
+
+// NearCacheConfig is what the CACHE_OPTIONS of a near cache say; see
+// [ReadNearCacheOptions].
+type NearCacheConfig struct {
+	On         bool          // near_cache
+	MaxEntries int           // near_cache_entries
+	MaxBytes   int           // near_cache_bytes
+	TTL        time.Duration // near_cache_ttl
+	Heartbeat  time.Duration // near_cache_heartbeat (Redis only)
+}
+
+// NearCacheOptionNames are the CACHE_OPTIONS keys of a near cache.
+var NearCacheOptionNames = []string{"near_cache", "near_cache_entries", "near_cache_bytes", "near_cache_ttl", "near_cache_heartbeat"}
+
+var nearCacheTable = []cacheopt.Option[NearCacheConfig]{
+	cacheopt.Bool("near_cache", func(c *NearCacheConfig) *bool { return &c.On }),
+	cacheopt.PositiveInt("near_cache_entries", func(c *NearCacheConfig) *int { return &c.MaxEntries }),
+	cacheopt.PositiveInt("near_cache_bytes", func(c *NearCacheConfig) *int { return &c.MaxBytes }),
+	cacheopt.Duration("near_cache_ttl", func(c *NearCacheConfig) *time.Duration { return &c.TTL }),
+	cacheopt.Duration("near_cache_heartbeat", func(c *NearCacheConfig) *time.Duration { return &c.Heartbeat }),
+}
+
+// ReadNearCacheOptions reads the near-cache keys of options (a backend's
+// CACHE_OPTIONS; other keys are left alone) and returns options without
+// them. A bound set while near_cache is not true is an error.
+func ReadNearCacheOptions(backend string, options map[string]any) (NearCacheConfig, map[string]any, error) {
+	var c NearCacheConfig
+	mine := map[string]any{}
+	rest := maps.Clone(options)
+	for _, k := range NearCacheOptionNames {
+		if v, ok := options[k]; ok {
+			mine[k] = v
+			delete(rest, k)
+		}
+	}
+	if len(mine) == 0 {
+		return c, options, nil
+	}
+	if err := cacheopt.Decode(backend, mine, &c, nearCacheTable); err != nil {
+		return c, nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if !c.On {
+		for _, k := range NearCacheOptionNames[1:] {
+			if _, ok := mine[k]; ok {
+				return c, nil, fmt.Errorf("%w: CACHE_OPTIONS %s is set but near_cache is not true", ErrConfig, k)
+			}
+		}
+	}
+	return c, rest, nil
+}
+
 // staleNearBackends are the built-in backends Open gives a TTL-bounded
 // near cache when CACHE_OPTIONS asks: those no server keeps coherent.
+// (Redis backends read their own near-cache options.)
 var staleNearBackends = map[string]bool{
 	"MemcachedCache": true, "SASLMemcachedCache": true, "SpreadSASLMemcachedCache": true, "UWSGICache": true,
 }
 
 // takeNearOptions reads and removes the near cache's CACHE_OPTIONS of a
 // memcached or uWSGI backend (near_cache, near_cache_entries,
-// near_cache_bytes, near_cache_ttl: the staleness bound); Redis backends
-// read their own.
+// near_cache_bytes, near_cache_ttl: the staleness bound).
 func takeNearOptions(name string, cfg *Config) (opt NearCacheOptions, on bool, err error) {
 	if !staleNearBackends[name] {
 		return opt, false, nil
 	}
-	if _, ok := cfg.Options[nearCacheHeartbeatOption]; ok {
-		return opt, false, fmt.Errorf("%w: CACHE_OPTIONS %s: %s has no invalidation stream (near_cache_ttl bounds its staleness)", ErrConfig, nearCacheHeartbeatOption, name)
-	}
-	r, on, err := nearCacheFromConfig(*cfg)
+	c, rest, err := ReadNearCacheOptions(name, cfg.Options)
 	if err != nil {
 		return opt, false, err
 	}
-	opt = NearCacheOptions{MaxEntries: r.MaxEntries, MaxBytes: r.MaxBytes, Staleness: r.TTL}
-	rest := maps.Clone(cfg.Options)
-	for _, k := range nearCacheOptions {
-		delete(rest, k)
+	if c.Heartbeat != 0 || cfg.Options["near_cache_heartbeat"] != nil {
+		return opt, false, fmt.Errorf("%w: CACHE_OPTIONS near_cache_heartbeat: %s has no invalidation stream (near_cache_ttl bounds its staleness)", ErrConfig, name)
 	}
 	cfg.Options = rest
-	return opt, on, nil
+	return NearCacheOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes), Staleness: c.TTL}, c.On, nil
 }
