@@ -47,7 +47,7 @@ import (
 // (a demoted master keeps sending invalidations as a replica applies the
 // new master's writes).
 //
-// Coherence rules, all tested in redis_near_test.go:
+// Coherence rules, all tested in near_test.go:
 //   - a read takes a ticket before it sends its request; an invalidation
 //     that arrives meanwhile drops the read's fill (internal/nearcache);
 //   - the near cache is flushed and bypassed whenever the tracking
@@ -61,10 +61,8 @@ import (
 //   - this process's own writes (Set, Add, Delete, Inc…) drop their keys at
 //     once, and Clear flushes everything.
 
-// Defaults of [NearCacheOptions].
-const (
-	DefaultNearCacheHeartbeat = 500 * time.Millisecond
-)
+// DefaultNearCacheHeartbeat is NearCacheOptions.Heartbeat's default.
+const DefaultNearCacheHeartbeat = 500 * time.Millisecond
 
 // NearCacheOptions configures a Redis backend's near cache: an in-process
 // copy of the entries read, invalidated by Redis when any client changes a
