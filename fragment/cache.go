@@ -136,8 +136,9 @@ type Cache struct {
 	staleHits, refreshes, lockWaits       atomic.Uint64
 	failures                              *failopen.Reporter
 
-	headed bool                      // store fragments behind a header
-	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
+	headed    bool                      // store fragments behind a header
+	inProcess bool                      // the backend is Simple or Null: a store never blocks
+	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 }
 
 // New returns a fragment Cache storing into store.
@@ -163,6 +164,10 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
+	switch store.Backend().(type) {
+	case *backends.Simple, *backends.Null:
+		c.inProcess = true
+	}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
@@ -225,45 +230,70 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // are *SiteError naming the block's position; an error from body is
 // returned as body returned it, and nothing is stored.
 func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) error {
+	frag, err := c.execute(ctx, call, w, body)
+	if err != nil || len(frag) == 0 {
+		return err
+	}
+	_, err = w.Write(frag)
+	return err
+}
+
+// Fragment is Render for an engine that prints a block's output as a
+// value rather than writing it (html/template's functions return
+// template.HTML): it returns the block's output. On a hit the slice is
+// the stored value itself, not a copy; after a render it is the fragment
+// just stored. It must not be modified, and nothing modifies it later (a
+// backends.Backend never changes a value it returned, and fragment never
+// reuses one), so an engine may hand it on as a string without copying it.
+// Errors are Render's.
+func (c *Cache) Fragment(ctx context.Context, call Call, body func(io.Writer) error) ([]byte, error) {
+	return c.execute(ctx, call, nil, body)
+}
+
+// execute runs one block for Render and Fragment. It returns the block's
+// output when it has it as an immutable slice (a stored value, a stale
+// copy, a render it stored). A block rendered without the cache (a backend
+// failure, "del", a cycle of blocks) is written straight into w, and
+// execute returns a nil slice; with a nil w (Fragment) it is rendered into
+// a buffer of its own, which execute returns.
+func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	mode, ttl, err := parseTimeout(call.Timeout)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	key, err := c.blockKey(call)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	if mode == deleteKey {
 		c.deletes.Add(1)
 		if _, err := c.store.Delete(ctx, key); err != nil {
 			if err := c.backendError(call.Site, "delete", err); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return body(w)
+		return uncached(w, body)
 	}
 
 	v, err := c.store.GetValue(ctx, key)
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
-			return err
+			return nil, err
 		}
 		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		}
-		return body(w)
+		return uncached(w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
-		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
+		switch m.freshness(c.opts.EarlyRefresh) {
 		case xfetch.Fresh:
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
 				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
 			}
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		case xfetch.Early:
 			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, false)
 		case xfetch.Stale:
@@ -281,7 +311,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+			if frag, m, ok := c.fragmentOf(v); ok && m.freshness(0) != xfetch.Stale {
 				servedByOther = true
 				return bytes.Clone(frag), nil
 			}
@@ -296,8 +326,20 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	if err != nil {
 		return c.flightError(err, call, w, body)
 	}
-	_, err = w.Write(out)
-	return err
+	return out, nil
+}
+
+// uncached renders a block without the cache: into w, or, when w is nil,
+// into a buffer it returns.
+func uncached(w io.Writer, body func(io.Writer) error) ([]byte, error) {
+	if w != nil {
+		return nil, body(w)
+	}
+	var buf bytes.Buffer
+	if err := body(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // errServeStale is fill's answer when another process holds the lock of a
@@ -305,18 +347,17 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 var errServeStale = errors.New("another process refreshes the fragment")
 
 // refresh re-renders a stale fragment (or one drawn for early refresh)
-// once per process: the caller that gets the flight renders it and writes
+// once per process: the caller that gets the flight renders it and returns
 // the new fragment; any other, and any render whose refresh another
-// process holds the lock of, writes old, the stored fragment.
-func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) error {
-	serveOld := func() error {
+// process holds the lock of, returns old, the stored fragment.
+func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) ([]byte, error) {
+	serveOld := func() ([]byte, error) {
 		if expiredCopy {
 			c.staleHits.Add(1)
 		} else {
 			c.hits.Add(1)
 		}
-		_, err := w.Write(old)
-		return err
+		return old, nil
 	}
 	out, ran, err := c.group.TryDo(ctx, key, func() ([]byte, error) {
 		out, _, err := c.fill(ctx, call, key, mode, ttl, body, true)
@@ -328,8 +369,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	case err != nil:
 		return c.flightError(err, call, w, body)
 	}
-	_, err = w.Write(out)
-	return err
+	return out, nil
 }
 
 // fill is a flight's work for key: take the cross-process lock when asked
@@ -379,8 +419,9 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	return out, false, nil
 }
 
-// flightError handles an error of the flight group or of a flight.
-func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) error {
+// flightError handles an error of the flight group or of a flight; a
+// block it renders uncached goes where uncached puts it.
+func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	switch err {
 	case flight.ErrCycle:
 		// Another goroutine renders this key and waits, through blocks
@@ -388,13 +429,13 @@ func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writ
 		// render this block uncached rather than deadlock or fail the
 		// page.
 		c.renders.Add(1)
-		return body(w)
+		return uncached(w, body)
 	case ErrRecursive:
 		// Only the group's own refusal names this block; an ErrRecursive
 		// inside a body's error already names the block that re-entered.
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
-	return err
+	return nil, err
 }
 
 // fragmentOf returns the fragment a stored value holds and its header; ok
@@ -456,6 +497,15 @@ func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutM
 // past its deadline. The error is the backend's, in strict mode, when the
 // store finished while the request waited.
 func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	if c.inProcess {
+		// An in-process store returns at once: it needs neither a
+		// timeout (a timer per miss) nor a goroutine, only to outlive
+		// the request's cancellation.
+		if err := c.set(context.WithoutCancel(ctx), key, value, mode, ttl); err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
 	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
 		defer cancel()

@@ -76,7 +76,7 @@ func (c *Cache) waitForOther(ctx context.Context, key string) (frag []byte, ok b
 		if err != nil {
 			return nil, false
 		}
-		if f, m, found := c.fragmentOf(vals[0]); found && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+		if f, m, found := c.fragmentOf(vals[0]); found && m.freshness(0) != xfetch.Stale {
 			return append([]byte(nil), f...), true
 		}
 		if !vals[1].Found() || time.Now().After(until) {
