@@ -565,12 +565,42 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, sha
 		h[k] = v
 	}
 	c.setHit(h, "HIT")
-	age := max(0, int64(time.Since(e.created)/time.Second))
-	if stored, err := strconv.ParseInt(e.header.Get("Age"), 10, 64); err == nil && stored > 0 {
-		age += stored // the handler relayed a response that was already that old
-	}
-	h.Set("Age", strconv.FormatInt(age, 10))
+	h.Set("Age", strconv.FormatInt(ageOf(e, time.Now()), 10))
 	writeResponse(w, r, e.status, e.header, e.body)
+}
+
+// maxAge is the largest Age sent. RFC 9111 §1.2.2: a cache that receives
+// a delta-seconds value it cannot represent, or whose calculations
+// overflow, takes it to be 2147483648 (2^31), and never sends more.
+const maxAge = 1 << 31
+
+// ageOf is e's Age at now: the seconds since it was stored plus the Age
+// the handler relayed, if any (a response that was already that old),
+// within 0 and maxAge. Both parts come from stored bytes, so neither is
+// trusted to be small.
+func ageOf(e *entry, now time.Time) int64 {
+	age := min(max(0, int64(now.Sub(e.created)/time.Second)), maxAge)
+	if relayed, ok := deltaSeconds(e.header.Get("Age")); ok {
+		age = min(age+relayed, maxAge)
+	}
+	return age
+}
+
+// deltaSeconds parses a delta-seconds value (RFC 9111 §1.2.2: 1*DIGIT,
+// so no sign), saturating at maxAge however many digits it has.
+func deltaSeconds(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = min(n*10+int64(c-'0'), maxAge) // n*10 stays far from overflow: n <= 2^31
+	}
+	return n, true
 }
 
 // serveRecorded writes the response the leader's handler left in its
