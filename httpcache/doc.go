@@ -40,7 +40,9 @@
 // directly, and net/http sends what they wrote. Only the header fields the
 // wrapped handler set are stored — not those middleware outside the cache
 // set before it (a request ID), though the rules above see those too —
-// and of them not the hop-by-hop ones, Date, Content-Length or Set-Cookie;
+// with Vary, which says what the entry is keyed on, kept whoever set it
+// (rs/cors sets Vary: Origin before the handler runs); and of them not
+// the hop-by-hop ones, Date, Content-Length or Set-Cookie;
 // a hit gets a fresh Date, an exact Content-Length and an Age. The key does
 // not include cookies, so a handler whose page depends on who asks must
 // say Cache-Control: private, Vary: Cookie, or be excluded with

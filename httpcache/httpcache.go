@@ -489,9 +489,7 @@ func (c *Cache) find(ctx context.Context, primary string, r *http.Request) (*ent
 		}
 		e, err := decodeEntry(b)
 		if err == nil {
-			if vary, _ := varyNames(e.header["Vary"]); !slices.Equal(vary, m.names) {
-				err = fmt.Errorf("%w: Vary %q under a marker for %q", errBadEntry, vary, m.names)
-			}
+			err = checkVary(e, m)
 		}
 		if err != nil {
 			c.badEntry(ctx, key, err)
@@ -500,14 +498,31 @@ func (c *Cache) find(ctx context.Context, primary string, r *http.Request) (*ent
 		return e, key, m, nil
 	}
 	e, err := decodeEntry(b)
-	if err == nil && len(e.header["Vary"]) > 0 {
-		err = fmt.Errorf("%w: Vary %q without a marker", errBadEntry, e.header["Vary"])
+	if err == nil {
+		err = checkVary(e, nil)
 	}
 	if err != nil {
 		c.badEntry(ctx, primary, err)
 		return nil, primary, nil, nil
 	}
 	return e, primary, nil, nil
+}
+
+// checkVary reports an entry found under marker m (nil for none) whose
+// Vary does not name the request headers m does. Every entry this package
+// writes carries the Vary its response was sent with (see storedHeader),
+// and the marker is made from it, so the two always agree.
+func checkVary(e *entry, m *marker) error {
+	vary, refusal := varyNames(e.header["Vary"])
+	switch {
+	case refusal != "":
+		return fmt.Errorf("%w: %s", errBadEntry, refusal)
+	case m == nil && len(vary) > 0:
+		return fmt.Errorf("%w: Vary %q without a marker", errBadEntry, vary)
+	case m != nil && !slices.Equal(vary, m.names):
+		return fmt.Errorf("%w: Vary %q under a marker for %q", errBadEntry, vary, m.names)
+	}
+	return nil
 }
 
 // badEntry counts, reports and deletes a stored value that is not valid.
@@ -558,6 +573,16 @@ func (c *Cache) setHit(h http.Header, v string) {
 // are copied when waiters share the entry.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, shared bool) {
 	h := w.Header()
+	for k := range h {
+		// Middleware outside the cache may have set a stored field under
+		// another capitalisation (h["vary"]): the stored one replaces it,
+		// rather than going out beside it.
+		if !isCanonical(k) {
+			if _, ok := e.header[http.CanonicalHeaderKey(k)]; ok {
+				delete(h, k)
+			}
+		}
+	}
 	for k, v := range e.header {
 		if shared {
 			v = slices.Clone(v)
