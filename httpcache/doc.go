@@ -18,7 +18,8 @@
 // the first. Forwarded, X-Forwarded-Host, X-Forwarded-Proto and
 // X-Forwarded-Port give the scheme and host only when
 // Options.TrustForwarded says the request came through a proxy that sets
-// them; otherwise a request carrying one of them, or another header that
+// them, and only when they all agree (a client can send the one the proxy
+// does not set); otherwise a request carrying one of them, or another header that
 // frameworks take the host, path or method from (X-Original-URL,
 // X-HTTP-Method-Override, …), is keyed on its values too, so a forged
 // header fills only an entry no honest request reads. A response with a

@@ -56,7 +56,11 @@ type Options struct {
 	// TrustForwarded reports whether a request came through a proxy that
 	// sets (not merely appends to) the Forwarded or X-Forwarded-Host,
 	// X-Forwarded-Proto and X-Forwarded-Port headers; for such requests the
-	// key's scheme and host are the ones these headers name. Nil trusts no
+	// key's scheme and host are the ones these headers name. All of them
+	// must name one scheme and one host (X-Forwarded-Port the port of a
+	// host that names one), or the request bypasses the cache: a proxy
+	// that sets X-Forwarded-Host passes a client's Forwarded on, and the
+	// handler may read either. Nil trusts no
 	// request: the key's scheme is the connection's and its host the Host
 	// header's, and a request carrying any of these headers is keyed on
 	// their values too, so a forged one fills only an entry that no honest

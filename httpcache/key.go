@@ -119,7 +119,7 @@ func variantKey(key string, m *marker, r *http.Request) string {
 
 // origin returns the scheme and normalised host r was sent to: from the
 // connection and the Host header, or, from a trusted proxy, from the
-// Forwarded or X-Forwarded-Host, X-Forwarded-Proto and X-Forwarded-Port
+// Forwarded, X-Forwarded-Host, X-Forwarded-Proto and X-Forwarded-Port
 // headers it sets.
 func origin(r *http.Request, trusted bool) (scheme, host string, err error) {
 	scheme, host = "http", r.Host
@@ -129,34 +129,30 @@ func origin(r *http.Request, trusted bool) (scheme, host string, err error) {
 	if host == "" {
 		host = r.URL.Host
 	}
-	if trusted {
-		proto, fhost, port, err := forwardedOrigin(r.Header)
-		if err != nil {
-			return "", "", err
-		}
-		if proto != "" {
-			scheme = proto
-		}
-		if fhost != "" {
-			host = fhost
-		}
-		if port != "" && !hasPort(host) {
-			host += ":" + port
-		}
+	if !trusted {
+		host, err = normalHost(host, scheme)
+		return scheme, host, err
 	}
-	host, err = normalHost(host, scheme)
-	return scheme, host, err
+	return forwardedOrigin(r.Header, scheme, host)
 }
 
-// forwardedOrigin reads the scheme and host a trusted proxy forwarded:
-// Forwarded's proto and host parameters (RFC 7239), or else
-// X-Forwarded-Proto and X-Forwarded-Host; and X-Forwarded-Port, the port
-// of a host named without one; "" for what it does not name.
-// Proxies in a chain append to these headers, and a proxy that appends
-// passes on what the client sent; so when a header holds more than one
-// distinct value, which one the handler reads is anyone's guess, and the
-// request gets no key.
-func forwardedOrigin(h http.Header) (proto, host, port string, err error) {
+// forwardedOrigin returns the scheme and normalised host a trusted proxy
+// forwarded: Forwarded's proto and host parameters (RFC 7239),
+// X-Forwarded-Proto and X-Forwarded-Host, and X-Forwarded-Port, the port
+// of a host named without one; scheme and host stand for what they do not
+// name.
+//
+// Every value must name the same scheme and the same host, or the request
+// gets no key. Handlers differ in what they read (gorilla/handlers'
+// ProxyHeaders takes X-Forwarded-Host, others Forwarded, some add
+// X-Forwarded-Port to the host), and a proxy trusted to set some of these
+// headers may pass the others on as the client sent them: nginx's usual
+// proxy_set_header lines set X-Forwarded-Host and -Proto and pass a
+// client's Forwarded through. Preferring one header would let a client
+// name the host the key says in the header the handler does not read. For
+// the same reason a header that holds more than one distinct value (a
+// proxy that appends passes on what the client sent) gives no key.
+func forwardedOrigin(h http.Header, scheme, host string) (string, string, error) {
 	var protos, hosts []string
 	for _, line := range h.Values("Forwarded") {
 		for _, elem := range splitQuoted(line, ',') {
@@ -172,26 +168,45 @@ func forwardedOrigin(h http.Header) (proto, host, port string, err error) {
 			}
 		}
 	}
-	if len(protos) == 0 {
-		protos = listValues(h.Values("X-Forwarded-Proto"))
-	}
-	if len(hosts) == 0 {
-		hosts = listValues(h.Values("X-Forwarded-Host"))
-	}
+	protos = append(protos, listValues(h.Values("X-Forwarded-Proto"))...)
+	hosts = append(hosts, listValues(h.Values("X-Forwarded-Host"))...)
 	for i := range protos {
 		protos[i] = strings.ToLower(protos[i])
 	}
-	if proto, err = single("protocols", protos); err != nil {
-		return "", "", "", err
+	proto, err := single("protocols", protos)
+	if err != nil {
+		return "", "", err
 	}
-	if proto != "" && proto != "http" && proto != "https" {
-		return "", "", "", fmt.Errorf("forwarded protocol %q", proto)
+	switch proto {
+	case "":
+	case "http", "https":
+		scheme = proto
+	default:
+		return "", "", fmt.Errorf("forwarded protocol %q", proto)
 	}
-	if host, err = single("hosts", hosts); err != nil {
-		return "", "", "", err
+	port, err := single("ports", listValues(h.Values("X-Forwarded-Port")))
+	if err != nil {
+		return "", "", err
 	}
-	port, err = single("ports", listValues(h.Values("X-Forwarded-Port")))
-	return proto, host, port, err
+	if len(hosts) == 0 {
+		hosts = []string{host}
+	}
+	// Compared normalised: shop.example:443 and Shop.Example name one
+	// https host, and links made from either lead to it.
+	for i, v := range hosts {
+		if port != "" {
+			if !hasPort(v) {
+				v += ":" + port
+			} else if v[strings.LastIndexByte(v, ':')+1:] != port {
+				return "", "", fmt.Errorf("forwarded host %q and port %q disagree", v, port)
+			}
+		}
+		if hosts[i], err = normalHost(v, scheme); err != nil {
+			return "", "", err
+		}
+	}
+	host, err = single("hosts", hosts)
+	return scheme, host, err
 }
 
 // single returns the one distinct value of vs, "" for none.
