@@ -19,13 +19,16 @@
 // X-Forwarded-Port give the scheme and host only when
 // Options.TrustForwarded says the request came through a proxy that sets
 // them, and only when they all agree (a client can send the one the proxy
-// does not set); otherwise a request carrying one of them, or another header that
-// frameworks take the host, path or method from (X-Original-URL,
+// does not set); otherwise a request carrying one of them, or another
+// header that frameworks and proxies take the scheme, host, path or method
+// from (X-Forwarded-Ssl, X-Url-Scheme, X-Original-URL,
 // X-HTTP-Method-Override, …), is keyed on its values too, so a forged
-// header fills only an entry no honest request reads. A response with a
-// Vary header is stored per value of the request headers it names (see
-// below). Every part of a key can be read back from it, so two requests
-// their handlers can tell apart never share one.
+// header fills only an entry no honest request reads. No such list can be
+// complete: Options.KeyHeaders names the request headers an application
+// takes anything in its responses from, and the key holds their values
+// too. A response with a Vary header is stored per value of the request
+// headers it names (see below). Every part of a key can be read back from
+// it, so two requests their handlers can tell apart never share one.
 //
 // # What is stored
 //

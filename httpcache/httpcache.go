@@ -66,6 +66,20 @@ type Options struct {
 	// their values too, so a forged one fills only an entry that no honest
 	// request reads.
 	TrustForwarded func(r *http.Request) bool
+	// KeyHeaders are request headers whose values the default key holds
+	// too: headers that code in front of the cache or the handler takes
+	// anything in the response from (the host or scheme it writes links
+	// with, a tenant). The key always covers the Host header and the
+	// forwarded headers common frameworks read (see the package doc), but
+	// no list knows every application's, and a request header outside the
+	// key that changes the response lets one request store, for every
+	// visitor, a page made from the value it sent. A handler that knows
+	// what it reads can send Vary instead. A request with another value,
+	// or without the header, is another entry; Delete reaches the entries
+	// of requests without any of these headers, DeleteRequest any. Names
+	// may be given in any capitalisation; New panics on one that is not a
+	// token. A custom Key replaces this with the rest of the default key.
+	KeyHeaders []string
 	// Timeout is how long responses live: 0 means the backend cache's
 	// default timeout, NoExpiry never expires; any other negative value is
 	// invalid. A handler can choose its own response's with SetTimeout.
@@ -142,6 +156,10 @@ type Cache struct {
 	hitHeader string
 	fills     fills
 
+	// keyed and keyedTrusted are the request headers the default key
+	// holds the values of, without and with TrustForwarded.
+	keyed, keyedTrusted []string
+
 	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries atomic.Uint64
 
 	logMu      sync.Mutex
@@ -180,6 +198,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if c.hitHeader == "" {
 		c.hitHeader = "X-Cache"
 	}
+	c.keyed, c.keyedTrusted = keyedHeaders(opts.KeyHeaders)
 	return c
 }
 

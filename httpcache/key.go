@@ -37,10 +37,44 @@ var errNoHost = errors.New("no valid host")
 // (X-Forwarded-Host: evil.example) can only fill an entry that requests
 // with the same value read. With Options.TrustForwarded, the first four
 // give the key's scheme and host instead.
+//
+// The list cannot be complete: any framework, middleware or handler may
+// take what it likes from any header. It holds those that common ones are
+// known to read or set (labstack/echo's Context.Scheme and its copies read
+// X-Forwarded-Protocol, X-Forwarded-Ssl and X-Url-Scheme after
+// X-Forwarded-Proto; Rack X-Forwarded-Ssl and -Scheme; Tornado X-Scheme;
+// Symfony X-Forwarded-Prefix; Microsoft's proxies send Front-End-Https and
+// X-Original-Host, -Proto and -Url; Traefik X-Forwarded-Uri), and
+// Options.KeyHeaders adds an application's own.
 var riskyHeaders = []string{
 	"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 	"X-Forwarded-Scheme", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Host",
 	"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Forwarded-Protocol", "X-Forwarded-Ssl", "X-Url-Scheme", "X-Scheme", "Front-End-Https",
+	"X-Forwarded-Uri", "X-Forwarded-Path", "X-Original-Uri", "X-Original-Host", "X-Original-Proto",
+	"X-Http-Host-Override",
+}
+
+// keyedHeaders returns the request headers whose values go into the
+// default key, for untrusted and trusted requests: riskyHeaders (less the
+// four that give a trusted request's scheme and host) and extra, by
+// canonical name, each once. It panics on a name that is not a token, as
+// New does for a programming error.
+func keyedHeaders(extra []string) (untrusted, trusted []string) {
+	untrusted, trusted = slices.Clone(riskyHeaders), slices.Clone(riskyHeaders[4:])
+	for _, name := range extra {
+		if !validFieldName(name) {
+			panic(fmt.Sprintf("httpcache: KeyHeaders: %q is not a header field name", name))
+		}
+		name = http.CanonicalHeaderKey(name)
+		if !slices.Contains(untrusted, name) {
+			untrusted = append(untrusted, name)
+		}
+		if !slices.Contains(trusted, name) {
+			trusted = append(trusted, name)
+		}
+	}
+	return untrusted, trusted
 }
 
 // defaultKey builds the default key of r.
@@ -69,9 +103,9 @@ func (c *Cache) defaultKey(r *http.Request) (string, error) {
 			b.WriteString(q.Encode())
 		}
 	}
-	names := riskyHeaders
+	names := c.keyed
 	if trusted {
-		names = riskyHeaders[4:]
+		names = c.keyedTrusted
 	}
 	if f := headerFields(r.Header, names); f != "" {
 		b.WriteString(" fwd:")
