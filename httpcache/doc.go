@@ -74,6 +74,8 @@
 // unshareable only when they end (a long poll) do not queue up. Backend
 // errors never fail a request: they are counted, logged at most once per
 // interval, and the handler runs uncached.
+// Options.WriteTimeout bounds how long a client that does not read keeps
+// its copy of a response the cache writes from memory.
 //
 // # HTTP caching beyond Flask-Caching
 //

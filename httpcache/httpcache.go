@@ -111,6 +111,25 @@ type Options struct {
 	// is held back in memory before it streams to its client instead; 0
 	// means DefaultMaxBodySize, negative means no limit.
 	MaxBodySize int64
+	// WriteTimeout, when positive, bounds how long the cache spends writing
+	// a response it holds in memory to its client: a hit, a response shared
+	// with the requests that waited for it, and the buffered response of
+	// the request that ran the handler. When the cache starts writing, it
+	// sets the connection's write deadline to now + WriteTimeout
+	// (http.ResponseController.SetWriteDeadline), replacing the one
+	// http.Server.WriteTimeout set, so keep it shorter than that; a client
+	// that has not taken the response by then loses its connection.
+	// Responses that stream as the handler writes them are not affected.
+	// 0 sets no deadline.
+	//
+	// It bounds the memory slow clients hold. Every hit read from a remote
+	// store (Redis, memcached, FileSystem) is a copy of the body of its
+	// own, kept until its client has taken all but the socket buffers'
+	// worth: N clients that read slowly, or not at all, hold N bodies of up
+	// to MaxBodySize (SimpleCache's hits share the stored bytes).
+	// http.Server.WriteTimeout bounds that too, but also cuts off the
+	// streams (server-sent events, long polls) a server may serve.
+	WriteTimeout time.Duration
 	// AddETag gives a stored 200 response without an ETag a strong one, a
 	// hash of its body, so that clients can revalidate with If-None-Match
 	// and be answered 304 from the cache.
@@ -595,6 +614,7 @@ func (c *Cache) setHit(h http.Header, v string) {
 // serveEntry writes a stored response, with its age. The header's values
 // are copied when waiters share the entry.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, shared bool) {
+	c.setWriteDeadline(w)
 	h := w.Header()
 	for k := range h {
 		// Middleware outside the cache may have set a stored field under
@@ -615,6 +635,17 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, sha
 	c.setHit(h, "HIT")
 	h.Set("Age", strconv.FormatInt(ageOf(e, time.Now()), 10))
 	writeResponse(w, r, e.status, e.header, e.body)
+}
+
+// setWriteDeadline gives a response written from memory its
+// Options.WriteTimeout. net/http clears the deadline when the handler
+// returns, so it does not outlive the response.
+func (c *Cache) setWriteDeadline(w http.ResponseWriter) {
+	if c.opts.WriteTimeout > 0 {
+		// A writer without deadlines (an httptest.ResponseRecorder, a
+		// wrapper without Unwrap) has no client to wait for: nothing to do.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	}
 }
 
 // maxAge is the largest Age sent. RFC 9111 §1.2.2: a cache that receives
@@ -657,6 +688,7 @@ func deltaSeconds(s string) (int64, bool) {
 // set after the status are sent as trailers, so the body goes without a
 // Content-Length.
 func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recorder, etag string) {
+	c.setWriteDeadline(w)
 	h := w.Header()
 	trailers := http.Header{}
 	for k, v := range h {
