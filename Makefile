@@ -8,12 +8,13 @@ BENCH     ?= .
 BENCHTIME ?=
 FUZZTIME  ?= 30s
 
-.PHONY: help test test-deps fuzz bench lint
+.PHONY: help test test-deps fuzz bench bench-peers lint
 
 help:
 	@echo "make test       install missing test servers (as root), then go test -race against them"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
-	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x)"
+	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x), bench-peers included"
+	@echo "make bench-peers  SimpleCache against otter, go-cache, golang-lru, ristretto (module bench/)"
 	@echo "make lint       gofmt, go vet, staticcheck"
 
 test: test-deps
@@ -34,11 +35,17 @@ fuzz:
 		done; \
 	done
 
-bench:
+bench: bench-peers
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime '$(BENCHTIME)') $(PKGS)
+
+# bench/ is a module of its own, so that the caches it compares with never
+# become dependencies of fragcache; ./... does not reach into it.
+bench-peers:
+	cd bench && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime '$(BENCHTIME)') ./...
 
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
 		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
+	cd bench && $(GO) vet ./... && $$($(GO) -C .. tool -n staticcheck) ./...

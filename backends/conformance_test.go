@@ -20,6 +20,11 @@ func TestSimpleConformance(t *testing.T) {
 			}, backendtest.Options{AtomicInc: true, AtomicAdd: true})
 		})
 	}
+	t.Run("tinylfu", func(t *testing.T) {
+		backendtest.Run(t, func(*testing.T) backends.Backend {
+			return backends.NewSimpleWithOptions(backends.SimpleOptions{Threshold: largeThreshold, Eviction: backends.EvictTinyLFU})
+		}, backendtest.Options{AtomicInc: true, AtomicAdd: true})
+	})
 }
 
 func TestFileSystemConformance(t *testing.T) {

@@ -15,6 +15,14 @@
 // expires, and a negative timeout is rejected with [ErrInvalidTimeout] before
 // any backend sees it.
 //
+// [Simple], Flask's SimpleCache, is written here rather than over a Go
+// cache library: its lock-free index and its optional W-TinyLFU policy do
+// what otter v2 does well, but Simple must also hold exactly CACHE_THRESHOLD
+// entries, evict expired entries before any live one, keep Inc and Add
+// atomic with the evictions they cause and clear by key prefix, which no
+// such library offers together (see the comments in simple_table.go and
+// simple_policy.go, and BENCHMARKS.md for the comparison).
+//
 // Values are stored in a small envelope so that every backend agrees on the
 // bytes, and so that what other programs wrote reads back as they wrote it:
 //

@@ -42,12 +42,7 @@ func init() {
 	Register("NullCache", func(cfg Config) (Backend, error) {
 		return NewNull(), CheckOptions("NullCache", cfg.Options)
 	})
-	Register("SimpleCache", func(cfg Config) (Backend, error) {
-		if cfg.Threshold < 0 {
-			return nil, fmt.Errorf("%w: CACHE_THRESHOLD %d is negative", ErrConfig, cfg.Threshold)
-		}
-		return NewSimple(cfg.Threshold), CheckOptions("SimpleCache", cfg.Options)
-	})
+	Register("SimpleCache", simpleFromConfig)
 }
 
 // Register makes a backend available to [Open] under name (CACHE_TYPE). It
