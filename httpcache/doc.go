@@ -73,7 +73,9 @@
 // do not wait for one another, so that responses that are known to be
 // unshareable only when they end (a long poll) do not queue up. Backend
 // errors never fail a request: they are counted, logged at most once per
-// interval, and the handler runs uncached.
+// interval, and the handler runs uncached. Entries go through the
+// backend's circuit breaker (backends.Breaker): while it is open, requests
+// skip the backend at once, counted in Stats.Skips.
 // Options.WriteTimeout bounds how long a client that does not read keeps
 // its copy of a response the cache writes from memory.
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -163,6 +164,13 @@ type Stats struct {
 	NotStored     uint64 // responses the rules or ResponseFilter kept out of the cache
 	BackendErrors uint64 // backend failures; the request was served uncached
 	BadEntries    uint64 // stored values that were not valid responses: treated as misses and deleted
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not counted in BackendErrors, and not logged: the
+	// breaker logs its state changes); the request was served uncached.
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
 }
 
 // Cache caches responses of the handlers its Middleware wraps. One Cache
@@ -179,7 +187,7 @@ type Cache struct {
 	// holds the values of, without and with TrustForwarded.
 	keyed, keyedTrusted []string
 
-	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries atomic.Uint64
+	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries, skips atomic.Uint64
 
 	logMu      sync.Mutex
 	lastLog    time.Time
@@ -235,7 +243,16 @@ func (c *Cache) Stats() Stats {
 		NotStored:     c.notStored.Load(),
 		BackendErrors: c.backendErrors.Load(),
 		BadEntries:    c.badEntries.Load(),
+		Skips:         c.skips.Load(),
+		Breaker:       c.breakerState(),
 	}
+}
+
+func (c *Cache) breakerState() backends.BreakerState {
+	if br := c.store.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // Key returns the key (within the backend cache's prefix) that r's
@@ -576,22 +593,15 @@ func (c *Cache) badEntry(ctx context.Context, key string, err error) {
 	}
 }
 
-// get and set reach the backend under the cache's key prefix, without the
-// backend cache's value envelope: entries are stored in their own format
-// (see entry.go).
+// get and set reach the backend without the backend cache's value
+// envelope, since entries are stored in their own format (see entry.go),
+// but through its key prefix and circuit breaker.
 func (c *Cache) get(ctx context.Context, key string) ([]byte, bool, error) {
-	b, ok, err := c.store.Backend().Get(ctx, c.store.KeyPrefix()+key)
-	if err != nil {
-		return nil, false, fmt.Errorf("get %q: %w", key, err)
-	}
-	return b, ok, nil
+	return c.store.GetRaw(ctx, key)
 }
 
 func (c *Cache) set(ctx context.Context, key string, b []byte, ttl time.Duration) error {
-	if err := c.store.Backend().Set(ctx, c.store.KeyPrefix()+key, b, ttl); err != nil {
-		return fmt.Errorf("set %q: %w", key, err)
-	}
-	return nil
+	return c.store.SetRaw(ctx, key, b, ttl)
 }
 
 // eligible reports whether r may be served from and stored in the cache.
@@ -750,7 +760,12 @@ func bodyAllowed(status int) bool {
 
 // backendError counts a backend failure and reports it; the request is
 // served uncached.
+// A call the circuit breaker skipped is counted apart and not logged.
 func (c *Cache) backendError(op string, err error) {
+	if errors.Is(err, backends.ErrBreakerOpen) {
+		c.skips.Add(1)
+		return
+	}
 	c.backendErrors.Add(1)
 	c.report(op, err)
 }
