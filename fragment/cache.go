@@ -252,7 +252,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 			_, err := w.Write(frag)
 			return err
 		}
-		return body(w)
+		return c.renderOffline(ctx, call, key, w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
 		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {

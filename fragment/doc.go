@@ -23,7 +23,8 @@
 // was cancelled: then a waiter whose request is alive takes over the
 // render; backend errors are fail-open —
 // counted, logged at most once per interval, and the body is rendered
-// uncached — unless Options.Strict asks for them to be returned.
+// uncached (once for concurrent renders of the key, as for a miss) —
+// unless Options.Strict asks for them to be returned.
 //
 // Outages and herds. A backend whose circuit breaker is open
 // (backends.Breaker) is skipped without a log line per call (Stats.Skips,

@@ -331,18 +331,19 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 	forced := c.opts.ForcedUpdate != nil && c.opts.ForcedUpdate(r)
 	for attempt := range maxAttempts {
 		e, key, m, err := c.find(ctx, primary, r)
-		if err != nil {
+		offline := err != nil
+		if offline {
+			// The backend failed (down, or its breaker open): the handler
+			// still runs once for concurrent requests, since an outage of
+			// the cache is when it needs that most, but nothing is stored.
 			c.backendError("get", err)
-			c.setHit(w.Header(), "MISS")
-			next.ServeHTTP(w, r)
-			return
 		}
 		if e != nil && !forced {
 			c.hits.Add(1)
 			c.serveEntry(w, r, e, false)
 			return
 		}
-		if attempt == 0 {
+		if attempt == 0 && !offline {
 			c.misses.Add(1)
 		}
 		if r.Method == http.MethodHead || requestNoStore(r) {
@@ -356,7 +357,7 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 			break // waiting would deadlock: the handler runs for this request alone
 		}
 		if how != wait {
-			c.lead(w, r, next, primary, key, m, f)
+			c.lead(w, r, next, primary, key, m, f, offline)
 			return
 		}
 		out, err := c.fills.wait(ctx, f)
@@ -390,10 +391,13 @@ func (c *Cache) waiterKey(primary string, out outcome, r *http.Request) string {
 }
 
 // lead runs the handler for r, the first request to miss key, into a
-// recorder; stores the response if the rules allow; hands it to the
-// requests waiting on f (nil when none may wait) and serves it to r.
-func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, primary, key string, m *marker, f *fill) {
-	c.runs.Add(1)
+// recorder; stores the response if the rules allow (and the lookup did
+// not fail: offline); hands it to the requests waiting on f (nil when
+// none may wait) and serves it to r.
+func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, primary, key string, m *marker, f *fill, offline bool) {
+	if !offline { // as before the lookup failed, an offline run is counted in BackendErrors only
+		c.runs.Add(1)
+	}
 	leave := func(reason string) {
 		c.fills.release(f, outcome{})
 		if hintable(reason) {
@@ -433,9 +437,11 @@ func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		return
 	}
 	e := &entry{created: time.Now(), status: resp.Status, header: resp.Header, body: resp.Body}
-	storedKey, stored, err := c.save(r.Context(), primary, m, req, rec, buf)
-	if err != nil {
-		c.backendError("set", err)
+	storedKey, stored := c.variant(primary, m, req, rec)
+	if !offline {
+		if err := c.save(r.Context(), primary, storedKey, stored, rec, buf); err != nil {
+			c.backendError("set", err)
+		}
 	}
 	c.fills.unhint(key)
 	c.fills.release(f, outcome{e: e, key: storedKey, m: stored})
@@ -494,9 +500,9 @@ func (c *Cache) entryOf(req *http.Request, rec *recorder) (resp *Response, buf [
 
 // save stores buf, the entry of rec's response, with the handler's
 // timeout or the configured one: under primary, or for a response with a
-// Vary header under its variant key, with a vary marker under primary. It
-// returns the key and the marker used.
-func (c *Cache) save(ctx context.Context, primary string, found *marker, req *http.Request, rec *recorder, buf []byte) (string, *marker, error) {
+// Vary header under key, its variant key (see variant), with the vary
+// marker m under primary.
+func (c *Cache) save(ctx context.Context, primary, key string, m *marker, rec *recorder, buf []byte) error {
 	timeout := c.opts.Timeout
 	if rec.timeoutSet {
 		timeout = rec.timeout
@@ -510,8 +516,21 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 	default:
 		ttl = c.store.DefaultTimeout()
 	}
+	if m == nil {
+		return c.set(ctx, primary, buf, ttl)
+	}
+	if err := c.set(ctx, key, buf, ttl); err != nil {
+		return err
+	}
+	return c.set(ctx, primary, encodeMarker(m), ttl)
+}
+
+// variant returns the key rec's response for req goes under, and the vary
+// marker stored under primary for it (nil without Vary): found, the marker
+// the lookup found, if it names the same request headers, else a new one.
+func (c *Cache) variant(primary string, found *marker, req *http.Request, rec *recorder) (string, *marker) {
 	if len(rec.vary) == 0 {
-		return primary, nil, c.set(ctx, primary, buf, ttl)
+		return primary, nil
 	}
 	m := found
 	if m == nil || !slices.Equal(m.names, rec.vary) {
@@ -519,11 +538,7 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 		_, _ = rand.Read(id) // never fails (crypto/rand)
 		m = &marker{id: string(id), names: rec.vary}
 	}
-	key := variantKey(primary, m, req)
-	if err := c.set(ctx, key, buf, ttl); err != nil {
-		return key, m, err
-	}
-	return key, m, c.set(ctx, primary, encodeMarker(m), ttl)
+	return variantKey(primary, m, req), m
 }
 
 // find looks up r's response under primary: the entry stored there, or,

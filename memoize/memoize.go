@@ -174,6 +174,8 @@ type memo[R any] struct {
 	seed   []byte // hashed before the arguments: name, types, version, build
 	ignore []bool // by argument position
 	group  flight.Group[R]
+	// offline deduplicates calls whose lookup failed (see offline.go).
+	offline flight.Group[R]
 
 	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
 	staleHits, refreshes                                       atomic.Uint64
@@ -425,8 +427,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(
 			m.staleHits.Add(1)
 			return r, nil
 		}
-		m.calls.Add(1)
-		return fn(ctx)
+		return m.callOffline(ctx, key, fn)
 	}
 	forced := m.opts.ForcedUpdate != nil && m.opts.ForcedUpdate(ctx)
 	if found && !forced {
