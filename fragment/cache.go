@@ -77,7 +77,9 @@ type Options struct {
 	EarlyRefresh float64
 	// StaleCopyBytes bounds the fragments kept in memory, with
 	// StaleWhileRevalidate, to serve while the backend cannot be reached.
-	// 0 means 8 MiB; negative keeps none.
+	// Each costs its bytes, its key's (vary_on values can be the
+	// client's) and 160 bytes of bookkeeping, which also bounds how many
+	// are kept. 0 means 8 MiB; negative keeps none.
 	StaleCopyBytes int
 	// Lock, when positive, makes a cold fragment render once across the
 	// processes sharing the backend: the first render takes a lock on the

@@ -139,7 +139,16 @@ type Options struct {
 	// another process cannot be seen, so such a result may be one another
 	// process has invalidated. 0 means 1000; negative keeps none.
 	StaleCopies int
+	// StaleCopyBytes bounds the same results by size: each costs its
+	// encoded size (msgpack) plus its key and a small overhead, an
+	// estimate of what it holds in memory. 0 means DefaultStaleCopyBytes;
+	// negative keeps none.
+	StaleCopyBytes int
 }
+
+// DefaultStaleCopyBytes is the StaleCopyBytes a 0 means: 8 MiB, as for
+// fragments.
+const DefaultStaleCopyBytes = 8 << 20
 
 // Stats counts what a memoized function did.
 type Stats struct {
@@ -257,12 +266,15 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		seed:   seed.buf,
 		ignore: ignore,
 	}
-	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
-		n := opts.StaleCopies
+	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 && opts.StaleCopyBytes >= 0 {
+		n, size := opts.StaleCopies, opts.StaleCopyBytes
 		if n == 0 {
 			n = 1000
 		}
-		m.copies = stalecopy.New(n, func(R) int { return 1 }, nil)
+		if size == 0 {
+			size = DefaultStaleCopyBytes
+		}
+		m.copies = stalecopy.New(size, resultSize[R], nil).LimitCount(n)
 	}
 	return m
 }
