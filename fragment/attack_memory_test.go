@@ -55,3 +55,26 @@ func TestAttackStaleCopiesBoundCountsKeys(t *testing.T) {
 	t.Logf("retained %d KiB after %d renders (StaleCopyBytes %d KiB)", grew>>10, n, bound>>10)
 	assert.Less(t, grew, int64(16*bound), "memory kept for stale copies should stay within a small multiple of StaleCopyBytes")
 }
+
+// TestAttackLastKeysOutliveTheirTemplates: blockKey remembers the last key
+// of every *Site in a sync.Map that is never pruned. Sites are made when a
+// template is parsed, so an app that parses templates per request
+// (pongo2.FromString for user-edited or e-mail templates, Jet in
+// development mode, html/template parsed per call) leaks one entry — the
+// Site and its key — per parse, for the life of the process.
+func TestAttackLastKeysOutliveTheirTemplates(t *testing.T) {
+	const n = 5000
+	c, _ := newTestCache(Options{})
+	body, _ := countingBody("x")
+	grew := retained(func() {
+		for i := range n {
+			// A fresh parse of the same template: a new Site each time.
+			site := &Site{Path: "emails/welcome-" + strings.Repeat("x", 200) + ".html", Line: 3, Col: 1}
+			_, err := render(c, Call{Site: site, Timeout: 60, HasName: true, Name: "footer-" + strconv.Itoa(i%2)}, body)
+			require.NoError(t, err)
+		}
+	})
+	runtime.KeepAlive(c)
+	t.Logf("retained %d KiB after %d renders of freshly parsed sites", grew>>10, n)
+	assert.Less(t, grew, int64(256<<10), "sites that are no longer reachable should not be kept alive by the cache")
+}

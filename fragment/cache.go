@@ -129,7 +129,6 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-	lastKeys sync.Map // *Site → the key of its last render without vary_on
 
 	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
 	staleHits, refreshes, lockWaits                             atomic.Uint64
@@ -516,11 +515,11 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	}
 	// A block without vary_on values (a named sidebar, a menu) usually has
 	// the same key on every render: reuse the last one instead of allocating.
-	if last, ok := c.lastKeys.Load(call.Site); ok && last.(string) == string(b) {
-		return last.(string), nil
+	if last, ok := call.Site.lastKey.Load().(string); ok && last == string(b) {
+		return last, nil
 	}
 	key := string(b)
-	c.lastKeys.Store(call.Site, key)
+	call.Site.lastKey.Store(key)
 	return key, nil
 }
 
