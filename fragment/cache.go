@@ -497,6 +497,9 @@ func (c *Cache) blockKey(call Call) (string, error) {
 			return "", err
 		}
 	} else {
+		if p := call.Site.Path; p != "" && '0' <= p[len(p)-1] && p[len(p)-1] <= '9' {
+			return "", ErrAmbiguousName
+		}
 		b = append(b, call.Site.Path...) // keys.FragmentName, without its allocation
 		b = strconv.AppendInt(b, int64(call.Site.Line), 10)
 		if c.opts.SourceDigest && call.Site.Digest != "" {
