@@ -17,7 +17,7 @@ import (
 func TestRawBytes(t *testing.T) {
 	ctx := t.Context()
 	simple := backends.NewSimple(0)
-	c := backends.New(simple, backends.Options{KeyPrefix: "p/"})
+	c := backends.New(simple, backends.CacheOptions{KeyPrefix: "p/"})
 	raw := []byte("\xf5not an envelope\x00")
 
 	require.NoError(t, c.SetRaw(ctx, "k", raw))
@@ -52,7 +52,7 @@ func TestRawBytesGoThroughTheBreaker(t *testing.T) {
 	f := &flaky{Backend: backends.NewSimple(0)}
 	f.fail(context.DeadlineExceeded)
 	br := backends.NewBreaker(f, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-	c := backends.New(br, backends.Options{})
+	c := backends.New(br, backends.CacheOptions{})
 	for range 2 {
 		_, _, err := c.GetRaw(t.Context(), "k")
 		require.ErrorIs(t, err, context.DeadlineExceeded)

@@ -36,7 +36,7 @@ func (s *slowDeletes) Delete(ctx context.Context, key string) (bool, error) {
 // background, as the store does.
 func TestAttackUnlockHoldsTheRequestPastItsDeadline(t *testing.T) {
 	back := &slowDeletes{Backend: backends.NewSimple(0)}
-	store := backends.New(back, backends.Options{})
+	store := backends.New(back, backends.CacheOptions{})
 	c := New(store, Options{Lock: 10 * time.Second, StoreTimeout: 5 * time.Second})
 	body, _ := countingBody("fragment")
 

@@ -38,7 +38,7 @@ func TestAttackStaleCopiesBoundCountsKeys(t *testing.T) {
 		n     = 2000
 		term  = 4 << 10
 	)
-	c := New(backends.New(backends.NewNull(), backends.Options{}), Options{
+	c := New(backends.New(backends.NewNull(), backends.CacheOptions{}), Options{
 		StaleWhileRevalidate: time.Minute,
 		StaleCopyBytes:       bound,
 	})

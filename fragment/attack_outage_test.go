@@ -25,7 +25,7 @@ import (
 // also run the function or handler for every request).
 func TestAttackOutageLosesHerdProtection(t *testing.T) {
 	const n = 8
-	c := New(backends.New(testkit.Failing{}, backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(testkit.Failing{}, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "expensive"}
 
 	var running, runs atomic.Int64

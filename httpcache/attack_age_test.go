@@ -18,7 +18,7 @@ import (
 // near math.MaxInt64 wraps the sum to a negative Age, which RFC 9111 §5.1
 // does not allow (a cache sends 2147483648 for an age that overflows).
 func TestAttackAgeOverflow(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	h, _ := page(nil)
 	h = c.Middleware(h)
 	req, err := http.NewRequest(http.MethodGet, "http://shop.example/p", nil)

@@ -54,7 +54,7 @@ func (h *hungBackend) Delete(context.Context, string) (bool, error) {
 func TestAttackBreakerGuardsHTTPCache(t *testing.T) {
 	hung := &hungBackend{Backend: backends.NewSimple(0)}
 	br := backends.NewBreaker(hung, backends.BreakerOptions{Failures: 1, Cooldown: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-	store := backends.New(br, backends.Options{})
+	store := backends.New(br, backends.CacheOptions{})
 
 	_, err := store.GetValue(t.Context(), "open-the-breaker")
 	require.Error(t, err)
@@ -83,7 +83,7 @@ func TestAttackBreakerGuardsHTTPCache(t *testing.T) {
 func TestHTTPCacheFailuresFeedTheBreaker(t *testing.T) {
 	hung := &hungBackend{Backend: backends.NewSimple(0)}
 	br := backends.NewBreaker(hung, backends.BreakerOptions{Failures: 3, Cooldown: time.Hour, Logger: slog.New(slog.DiscardHandler)})
-	c := New(backends.New(br, backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(br, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	h, runs := page(nil)
 	h = c.Middleware(h)
 	for i := range 10 {

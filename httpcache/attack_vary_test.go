@@ -61,7 +61,7 @@ func TestVaryWhoeverSetsIt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 			inner, runs := page(func(w http.ResponseWriter, _ *http.Request) {
 				if tt.inner != nil {
 					tt.inner(w.Header())

@@ -86,8 +86,8 @@ func partsOf(r *http.Request, trusted bool, keyHeaders ...string) (keyParts, err
 }
 
 func TestKeyParts(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
-	trusting := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{TrustForwarded: func(*http.Request) bool { return true }})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
+	trusting := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{TrustForwarded: func(*http.Request) bool { return true }})
 	tests := []struct {
 		name    string
 		c       *Cache
@@ -232,7 +232,7 @@ func randomRequest(rng *rand.Rand) *http.Request {
 func TestKeyIsInjective(t *testing.T) {
 	for _, trusted := range []bool{false, true} {
 		t.Run(fmt.Sprint("trusted=", trusted), func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
 				TrustForwarded: func(*http.Request) bool { return trusted },
 				KeyHeaders:     []string{"x-tenant"},
 			})
@@ -268,7 +268,7 @@ func FuzzKeyInjective(f *testing.F) {
 	f.Add("http://a.example/p", "evil.example", "http://a.example/p", "")
 	f.Add("https://a.example/p", "", "http://a.example/p", "")
 	f.Add("http://a.example/p%20fwd:x", "", "http://a.example/p", "x")
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	build := func(target, xfh string) *http.Request {
 		u, err := url.Parse(target)
 		if err != nil || u.Host == "" {
@@ -367,7 +367,7 @@ func TestKeyHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
 				KeyHeaders:     tt.keyHeaders,
 				TrustForwarded: func(*http.Request) bool { return tt.trusted },
 			})
@@ -381,9 +381,9 @@ func TestKeyHeaders(t *testing.T) {
 		})
 	}
 	assert.PanicsWithValue(t, `httpcache: KeyHeaders: "X Tenant" is not a header field name`, func() {
-		New(backends.New(backends.NewSimple(0), backends.Options{}), Options{KeyHeaders: []string{"X Tenant"}})
+		New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{KeyHeaders: []string{"X Tenant"}})
 	})
-	custom := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{
+	custom := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
 		KeyHeaders: []string{"X-Tenant"},
 		Key:        func(r *http.Request) (string, error) { return r.URL.Path, nil },
 	})

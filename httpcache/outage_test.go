@@ -24,7 +24,7 @@ func TestOutageKeepsHerdProtection(t *testing.T) {
 		t.Run(fmt.Sprint("vary=", vary), func(t *testing.T) {
 			var running, runs atomic.Int64
 			release := make(chan struct{})
-			c := New(backends.New(broken{}, backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+			c := New(backends.New(broken{}, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 			h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				runs.Add(1)
 				running.Add(1)

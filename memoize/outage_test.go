@@ -21,7 +21,7 @@ func TestOutageKeepsHerdProtection(t *testing.T) {
 	const n = 8
 	var running, runs atomic.Int64
 	release := make(chan struct{})
-	m := Func(backends.New(broken{}, backends.Options{}), func(_ context.Context, a int) (int, error) {
+	m := Func(backends.New(broken{}, backends.CacheOptions{}), func(_ context.Context, a int) (int, error) {
 		runs.Add(1)
 		running.Add(1)
 		<-release

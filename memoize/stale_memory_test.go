@@ -43,7 +43,7 @@ func TestStaleCopiesAreBoundedByBytes(t *testing.T) {
 		{"StaleCopyBytes", bound, bound},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			store := backends.New(backends.NewSimple(0), backends.Options{})
+			store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 			m := Func(store, func(_ context.Context, i int) ([]byte, error) {
 				return bytes.Repeat([]byte{byte(i)}, size), nil
 			}, Options{Name: "big", Timeout: time.Minute, StaleWhileRevalidate: time.Minute, StaleCopyBytes: tt.bytes})
