@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,8 @@ type Options struct {
 	// KeyPrefix is prepended to every fragment key, after the backend
 	// cache's own prefix. Leave it empty to keep keys equal to
 	// keys.MakeTemplateFragmentKey, so app code can delete fragments with it.
+	// It may not start with "fragcache-lock:" (with Version, KeyPrefix +
+	// Version + ":" may not): that is where Lock's keys live.
 	KeyPrefix string
 	// Version, when set, is added to every key (KeyPrefix + Version + ":" +
 	// fragment key); changing it on deploy invalidates every fragment at once.
@@ -141,7 +144,9 @@ type Cache struct {
 	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 }
 
-// New returns a fragment Cache storing into store.
+// New returns a fragment Cache storing into store. It panics, as for a
+// programming error, on negative options (see each) and on a key prefix
+// that would make fragment keys lock keys.
 func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -161,6 +166,10 @@ func New(store *backends.Cache, opts Options) *Cache {
 	prefix := opts.KeyPrefix
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
+	}
+	if strings.HasPrefix(prefix, lockPrefix) {
+		// Its fragments would be stored under other Caches' lock keys.
+		panic(fmt.Sprintf("fragment.New: key prefix %q would make fragment keys that are lock keys (prefix %q)", prefix, lockPrefix))
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
