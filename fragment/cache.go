@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +44,15 @@ type Options struct {
 	// fragments, so editing a block's body changes its key. Named fragments
 	// keep exact Flask keys.
 	SourceDigest bool
+	// UnambiguousKeys escapes "%" and "_" in names and vary_on values
+	// (as "%25" and "%5F") and names unnamed blocks "path:line", so that
+	// two different blocks or vary_on lists never share a key. Flask's
+	// key runs them together with "_": name "sidebar" with vary_on "admin"
+	// is name "sidebar_admin", so a vary_on value a client chooses can
+	// read or poison another block's fragment. Keys then differ from
+	// Flask's where a part holds "_" or "%": use Key and Delete, not
+	// keys.MakeTemplateFragmentKey, to reach them.
+	UnambiguousKeys bool
 	// Logger receives backend error reports; nil means slog.Default().
 	Logger *slog.Logger
 	// LogInterval is the least time between two backend error reports;
@@ -135,7 +143,6 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-
 	hits, misses, renders, waits, deletes atomic.Uint64
 	staleHits, refreshes, lockWaits       atomic.Uint64
 	failures                              *failopen.Reporter
@@ -214,9 +221,19 @@ func (c *Cache) breakerState() backends.BreakerState {
 
 // Key returns the key (within the backend cache's prefix) that a block named
 // name with the given vary_on values stores under. With no KeyPrefix and
-// Version it equals keys.MakeTemplateFragmentKey(name, varyOn...).
+// Version, and without UnambiguousKeys, it equals
+// keys.MakeTemplateFragmentKey(name, varyOn...).
 func (c *Cache) Key(name string, varyOn ...string) string {
-	return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	if !c.opts.UnambiguousKeys {
+		return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	}
+	b := append([]byte(c.prefix), keys.TemplateFragmentPrefix...)
+	b, _ = c.appendPart(b, name) // a string always has a text form
+	for _, v := range varyOn {
+		b = append(b, '_')
+		b, _ = c.appendPart(b, v)
+	}
+	return string(b)
 }
 
 // Delete removes the fragment stored for name and vary_on values, as a block
@@ -502,23 +519,15 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
 	if call.HasName && call.Name != nil {
-		if b, err = AppendKeyValue(b, call.Name); err != nil {
+		if b, err = c.appendPart(b, call.Name); err != nil {
 			return "", err
 		}
-	} else {
-		if p := call.Site.Path; p != "" && '0' <= p[len(p)-1] && p[len(p)-1] <= '9' {
-			return "", ErrAmbiguousName
-		}
-		b = append(b, call.Site.Path...) // keys.FragmentName, without its allocation
-		b = strconv.AppendInt(b, int64(call.Site.Line), 10)
-		if c.opts.SourceDigest && call.Site.Digest != "" {
-			b = append(b, '@')
-			b = append(b, call.Site.Digest...)
-		}
+	} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
+		return "", err
 	}
 	for _, v := range call.VaryOn {
 		b = append(b, '_')
-		if b, err = AppendKeyValue(b, v); err != nil {
+		if b, err = c.appendPart(b, v); err != nil {
 			return "", err
 		}
 	}

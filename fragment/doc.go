@@ -13,6 +13,11 @@
 // body without storing it. A hit writes the stored bytes; a miss renders the
 // body into a buffer, stores it and writes it.
 //
+// Flask's keys are ambiguous (name "sidebar" with vary_on "admin" is name
+// "sidebar_admin"); Options.UnambiguousKeys escapes the parts so that no
+// two blocks share a key (see keymode.go). Without it, an unnamed block in
+// a template whose path ends in a digit is refused (ErrAmbiguousName).
+//
 // Beyond Flask: concurrent misses of one key in a process render the body
 // once (golang.org/x/sync/singleflight's idea, extended so that a block
 // re-entering a key that its own goroutine is rendering gets an error
