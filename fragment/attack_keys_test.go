@@ -28,7 +28,7 @@ func TestAttackUnnamedKeysOfPathsEndingInDigits(t *testing.T) {
 		assert.Contains(t, err.Error(), "name the block")
 		assert.Zero(t, runs.Load(), "nothing rendered under an ambiguous key")
 
-		out, err := render(c, Call{Site: site, Timeout: 60, HasName: true, Name: site.Path}, body)
+		out, err := render(c, Call{Site: site, Timeout: 60, Name: site.Path}, body)
 		require.NoError(t, err, "a named block in the same template is fine")
 		assert.Equal(t, "a step", out)
 	}

@@ -44,7 +44,7 @@ func TestAttackUnlockHoldsTheRequestPastItsDeadline(t *testing.T) {
 	defer cancel()
 	var out bytes.Buffer
 	began := time.Now()
-	err := c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "locked"}, &out, body)
+	err := c.Render(ctx, Call{Site: testSite(), Timeout: 60, Name: "locked"}, &out, body)
 	took := time.Since(began)
 	require.NoError(t, err)
 	assert.Equal(t, "fragment", out.String())

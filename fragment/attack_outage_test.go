@@ -26,7 +26,7 @@ import (
 func TestAttackOutageLosesHerdProtection(t *testing.T) {
 	const n = 8
 	c := New(backends.New(testkit.Failing{}, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "expensive"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "expensive"}
 
 	var running, runs atomic.Int64
 	release := make(chan struct{})

@@ -31,7 +31,7 @@ func (k keyCase) call() Call {
 	}
 	call := Call{Site: &Site{Path: k.path, Line: k.line, Digest: k.digest}, Timeout: 60, VaryOn: vary}
 	if k.named {
-		call.HasName, call.Name = true, k.name
+		call.Name = k.name
 		call.Site = &Site{Path: "t.html", Line: 1}
 	}
 	return call
@@ -140,10 +140,10 @@ func TestUnambiguousKeysKeepBlocksApart(t *testing.T) {
 			store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 			c := New(store, Options{UnambiguousKeys: unambiguous})
 			admin, _ := countingBody("admin sidebar")
-			_, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "sidebar_admin"}, admin)
+			_, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "sidebar_admin"}, admin)
 			require.NoError(t, err)
 			attacker, _ := countingBody("the visitor's sidebar")
-			out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "sidebar", VaryOn: []any{"admin"}}, attacker)
+			out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "sidebar", VaryOn: []any{"admin"}}, attacker)
 			require.NoError(t, err)
 			if !unambiguous {
 				assert.Equal(t, "admin sidebar", out, "Flask's key: vary_on \"admin\" reads block sidebar_admin")
