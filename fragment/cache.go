@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +31,8 @@ type Options struct {
 	// KeyPrefix is prepended to every fragment key, after the backend
 	// cache's own prefix. Leave it empty to keep keys equal to
 	// keys.MakeTemplateFragmentKey, so app code can delete fragments with it.
+	// It may not start with "fragcache-lock:" (with Version, KeyPrefix +
+	// Version + ":" may not): that is where Lock's keys live.
 	KeyPrefix string
 	// Version, when set, is added to every key (KeyPrefix + Version + ":" +
 	// fragment key); changing it on deploy invalidates every fragment at once.
@@ -42,6 +44,15 @@ type Options struct {
 	// fragments, so editing a block's body changes its key. Named fragments
 	// keep exact Flask keys.
 	SourceDigest bool
+	// UnambiguousKeys escapes "%" and "_" in names and vary_on values
+	// (as "%25" and "%5F") and names unnamed blocks "path:line", so that
+	// two different blocks or vary_on lists never share a key. Flask's
+	// key runs them together with "_": name "sidebar" with vary_on "admin"
+	// is name "sidebar_admin", so a vary_on value a client chooses can
+	// read or poison another block's fragment. Keys then differ from
+	// Flask's where a part holds "_" or "%": use Key and Delete, not
+	// keys.MakeTemplateFragmentKey, to reach them.
+	UnambiguousKeys bool
 	// Logger receives backend error reports; nil means slog.Default().
 	Logger *slog.Logger
 	// LogInterval is the least time between two backend error reports;
@@ -80,7 +91,9 @@ type Options struct {
 	EarlyRefresh float64
 	// StaleCopyBytes bounds the fragments kept in memory, with
 	// StaleWhileRevalidate, to serve while the backend cannot be reached.
-	// 0 means 8 MiB; negative keeps none.
+	// Each costs its bytes, its key's (vary_on values can be the
+	// client's) and 160 bytes of bookkeeping, which also bounds how many
+	// are kept. 0 means 8 MiB; negative keeps none.
 	StaleCopyBytes int
 	// Lock, when positive, makes a cold fragment render once across the
 	// processes sharing the backend: the first render takes a lock on the
@@ -130,8 +143,6 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-	lastKeys sync.Map // *Site → the key of its last render without vary_on
-
 	hits, misses, renders, waits, deletes atomic.Uint64
 	staleHits, refreshes, lockWaits       atomic.Uint64
 	failures                              *failopen.Reporter
@@ -141,7 +152,9 @@ type Cache struct {
 	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 }
 
-// New returns a fragment Cache storing into store.
+// New returns a fragment Cache storing into store. It panics, as for a
+// programming error, on negative options (see each) and on a key prefix
+// that would make fragment keys lock keys.
 func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -161,6 +174,10 @@ func New(store *backends.Cache, opts Options) *Cache {
 	prefix := opts.KeyPrefix
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
+	}
+	if strings.HasPrefix(prefix, lockPrefix) {
+		// Its fragments would be stored under other Caches' lock keys.
+		panic(fmt.Sprintf("fragment.New: key prefix %q would make fragment keys that are lock keys (prefix %q)", prefix, lockPrefix))
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
@@ -209,9 +226,19 @@ func (c *Cache) breakerState() backends.BreakerState {
 
 // Key returns the key (within the backend cache's prefix) that a block named
 // name with the given vary_on values stores under. With no KeyPrefix and
-// Version it equals keys.MakeTemplateFragmentKey(name, varyOn...).
+// Version, and without UnambiguousKeys, it equals
+// keys.MakeTemplateFragmentKey(name, varyOn...).
 func (c *Cache) Key(name string, varyOn ...string) string {
-	return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	if !c.opts.UnambiguousKeys {
+		return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	}
+	b := append([]byte(c.prefix), keys.TemplateFragmentPrefix...)
+	b, _ = c.appendPart(b, name) // a string always has a text form
+	for _, v := range varyOn {
+		b = append(b, '_')
+		b, _ = c.appendPart(b, v)
+	}
+	return string(b)
 }
 
 // Delete removes the fragment stored for name and vary_on values, as a block
@@ -284,7 +311,7 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 			c.staleHits.Add(1)
 			return frag, nil
 		}
-		return uncached(w, body)
+		return c.renderOffline(ctx, call, key, w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
 		switch m.freshness(c.opts.EarlyRefresh) {
@@ -542,20 +569,15 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
 	if call.Name != nil {
-		if b, err = AppendKeyValue(b, call.Name); err != nil {
+		if b, err = c.appendPart(b, call.Name); err != nil {
 			return "", err
 		}
-	} else {
-		b = append(b, call.Site.Path...) // keys.FragmentName, without its allocation
-		b = strconv.AppendInt(b, int64(call.Site.Line), 10)
-		if c.opts.SourceDigest && call.Site.Digest != "" {
-			b = append(b, '@')
-			b = append(b, call.Site.Digest...)
-		}
+	} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
+		return "", err
 	}
 	for _, v := range call.VaryOn {
 		b = append(b, '_')
-		if b, err = AppendKeyValue(b, v); err != nil {
+		if b, err = c.appendPart(b, v); err != nil {
 			return "", err
 		}
 	}
@@ -564,11 +586,11 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	}
 	// A block without vary_on values (a named sidebar, a menu) usually has
 	// the same key on every render: reuse the last one instead of allocating.
-	if last, ok := c.lastKeys.Load(call.Site); ok && last.(string) == string(b) {
-		return last.(string), nil
+	if last, ok := call.Site.lastKey.Load().(string); ok && last == string(b) {
+		return last, nil
 	}
 	key := string(b)
-	c.lastKeys.Store(call.Site, key)
+	call.Site.lastKey.Store(key)
 	return key, nil
 }
 
