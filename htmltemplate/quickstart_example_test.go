@@ -16,14 +16,7 @@ import (
 // TestREADMEQuickstart: the second render is a cache hit, so the block's
 // body runs once.
 func Example_quickstart() {
-	cfg, err := backends.FromMap(map[string]any{"CACHE_TYPE": "SimpleCache"}) // or RedisCache…
-	if err != nil {
-		log.Fatal(err)
-	}
-	store, err := backends.Open(cfg)
-	if err != nil {
-		log.Fatal(err)
-	}
+	store := backends.New(backends.NewSimple(0), backends.Options{}) // in-process; Redis: see "Redis in production"
 	fc := fragment.New(store, fragment.Options{})
 
 	renders := 0

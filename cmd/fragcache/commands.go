@@ -210,7 +210,7 @@ func runPing(ctx context.Context, e *env, o *cmdOptions, args []string) error {
 	if len(took) > 1 {
 		slices.Sort(took)
 		fmt.Fprintf(e.stdout, "%d pings: min %s, median %s, max %s\n", len(took),
-			fmtLatency(took[0]), fmtLatency(took[len(took)/2]), fmtLatency(took[len(took)-1]))
+			fmtLatency(took[0]), fmtLatency(took[(len(took)-1)/2]), fmtLatency(took[len(took)-1]))
 	}
 	return nil
 }
