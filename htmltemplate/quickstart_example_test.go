@@ -16,7 +16,7 @@ import (
 // TestREADMEQuickstart: the second render is a cache hit, so the block's
 // body runs once.
 func Example_quickstart() {
-	store := backends.New(backends.NewSimple(0), backends.Options{}) // in-process; Redis: see "Redis in production"
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{}) // in-process; Redis: see "Redis in production"
 	fc := fragment.New(store, fragment.Options{})
 
 	renders := 0

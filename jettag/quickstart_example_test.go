@@ -16,7 +16,7 @@ import (
 // The README's Jet quickstart, kept equal to it by TestREADMEQuickstart:
 // the second render is a cache hit, so the block's body runs once.
 func Example_quickstart() {
-	store := backends.New(backends.NewSimple(0), backends.Options{}) // in-process; Redis: see "Redis in production"
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{}) // in-process; Redis: see "Redis in production"
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
 
 	views := jet.NewInMemLoader() // or jet.NewOSFileSystemLoader("./views")

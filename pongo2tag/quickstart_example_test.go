@@ -15,7 +15,7 @@ import (
 // The README's pongo2 quickstart, kept equal to it by TestREADMEQuickstart:
 // the second render is a cache hit, so the block's body runs once.
 func Example_quickstart() {
-	store := backends.New(backends.NewSimple(0), backends.Options{}) // in-process; Redis: see "Redis in production"
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{}) // in-process; Redis: see "Redis in production"
 	fc := fragment.New(store, fragment.Options{})
 	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil { // once, before parsing templates
 		log.Fatal(err)

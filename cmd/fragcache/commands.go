@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/filesystem"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/keys"
 )
 
@@ -226,18 +228,27 @@ func describe(cache *backends.Cache, cfg backends.Config) string {
 	if s, ok := cache.Backend().(fmt.Stringer); ok {
 		return cfg.Type + " " + s.String()
 	}
+	setting := func(key string) string {
+		v, _ := backends.Setting(cfg, key, "")
+		return v
+	}
 	switch strings.ToLower(cfg.Type) {
 	case "filesystem", "filesystemcache":
-		return cfg.Type + " " + cfg.Dir
+		return cfg.Type + " " + setting("CACHE_DIR")
 	case "redis", "rediscache":
-		if cfg.RedisURL != "" {
-			return cfg.Type + " " + redactURL(cfg.RedisURL)
+		if u := setting("CACHE_REDIS_URL"); u != "" {
+			return cfg.Type + " " + redactURL(u)
 		}
-		return fmt.Sprintf("%s %s:%d/%d", cfg.Type, cfg.RedisHost, cfg.RedisPort, cfg.RedisDB)
+		host, _ := backends.Setting(cfg, "CACHE_REDIS_HOST", "localhost")
+		port, _ := backends.Setting(cfg, "CACHE_REDIS_PORT", 6379)
+		db, _ := backends.Setting(cfg, "CACHE_REDIS_DB", 0)
+		return fmt.Sprintf("%s %s:%d/%d", cfg.Type, host, port, db)
 	case "redissentinel", "redissentinelcache":
-		return cfg.Type + " " + cfg.RedisSentinelMaster + "@" + strings.Join(cfg.RedisSentinels, ",")
+		master, _ := backends.Setting(cfg, "CACHE_REDIS_SENTINEL_MASTER", "mymaster")
+		sentinels, _ := backends.Setting(cfg, "CACHE_REDIS_SENTINELS", []string{"127.0.0.1:26379"})
+		return cfg.Type + " " + master + "@" + strings.Join(sentinels, ",")
 	case "rediscluster", "redisclustercache":
-		return cfg.Type + " " + cfg.RedisCluster
+		return cfg.Type + " " + setting("CACHE_REDIS_CLUSTER")
 	}
 	return cfg.Type
 }
@@ -295,7 +306,7 @@ var redisStats = []string{
 // serverStats adds what the backend's server says about itself.
 func serverStats(ctx context.Context, cache *backends.Cache, cfg backends.Config, field func(string, any)) {
 	switch b := cache.Backend().(type) {
-	case *backends.Redis:
+	case *redis.Backend:
 		info, err := b.Client().Info(ctx, "server", "clients", "memory", "stats", "keyspace").Result()
 		if err != nil {
 			field("redis_info", "failed: "+err.Error())
@@ -321,8 +332,9 @@ func serverStats(ctx context.Context, cache *backends.Cache, cfg backends.Config
 		for _, k := range dbs {
 			field(k, kv[k])
 		}
-	case *backends.FileSystem:
-		files, bytes, err := dirUsage(cfg.Dir)
+	case *filesystem.Backend:
+		dir, _ := backends.Setting(cfg, "CACHE_DIR", "")
+		files, bytes, err := dirUsage(dir)
 		if err != nil {
 			field("cache_dir", "failed: "+err.Error())
 			return

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/all" // every CACHE_TYPE, as the application may use any
+	"github.com/fragcache/fragcache/backends/redis"
 )
 
 // Exit statuses, as grep's: 1 is "nothing found", not a failure.
@@ -34,7 +36,7 @@ func (e usageError) Error() string { return e.msg }
 func main() {
 	// Every failure reaches the user as the command's error; go-redis's own
 	// log lines (failed dials) would only repeat it.
-	backends.SetRedisLogger(slog.New(slog.DiscardHandler))
+	redis.SetLogger(slog.New(slog.DiscardHandler))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 	stop()
@@ -185,25 +187,14 @@ func usage(w io.Writer) {
 }
 
 // config reads the CACHE_* settings from the environment, as the
-// application does.
+// application does (with the application's prefix, if it uses one).
 func (e *env) config(o *cmdOptions) (backends.Config, error) {
-	var environ []string
-	if o.envPrefix != "" {
-		// Only P + "CACHE_…" variables are the application's; the
-		// unprefixed CACHE_* ones may be anyone's.
-		for _, kv := range e.environ {
-			if rest, ok := strings.CutPrefix(kv, o.envPrefix); ok && strings.HasPrefix(rest, "CACHE_") {
-				environ = append(environ, rest)
-			}
-		}
-	} else {
-		environ = e.environ
-	}
-	cfg, err := backends.FromEnv(environ)
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg, err := backends.FromEnv(e.environ, backends.EnvOptions{Prefix: o.envPrefix, Logger: logger})
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = logger
 	cfg.NoNullWarning = true
 	return cfg, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/all"
 	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/htmltemplate"
 	"github.com/fragcache/fragcache/internal/testservers"
@@ -40,7 +41,7 @@ func redisEnv(t *testing.T, extra ...string) ([]string, *backends.Cache) {
 	t.Helper()
 	srv := testservers.Redis(t)
 	environ := append([]string{"CACHE_TYPE=RedisCache", "CACHE_REDIS_URL=redis://" + srv.Addr}, extra...)
-	cfg, err := backends.FromEnv(environ)
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{})
 	require.NoError(t, err)
 	app, err := backends.Open(cfg)
 	require.NoError(t, err)
@@ -226,7 +227,7 @@ func sortedKeys(m map[string]backends.Value) []string {
 func TestClear(t *testing.T) {
 	environ, app := redisEnv(t)
 	ctx := context.Background()
-	other := backends.New(app.Backend(), backends.Options{KeyPrefix: "other_"})
+	other := backends.New(app.Backend(), backends.CacheOptions{KeyPrefix: "other_"})
 	require.NoError(t, app.Set(ctx, "mine", 1))
 	require.NoError(t, other.Set(ctx, "theirs", 2))
 
@@ -267,7 +268,7 @@ func TestStatsRedis(t *testing.T) {
 func TestStatsFileSystem(t *testing.T) {
 	dir := t.TempDir()
 	environ := []string{"CACHE_TYPE=FileSystemCache", "CACHE_DIR=" + dir}
-	cfg, err := backends.FromEnv(environ)
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{})
 	require.NoError(t, err)
 	app, err := backends.Open(cfg)
 	require.NoError(t, err)
@@ -295,6 +296,26 @@ func TestEnvPrefix(t *testing.T) {
 	r = runCLI(t, environ, "key", "-env-prefix", "MYAPP_", "sidebar")
 	require.Equal(t, exitOK, r.code, r.stderr)
 	assert.Equal(t, "myapp:_template_fragment_cache_sidebar\n", r.stdout)
+}
+
+// Kubernetes puts <SERVICE>_… variables into every pod; the command, like
+// the application, ignores the ones that are not settings, and names a
+// service link that lands on a setting.
+func TestKubernetesServiceLinks(t *testing.T) {
+	environ, _ := redisEnv(t, "CACHE_SERVICE_HOST=10.0.0.5", "CACHE_SERVICE_PORT=6379",
+		"CACHE_PORT=tcp://10.0.0.5:6379", "CACHE_PORT_6379_TCP_ADDR=10.0.0.5")
+
+	r := runCLI(t, environ, "ping")
+	require.Equal(t, exitOK, r.code, r.stderr)
+	assert.Regexp(t, latency, r.stdout)
+	assert.Empty(t, r.stderr, "ignored variables are logged at debug level only")
+
+	r = runCLI(t, append(environ, "CACHE_REDIS_PORT=tcp://10.0.0.5:6379"), "ping")
+	assert.Equal(t, exitError, r.code)
+	assert.Contains(t, r.stderr, "CACHE_REDIS_PORT")
+	assert.Contains(t, r.stderr, "Kubernetes service link")
+	assert.Contains(t, r.stderr, "enableServiceLinks: false")
+	assert.Empty(t, r.stdout)
 }
 
 func TestRefusals(t *testing.T) {
