@@ -22,6 +22,7 @@
 // not settings (Kubernetes' service links, CACHE_SERVICE_HOST…) are ignored,
 // and a service link that lands on a setting (CACHE_REDIS_PORT=tcp://…) is
 // an error naming it. Every backend family is linked in (backends/all).
+//
 //	-timeout D        bound of the whole command (default 5s)
 //	-fragment-prefix  fragment.Options.KeyPrefix of the application
 //	-fragment-version fragment.Options.Version of the application
