@@ -17,15 +17,14 @@
 //
 //	-env-prefix P     read P + "CACHE_…" variables (an application that uses
 //	                  backends.EnvOptions.Prefix, e.g. MYAPP_)
+//	-timeout D        bound of the whole command (default 5s)
+//	-fragment-prefix  fragment.Options.KeyPrefix of the application
+//	-fragment-version fragment.Options.Version of the application
 //
 // As backends.FromEnv does for the application, CACHE_* variables that are
 // not settings (Kubernetes' service links, CACHE_SERVICE_HOST…) are ignored,
 // and a service link that lands on a setting (CACHE_REDIS_PORT=tcp://…) is
 // an error naming it. Every backend family is linked in (backends/all).
-//
-//	-timeout D        bound of the whole command (default 5s)
-//	-fragment-prefix  fragment.Options.KeyPrefix of the application
-//	-fragment-version fragment.Options.Version of the application
 //
 // KEY is a key as the application's code names it, without CACHE_KEY_PREFIX
 // (the cache adds it, as in the application). With -fragment, the arguments
