@@ -203,6 +203,32 @@ func TestFragments(t *testing.T) {
 	}
 }
 
+// A value under a fragment's key that is not a fragment is reported, not
+// printed as one.
+func TestGetFragmentRefusesOtherValues(t *testing.T) {
+	environ, app := redisEnv(t)
+	ctx := context.Background()
+	fc := fragment.New(app, fragment.Options{})
+	tests := []struct {
+		name  string
+		value any
+		want  string
+	}{
+		{"integer", 7, "not a fragment"},
+		{"structured", map[string]int{"a": 1}, "not a fragment"},
+		{"bad header", []byte("\xf8\x02 not a header"), "not one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.NoError(t, app.Set(ctx, fc.Key("box", tt.name), tt.value))
+			r := runCLI(t, environ, "get", "-fragment", "box", tt.name)
+			assert.Equal(t, exitError, r.code)
+			assert.Contains(t, r.stderr, tt.want)
+			assert.Empty(t, r.stdout)
+		})
+	}
+}
+
 func TestDelKeys(t *testing.T) {
 	environ, app := redisEnv(t)
 	ctx := context.Background()
