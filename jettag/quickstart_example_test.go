@@ -21,7 +21,7 @@ func Example_quickstart() {
 
 	views := jet.NewInMemLoader() // or jet.NewOSFileSystemLoader("./views")
 	views.Set("/hello.jet", `{{ cache 300, "greeting", name }}Hello {{ name }} (render #{{ renders() }}){{ endcache }}`)
-	set, err := tags.NewSet(views)
+	set, err := tags.NewSet("views", views) // the name keeps unnamed blocks of two roots apart
 	if err != nil {
 		log.Fatal(err)
 	}
