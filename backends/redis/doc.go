@@ -23,3 +23,8 @@
 // It imports backends, go-redis, fragcache's internal option reader and
 // the standard library.
 package redis
+
+import "github.com/fragcache/fragcache/backends"
+
+// Every networked backend answers readiness probes.
+var _ backends.Pinger = (*Backend)(nil)

@@ -468,6 +468,23 @@ func (u *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	return int(n.Load()), errors.Join(errs...)
 }
 
+// Ping checks that the server accepts a connection and answers a cache
+// request (an exists of a key no caller can write) within ctx. uWSGI
+// answers a missing key, and a cache name it does not know, alike by
+// closing the connection, so Ping cannot tell a wrong cache name from an
+// empty cache. Open does not connect; a readiness probe calls Ping
+// (through [backends.Cache.Ping]).
+func (u *Backend) Ping(ctx context.Context) error {
+	if u.closed.Load() {
+		return backends.ErrClosed
+	}
+	err := u.client.Exists(ctx, uwsgiReserved+"ping")
+	if err == nil || errors.Is(err, wire.ErrNoReply) {
+		return nil
+	}
+	return u.opError("ping", "", err)
+}
+
 // Has reads the entry, since uWSGI's exists reports expired entries until
 // they are swept and cannot see namespace tokens.
 func (u *Backend) Has(ctx context.Context, key string) (bool, error) {
