@@ -32,7 +32,7 @@ func redisBenchOps(b *testing.B) []redisBenchPair {
 	ctx := context.Background()
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
-	cache := backends.New(redis.New(client), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
+	cache := backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
 	value := bytes.Repeat([]byte("x"), redisBenchValue)
 	keys := make([]string, redisBenchKeys)
 	rawKeys := make([]string, redisBenchKeys)
@@ -140,7 +140,7 @@ func BenchmarkRedisPage(b *testing.B) {
 		backend backends.Backend
 	}{
 		{"Simple", backends.NewSimple(0)},
-		{"Redis", redis.New(client)},
+		{"Redis", redis.New(client, redis.Options{})},
 	} {
 		pagebench.Run(b, st.name, st.backend, true)
 	}

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -113,7 +114,7 @@ func openRedis(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewClient(opt), topo: oneServer, owned: true}, nil
+	return &Backend{client: goredis.NewClient(opt), topo: oneServer, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, nil
 }
 
 // parseRedisURL reads CACHE_REDIS_URL as goredis.ParseURL does. As in Flask,
@@ -176,7 +177,7 @@ func openRedisSentinel(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
+	return &Backend{client: goredis.NewFailoverClient(opt), topo: oneServer, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, nil
 }
 
 // openRedisCluster is RedisClusterCache's factory.
@@ -206,7 +207,7 @@ func openRedisCluster(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
+	return &Backend{client: goredis.NewClusterClient(opt), topo: clusterSlots, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, nil
 }
 
 // parseRedisCluster splits CACHE_REDIS_CLUSTER, "host1:port1,host2:port2",
