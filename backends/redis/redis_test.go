@@ -586,7 +586,7 @@ func TestRedisConfigErrors(t *testing.T) {
 		name     string
 		settings map[string]any
 		names    []string // what the message must contain
-		missing  bool     // wraps a MissingKeyError
+		missing  bool     // a missing setting: the error says what the backend needs
 	}{
 		{"cluster without CACHE_REDIS_CLUSTER", map[string]any{"CACHE_TYPE": "RedisClusterCache"}, []string{"RedisClusterCache", "CACHE_REDIS_CLUSTER"}, true},
 		{"cluster with a blank CACHE_REDIS_CLUSTER", map[string]any{"CACHE_TYPE": "RedisClusterCache", "CACHE_REDIS_CLUSTER": "  "}, []string{"CACHE_REDIS_CLUSTER"}, true},
