@@ -133,7 +133,7 @@ type Options struct {
 	NamespaceRefresh time.Duration
 }
 
-// Memcached is Flask-Caching's MemcachedCache, SASLMemcachedCache and
+// Backend is Flask-Caching's MemcachedCache, SASLMemcachedCache and
 // SpreadSASLMemcachedCache: entries in one or more memcached servers,
 // reached over memcached's binary protocol with a client of this module's
 // own (internal/memcache), optionally authenticated with SASL PLAIN.

@@ -113,8 +113,9 @@ type Options struct {
 	// --buffer-size on the server.
 	MaxKeySize int
 	// MaxConns is the most connections open to the server at once; an
-	// operation that finds them all taken waits for one, as long as its
-	// context allows. 0 means DefaultMaxConns.
+	// operation that finds them all taken waits for one as long as its
+	// context and ReadTimeout allow, then fails with an error wrapping
+	// backends.ErrPoolTimeout (memcached's rule). 0 means DefaultMaxConns.
 	MaxConns int
 	// Namespaces are the key prefixes that Clear can remove (see Backend).
 	// Open adds CACHE_KEY_PREFIX.
@@ -126,7 +127,7 @@ type Options struct {
 	NamespaceRefresh time.Duration
 }
 
-// UWSGI is Flask's UWSGICache, reached over the network: it stores entries
+// Backend is Flask's UWSGICache, reached over the network: it stores entries
 // in a uWSGI server's --cache2 cache through the cache plugin's remote
 // interface, so any Go program can share a uWSGI cache. The server must
 // load the plugin (--plugin cache) and should run a master (--master),
@@ -135,7 +136,7 @@ type Options struct {
 // Each operation opens its own connection, since the server answers one
 // request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI). At
 // most MaxConns are open at once; an operation past the cap waits for one
-// as long as its context allows, so a burst of renders queues here instead
+// as long as its context and ReadTimeout allow, so a burst of renders queues here instead
 // of overrunning the server's listen backlog.
 // Operations the protocol lacks are built from others and are not atomic:
 // Inc and Dec read and then write, so concurrent increments of one key can
@@ -729,6 +730,9 @@ func (u *Backend) opError(cmd, key string, err error) error {
 // uwsgiUnavailable adds ErrUnavailable to the client's errors that say the
 // server does not answer as a uWSGI cache should.
 func uwsgiUnavailable(err error) error {
+	if errors.Is(err, wire.ErrPoolTimeout) {
+		return fmt.Errorf("%w: %w", backends.ErrPoolTimeout, err)
+	}
 	if errors.Is(err, wire.ErrNoReply) || errors.Is(err, wire.ErrReset) || errors.Is(err, wire.ErrProtocol) {
 		return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
 	}
