@@ -241,3 +241,13 @@ func TestUWSGIWaitForAConnectionEndsWithErrPoolTimeout(t *testing.T) {
 		t.Fatal("a wait for a connection without a ctx deadline did not end")
 	}
 }
+
+// The zero Options get a cache's timeouts, the same as Redis's and
+// memcached's: 500 ms to connect, 250 ms per request.
+func TestUWSGICacheSafeDefaults(t *testing.T) {
+	u, err := New(Options{})
+	require.NoError(t, err)
+	defer u.Close()
+	assert.Equal(t, 500*time.Millisecond, u.client.DialTimeout)
+	assert.Equal(t, 250*time.Millisecond, u.client.Timeout)
+}

@@ -55,8 +55,12 @@ const (
 	// so that a few processes sharing one server stay under it too.
 	DefaultMaxConns = 32
 
-	uwsgiDefaultDialTimeout = time.Second
-	uwsgiDefaultReadTimeout = 3 * time.Second
+	// DefaultDialTimeout and DefaultReadTimeout are a cache's timeouts, not
+	// a database's, the same as Redis's and memcached's: a server that is
+	// down or hung costs a page milliseconds, and the page renders
+	// uncached. A context deadline that comes sooner wins.
+	DefaultDialTimeout = 500 * time.Millisecond
+	DefaultReadTimeout = 250 * time.Millisecond
 	// uwsgiParallelism bounds the connections one many-key operation opens
 	// at once: enough to overlap round trips, few enough not to flood the
 	// server's listen backlog (100 by default) from one call.
@@ -97,12 +101,13 @@ type Options struct {
 	// Cache is the name of the --cache2 cache; empty means the server's
 	// first cache.
 	Cache string
-	// DialTimeout bounds connecting; 0 means 1 s. Each operation connects
+	// DialTimeout bounds connecting; 0 means DefaultDialTimeout. Each
+	// operation connects
 	// anew, because the server closes the connection after every reply.
 	DialTimeout time.Duration
 	// ReadTimeout bounds each request after connecting: sending it and
-	// reading the reply. 0 means 3 s. A context deadline that comes sooner
-	// wins.
+	// reading the reply. 0 means DefaultReadTimeout. A context deadline
+	// that comes sooner wins.
 	ReadTimeout time.Duration
 	// MaxValueSize is the largest stored value, header included; 0 means
 	// DefaultMaxValueSize. Set it to the cache's item size: its
@@ -229,10 +234,10 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("%w: uWSGI MaxKeySize %d is not below 65536, uWSGI's limit", backends.ErrConfig, opts.MaxKeySize)
 	}
 	if u.client.DialTimeout == 0 {
-		u.client.DialTimeout = uwsgiDefaultDialTimeout
+		u.client.DialTimeout = DefaultDialTimeout
 	}
 	if u.client.Timeout == 0 {
-		u.client.Timeout = uwsgiDefaultReadTimeout
+		u.client.Timeout = DefaultReadTimeout
 	}
 	if u.maxValue == 0 {
 		u.maxValue = DefaultMaxValueSize
