@@ -90,7 +90,7 @@ var pageEngines = []pageEngine{
 		views.Set("/page.jet", pageSource(func(i int) string {
 			return `{{ cache 300, "frag-` + strconv.Itoa(i) + `" }}<ul>{{ range _, it := items }}<li>{{ it.Name }} {{ user.Name }}</li>{{ end }}</ul>{{ endcache }}`
 		}))
-		set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+		set, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
 		if err != nil {
 			b.Fatal(err)
 		}
