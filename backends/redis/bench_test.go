@@ -24,7 +24,7 @@ const redisBenchValue = 1200
 const redisBenchKeys = 10
 
 // redisBenchOps returns each operation through fragcache (a backends.Cache
-// over NewRedis) and as the equivalent raw go-redis call, on one client
+// over redis.New) and as the equivalent raw go-redis call, on one client
 // against one real server, so that a pair differs only by fragcache's own
 // work: the key prefix, the value envelope and the Backend call.
 func redisBenchOps(b *testing.B) []redisBenchPair {

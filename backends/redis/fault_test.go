@@ -212,7 +212,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 }
 
 // TestRedisAuthenticationErrors checks that refused credentials give an
-// error that wraps ErrRedisAuth and keeps the server's reason.
+// error that wraps backends.ErrAuth and keeps the server's reason.
 func TestRedisAuthenticationErrors(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := t.Context()

@@ -342,7 +342,7 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 func TestLimitRedisReplies(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := context.Background()
-	t.Run("a client for NewRedis", func(t *testing.T) {
+	t.Run("a client for New", func(t *testing.T) {
 		opt := &goredis.Options{Addr: srv.Addr}
 		require.NoError(t, redis.LimitReplies(opt, 1000))
 		client := goredis.NewClient(opt)

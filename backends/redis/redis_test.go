@@ -879,7 +879,7 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// ExampleNewRedis wraps a go-redis client the application configured
+// ExampleNew wraps a go-redis client the application configured
 // itself. (It needs a Redis server, so it is compiled but not run.)
 func ExampleNew() {
 	client := goredis.NewClient(&goredis.Options{

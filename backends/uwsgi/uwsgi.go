@@ -558,7 +558,7 @@ func (u *Backend) Clear(ctx context.Context, prefix string) error {
 		return nil
 	}
 	if u.namespaces.Lookup(prefix) == nil {
-		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "Options.Namespaces", prefix)
+		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "uwsgi.Options.Namespaces", prefix)
 	}
 	for _, ns := range u.namespaces.Within(prefix) {
 		if _, err := u.newToken(ctx, ns, "update"); err != nil {

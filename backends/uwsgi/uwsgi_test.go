@@ -753,7 +753,7 @@ func TestUWSGIClose(t *testing.T) {
 	assert.NoError(t, b.Close(), "a second Close is harmless")
 }
 
-// ExampleNewUWSGI shows a Cache over a uWSGI server started with
+// ExampleNew shows a Cache over a uWSGI server started with
 //
 //	uwsgi --plugin cache --master --socket 127.0.0.1:3031 \
 //	      --cache2 name=mycache,items=1000,blocksize=65536
