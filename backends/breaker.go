@@ -354,7 +354,11 @@ func (br *Breaker) Ping(ctx context.Context) error {
 // Breaker returns the circuit breaker guarding the cache's backend, or nil
 // if it has none (see Open).
 func (c *Cache) Breaker() *Breaker {
-	br, _ := c.backend.(*Breaker)
+	b := c.backend
+	if n, ok := b.(*NearCache); ok { // Open puts a near cache outside the breaker
+		b = n.b
+	}
+	br, _ := b.(*Breaker)
 	return br
 }
 
