@@ -89,6 +89,10 @@ type Options struct {
 	// render of the same fragment before rendering it itself. 0 means
 	// Lock.
 	LockWait time.Duration
+	// Batch says whether Page batches the lookups and stores of a page's
+	// blocks (see batch.go); the zero value, BatchAuto, does on networked
+	// backends.
+	Batch BatchMode
 }
 
 // Stats counts what a fragment Cache did.
@@ -135,6 +139,10 @@ type Cache struct {
 	headed bool                      // store fragments behind a header
 	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 
+	batch    bool         // Page batches lookups (batch.go)
+	pending  pending      // fragments whose store a page holds back
+	npending atomic.Int64 // entries in pending, read without its lock
+
 	logMu      sync.Mutex
 	lastLog    time.Time
 	suppressed uint64
@@ -163,6 +171,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
+	c.batch = opts.Batch == BatchOn || (opts.Batch == BatchAuto && store.Batches())
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
 		if n == 0 {
@@ -232,8 +241,12 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	if err != nil {
 		return &SiteError{Site: call.Site, Err: err}
 	}
+	p := c.pageOf(ctx)
 	if mode == deleteKey {
 		c.deletes.Add(1)
+		if p != nil && !p.firstDelete(key) {
+			return body(w)
+		}
 		if _, err := c.store.Delete(ctx, key); err != nil {
 			if err := c.backendError(call.Site, "delete", err); err != nil {
 				return err
@@ -242,7 +255,25 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		return body(w)
 	}
 
-	v, err := c.store.GetValue(ctx, key)
+	var v backends.Value
+	if p == nil {
+		v, err = c.store.GetValue(ctx, key)
+	} else {
+		l, known := p.known[key]
+		switch {
+		case l.rendered:
+			c.hits.Add(1)
+			_, err := w.Write(l.frag)
+			return err
+		case known:
+			v, err = l.v, l.err
+		case !p.direct:
+			p.need(key)
+			return nil // looked up before the next pass
+		default:
+			v, err = c.store.GetValue(ctx, key)
+		}
+	}
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
 			return err
@@ -279,7 +310,15 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// Another goroutine's render of key may have been stored between
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
-		if v, err := c.store.GetValue(ctx, key); err == nil {
+		// A page's render whose store is held back is in the process; a
+		// batched page looks only there, its lookups being one per pass.
+		if frag, ok := c.pendingFrag(key); ok {
+			servedByOther = true
+			return bytes.Clone(frag), nil
+		}
+		if p != nil {
+			// no second lookup: the page looked key up in this pass
+		} else if v, err := c.store.GetValue(ctx, key); err == nil {
 			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
 				servedByOther = true
 				return bytes.Clone(frag), nil
@@ -294,6 +333,9 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	}
 	if err != nil {
 		return c.flightError(err, call, w, body)
+	}
+	if p != nil {
+		p.rendered(key, out)
 	}
 	_, err = w.Write(out)
 	return err
@@ -327,6 +369,9 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	case err != nil:
 		return c.flightError(err, call, w, body)
 	}
+	if p := c.pageOf(ctx); p != nil {
+		p.rendered(key, out)
+	}
 	_, err = w.Write(out)
 	return err
 }
@@ -357,8 +402,16 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	buf.Reset()
 	defer bufPool.Put(buf)
 	began := time.Now()
+	p := c.pageOf(ctx)
+	var wanted int
+	if p != nil {
+		wanted = len(p.want)
+	}
 	if err := body(buf); err != nil {
 		return nil, false, err
+	}
+	if p != nil && len(p.want) > wanted {
+		return nil, false, errIncomplete
 	}
 	took := time.Since(began)
 	out = bytes.Clone(buf.Bytes())
@@ -369,7 +422,9 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 		}
 		m.render = xfetch.Micros(took)
 	}
-	if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
+	if p != nil && c.opts.Lock == 0 {
+		p.deferStore(key, encodeValue(out, c.headed, m), mode, ttl, out)
+	} else if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
 		return nil, false, err
 	}
 	if c.copies != nil && m.stale != 0 {
@@ -381,6 +436,10 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 // flightError handles an error of the flight group or of a flight.
 func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) error {
 	switch err {
+	case errIncomplete:
+		// The page runs again with the nested blocks looked up; this
+		// pass's output is thrown away.
+		return nil
 	case flight.ErrCycle:
 		// Another goroutine renders this key and waits, through blocks
 		// nested the other way round on another page, for this one:
