@@ -126,11 +126,11 @@ func (c *Cache) Page(ctx context.Context, w io.Writer, render func(ctx context.C
 			bufPool.Put(buf)
 		}
 	}()
+	defer p.dropStores() // a failed or panicking page stores nothing
 	for lookups := 0; ; lookups++ {
 		buf.Reset()
 		p.want, p.direct = p.want[:0], lookups == maxLookups
 		if err := render(pctx, buf); err != nil {
-			p.dropStores()
 			return err
 		}
 		if len(p.want) == 0 {
