@@ -77,6 +77,9 @@ var pageEngines = []pageEngine{
 			b.Fatal(err)
 		}
 		data := pongo2.Context{"items": pageItemList(), "user": pageUser{Name: "alice"}}
+		if fc.Batches() {
+			return func(w io.Writer) error { return pongo2tag.Execute(context.Background(), fc, tpl, data, w) }
+		}
 		return func(w io.Writer) error { return tpl.ExecuteWriter(data, w) }
 	}},
 	{"jet", func(b *testing.B, fc *fragment.Cache) func(io.Writer) error {
@@ -84,7 +87,8 @@ var pageEngines = []pageEngine{
 		views.Set("/page.jet", pageSource(func(i int) string {
 			return `{{ cache 300, "frag-` + strconv.Itoa(i) + `" }}<ul>{{ range _, it := items }}<li>{{ it.Name }} {{ user.Name }}</li>{{ end }}</ul>{{ endcache }}`
 		}))
-		set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+		tags := jettag.New(fc, jettag.Options{})
+		set, err := tags.NewSet(views)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -93,6 +97,9 @@ var pageEngines = []pageEngine{
 			b.Fatal(err)
 		}
 		vars := jet.VarMap{}.Set("items", pageItemList()).Set("user", pageUser{Name: "alice"})
+		if fc.Batches() {
+			return func(w io.Writer) error { return tags.Execute(context.Background(), tpl, w, vars, nil) }
+		}
 		return func(w io.Writer) error { return tpl.Execute(w, vars, nil) }
 	}},
 	{"html-template", func(b *testing.B, fc *fragment.Cache) func(io.Writer) error {
