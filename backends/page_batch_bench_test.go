@@ -10,6 +10,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -24,6 +25,8 @@ func BenchmarkPageBatching(b *testing.B) {
 	srv := testservers.Redis(b)
 	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
+	rt := new(testkit.RoundTrips)
+	client.AddHook(rt)
 	for _, st := range []struct {
 		name    string
 		backend backends.Backend
@@ -54,6 +57,7 @@ func BenchmarkPageBatching(b *testing.B) {
 						}
 						b.SetBytes(int64(first.Len()))
 						b.ReportAllocs()
+						rt.Take()
 						for b.Loop() {
 							if !hit {
 								b.StopTimer()
@@ -65,6 +69,13 @@ func BenchmarkPageBatching(b *testing.B) {
 							if err := render(io.Discard); err != nil {
 								b.Fatal(err)
 							}
+						}
+						if n, _ := rt.Take(); st.name == "Redis" {
+							// Clear's own commands are counted too: one per page when AllMiss.
+							if !hit {
+								n -= b.N
+							}
+							b.ReportMetric(float64(n)/float64(b.N), "roundtrips/page")
 						}
 						if s := fc.Stats(); s.BackendErrors != 0 {
 							b.Fatalf("%d backend errors", s.BackendErrors)
