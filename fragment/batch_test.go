@@ -16,6 +16,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/testservers"
 )
 
 // tblock is a block of a test page: a named fragment whose body writes its
@@ -373,4 +374,69 @@ func leaves(blocks []tblock) []string {
 		out = append(out, leaves(b.kids)...)
 	}
 	return out
+}
+
+// Memcached is a Batcher too: the page renders right and its fragments are
+// stored, each with its own timeout.
+func TestPageMemcached(t *testing.T) {
+	srv := testservers.Memcached(t)
+	mc, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = mc.Close() })
+	store := backends.New(mc, backends.Options{})
+	c := New(store, Options{})
+	require.True(t, c.Batches())
+	p := &tpage{blocks: []tblock{{name: "a", kids: []tblock{{name: "a1"}}}, {name: "b", timeout: 0}}}
+	want := p.uncached(t)
+	for range 2 {
+		got, err := p.page(context.Background(), c)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	assert.Equal(t, 1, p.runs["a1"])
+	assert.Equal(t, 1, p.runs["b"])
+	assert.EqualValues(t, 3, c.Stats().Hits, "a and b on the second page, and b once on the first: its third pass writes the fragment its second rendered (Stats count per pass)")
+}
+
+// A request cancelled while its page renders still stores the fragments
+// it rendered: the stores run detached, bounded by StoreTimeout.
+func TestPageCancelledMidPageStillStores(t *testing.T) {
+	store, _ := testkit.CountedRedis(t)
+	c := New(store, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := c.Page(ctx, io.Discard, func(ctx context.Context, w io.Writer) error {
+		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}, w, func(w io.Writer) error {
+			cancel() // the request goes away while its fragment renders
+			_, err := io.WriteString(w, "done")
+			return err
+		})
+	})
+	require.NoError(t, err)
+	testkit.Eventually(t, "the fragment is stored", func() bool {
+		has, err := store.Has(context.Background(), c.Key("slow"))
+		return err == nil && has
+	})
+}
+
+// A template that reaches a new key on every pass (a key made from the
+// time) gets a last pass that looks keys up one by one, and ends.
+func TestPageKeysChangingEveryPass(t *testing.T) {
+	store, rt := testkit.CountedRedis(t)
+	c := New(store, Options{})
+	pass := 0
+	rt.Take()
+	var buf bytes.Buffer
+	err := c.Page(context.Background(), &buf, func(ctx context.Context, w io.Writer) error {
+		pass++
+		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: fmt.Sprint("t", pass)}, w, func(w io.Writer) error {
+			_, err := fmt.Fprint(w, "pass ", pass)
+			return err
+		})
+	})
+	require.NoError(t, err)
+	assert.Equal(t, maxLookups+1, pass)
+	assert.Equal(t, fmt.Sprint("pass ", pass), buf.String())
+	n, _ := rt.Take()
+	assert.LessOrEqual(t, n, maxLookups+3, "the lookups, then one GET and the store")
 }
