@@ -83,6 +83,10 @@ type page struct {
 	known   map[string]lookup
 	want    []string // keys met in this pass that are not known
 	wanted  map[string]struct{}
+	// unknown counts the blocks met that were not known, repeats included:
+	// a render during which it grew is incomplete, even when the keys it
+	// met were wanted already.
+	unknown int
 	direct  bool // last pass: unknown keys are looked up one by one
 	deleted map[string]bool
 	stores  []backends.Item
@@ -159,6 +163,7 @@ func (c *Cache) pageOf(ctx context.Context) *page {
 
 // need records key as wanted by this pass.
 func (p *page) need(key string) {
+	p.unknown++
 	if p.wanted == nil {
 		p.wanted = make(map[string]struct{})
 	}

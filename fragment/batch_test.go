@@ -440,3 +440,21 @@ func TestPageKeysChangingEveryPass(t *testing.T) {
 	n, _ := rt.Take()
 	assert.LessOrEqual(t, n, maxLookups+3, "the lookups, then one GET and the store")
 }
+
+// Two missed blocks that nest the same block not looked up yet: both
+// renders are incomplete, neither is stored without it.
+func TestPageSharedNestedBlock(t *testing.T) {
+	c, store := newTestCache(Options{Batch: BatchOn})
+	p := &tpage{blocks: []tblock{{name: "b", kids: []tblock{{name: "x"}}}, {name: "a", kids: []tblock{{name: "x"}}}}}
+	want := p.uncached(t)
+	for range 2 {
+		got, err := p.page(context.Background(), c)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	var s []byte
+	found, err := store.Get(context.Background(), c.Key("a"), &s)
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "[a[x]]", string(s))
+}

@@ -403,14 +403,14 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	defer bufPool.Put(buf)
 	began := time.Now()
 	p := c.pageOf(ctx)
-	var wanted int
+	var unknown int
 	if p != nil {
-		wanted = len(p.want)
+		unknown = p.unknown
 	}
 	if err := body(buf); err != nil {
 		return nil, false, err
 	}
-	if p != nil && len(p.want) > wanted {
+	if p != nil && p.unknown > unknown {
 		return nil, false, errIncomplete
 	}
 	took := time.Since(began)
