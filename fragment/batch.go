@@ -3,7 +3,6 @@ package fragment
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
+	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
 // Page batching. On a networked backend every block lookup is a round
@@ -79,10 +79,10 @@ type pageCtxKey struct{}
 // page is the state of one Cache.Page call. A page is rendered by one
 // goroutine at a time, so it needs no lock.
 type page struct {
-	c       *Cache
-	known   map[string]lookup
-	want    []string // keys met in this pass that are not known
-	wanted  map[string]struct{}
+	c      *Cache
+	known  map[string]lookup
+	want   []string // keys met in this pass that are not known
+	wanted map[string]struct{}
 	// unknown counts the blocks met that were not known, repeats included:
 	// a render during which it grew is incomplete, even when the keys it
 	// met were wanted already.
@@ -334,6 +334,47 @@ func (c *Cache) pendingFrag(key string) ([]byte, bool) {
 	return pf.frag, ok
 }
 
-// isIncomplete reports whether err is a render that reached blocks not
-// looked up yet.
-func isIncomplete(err error) bool { return errors.Is(err, errIncomplete) }
+// get looks key up for Render: from the backend, or, in a batched page,
+// from what the page looked up. served reports that the block is done: it
+// wrote a fragment the page rendered earlier, or it met a key not looked
+// up yet, which it records for the next pass and writes nothing for.
+func (c *Cache) get(ctx context.Context, p *page, key string, w io.Writer) (v backends.Value, served bool, err error) {
+	if p == nil {
+		v, err = c.store.GetValue(ctx, key)
+		return v, false, err
+	}
+	l, known := p.known[key]
+	switch {
+	case l.rendered:
+		c.hits.Add(1)
+		_, err := w.Write(l.frag)
+		return v, true, err
+	case known:
+		return l.v, false, l.err
+	case !p.direct:
+		p.need(key)
+		return v, true, nil
+	}
+	v, err = c.store.GetValue(ctx, key)
+	return v, false, err
+}
+
+// getAgain is the flight's second look at key before rendering it:
+// another goroutine's render may have been stored since the first. A
+// page's render whose store is held back is in the process; a batched page
+// looks only there, its lookups being one per pass. (A failed lookup just
+// renders.)
+func (c *Cache) getAgain(ctx context.Context, p *page, key string) ([]byte, bool) {
+	if frag, ok := c.pendingFrag(key); ok {
+		return frag, true
+	}
+	if p != nil {
+		return nil, false
+	}
+	if v, err := c.store.GetValue(ctx, key); err == nil {
+		if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+			return frag, true
+		}
+	}
+	return nil, false
+}

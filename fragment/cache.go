@@ -255,24 +255,9 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		return body(w)
 	}
 
-	var v backends.Value
-	if p == nil {
-		v, err = c.store.GetValue(ctx, key)
-	} else {
-		l, known := p.known[key]
-		switch {
-		case l.rendered:
-			c.hits.Add(1)
-			_, err := w.Write(l.frag)
-			return err
-		case known:
-			v, err = l.v, l.err
-		case !p.direct:
-			p.need(key)
-			return nil // looked up before the next pass
-		default:
-			v, err = c.store.GetValue(ctx, key)
-		}
+	v, served, err := c.get(ctx, p, key, w)
+	if served {
+		return err
 	}
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
@@ -310,19 +295,9 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// Another goroutine's render of key may have been stored between
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
-		// A page's render whose store is held back is in the process; a
-		// batched page looks only there, its lookups being one per pass.
-		if frag, ok := c.pendingFrag(key); ok {
+		if frag, ok := c.getAgain(ctx, p, key); ok {
 			servedByOther = true
 			return bytes.Clone(frag), nil
-		}
-		if p != nil {
-			// no second lookup: the page looked key up in this pass
-		} else if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
-				servedByOther = true
-				return bytes.Clone(frag), nil
-			}
 		}
 		out, other, err := c.fill(ctx, call, key, mode, ttl, body, false)
 		servedByOther = other
