@@ -38,9 +38,22 @@ type Item struct {
 
 // Batches reports whether the cache's backend is a [Batcher]: whether
 // grouping reads with GetMany and writes with SetItems saves round trips.
-func (c *Cache) Batches() bool {
-	_, ok := c.Backend().(Batcher)
-	return ok
+// A backend wrapping another (a Breaker, anything with an Unwrap() Backend
+// method) counts only if it and every backend it wraps are Batchers, so
+// that SetItems reaches the store in one call.
+func (c *Cache) Batches() bool { return isBatcher(c.backend) }
+
+func isBatcher(b Backend) bool {
+	for {
+		if _, ok := b.(Batcher); !ok {
+			return false
+		}
+		u, ok := b.(interface{ Unwrap() Backend })
+		if !ok {
+			return true
+		}
+		b = u.Unwrap()
+	}
 }
 
 // SetItems stores every item, each with its own timeout, in one round trip
@@ -60,7 +73,7 @@ func (c *Cache) SetItems(ctx context.Context, items []Item) error {
 		}
 		errs = append(errs, &KeyError{Key: it.Key, Err: err})
 	}
-	if b, ok := c.backend.(Batcher); ok && c.Batches() {
+	if b, ok := c.backend.(Batcher); ok && isBatcher(c.backend) {
 		if err := b.SetEntries(ctx, entries); err != nil {
 			errs = append(errs, c.unprefixErrors(err, c.unprefixedKeys(entries)))
 		}

@@ -89,3 +89,18 @@ func TestRedisSetItemsOneRoundTrip(t *testing.T) {
 	assert.True(t, long > 10*time.Second && long <= time.Hour, "long: %v", long)
 	assert.Equal(t, time.Duration(-1), client.PTTL(ctx, "never").Val(), "no TTL")
 }
+
+// A wrapper that does not pass SetEntries on turns batching off, even over
+// a Batcher: SetItems could not reach the store in one call through it.
+func TestBatchesThroughWrappers(t *testing.T) {
+	store, _ := testkit.CountedRedis(t)
+	inner := store.Backend()
+	assert.True(t, backends.New(backends.NewBreaker(inner, backends.BreakerOptions{}), backends.Options{}).Batches())
+	assert.False(t, backends.New(plainWrapper{inner}, backends.Options{}).Batches())
+	assert.False(t, backends.New(backends.NewBreaker(backends.NewSimple(0), backends.BreakerOptions{}), backends.Options{}).Batches())
+}
+
+// plainWrapper wraps a Backend without passing SetEntries on.
+type plainWrapper struct{ backends.Backend }
+
+func (w plainWrapper) Unwrap() backends.Backend { return w.Backend }
