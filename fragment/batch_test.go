@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -457,4 +458,29 @@ func TestPageSharedNestedBlock(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, "[a[x]]", string(s))
+}
+
+// On a Redis Cluster a page's keys spread over slots and nodes: the page
+// renders right, every fragment is stored, and a warm page renders
+// nothing.
+func TestPageRedisCluster(t *testing.T) {
+	cl := testservers.Cluster(t)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
+	t.Cleanup(func() { _ = client.Close() })
+	store := backends.New(backends.NewRedis(client), backends.Options{})
+	c := New(store, Options{})
+	require.True(t, c.Batches())
+	p := &tpage{blocks: append(flat("f", 30), tblock{name: "o", kids: flat("in", 5)})}
+	want := p.uncached(t)
+	for range 2 {
+		got, err := p.page(context.Background(), c)
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
+	}
+	for _, leaf := range leaves(p.blocks) {
+		assert.Equal(t, 1, p.runs[leaf], leaf)
+		has, err := store.Has(context.Background(), c.Key(leaf))
+		require.NoError(t, err)
+		assert.True(t, has, leaf)
+	}
 }
