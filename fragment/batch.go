@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,9 +42,16 @@ import (
 //     an incomplete render: it is not stored and runs again in the next
 //     pass (the flight gate's waiters take over rather than share it).
 //
+// Pages remember their keys: a page (identified by its template) whose
+// last two renders looked up the same keys looks them up before its first
+// pass, so in the steady state a page whose keys do not depend on the
+// request runs once after one GetMany. A page whose keys change (a user id
+// in vary_on) is not guessed for, since a wrong guess costs a round trip;
+// a guess that misses a key only adds a pass.
+//
 // The cost is that the template outside blocks runs once per pass: twice
-// for a flat page (once to collect the keys, once for real), and once more
-// per level of nested misses; a missed outer body runs once per level of
+// for a flat page that is not remembered (once to collect the keys, once
+// for real), and once more per level of nested misses; a missed outer body runs once per level of
 // nested blocks below it that were not looked up yet. Side effects of a
 // template (functions with effects, counters) happen once per pass. Stores
 // are held back until the page is done; meanwhile the fragments are served
@@ -90,6 +98,10 @@ type page struct {
 	direct  bool // last pass: unknown keys are looked up one by one
 	deleted map[string]bool
 	stores  []backends.Item
+	// reached are the keys the pass reached that the page had looked up,
+	// in order: what the page looks up, for Page's history.
+	reached    []string
+	reachedSet map[string]struct{}
 }
 
 // lookup is what the page knows about a key: the looked-up value (or the
@@ -118,12 +130,26 @@ func (c *Cache) Batches() bool {
 // (see batch.go); the output is buffered and written to w once complete.
 // Otherwise render runs once, straight into w. An error from render is
 // returned, and nothing is written to w in batched mode.
-func (c *Cache) Page(ctx context.Context, w io.Writer, render func(ctx context.Context, w io.Writer) error) error {
+//
+// id identifies the page, typically its template (any comparable value;
+// nil for none). A page whose last two renders with that id looked up the
+// same keys looks them up before its first pass: in the steady state such
+// a page runs once, after one GetMany. Keys are remembered for up to
+// maxRemembered ids, of pages of up to maxRememberedKeys keys.
+func (c *Cache) Page(ctx context.Context, w io.Writer, id any, render func(ctx context.Context, w io.Writer) error) error {
 	if !c.batch || ctx.Value(pageCtxKey{}) != nil { // a page inside a page renders as part of it
 		return render(ctx, w)
 	}
 	p := &page{c: c, known: make(map[string]lookup)}
 	pctx := context.WithValue(ctx, pageCtxKey{}, p)
+	h := c.history(id)
+	if keys := h.stableKeys(); len(keys) > 0 {
+		for _, k := range keys {
+			p.need(k)
+		}
+		p.fetch(ctx)
+		p.unknown = 0
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer func() {
 		if buf.Cap() <= 1<<20 {
@@ -134,6 +160,8 @@ func (c *Cache) Page(ctx context.Context, w io.Writer, render func(ctx context.C
 	for lookups := 0; ; lookups++ {
 		buf.Reset()
 		p.want, p.direct = p.want[:0], lookups == maxLookups
+		p.reached = p.reached[:0]
+		clear(p.reachedSet)
 		if err := render(pctx, buf); err != nil {
 			return err
 		}
@@ -142,6 +170,7 @@ func (c *Cache) Page(ctx context.Context, w io.Writer, render func(ctx context.C
 		}
 		p.fetch(ctx)
 	}
+	h.remember(p.reached)
 	_, werr := w.Write(buf.Bytes())
 	serr := p.flush(ctx)
 	if werr != nil {
@@ -170,6 +199,17 @@ func (p *page) need(key string) {
 	if _, ok := p.wanted[key]; !ok {
 		p.wanted[key] = struct{}{}
 		p.want = append(p.want, key)
+	}
+}
+
+// reach records a looked-up key the pass reached.
+func (p *page) reach(key string) {
+	if p.reachedSet == nil {
+		p.reachedSet = make(map[string]struct{})
+	}
+	if _, ok := p.reachedSet[key]; !ok {
+		p.reachedSet[key] = struct{}{}
+		p.reached = append(p.reached, key)
 	}
 }
 
@@ -344,6 +384,9 @@ func (c *Cache) get(ctx context.Context, p *page, key string, w io.Writer) (v ba
 		return v, false, err
 	}
 	l, known := p.known[key]
+	if known {
+		p.reach(key)
+	}
 	switch {
 	case l.rendered:
 		c.hits.Add(1)
@@ -377,4 +420,67 @@ func (c *Cache) getAgain(ctx context.Context, p *page, key string) ([]byte, bool
 		}
 	}
 	return nil, false
+}
+
+// Bounds of the keys Page remembers per page id.
+const (
+	maxRemembered     = 1024
+	maxRememberedKeys = 256
+)
+
+// pageHistory is what Page remembers of the renders of one page id: the
+// keys the last one looked up, and whether they were the same as the
+// previous one's (a page whose keys depend on the request, such as a user
+// id in vary_on, is never prefetched: a wrong guess costs a round trip).
+type pageHistory struct {
+	mu     sync.Mutex
+	keys   []string
+	stable bool
+}
+
+// history returns id's history, or nil when there is none to keep.
+func (c *Cache) history(id any) *pageHistory {
+	if id == nil {
+		return nil
+	}
+	if h, ok := c.histories.Load(id); ok {
+		return h.(*pageHistory)
+	}
+	if c.nhistories.Load() >= maxRemembered {
+		return nil
+	}
+	h, loaded := c.histories.LoadOrStore(id, new(pageHistory))
+	if !loaded {
+		c.nhistories.Add(1)
+	}
+	return h.(*pageHistory)
+}
+
+// stableKeys returns the keys to look up before the first pass.
+func (h *pageHistory) stableKeys() []string {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.stable {
+		return nil
+	}
+	return h.keys
+}
+
+// remember records the keys a render looked up.
+func (h *pageHistory) remember(keys []string) {
+	if h == nil {
+		return
+	}
+	if len(keys) > maxRememberedKeys {
+		keys = nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stable = len(keys) > 0 && slices.Equal(h.keys, keys)
+	if !h.stable {
+		h.keys = slices.Clone(keys)
+	}
 }

@@ -91,7 +91,7 @@ func (p *tpage) uncached(t *testing.T) string {
 
 func (p *tpage) page(ctx context.Context, c *Cache) (string, error) {
 	var buf bytes.Buffer
-	err := c.Page(ctx, &buf, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) })
+	err := c.Page(ctx, &buf, nil, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) })
 	return buf.String(), err
 }
 
@@ -203,7 +203,7 @@ func TestPageFailedBodyStoresNothing(t *testing.T) {
 	errBody := errors.New("body failed")
 	p := &tpage{blocks: []tblock{{name: "ok"}, {name: "bad", err: errBody}, {name: "later"}}}
 	var buf bytes.Buffer
-	err := c.Page(context.Background(), &buf, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) })
+	err := c.Page(context.Background(), &buf, nil, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) })
 	require.ErrorIs(t, err, errBody)
 	assert.Empty(t, buf.String(), "nothing written for a failed page")
 	for _, k := range []string{"ok", "bad", "later"} {
@@ -218,7 +218,7 @@ func TestPageFailedBodyStoresNothing(t *testing.T) {
 func TestPagePanic(t *testing.T) {
 	c, _ := newTestCache(Options{Batch: BatchOn})
 	assert.Panics(t, func() {
-		_ = c.Page(context.Background(), io.Discard, func(ctx context.Context, w io.Writer) error {
+		_ = c.Page(context.Background(), io.Discard, nil, func(ctx context.Context, w io.Writer) error {
 			_ = c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "ok"}, w, func(w io.Writer) error { return nil })
 			return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "p"}, w, func(w io.Writer) error { panic("boom") })
 		})
@@ -406,7 +406,7 @@ func TestPageCancelledMidPageStillStores(t *testing.T) {
 	c := New(store, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	err := c.Page(ctx, io.Discard, func(ctx context.Context, w io.Writer) error {
+	err := c.Page(ctx, io.Discard, nil, func(ctx context.Context, w io.Writer) error {
 		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}, w, func(w io.Writer) error {
 			cancel() // the request goes away while its fragment renders
 			_, err := io.WriteString(w, "done")
@@ -428,7 +428,7 @@ func TestPageKeysChangingEveryPass(t *testing.T) {
 	pass := 0
 	rt.Take()
 	var buf bytes.Buffer
-	err := c.Page(context.Background(), &buf, func(ctx context.Context, w io.Writer) error {
+	err := c.Page(context.Background(), &buf, nil, func(ctx context.Context, w io.Writer) error {
 		pass++
 		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: fmt.Sprint("t", pass)}, w, func(w io.Writer) error {
 			_, err := fmt.Fprint(w, "pass ", pass)
@@ -482,5 +482,59 @@ func TestPageRedisCluster(t *testing.T) {
 		has, err := store.Has(context.Background(), c.Key(leaf))
 		require.NoError(t, err)
 		assert.True(t, has, leaf)
+	}
+}
+
+// A page whose keys were the same on its last two renders looks them up
+// before its first pass and runs once; a page whose keys change with the
+// request never guesses (a wrong guess would cost a round trip).
+func TestPageRemembersStableKeys(t *testing.T) {
+	store, rt := testkit.CountedRedis(t)
+	c := New(store, Options{})
+	ctx := context.Background()
+	p := &tpage{blocks: []tblock{{name: "a", kids: flat("in", 3)}, {name: "b"}}}
+	want := p.uncached(t)
+	id := "page-id"
+	run := func() (string, int, int) {
+		p.resetRuns()
+		rt.Take()
+		var buf bytes.Buffer
+		require.NoError(t, c.Page(ctx, &buf, id, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) }))
+		n, _ := rt.Take()
+		return buf.String(), n, p.outer
+	}
+	for i, tt := range []struct{ trips, passes int }{
+		{3, 3}, // cold: two levels of lookups, one store
+		{1, 2}, // warm: a's fragment hides its nested blocks, so the keys differ from the cold page's
+		{1, 2}, // the same keys as last time: remembered as stable from now on
+		{1, 1}, // prefetched: one GetMany, one pass
+		{1, 1},
+	} {
+		got, trips, passes := run()
+		assert.Equal(t, want, got, "render %d", i)
+		assert.Equal(t, tt.trips, trips, "render %d: round trips", i)
+		assert.Equal(t, tt.passes, passes, "render %d: passes", i)
+	}
+
+	// The page reaches a new block: the guess misses it, a second pass
+	// looks it up, and the output is right.
+	p.blocks = append(p.blocks, tblock{name: "new"})
+	want = p.uncached(t)
+	got, trips, passes := run()
+	assert.Equal(t, want, got)
+	assert.Equal(t, 3, trips, "the remembered keys, the new one, its store")
+	assert.Equal(t, 2, passes)
+
+	// The same page with a key that changes on every render.
+	user := 0
+	q := &tpage{}
+	for i := range 4 {
+		user++
+		q.blocks = []tblock{{name: "static"}, {name: fmt.Sprint("user", user)}}
+		q.resetRuns()
+		rt.Take()
+		require.NoError(t, c.Page(ctx, io.Discard, "per-user", func(ctx context.Context, w io.Writer) error { return q.render(ctx, c, w) }))
+		n, sent := rt.Take()
+		assert.Equal(t, 2, n, "render %d: one lookup and one store, never a wrong guess first: %v", i, sent)
 	}
 }

@@ -142,6 +142,9 @@ type Cache struct {
 	batch    bool         // Page batches lookups (batch.go)
 	pending  pending      // fragments whose store a page holds back
 	npending atomic.Int64 // entries in pending, read without its lock
+	// histories remembers the keys of pages (page id → *pageHistory).
+	histories  sync.Map
+	nhistories atomic.Int64
 
 	logMu      sync.Mutex
 	lastLog    time.Time

@@ -14,7 +14,7 @@ func (t *Template) batches() bool {
 // page runs one execution with ctx recorded for its blocks: through
 // fragment.Cache.Page when the cache batches (then run may run more than
 // once, into Page's buffer), straight into w otherwise.
-func (t *Template) page(ctx context.Context, w io.Writer, run func(w io.Writer) error) error {
+func (t *Template) page(ctx context.Context, w io.Writer, name string, run func(w io.Writer) error) error {
 	exec := func(ctx context.Context, w io.Writer) error {
 		id, prev := t.set.ctxs.bind(ctx)
 		defer t.set.ctxs.unbind(id, prev)
@@ -23,5 +23,11 @@ func (t *Template) page(ctx context.Context, w io.Writer, run func(w io.Writer) 
 	if !t.batches() {
 		return exec(ctx, w)
 	}
-	return t.set.fc.Page(ctx, w, exec)
+	return t.set.fc.Page(ctx, w, pageID{t.set, name}, exec)
+}
+
+// pageID identifies a template of a set to fragment.Cache.Page.
+type pageID struct {
+	set  *set
+	name string
 }

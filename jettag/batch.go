@@ -28,5 +28,5 @@ func (t *Tags) Execute(ctx context.Context, tpl *jet.Template, w io.Writer, vars
 	if !t.fc.Batches() {
 		return run(ctx, w)
 	}
-	return t.fc.Page(ctx, w, run)
+	return t.fc.Page(ctx, w, tpl, run)
 }

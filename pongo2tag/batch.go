@@ -25,7 +25,7 @@ func Execute(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template, data
 	if !fc.Batches() {
 		return tpl.ExecuteWriter(WithContext(data, ctx), w)
 	}
-	return fc.Page(ctx, w, func(ctx context.Context, w io.Writer) error {
+	return fc.Page(ctx, w, tpl, func(ctx context.Context, w io.Writer) error {
 		return tpl.ExecuteWriterUnbuffered(WithContext(data, ctx), w)
 	})
 }
