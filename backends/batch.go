@@ -2,7 +2,6 @@ package backends
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -109,15 +108,4 @@ func (br *Breaker) SetEntries(ctx context.Context, entries []Entry) error {
 	err = b.SetEntries(ctx, entries)
 	done(err)
 	return err
-}
-
-// setEntriesOneByOne is SetEntries for backends with no batch of their own.
-func setEntriesOneByOne(ctx context.Context, b Backend, entries []Entry) error {
-	var errs []error
-	for _, e := range entries {
-		if err := b.Set(ctx, e.Key, e.Value, e.TTL); err != nil {
-			errs = append(errs, &KeyError{Key: e.Key, Err: err})
-		}
-	}
-	return errors.Join(errs...)
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/memcached"
+	fcredis "github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
@@ -18,7 +20,7 @@ import (
 // them, on every kind of backend; Batches tells the networked ones.
 func TestSetItems(t *testing.T) {
 	mc := testservers.Memcached(t)
-	memcached, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{mc.Addr}})
+	memcached, err := memcached.New(memcached.Options{Servers: []string{mc.Addr}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = memcached.Close() })
 	redisStore, _ := testkit.CountedRedis(t)
@@ -27,10 +29,10 @@ func TestSetItems(t *testing.T) {
 		store   *backends.Cache
 		batches bool
 	}{
-		{"Simple", backends.New(backends.NewSimple(0), backends.Options{KeyPrefix: "p:"}), false},
+		{"Simple", backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: "p:"}), false},
 		{"Redis", redisStore, true},
-		{"Memcached", backends.New(memcached, backends.Options{KeyPrefix: "p:"}), true},
-		{"Memcached behind a breaker", backends.New(backends.NewBreaker(memcached, backends.BreakerOptions{}), backends.Options{KeyPrefix: "q:"}), true},
+		{"Memcached", backends.New(memcached, backends.CacheOptions{KeyPrefix: "p:"}), true},
+		{"Memcached behind a breaker", backends.New(backends.NewBreaker(memcached, backends.BreakerOptions{}), backends.CacheOptions{KeyPrefix: "q:"}), true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -82,7 +84,7 @@ func TestRedisSetItemsOneRoundTrip(t *testing.T) {
 	}))
 	n, sent := rt.Take()
 	assert.Equal(t, 1, n, "%v", sent)
-	client := store.Backend().(*backends.Redis).Client().(*redis.Client)
+	client := store.Backend().(*fcredis.Backend).Client().(*redis.Client)
 	short := client.PTTL(ctx, "short").Val()
 	long := client.PTTL(ctx, "long").Val()
 	assert.True(t, short > 0 && short <= 10*time.Second, "short: %v", short)
@@ -95,9 +97,9 @@ func TestRedisSetItemsOneRoundTrip(t *testing.T) {
 func TestBatchesThroughWrappers(t *testing.T) {
 	store, _ := testkit.CountedRedis(t)
 	inner := store.Backend()
-	assert.True(t, backends.New(backends.NewBreaker(inner, backends.BreakerOptions{}), backends.Options{}).Batches())
-	assert.False(t, backends.New(plainWrapper{inner}, backends.Options{}).Batches())
-	assert.False(t, backends.New(backends.NewBreaker(backends.NewSimple(0), backends.BreakerOptions{}), backends.Options{}).Batches())
+	assert.True(t, backends.New(backends.NewBreaker(inner, backends.BreakerOptions{}), backends.CacheOptions{}).Batches())
+	assert.False(t, backends.New(plainWrapper{inner}, backends.CacheOptions{}).Batches())
+	assert.False(t, backends.New(backends.NewBreaker(backends.NewSimple(0), backends.BreakerOptions{}), backends.CacheOptions{}).Batches())
 }
 
 // plainWrapper wraps a Backend without passing SetEntries on.

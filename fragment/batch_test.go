@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/memcached"
+	fcredis "github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
@@ -82,7 +84,7 @@ func (p *tpage) renderBlocks(ctx context.Context, c *Cache, w io.Writer, blocks 
 // uncached is the page's output with no cache at all.
 func (p *tpage) uncached(t *testing.T) string {
 	t.Helper()
-	c := New(backends.New(backends.NewNull(), backends.Options{}), Options{Batch: BatchOff})
+	c := New(backends.New(backends.NewNull(), backends.CacheOptions{}), Options{Batch: BatchOff})
 	var buf bytes.Buffer
 	q := &tpage{blocks: p.blocks}
 	require.NoError(t, q.render(context.Background(), c, &buf))
@@ -267,7 +269,7 @@ func TestPageCancelled(t *testing.T) {
 // An open breaker skips the page's lookup and the blocks render uncached.
 func TestPageBreakerOpen(t *testing.T) {
 	br := backends.NewBreaker(refusingManyBackend{}, backends.BreakerOptions{Failures: 1, Cooldown: time.Hour})
-	store := backends.New(br, backends.Options{})
+	store := backends.New(br, backends.CacheOptions{})
 	c := New(store, Options{Batch: BatchOn})
 	p := &tpage{blocks: flat("f", 4)}
 	for range 2 {
@@ -381,10 +383,10 @@ func leaves(blocks []tblock) []string {
 // stored, each with its own timeout.
 func TestPageMemcached(t *testing.T) {
 	srv := testservers.Memcached(t)
-	mc, err := backends.NewMemcached(backends.MemcachedOptions{Servers: []string{srv.Addr}})
+	mc, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = mc.Close() })
-	store := backends.New(mc, backends.Options{})
+	store := backends.New(mc, backends.CacheOptions{})
 	c := New(store, Options{})
 	require.True(t, c.Batches())
 	p := &tpage{blocks: []tblock{{name: "a", kids: []tblock{{name: "a1"}}}, {name: "b", timeout: 0}}}
@@ -467,7 +469,7 @@ func TestPageRedisCluster(t *testing.T) {
 	cl := testservers.Cluster(t)
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
 	t.Cleanup(func() { _ = client.Close() })
-	store := backends.New(backends.NewRedis(client), backends.Options{})
+	store := backends.New(fcredis.New(client), backends.CacheOptions{})
 	c := New(store, Options{})
 	require.True(t, c.Batches())
 	p := &tpage{blocks: append(flat("f", 30), tblock{name: "o", kids: flat("in", 5)})}

@@ -143,7 +143,7 @@ func TestKeyAndDeleteAgreeWithRender(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			backend := backends.NewSimple(0)
-			store := backends.New(backend, backends.Options{KeyPrefix: tt.storePrefix})
+			store := backends.New(backend, backends.CacheOptions{KeyPrefix: tt.storePrefix})
 			c := New(store, tt.opts)
 			varyOn := make([]any, len(tt.varyOn))
 			for i, v := range tt.varyOn {
@@ -204,7 +204,7 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		name         string
 		timeout      any
 		defaultTTL   time.Duration // Options.DefaultTimeout
-		storeDefault time.Duration // backends.Options.DefaultTimeout
+		storeDefault time.Duration // backends.CacheOptions.DefaultTimeout
 		want         time.Duration
 	}{
 		{name: "int seconds", timeout: 60, want: 60 * time.Second},
@@ -219,17 +219,21 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		{name: "smallest positive float is 1 ns", timeout: math.SmallestNonzeroFloat64, want: time.Nanosecond},
 		{name: "positive float32 below 1 ns is 1 ns", timeout: float32(1e-12), want: time.Nanosecond},
 		{name: "largest float seconds a Duration holds", timeout: math.Nextafter(float64(math.MaxInt64)/1e9, 0), want: time.Duration(math.Nextafter(float64(math.MaxInt64)/1e9, 0) * 1e9)},
-		{name: "0 never expires", timeout: 0, storeDefault: time.Hour, want: 0},
-		{name: "0.0 never expires", timeout: 0.0, defaultTTL: time.Minute, want: 0},
+		{name: "0 never expires, as in Flask", timeout: 0, storeDefault: time.Hour, want: backends.NoExpiry},
+		{name: "0.0 never expires", timeout: 0.0, defaultTTL: time.Minute, want: backends.NoExpiry},
+		{name: "NoExpiry never expires", timeout: backends.NoExpiry, defaultTTL: time.Minute, want: backends.NoExpiry},
+		{name: "a Duration of 0 is the default, as everywhere in Go", timeout: time.Duration(0), defaultTTL: time.Minute, want: time.Minute},
+		{name: "Options.DefaultTimeout NoExpiry never expires", timeout: nil, defaultTTL: backends.NoExpiry, storeDefault: time.Hour, want: backends.NoExpiry},
+		{name: "the store's default NoExpiry never expires", timeout: nil, storeDefault: backends.NoExpiry, want: backends.NoExpiry},
 		{name: "nil is Options.DefaultTimeout", timeout: nil, defaultTTL: time.Minute, storeDefault: time.Hour, want: time.Minute},
 		{name: "nil without Options.DefaultTimeout is the store's default", timeout: nil, storeDefault: time.Hour, want: time.Hour},
-		{name: "nil with no default anywhere never expires", timeout: nil, want: 0},
+		{name: "nil with no default anywhere is Flask's 300 s", timeout: nil, want: backends.DefaultTimeout},
 		{name: "explicit timeout beats both defaults", timeout: 3, defaultTTL: time.Minute, storeDefault: time.Hour, want: 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spy := newSpy()
-			store := backends.New(spy, backends.Options{DefaultTimeout: tt.storeDefault})
+			store := backends.New(spy, backends.CacheOptions{DefaultTimeout: tt.storeDefault})
 			c := New(store, Options{DefaultTimeout: tt.defaultTTL})
 			body, _ := countingBody("x")
 			call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: "t"}

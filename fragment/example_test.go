@@ -17,7 +17,7 @@ import (
 // store without running the body.
 func ExampleCache_Render() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	// The engine builds the Site once, when it parses the template.
@@ -46,7 +46,7 @@ func ExampleCache_Render() {
 // runs the body again.
 func ExampleCache_Delete() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	site := &fragment.Site{Path: "shop/product.html", Line: 3, Col: 1}
@@ -80,7 +80,7 @@ func ExampleCache_Delete() {
 // Stats shows how well fragments are served from the cache.
 func ExampleCache_Stats() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	site := &fragment.Site{Path: "index.html", Line: 5, Col: 1}

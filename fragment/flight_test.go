@@ -399,7 +399,7 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 	first := false
 	b.once.Do(func() { first = true })
 	if first {
-		_ = b.Simple.Set(ctx, key, b.value, 0) // Simple.Set fails only after Close
+		_ = b.Simple.Set(ctx, key, b.value, backends.NoExpiry) // Simple.Set fails only after Close
 		return nil, false, nil
 	}
 	return b.Simple.Get(ctx, key)
@@ -407,7 +407,7 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 
 func TestMissStoredByAnotherRenderBeforeTheFlightIsNotRenderedAgain(t *testing.T) {
 	backend := &lateStoreBackend{Simple: backends.NewSimple(0), value: []byte("\xf6stored elsewhere")}
-	c := New(backends.New(backend, backends.Options{}), Options{})
+	c := New(backends.New(backend, backends.CacheOptions{}), Options{})
 	body, calls := countingBody("rendered here")
 
 	out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "late"}, body)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
@@ -118,7 +119,7 @@ func TestLockHelperProcess(t *testing.T) {
 	ctx := context.Background()
 	n, _ := strconv.Atoi(os.Getenv("FRAGCACHE_LOCK_GOROUTINES"))
 	lock, _ := time.ParseDuration(os.Getenv("FRAGCACHE_LOCK"))
-	store, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: os.Getenv("FRAGCACHE_LOCK_REDIS"), KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX")})
+	store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": os.Getenv("FRAGCACHE_LOCK_REDIS")}, KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX")})
 	require.NoError(t, err)
 	defer store.Close()
 	c := New(store, Options{Lock: lock})
@@ -158,7 +159,7 @@ func TestCrossProcessLockRendersOnce(t *testing.T) {
 	}{{"with the lock", 5 * time.Second}, {"without the lock", 0}} {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("lock-%d:", time.Now().UnixNano())
-			store, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr, KeyPrefix: prefix})
+			store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}, KeyPrefix: prefix})
 			require.NoError(t, err)
 			defer store.Close()
 			ctx := context.Background()

@@ -19,7 +19,7 @@ func TestRenderServesForeignTextByteIdentical(t *testing.T) {
 		t.Run(raw, func(t *testing.T) {
 			ctx := context.Background()
 			c, store := newTestCache(Options{})
-			require.NoError(t, store.Backend().Set(ctx, c.Key("n"), []byte(raw), 0))
+			require.NoError(t, store.Backend().Set(ctx, c.Key("n"), []byte(raw), backends.NoExpiry))
 			body, calls := countingBody("rendered")
 
 			out, err := render(c, Call{Site: testSite(), HasName: true, Name: "n"}, body)
@@ -36,10 +36,10 @@ func TestRenderServesForeignTextByteIdentical(t *testing.T) {
 func TestRenderTreatsAPickleAsALoggedMiss(t *testing.T) {
 	ctx := context.Background()
 	var logs bytes.Buffer
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	c := New(store, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	key := c.Key("n")
-	require.NoError(t, store.Backend().Set(ctx, key, []byte("!\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07<p>x</p>\x94."), 0))
+	require.NoError(t, store.Backend().Set(ctx, key, []byte("!\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07<p>x</p>\x94."), backends.NoExpiry))
 	body, calls := countingBody("<p>rendered</p>")
 
 	out, err := render(c, Call{Site: testSite(), HasName: true, Name: "n"}, body)

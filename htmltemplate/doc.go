@@ -30,7 +30,7 @@
 // A Template is bound to one *fragment.Cache when it is created, and every
 // template associated with it (New, Parse, Lookup, Clone) uses that cache:
 //
-//	store := backends.New(backends.NewSimple(0), backends.Options{})
+//	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 //	fc := fragment.New(store, fragment.Options{})
 //	t := htmltemplate.Must(htmltemplate.ParseFSPaths(fc, files, "*.html", "*/*.html"))
 //	err := t.ExecuteTemplate(w, "shop/index.html", data)

@@ -65,7 +65,7 @@ type benchSetup struct {
 
 func newBenchSetup(b testing.TB, pages map[string]string) *benchSetup {
 	b.Helper()
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 	views := jet.NewInMemLoader()
 	for p, src := range pages {
@@ -170,7 +170,7 @@ func BenchmarkPage(b *testing.B) {
 // BenchmarkRewrite rewrites a large template (1000 cache blocks among
 // 3000 other actions, no comments): the scan must stay linear.
 func BenchmarkRewrite(b *testing.B) {
-	tags := jettag.New(fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{}), jettag.Options{})
+	tags := jettag.New(fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{}), jettag.Options{})
 	src := benchPage(1000, func(i int) string {
 		return fmt.Sprintf("{{ if x }}%s{{ end }}{{ y }}", cachedBlock(i))
 	})

@@ -16,7 +16,7 @@ import (
 // Bind a fragment cache to a Jet Set and render a cached block twice: the
 // second time the block comes from the cache and its body does not run.
 func Example() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
 
 	views := jet.NewInMemLoader() // or jet.NewOSFileSystemLoader("./views")
@@ -49,7 +49,7 @@ func Example() {
 // Bind a Set you build yourself, here with custom delimiters: wrap its
 // loader with Tags.Loader, tell Options the delimiters, and call Bind.
 func ExampleTags_Bind() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{LeftDelim: "[[", RightDelim: "]]"})
 
 	views := jet.NewInMemLoader()
@@ -74,7 +74,7 @@ func ExampleTags_Bind() {
 // with Tags.Parse. Pass the request's context with WithContext so backend
 // calls and waits end with it.
 func ExampleTags_Parse() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
 	set, err := tags.NewSet(jet.NewInMemLoader())
 	if err != nil {

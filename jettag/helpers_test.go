@@ -28,7 +28,7 @@ type env struct {
 
 type envConfig struct {
 	backend  backends.Backend // nil: a fresh SimpleCache
-	store    backends.Options
+	store    backends.CacheOptions
 	fragment fragment.Options
 	tags     Options
 	jet      []jet.Option

@@ -18,7 +18,7 @@ import (
 )
 
 func newTags(opts Options) *Tags {
-	return New(fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{}), opts)
+	return New(fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{}), opts)
 }
 
 var lineMarker = regexp.MustCompile(`#\d+#`)

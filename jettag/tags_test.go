@@ -210,7 +210,7 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{"seconds", "300", nil, fragment.Options{}, 300 * time.Second},
 		{"float seconds", "0.05", nil, fragment.Options{}, 50 * time.Millisecond},
-		{"zero never expires", "0", nil, fragment.Options{}, 0},
+		{"zero never expires, as in Flask", "0", nil, fragment.Options{}, backends.NoExpiry},
 		{"variable int", "ttl", 20, fragment.Options{}, 20 * time.Second},
 		{"variable duration", "ttl", 1500 * time.Millisecond, fragment.Options{}, 1500 * time.Millisecond},
 		{"nil is the fragment default", "nil", nil, fragment.Options{DefaultTimeout: defaultTTL}, defaultTTL},
@@ -220,7 +220,7 @@ func TestTimeouts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := newRecordingBackend()
-			e := newEnv(t, envConfig{backend: rec, store: backends.Options{DefaultTimeout: storeTTL}, fragment: tt.fragment},
+			e := newEnv(t, envConfig{backend: rec, store: backends.CacheOptions{DefaultTimeout: storeTTL}, fragment: tt.fragment},
 				map[string]string{"/t.jet": "{{ cache " + tt.timeout + ", \"n\" }}x{{ endcache }}"})
 			_, err := e.render("/t.jet", jet.VarMap{}.Set("ttl", tt.ttl), nil)
 			require.NoError(t, err)
@@ -481,7 +481,7 @@ func TestCustomDelimiters(t *testing.T) {
 }
 
 func TestBindChecksDelimiters(t *testing.T) {
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	custom := Options{LeftDelim: "[[", RightDelim: "]]"}
 	tests := []struct {
 		name string

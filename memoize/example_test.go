@@ -20,7 +20,7 @@ func lookupPrice(_ context.Context, sku string) (float64, error) {
 // later calls with the same argument are answered from the cache.
 func ExampleFunc() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	price := memoize.Func(cache, lookupPrice, memoize.Options{Timeout: 5 * time.Minute})
 
 	for _, sku := range []string{"lamp", "lamp", "desk"} {
@@ -46,7 +46,7 @@ func ExampleFunc() {
 // parts of the key; more arguments go in a struct.
 func ExampleFunc2() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	add := memoize.Func2(cache, func(_ context.Context, a, b int) (int, error) {
 		fmt.Println("(adding)")
 		return a + b, nil
@@ -66,7 +66,7 @@ func ExampleFunc2() {
 // every stored result in one write, and Delete exactly one.
 func ExampleMemoized_DeleteMemoized() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	stock := map[string]int{"lamp": 3, "desk": 1}
 	inStock := memoize.Func(cache, func(_ context.Context, sku string) (int, error) {
 		return stock[sku], nil
@@ -112,7 +112,7 @@ func (r *Repo) countUsers(_ context.Context, active bool) (int, error) {
 // receiver's results.
 func ExampleMethod() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	countUsers := memoize.Method(cache, (*Repo).countUsers, memoize.Options{})
 
 	acme, initech := &Repo{"acme"}, &Repo{"initech"}

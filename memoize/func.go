@@ -19,7 +19,7 @@ type Memoized[A, R any] struct {
 
 // Func memoizes fn. It panics, as for a programming error, if cache or fn
 // is nil, if fn is a function literal or method value and opts.Name is
-// empty, if opts.Timeout is negative other than NoExpiry, or if
+// empty, if opts.Timeout is negative other than backends.NoExpiry, or if
 // opts.IgnoreArgs names a position fn does not have.
 func Func[A, R any](cache *backends.Cache, fn func(context.Context, A) (R, error), opts Options) *Memoized[A, R] {
 	return &Memoized[A, R]{
@@ -83,7 +83,7 @@ type Memoized2[A, B, R any] struct {
 
 // Func2 memoizes fn. It panics, as for a programming error, if cache or fn
 // is nil, if fn is a function literal or method value and opts.Name is
-// empty, if opts.Timeout is negative other than NoExpiry, or if
+// empty, if opts.Timeout is negative other than backends.NoExpiry, or if
 // opts.IgnoreArgs names a position fn does not have.
 func Func2[A, B, R any](cache *backends.Cache, fn func(context.Context, A, B) (R, error), opts Options) *Memoized2[A, B, R] {
 	return &Memoized2[A, B, R]{
@@ -150,7 +150,7 @@ type Memoized3[A, B, C, R any] struct {
 
 // Func3 memoizes fn. It panics, as for a programming error, if cache or fn
 // is nil, if fn is a function literal or method value and opts.Name is
-// empty, if opts.Timeout is negative other than NoExpiry, or if
+// empty, if opts.Timeout is negative other than backends.NoExpiry, or if
 // opts.IgnoreArgs names a position fn does not have.
 func Func3[A, B, C, R any](cache *backends.Cache, fn func(context.Context, A, B, C) (R, error), opts Options) *Memoized3[A, B, C, R] {
 	return &Memoized3[A, B, C, R]{

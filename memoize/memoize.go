@@ -18,14 +18,11 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
 )
-
-// NoExpiry as Options.Timeout stores results that never expire; only
-// DeleteMemoized, Delete and the store's own eviction remove them.
-const NoExpiry time.Duration = -1
 
 // Errors callers branch on with errors.Is.
 var (
@@ -74,8 +71,9 @@ type Options struct {
 	// of them can share a name in one binary or swap names between builds.
 	Name string
 	// Timeout is how long results live: 0 means the cache's default
-	// timeout, NoExpiry never expires; any other negative value is
-	// invalid.
+	// timeout, backends.NoExpiry never expires (only DeleteMemoized,
+	// Delete and the store's own eviction remove them); any other
+	// negative value is invalid.
 	Timeout time.Duration
 	// Unless, when it returns true, makes the call bypass the cache: the
 	// function runs and nothing is read or stored (Flask's unless).
@@ -175,14 +173,11 @@ type memo[R any] struct {
 	ignore []bool // by argument position
 	group  flight.Group[R]
 
-	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
-	staleHits, refreshes                                       atomic.Uint64
+	hits, misses, calls, waits, bypasses atomic.Uint64
+	staleHits, refreshes                 atomic.Uint64
+	failures                             *failopen.Reporter
 
 	copies *stalecopy.Copies[R] // results kept to return while the backend fails; nil when off
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
 }
 
 // anonymous matches the Go names of function literals (pkg.F.func1,
@@ -208,8 +203,8 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		}
 		name = goName
 	}
-	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
-		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use NoExpiry for entries that never expire)", name, opts.Timeout))
+	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
+		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use backends.NoExpiry for entries that never expire)", name, opts.Timeout))
 	}
 	ignore := make([]bool, len(args))
 	for _, i := range opts.IgnoreArgs {
@@ -220,9 +215,6 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
 	}
 	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.RefreshTimeout < 0 {
 		panic(fmt.Sprintf("memoize: %s: negative StaleWhileRevalidate, EarlyRefresh or RefreshTimeout", name))
@@ -254,6 +246,8 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		verKey: name + "_memver",
 		seed:   seed.buf,
 		ignore: ignore,
+
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: memoize: cache failed"),
 	}
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
 		n := opts.StaleCopies
@@ -375,7 +369,7 @@ func (m *memo[R]) decode(v backends.Value, key, ver string) (entry[R], bool) {
 // orphaned every entry written after it was created (issue #531).
 func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, error) {
 	v := newVersion()
-	added, err := m.cache.Add(ctx, m.verKey, v, 0)
+	added, err := m.cache.Add(ctx, m.verKey, v, backends.NoExpiry)
 	if err != nil {
 		return "", err
 	}
@@ -509,16 +503,16 @@ func (m *memo[R]) keep(key string, e entry[R]) {
 	}
 }
 
-// lifetime is how long a result stays fresh; 0 means forever.
-func (m *memo[R]) lifetime() time.Duration {
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return 0
-	case m.opts.Timeout > 0:
+// ttl is the TTL results are stored with: positive, or backends.NoExpiry.
+func (m *memo[R]) ttl() time.Duration {
+	if m.opts.Timeout != 0 {
 		return m.opts.Timeout
 	}
 	return m.cache.DefaultTimeout()
 }
+
+// lifetime is how long a result stays fresh; 0 means forever.
+func (m *memo[R]) lifetime() time.Duration { return max(m.ttl(), 0) }
 
 // fill runs fn for a missed key, once per key and version across
 // concurrent callers, and stores its result. When the caller that runs fn
@@ -555,18 +549,11 @@ func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn fun
 }
 
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
-	if grace := m.opts.StaleWhileRevalidate; grace > 0 {
-		if life := m.lifetime(); life > 0 {
-			return m.cache.Set(ctx, key, e, min(life, math.MaxInt64-grace)+grace)
-		}
+	ttl := m.ttl()
+	if grace := m.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return m.cache.Set(ctx, key, e, 0)
-	case m.opts.Timeout > 0:
-		return m.cache.Set(ctx, key, e, m.opts.Timeout)
-	}
-	return m.cache.Set(ctx, key, e)
+	return m.cache.Set(ctx, key, e, ttl)
 }
 
 // isNil reports whether r is a nil pointer, slice, map, interface, func
@@ -596,7 +583,7 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 // before is read again: O(1) however many argument combinations there are.
 func (m *memo[R]) deleteMemoized(ctx context.Context) error {
 	m.copies.Clear()
-	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
+	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), backends.NoExpiry))
 }
 
 // deleteVerhash removes the function's version key; the next call creates
@@ -611,7 +598,7 @@ func (m *memo[R]) deleteVerhash(ctx context.Context) error {
 // entries is read again; other receivers keep theirs.
 func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
 	m.copies.Clear() // copies are not kept by receiver: drop them all
-	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
+	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), backends.NoExpiry))
 }
 
 func wrap(name, op string, err error) error {
@@ -628,8 +615,8 @@ func (m *memo[R]) stats() Stats {
 		Calls:         m.calls.Load(),
 		Waits:         m.waits.Load(),
 		Bypasses:      m.bypasses.Load(),
-		BackendErrors: m.backendErrors.Load(),
-		Skips:         m.skips.Load(),
+		BackendErrors: m.failures.Errors(),
+		Skips:         m.failures.Skips(),
 		Breaker:       breakerState(m.cache),
 		StaleHits:     m.staleHits.Load(),
 		Refreshes:     m.refreshes.Load(),
@@ -647,37 +634,20 @@ func breakerState(c *backends.Cache) backends.BreakerState {
 // otherwise it reports it and returns nil, and the caller goes on without
 // the cache.
 func (m *memo[R]) backendError(op string, err error) error {
-	skipped := errors.Is(err, backends.ErrBreakerOpen)
-	if skipped {
-		m.skips.Add(1)
-	} else {
-		m.backendErrors.Add(1)
-	}
+	skipped := m.failures.Count(err)
 	err = wrap(m.name, op, err)
 	if m.opts.Strict {
 		return err
 	}
-	if skipped {
-		return nil // the breaker logged that it opened
+	if !skipped { // a skip is not logged: the breaker logged that it opened
+		m.report(op, err)
 	}
-	m.report(op, err)
 	return nil
 }
 
 // report logs err at most once per LogInterval, counting the rest.
 func (m *memo[R]) report(op string, err error) {
-	m.logMu.Lock()
-	now := time.Now()
-	if now.Sub(m.lastLog) < m.opts.LogInterval {
-		m.suppressed++
-		m.logMu.Unlock()
-		return
-	}
-	suppressed := m.suppressed
-	m.lastLog, m.suppressed = now, 0
-	m.logMu.Unlock()
-	m.opts.Logger.Warn("fragcache: memoize: cache failed",
-		"op", op, "func", m.name, "err", err, "suppressed_since_last_report", suppressed)
+	m.failures.Report(err, "op", op, "func", m.name)
 }
 
 // receiverID returns the identity of a method receiver.

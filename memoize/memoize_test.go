@@ -146,14 +146,15 @@ func TestTimeoutOption(t *testing.T) {
 	}{
 		{"zero means the cache default", 0, 300 * time.Second, 300 * time.Second},
 		{"explicit timeout", 7 * time.Second, 300 * time.Second, 7 * time.Second},
-		{"NoExpiry never expires", NoExpiry, 300 * time.Second, 0},
-		{"default of never", 0, 0, 0},
+		{"NoExpiry never expires", backends.NoExpiry, 300 * time.Second, backends.NoExpiry},
+		{"default of never", 0, backends.NoExpiry, backends.NoExpiry},
+		{"zero options' default is Flask's 300 s", 0, 0, backends.DefaultTimeout},
 	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				base := open(t)
-				c, rec := record(backends.New(base.Backend(), backends.Options{KeyPrefix: base.KeyPrefix(), DefaultTimeout: tt.defaultTimeout}))
+				c, rec := record(backends.New(base.Backend(), backends.CacheOptions{KeyPrefix: base.KeyPrefix(), DefaultTimeout: tt.defaultTimeout}))
 				fn, _ := counted()
 				m := Func(c, fn, Options{Name: "timed", Timeout: tt.timeout})
 				_, err := m.Call(t.Context(), 1)
@@ -162,7 +163,7 @@ func TestTimeoutOption(t *testing.T) {
 				verKey := c.KeyPrefix() + "timed_memver"
 				// Flask's version key expired with the entries' timeout and
 				// orphaned later entries (#531); ours never expires.
-				assert.Equal(t, time.Duration(0), rec.TTL(t, verKey))
+				assert.Equal(t, backends.NoExpiry, rec.TTL(t, verKey))
 				written := rec.Written()
 				delete(written, verKey)
 				require.Len(t, written, 1, "one entry besides the version key")
@@ -254,7 +255,7 @@ func TestCacheNoneOption(t *testing.T) {
 	})
 	t.Run("zero values of non-nillable types are results", func(t *testing.T) {
 		var runs atomic.Int64
-		m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+		m := Func(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 			func(context.Context, int) (int, error) { runs.Add(1); return 0, nil }, Options{Name: "zero"})
 		for range 2 {
 			_, err := m.Call(t.Context(), 1)
@@ -332,7 +333,7 @@ func TestKeyPartsOptions(t *testing.T) {
 }
 
 func TestResultTypeIsPartOfTheKey(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	asInt := Func(c, func(context.Context, int) (int, error) { return 1, nil }, Options{Name: "same"})
 	asString := Func(c, func(context.Context, int) (string, error) { return "one", nil }, Options{Name: "same"})
 	_, err := asInt.Call(t.Context(), 1)
@@ -344,7 +345,7 @@ func TestResultTypeIsPartOfTheKey(t *testing.T) {
 }
 
 func TestNameDefaultsToTheGoName(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	m := Func(c, square, Options{})
 	assert.Equal(t, "github.com/fragcache/fragcache/memoize.square", m.Name())
 	got, err := m.Call(t.Context(), 4)
@@ -432,7 +433,7 @@ func TestDeleteRemovesExactlyOneEntry(t *testing.T) {
 }
 
 func TestDeleteWithUnsupportedArgument(t *testing.T) {
-	m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+	m := Func(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 		func(context.Context, any) (int, error) { return 1, nil }, Options{Name: "any"})
 	_, err := m.Delete(t.Context(), func() {})
 	require.ErrorIs(t, err, ErrUnsupportedArg)
@@ -532,7 +533,7 @@ func TestMethod2(t *testing.T) {
 }
 
 func TestReceiverWithoutIdentityIsAnError(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	m := Method(c, (*account).balance, Options{})
 	var runs atomic.Int64
 	tests := []struct {
@@ -556,7 +557,7 @@ func TestReceiverWithoutIdentityIsAnError(t *testing.T) {
 }
 
 func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var acct account
 	tests := []struct {
 		name  string
@@ -584,7 +585,7 @@ func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
 	}
 	assert.NotPanics(t, func() {
 		Func(c, func(context.Context, int) (int, error) { return 0, nil }, Options{Name: "literal"})
-		Func(c, acct.balance, Options{Name: "value", Timeout: NoExpiry})
+		Func(c, acct.balance, Options{Name: "value", Timeout: backends.NoExpiry})
 	})
 }
 
@@ -600,7 +601,7 @@ func TestConcurrentCallsRunOnce(t *testing.T) {
 	// Entry writes fail, so only deduplication (not a stored result) can
 	// keep the waiters from running the function themselves.
 	const callers = 8
-	c := backends.New(failSets{backends.NewSimple(0)}, backends.Options{})
+	c := backends.New(failSets{backends.NewSimple(0)}, backends.CacheOptions{})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	m := Func(c, func(_ context.Context, n int) (int, error) {
@@ -655,7 +656,7 @@ func TestConcurrentCallsOverEveryCache(t *testing.T) {
 }
 
 func TestPanicReleasesWaiters(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	release := make(chan struct{})
 	m := Func(c, func(context.Context, int) (int, error) {
 		<-release
@@ -680,7 +681,7 @@ func TestPanicReleasesWaiters(t *testing.T) {
 }
 
 func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	release := make(chan struct{})
 	m := Func(c, func(context.Context, int) (int, error) { <-release; return 1, nil }, Options{Name: "wait"})
 	go func() { _, _ = m.Call(context.Background(), 1) }()
@@ -699,7 +700,7 @@ func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
 }
 
 func TestWaiterRerunsWhenTheLeadersContextEnds(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	m := Func(c, func(ctx context.Context, n int) (int, error) {
 		if runs.Add(1) == 1 {
@@ -746,7 +747,7 @@ func TestBackendFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			fn, runs := counted()
-			m := Func(backends.New(tt.backend, backends.Options{}), fn, Options{
+			m := Func(backends.New(tt.backend, backends.CacheOptions{}), fn, Options{
 				Name: "down", Strict: tt.strict, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			for range 3 {
@@ -776,7 +777,7 @@ func TestBackendFailures(t *testing.T) {
 
 func TestDeletesReturnBackendErrors(t *testing.T) {
 	fn, _ := counted()
-	m := Func(backends.New(broken{}, backends.Options{}), fn, Options{Name: "del"})
+	m := Func(backends.New(broken{}, backends.CacheOptions{}), fn, Options{Name: "del"})
 	ctx := t.Context()
 	_, err := m.Delete(ctx, 1)
 	require.ErrorIs(t, err, errBroken)
@@ -786,7 +787,7 @@ func TestDeletesReturnBackendErrors(t *testing.T) {
 
 func TestUndecodableEntryIsAMiss(t *testing.T) {
 	var logs bytes.Buffer
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	m := Func(c, func(context.Context, int) (int, error) { runs.Add(1); return 5, nil },
 		Options{Name: "decode", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
@@ -826,7 +827,7 @@ func TestAHitIsOneRoundTrip(t *testing.T) {
 	forEachCache(t, func(t *testing.T, open newCache) {
 		base := open(t)
 		rc := &readCounter{Backend: base.Backend()}
-		c := backends.New(rc, backends.Options{KeyPrefix: base.KeyPrefix()})
+		c := backends.New(rc, backends.CacheOptions{KeyPrefix: base.KeyPrefix()})
 		fn, _ := counted()
 		var runs atomic.Int64
 		acct := &account{"A", &runs}
@@ -952,7 +953,7 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 // A function that calls itself with its own arguments would wait for its own
 // result forever; it gets ErrRecursive instead.
 func TestMemoizedFunctionCallingItselfWithSameArgumentsIsErrRecursive(t *testing.T) {
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var self *Memoized[int, int]
 	self = Func(cache, func(ctx context.Context, n int) (int, error) {
 		return self.Call(ctx, n)
@@ -977,7 +978,7 @@ type nestKey struct{}
 // its context, which is not part of the key). The call that would close
 // the cycle runs the function uncached instead, and neither call fails.
 func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing.T) {
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var h *Memoized[int, string]
 	oneStarted := make(chan struct{})
 	h = Func(cache, func(ctx context.Context, n int) (string, error) {

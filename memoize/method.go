@@ -24,7 +24,7 @@ type MemoizedMethod[T Identifier, A, R any] struct {
 // it; pass the method expression and the receiver to Call. It panics, as
 // for a programming error, if cache or fn is nil, if fn is a function
 // literal or method value and opts.Name is empty, if opts.Timeout is
-// negative other than NoExpiry, or if opts.IgnoreArgs names a position
+// negative other than backends.NoExpiry, or if opts.IgnoreArgs names a position
 // the method does not have.
 func Method[T Identifier, A, R any](cache *backends.Cache, fn func(T, context.Context, A) (R, error), opts Options) *MemoizedMethod[T, A, R] {
 	return &MemoizedMethod[T, A, R]{
@@ -111,7 +111,7 @@ type MemoizedMethod2[T Identifier, A, B, R any] struct {
 // it; pass the method expression and the receiver to Call. It panics, as
 // for a programming error, if cache or fn is nil, if fn is a function
 // literal or method value and opts.Name is empty, if opts.Timeout is
-// negative other than NoExpiry, or if opts.IgnoreArgs names a position
+// negative other than backends.NoExpiry, or if opts.IgnoreArgs names a position
 // the method does not have.
 func Method2[T Identifier, A, B, R any](cache *backends.Cache, fn func(T, context.Context, A, B) (R, error), opts Options) *MemoizedMethod2[T, A, B, R] {
 	return &MemoizedMethod2[T, A, B, R]{

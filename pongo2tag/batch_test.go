@@ -35,7 +35,7 @@ func TestExecuteBatchedRoundTrips(t *testing.T) {
 	require.NoError(t, err)
 	data := pongo2.Context{"items": []string{"a", "b", "c", "d", "e", "f", "g", "h"}, "user": "ann"}
 
-	null := fragment.New(backends.New(backends.NewNull(), backends.Options{}), fragment.Options{})
+	null := fragment.New(backends.New(backends.NewNull(), backends.CacheOptions{}), fragment.Options{})
 	want, err := tpl.Execute(With(context.Background(), null, data))
 	require.NoError(t, err)
 	require.Contains(t, want, "<li>h 8</li>")
@@ -55,7 +55,7 @@ func TestExecuteBatchedRoundTrips(t *testing.T) {
 // A failed body fails Execute, writes nothing and stores nothing.
 func TestExecuteBatchedError(t *testing.T) {
 	require.NoError(t, registerOnce())
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{Batch: fragment.BatchOn})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Batch: fragment.BatchOn})
 	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(""))
 	tpl, err := set.FromString(`{% cache 300, "ok" %}ok{% endcache %}{% cache 300, "bad" %}{{ f() }}{% endcache %}`)
 	require.NoError(t, err)

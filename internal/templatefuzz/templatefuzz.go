@@ -116,18 +116,18 @@ func panicOrigin() runtime.Frame {
 type Render func(fc *fragment.Cache) (string, error)
 
 // NullStore returns a cache that never holds anything.
-func NullStore() *backends.Cache { return backends.New(backends.NewNull(), backends.Options{}) }
+func NullStore() *backends.Cache { return backends.New(backends.NewNull(), backends.CacheOptions{}) }
 
 // Store returns a fragment cache over a fresh SimpleCache.
 func Store() *fragment.Cache {
-	return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 }
 
 // BatchedStore returns a fragment cache over a fresh SimpleCache that
 // batches pages (fragment.BatchOn), as a networked backend does: an
 // engine's page entry point renders through fragment.Cache.Page.
 func BatchedStore() *fragment.Cache {
-	return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{Batch: fragment.BatchOn})
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Batch: fragment.BatchOn})
 }
 
 // CheckCachedEqualsUncached renders through a cache that never holds
@@ -144,7 +144,7 @@ func BatchedStore() *fragment.Cache {
 func CheckCachedEqualsUncached(t testing.TB, render Render, mayShare func(key string) bool) {
 	t.Helper()
 	rec := NewRecorder()
-	null := fragment.New(backends.New(rec, backends.Options{}), fragment.Options{})
+	null := fragment.New(backends.New(rec, backends.CacheOptions{}), fragment.Options{})
 	var want, again string
 	var wantErr, againErr error
 	if Guard(t, func() { want, wantErr = render(null) }) || Guard(t, func() { again, againErr = render(null) }) {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	fcredis "github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -85,5 +86,5 @@ func CountedRedis(t testing.TB) (*backends.Cache, *RoundTrips) {
 	require.NoError(t, client.Ping(context.Background()).Err())
 	rt := new(RoundTrips)
 	client.AddHook(rt)
-	return backends.New(backends.NewRedis(client), backends.Options{}), rt
+	return backends.New(fcredis.New(client), backends.CacheOptions{}), rt
 }
