@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -51,8 +52,9 @@ import (
 //
 // The cost is that the template outside blocks runs once per pass: twice
 // for a flat page that is not remembered (once to collect the keys, once
-// for real), and once more per level of nested misses; a missed outer body runs once per level of
-// nested blocks below it that were not looked up yet. Side effects of a
+// for real), and once more per level of nested misses; a missed outer
+// body runs once per level of nested blocks below it that were not looked
+// up yet. Side effects of a
 // template (functions with effects, counters) happen once per pass. Stores
 // are held back until the page is done; meanwhile the fragments are served
 // from the process (Cache.pending) to every other render that misses them,
@@ -131,8 +133,8 @@ func (c *Cache) Batches() bool {
 // Otherwise render runs once, straight into w. An error from render is
 // returned, and nothing is written to w in batched mode.
 //
-// id identifies the page, typically its template (any comparable value;
-// nil for none). A page whose last two renders with that id looked up the
+// id identifies the page, typically its template (a comparable value; nil,
+// or a value that is not comparable, for none). A page whose last two renders with that id looked up the
 // same keys looks them up before its first pass: in the steady state such
 // a page runs once, after one GetMany. Keys are remembered for up to
 // maxRemembered ids, of pages of up to maxRememberedKeys keys.
@@ -440,7 +442,7 @@ type pageHistory struct {
 
 // history returns id's history, or nil when there is none to keep.
 func (c *Cache) history(id any) *pageHistory {
-	if id == nil {
+	if id == nil || !reflect.TypeOf(id).Comparable() {
 		return nil
 	}
 	if h, ok := c.histories.Load(id); ok {

@@ -540,3 +540,16 @@ func TestPageRemembersStableKeys(t *testing.T) {
 		assert.Equal(t, 2, n, "render %d: one lookup and one store, never a wrong guess first: %v", i, sent)
 	}
 }
+
+// An id that cannot be a map key means no memory, not a panic.
+func TestPageIDNotComparable(t *testing.T) {
+	c, _ := newTestCache(Options{Batch: BatchOn})
+	p := &tpage{blocks: flat("f", 2)}
+	for range 3 {
+		p.resetRuns()
+		require.NotPanics(t, func() {
+			require.NoError(t, c.Page(context.Background(), io.Discard, []int{1}, func(ctx context.Context, w io.Writer) error { return p.render(ctx, c, w) }))
+		})
+		assert.Equal(t, 2, p.outer, "never remembered: two passes")
+	}
+}
