@@ -53,7 +53,7 @@ func (p *tpage) render(ctx context.Context, c *Cache, w io.Writer) error {
 
 func (p *tpage) renderBlocks(ctx context.Context, c *Cache, w io.Writer, blocks []tblock) error {
 	for _, b := range blocks {
-		call := Call{Site: testSite(), Timeout: b.timeout, HasName: true, Name: b.name}
+		call := Call{Site: testSite(), Timeout: b.timeout, Name: b.name}
 		if call.Timeout == nil {
 			call.Timeout = 60
 		}
@@ -221,8 +221,8 @@ func TestPagePanic(t *testing.T) {
 	c, _ := newTestCache(Options{Batch: BatchOn})
 	assert.Panics(t, func() {
 		_ = c.Page(context.Background(), io.Discard, nil, func(ctx context.Context, w io.Writer) error {
-			_ = c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "ok"}, w, func(w io.Writer) error { return nil })
-			return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "p"}, w, func(w io.Writer) error { panic("boom") })
+			_ = c.Render(ctx, Call{Site: testSite(), Timeout: 60, Name: "ok"}, w, func(w io.Writer) error { return nil })
+			return c.Render(ctx, Call{Site: testSite(), Timeout: 60, Name: "p"}, w, func(w io.Writer) error { panic("boom") })
 		})
 	})
 	assert.Zero(t, c.npending.Load())
@@ -409,7 +409,7 @@ func TestPageCancelledMidPageStillStores(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err := c.Page(ctx, io.Discard, nil, func(ctx context.Context, w io.Writer) error {
-		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}, w, func(w io.Writer) error {
+		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, Name: "slow"}, w, func(w io.Writer) error {
 			cancel() // the request goes away while its fragment renders
 			_, err := io.WriteString(w, "done")
 			return err
@@ -432,7 +432,7 @@ func TestPageKeysChangingEveryPass(t *testing.T) {
 	var buf bytes.Buffer
 	err := c.Page(context.Background(), &buf, nil, func(ctx context.Context, w io.Writer) error {
 		pass++
-		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, HasName: true, Name: fmt.Sprint("t", pass)}, w, func(w io.Writer) error {
+		return c.Render(ctx, Call{Site: testSite(), Timeout: 60, Name: fmt.Sprint("t", pass)}, w, func(w io.Writer) error {
 			_, err := fmt.Fprint(w, "pass ", pass)
 			return err
 		})

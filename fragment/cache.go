@@ -528,7 +528,7 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	b := append(arr[:0], c.prefix...)
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
-	if call.HasName && call.Name != nil {
+	if call.Name != nil {
 		if b, err = AppendKeyValue(b, call.Name); err != nil {
 			return "", err
 		}

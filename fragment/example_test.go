@@ -28,7 +28,7 @@ func ExampleCache_Render() {
 		return err
 	}
 	for range 2 {
-		call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: []any{42}}
+		call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: []any{42}}
 		if err := fc.Render(ctx, call, os.Stdout, body); err != nil {
 			fmt.Println(err)
 		}
@@ -51,7 +51,7 @@ func ExampleCache_Delete() {
 
 	site := &fragment.Site{Path: "shop/product.html", Line: 3, Col: 1}
 	// Timeout 0: the fragment never expires, only Delete removes it.
-	call := fragment.Call{Site: site, Timeout: 0, HasName: true, Name: "price", VaryOn: []any{7}}
+	call := fragment.Call{Site: site, Timeout: 0, Name: "price", VaryOn: []any{7}}
 	price := "9.99"
 	body := func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "price: %s\n", price)

@@ -50,7 +50,7 @@ func TestBackendFailureRendersUncached(t *testing.T) {
 			var logs bytes.Buffer
 			c := New(backends.New(tt.backend(), backends.CacheOptions{}), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			body, calls := countingBody("<p>uncached</p>")
-			call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: "n"}
+			call := Call{Site: testSite(), Timeout: tt.timeout, Name: "n"}
 
 			out, err := render(c, call, body)
 			require.NoError(t, err, "backend errors fail open")
@@ -75,7 +75,7 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 		LogInterval: time.Hour,
 	})
 	body, calls := countingBody("x")
-	call := Call{Site: testSite(), HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Name: "n"}
 	for range failures {
 		out, err := render(c, call, body)
 		require.NoError(t, err)
@@ -154,7 +154,7 @@ func TestStrictReturnsBackendErrors(t *testing.T) {
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			body, calls := countingBody("x")
-			out, err := render(c, Call{Site: site, Timeout: tt.timeout, HasName: true, Name: "n"}, body)
+			out, err := render(c, Call{Site: site, Timeout: tt.timeout, Name: "n"}, body)
 			require.ErrorIs(t, err, errBroken)
 			var se *SiteError
 			require.ErrorAs(t, err, &se)
@@ -176,7 +176,7 @@ func TestRenderStoresAgainAfterBackendRecovers(t *testing.T) {
 	spy.setErr = errBroken
 	c := New(backends.New(spy, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	body, calls := countingBody("x")
-	call := Call{Site: testSite(), HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Name: "n"}
 	_, err := render(c, call, body)
 	require.NoError(t, err)
 
@@ -198,7 +198,7 @@ func TestSlowRenderUnderADeadlineIsStored(t *testing.T) {
 	testkit.ForEachCache(t, "slowstore", func(t *testing.T, open testkit.NewCache) {
 		store := open(t)
 		c := New(backends.New(ctxBackend{store.Backend()}, backends.CacheOptions{KeyPrefix: store.KeyPrefix()}), Options{})
-		call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+		call := Call{Site: testSite(), Timeout: 60, Name: "slow"}
 		body, calls := countingBody("slow fragment")
 		for i := range 3 {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -253,7 +253,7 @@ func TestOpenBreakerIsReportedAndNotLogged(t *testing.T) {
 	c := New(store, Options{Logger: logger, LogInterval: time.Nanosecond})
 	body, calls := countingBody("uncached")
 	for i := range 10 {
-		out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "b"}, body)
+		out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "b"}, body)
 		require.NoError(t, err)
 		assert.Equal(t, "uncached", out, "render %d", i)
 	}

@@ -25,7 +25,7 @@ import (
 func TestLockedKeyWaitsForTheOtherProcess(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: 5 * time.Second})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "locked"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "locked"}
 	key := c.Key("locked")
 	added, err := store.Add(ctx, lockKey(key), "other process", 5*time.Second)
 	require.NoError(t, err)
@@ -54,7 +54,7 @@ func TestLockedKeyWaitsForTheOtherProcess(t *testing.T) {
 func TestLockOfACrashedHolderExpires(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Minute})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "orphan"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "orphan"}
 	added, err := store.Add(ctx, lockKey(c.Key("orphan")), "crashed process", 100*time.Millisecond)
 	require.NoError(t, err)
 	require.True(t, added)
@@ -73,7 +73,7 @@ func TestLockOfACrashedHolderExpires(t *testing.T) {
 func TestLockWaitBoundsTheWait(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Hour, LockWait: 50 * time.Millisecond})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "slow"}
 	_, err := store.Add(ctx, lockKey(c.Key("slow")), "slow process", time.Hour)
 	require.NoError(t, err)
 	body, calls := countingBody("rendered here")
@@ -89,7 +89,7 @@ func TestLockWaitBoundsTheWait(t *testing.T) {
 func TestStaleFragmentLockedElsewhereIsServedStale(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Hour, StaleWhileRevalidate: time.Hour})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "s"}
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "s"}
 	body, calls := countingBody("v1")
 	_, err := render(c, call, body)
 	require.NoError(t, err)
@@ -126,7 +126,7 @@ func TestLockHelperProcess(t *testing.T) {
 	_, err = store.Inc(ctx, "ready", 1)
 	require.NoError(t, err)
 	testkit.Eventually(t, "the go signal", func() bool { ok, err := store.Has(ctx, "go"); return err == nil && ok })
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "cold"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "cold"}
 	body := func(w io.Writer) error {
 		if _, err := store.Inc(ctx, "evals", 1); err != nil {
 			return err

@@ -54,7 +54,7 @@ func TestForeignValueWithTheMarkIsAMiss(t *testing.T) {
 	c, store := newTestCache(Options{})
 	require.NoError(t, store.Set(ctx, c.Key("m"), []byte{headerMark, 9, 'x'}))
 	body, calls := countingBody("fresh")
-	out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "m"}, body)
+	out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "m"}, body)
 	require.NoError(t, err)
 	assert.Equal(t, "fresh", out)
 	assert.EqualValues(t, 1, calls.Load())
@@ -78,7 +78,7 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 		{"the store's default", nil, time.Hour + 30*time.Second},
 		{"never expires: no grace", 0, backends.NoExpiry},
 	} {
-		call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: tt.name}
+		call := Call{Site: testSite(), Timeout: tt.timeout, Name: tt.name}
 		before := time.Now()
 		_, err := render(c, call, body)
 		require.NoError(t, err)
@@ -114,7 +114,7 @@ func valueOf(t *testing.T, raw []byte) backends.Value {
 func TestStaleFragmentIsServedWhileOneRenderRefreshesIt(t *testing.T) {
 	const others = 8
 	c, _ := newTestCache(Options{StaleWhileRevalidate: time.Hour})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "swr"}
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "swr"}
 	var version atomic.Int64
 	release := make(chan struct{})
 	var calls atomic.Int64
@@ -170,7 +170,7 @@ func TestStaleFragmentIsServedWhileOneRenderRefreshesIt(t *testing.T) {
 func TestStaleCopyIsServedWhileTheBackendFails(t *testing.T) {
 	f := &switchable{Backend: backends.NewSimple(0)}
 	c := New(backends.New(f, backends.CacheOptions{}), Options{StaleWhileRevalidate: 100 * time.Millisecond})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "kept"}
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "kept"}
 	body, calls := countingBody("kept fragment")
 	_, err := render(c, call, body)
 	require.NoError(t, err)
@@ -230,7 +230,7 @@ func TestEarlyRefresh(t *testing.T) {
 		refreshes uint64
 	}{{1e12, 1}, {1e-12, 0}} {
 		c, _ := newTestCache(Options{EarlyRefresh: tt.beta})
-		call := Call{Site: testSite(), Timeout: 3600, HasName: true, Name: "xfetch"}
+		call := Call{Site: testSite(), Timeout: 3600, Name: "xfetch"}
 		var n atomic.Int64
 		body := func(w io.Writer) error {
 			time.Sleep(2 * time.Millisecond) // a render time for the header

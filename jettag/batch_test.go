@@ -37,7 +37,7 @@ func TestExecuteBatchedRoundTrips(t *testing.T) {
 	for p, src := range batchFiles {
 		mem.Set(p, src)
 	}
-	set, err := tags.NewSet(mem)
+	set, err := tags.NewSet("batch", mem)
 	require.NoError(t, err)
 	set.AddGlobal("upper", strings.ToUpper)
 	tpl, err := set.GetTemplate("/page.jet")

@@ -71,7 +71,7 @@ func newBenchSetup(b testing.TB, pages map[string]string) *benchSetup {
 	for p, src := range pages {
 		views.Set(p, src)
 	}
-	set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+	set, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func BenchmarkPage(b *testing.B) {
 	b.Run("RenderHit", func(b *testing.B) {
 		s := newBenchSetup(b, pages)
 		ctx := context.Background()
-		call := fragment.Call{Site: &fragment.Site{Path: "one-hit.jet", Line: 2, Col: 1}, Timeout: float64(300), HasName: true, Name: "frag-0"}
+		call := fragment.Call{Site: &fragment.Site{Path: "one-hit.jet", Line: 2, Col: 1}, Timeout: float64(300), Name: "frag-0"}
 		body := func(w io.Writer) error { _, err := io.WriteString(w, "fragment"); return err }
 		var out bytes.Buffer
 		b.ReportAllocs()

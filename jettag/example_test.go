@@ -21,7 +21,7 @@ func Example() {
 
 	views := jet.NewInMemLoader() // or jet.NewOSFileSystemLoader("./views")
 	views.Set("/sidebar.jet", `{{ cache 300, "sidebar", user }}<aside>{{ user }}: render #{{ renders() }}</aside>{{ endcache }}`)
-	set, err := tags.NewSet(views) // wraps the loader and adds the cache function
+	set, err := tags.NewSet("views", views) // wraps the loader, naming its root, and adds the cache function
 	if err != nil {
 		panic(err)
 	}
@@ -54,7 +54,11 @@ func ExampleTags_Bind() {
 
 	views := jet.NewInMemLoader()
 	views.Set("/menu.jet", "[[ cache 60, \"menu\" ]]<nav>menu</nav>[[ endcache ]]")
-	set := jet.NewSet(tags.Loader(views), jet.WithDelims("[[", "]]"))
+	loader, err := tags.Loader("views", views)
+	if err != nil {
+		panic(err)
+	}
+	set := jet.NewSet(loader, jet.WithDelims("[[", "]]"))
 	if err := tags.Bind(set); err != nil {
 		panic(err)
 	}
@@ -76,7 +80,7 @@ func ExampleTags_Bind() {
 func ExampleTags_Parse() {
 	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
-	set, err := tags.NewSet(jet.NewInMemLoader())
+	set, err := tags.NewSet("views", jet.NewInMemLoader())
 	if err != nil {
 		panic(err)
 	}

@@ -292,7 +292,7 @@ func FuzzRewrite(f *testing.F) {
 		render := func(fc *fragment.Cache) (string, error) {
 			mem := jet.NewInMemLoader()
 			mem.Set("/f.jet", src)
-			set, err := New(fc, opts).NewSet(mem)
+			set, err := New(fc, opts).NewSet("app", mem)
 			if err != nil {
 				return "", err
 			}

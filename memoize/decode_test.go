@@ -73,7 +73,7 @@ func checkHostileEntry[R any](t *testing.T, raw string, want R, undecodable bool
 	m := Func(c, func(context.Context, int) (R, error) { runs++; return want, nil },
 		Options{Name: "hostile", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := t.Context()
-	key, err := m.m.hash(nil, m.args(1))
+	key, err := m.m.hash(nil, 1)
 	require.NoError(t, err)
 	require.NoError(t, c.Backend().Set(ctx, key, []byte(raw), backends.NoExpiry))
 

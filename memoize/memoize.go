@@ -42,8 +42,8 @@ var (
 	// ErrRecursive is returned when a memoized function calls itself with
 	// the same arguments: it would wait for its own result forever. (A call
 	// whose result is being computed by another goroutine that waits for
-	// the caller, calls nested in opposite orders, runs the function
-	// uncached instead.)
+	// the caller, calls nested in opposite orders, of one memoized
+	// function or of several, runs the function uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 )
 
@@ -87,12 +87,13 @@ type Options struct {
 	// types that cannot be nil (numbers, strings, structs) are always
 	// stored, zero values included.
 	CacheNone bool
-	// IgnoreArgs lists argument positions (0 for the first argument after
-	// the context or receiver) that are left out of the key, so calls that
-	// differ only there share one entry (Flask's args_to_ignore). A
-	// method's receiver cannot be ignored: to share entries across
-	// receivers, memoize a plain function.
-	IgnoreArgs []int
+	// IgnoreFields names fields of the argument, a struct, that are left
+	// out of the key, so calls that differ only there share one entry
+	// (Flask's args_to_ignore, which names parameters: the fields of the
+	// argument struct are a Go function's named parameters). A method's
+	// receiver cannot be ignored: to share entries across receivers,
+	// memoize a plain function.
+	IgnoreFields []string
 	// Version is added to every key; change it when the function's
 	// behaviour changes so that older results are not read.
 	Version string
@@ -162,15 +163,15 @@ type Stats struct {
 	Refreshes uint64
 }
 
-// memo is what every arity shares: keys, versions, lookups, stores,
+// memo is what functions and methods share: keys, versions, lookups, stores,
 // deduplication and error policy, for results of type R.
 type memo[R any] struct {
 	cache  *backends.Cache
 	opts   Options
 	name   string
 	verKey string
-	seed   []byte // hashed before the arguments: name, types, version, build
-	ignore []bool // by argument position
+	seed   []byte // hashed before the argument: name, types, version, build
+	ignore []bool // by field of the argument; nil when none is ignored
 	group  flight.Group[R]
 
 	hits, misses, calls, waits, bypasses atomic.Uint64
@@ -185,9 +186,9 @@ type memo[R any] struct {
 var anonymous = regexp.MustCompile(`(\.func\d+(\.\d+)*|-fm)$`)
 
 // newMemo builds the shared part of a memoized function. fn is the wrapped
-// function (for its name), recv the receiver type or nil, args the static
-// argument types. It panics on programming errors, which show on first run.
-func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []reflect.Type, opts Options) *memo[R] {
+// function (for its name), recv the receiver type or nil, arg the static
+// argument type. It panics on programming errors, which show on first run.
+func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, arg reflect.Type, opts Options) *memo[R] {
 	if cache == nil {
 		panic("memoize: nil *backends.Cache")
 	}
@@ -206,13 +207,7 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
 		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use backends.NoExpiry for entries that never expire)", name, opts.Timeout))
 	}
-	ignore := make([]bool, len(args))
-	for _, i := range opts.IgnoreArgs {
-		if i < 0 || i >= len(args) {
-			panic(fmt.Sprintf("memoize: %s: IgnoreArgs position %d out of range (the function takes %d arguments after its context)", name, i, len(args)))
-		}
-		ignore[i] = true
-	}
+	ignore := ignoredFields(name, arg, opts.IgnoreFields)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -229,9 +224,7 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	if recv != nil {
 		seed.str(typeName(recv))
 	}
-	for _, t := range args {
-		seed.str(typeName(t))
-	}
+	seed.str(typeName(arg))
 	seed.str(typeName(reflect.TypeFor[R]()))
 	seed.str(opts.Version)
 	if opts.SourceCheck {
@@ -259,26 +252,31 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	return m
 }
 
-// keyArgs encodes the arguments of one call.
-type keyArgs func(e *argEncoder, ignore []bool) error
-
-// encodeArg encodes argument i, or its placeholder when it is ignored.
-func encodeArg(e *argEncoder, ignore []bool, i int, v any) error {
-	if ignore[i] {
-		e.buf = append(e.buf, tagIgnored)
+// ignoredFields returns, by field index of the struct type arg, the fields
+// names lists, or nil when it lists none.
+func ignoredFields(name string, arg reflect.Type, names []string) []bool {
+	if len(names) == 0 {
 		return nil
 	}
-	if err := e.arg(v); err != nil {
-		return fmt.Errorf("argument %d (%T): %w", i, v, err)
+	if arg.Kind() != reflect.Struct || arg.Implements(identifierType) || arg.Implements(marshalerType) {
+		panic(fmt.Sprintf("memoize: %s: IgnoreFields needs a struct argument encoded field by field; %s is not one", name, arg))
 	}
-	return nil
+	ignore := make([]bool, arg.NumField())
+	for _, n := range names {
+		f, ok := arg.FieldByName(n)
+		if !ok || len(f.Index) != 1 { // a field of an embedded struct: ignore the embedded field
+			panic(fmt.Sprintf("memoize: %s: IgnoreFields: %s has no field %q", name, arg, n))
+		}
+		ignore[f.Index[0]] = true
+	}
+	return ignore
 }
 
 var encoders = sync.Pool{New: func() any { return &argEncoder{buf: make([]byte, 0, 256)} }}
 
 // hash returns the 22-character digest naming one call: the function's
-// seed, the receiver's identity and the arguments.
-func (m *memo[R]) hash(inst *string, args keyArgs) (string, error) {
+// seed, the receiver's identity and the argument.
+func (m *memo[R]) hash(inst *string, arg any) (string, error) {
 	e := encoders.Get().(*argEncoder)
 	defer encoders.Put(e)
 	e.buf = append(e.buf[:0], m.seed...)
@@ -288,8 +286,14 @@ func (m *memo[R]) hash(inst *string, args keyArgs) (string, error) {
 	} else {
 		e.buf = append(e.buf, tagNil)
 	}
-	if err := args(e, m.ignore); err != nil {
-		return "", fmt.Errorf("memoize %s: %w", m.name, err)
+	var err error
+	if m.ignore == nil {
+		err = e.arg(arg)
+	} else {
+		err = e.fields(reflect.ValueOf(arg), m.ignore)
+	}
+	if err != nil {
+		return "", fmt.Errorf("memoize %s: argument (%T): %w", m.name, arg, err)
 	}
 	sum := sha256.Sum256(e.buf)
 	return base64.RawURLEncoding.EncodeToString(sum[:16]), nil
@@ -395,15 +399,15 @@ func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, erro
 	return v, nil
 }
 
-// call is Call for every arity: inst is the receiver's CacheID (nil for
-// plain functions), args encodes the arguments, fn runs the function.
-func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(context.Context) (R, error)) (R, error) {
+// call is Call of functions and methods: inst is the receiver's CacheID
+// (nil for plain functions), arg the argument, fn runs the function.
+func (m *memo[R]) call(ctx context.Context, inst *string, arg any, fn func(context.Context) (R, error)) (R, error) {
 	var zero R
 	if m.opts.Unless != nil && m.opts.Unless(ctx) {
 		m.bypasses.Add(1)
 		return fn(ctx)
 	}
-	key, err := m.hash(inst, args)
+	key, err := m.hash(inst, arg)
 	if err != nil {
 		return zero, err
 	}
@@ -569,8 +573,8 @@ func isNil[R any](r R) bool {
 
 // deleteOne removes the entry of one call; deleted reports whether one
 // was stored, valid or already invalidated. It creates no version.
-func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (deleted bool, err error) {
-	key, err := m.hash(inst, args)
+func (m *memo[R]) deleteOne(ctx context.Context, inst *string, arg any) (deleted bool, err error) {
+	key, err := m.hash(inst, arg)
 	if err != nil {
 		return false, err
 	}

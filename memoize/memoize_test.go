@@ -55,30 +55,38 @@ func TestCallRunsOncePerArgument(t *testing.T) {
 	})
 }
 
-func TestArgumentsOfEveryArityStayApart(t *testing.T) {
+// Several arguments travel as a struct, every field of which is part of
+// the key.
+func TestStructArgumentsStayApart(t *testing.T) {
+	type pair struct{ A, B string }
+	type triple struct {
+		A string
+		B int
+		D []string
+	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		c := open(t)
 		var runs2, runs3 atomic.Int64
-		f2 := Func2(c, func(_ context.Context, a, b string) (string, error) {
+		f2 := Func(c, func(_ context.Context, p pair) (string, error) {
 			runs2.Add(1)
-			return a + "|" + b, nil
+			return p.A + "|" + p.B, nil
 		}, Options{Name: "join2"})
-		f3 := Func3(c, func(_ context.Context, a string, b int, d []string) (string, error) {
+		f3 := Func(c, func(_ context.Context, a triple) (string, error) {
 			runs3.Add(1)
-			return fmt.Sprint(a, b, d), nil
+			return fmt.Sprint(a.A, a.B, a.D), nil
 		}, Options{Name: "join3"})
 		ctx := t.Context()
 
-		for _, args := range [][2]string{{"a", "bc"}, {"ab", "c"}, {"", "abc"}, {"a", "bc"}} {
-			got, err := f2.Call(ctx, args[0], args[1])
+		for _, args := range []pair{{"a", "bc"}, {"ab", "c"}, {"", "abc"}, {"a", "bc"}} {
+			got, err := f2.Call(ctx, args)
 			require.NoError(t, err)
-			assert.Equal(t, args[0]+"|"+args[1], got)
+			assert.Equal(t, args.A+"|"+args.B, got)
 		}
 		assert.EqualValues(t, 3, runs2.Load(), "adjacent strings must not run together")
 
 		for range 2 {
 			for _, d := range [][]string{{"x"}, {"x", ""}, nil} {
-				got, err := f3.Call(ctx, "p", 1, d)
+				got, err := f3.Call(ctx, triple{"p", 1, d})
 				require.NoError(t, err)
 				assert.Equal(t, fmt.Sprint("p", 1, d), got)
 			}
@@ -265,38 +273,56 @@ func TestCacheNoneOption(t *testing.T) {
 	})
 }
 
-func TestIgnoreArgsOption(t *testing.T) {
+func TestIgnoreFieldsOption(t *testing.T) {
 	type call struct {
-		a int
-		b string
+		A int
+		b string // unexported fields are keyed, and ignored, alike
 	}
 	tests := []struct {
 		name     string
-		ignore   []int
+		ignore   []string
 		calls    []call
 		wantRuns int64
 	}{
 		{"nothing ignored", nil, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 3},
-		{"second ignored", []int{1}, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 2},
-		{"first ignored", []int{0}, []call{{1, "x"}, {2, "x"}, {1, "y"}}, 2},
-		{"both ignored", []int{0, 1}, []call{{1, "x"}, {2, "y"}}, 1},
+		{"second ignored", []string{"b"}, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 2},
+		{"first ignored", []string{"A"}, []call{{1, "x"}, {2, "x"}, {1, "y"}}, 2},
+		{"both ignored", []string{"A", "b"}, []call{{1, "x"}, {2, "y"}}, 1},
 	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				var runs atomic.Int64
-				m := Func2(open(t), func(_ context.Context, a int, b string) (string, error) {
+				m := Func(open(t), func(_ context.Context, c call) (string, error) {
 					runs.Add(1)
-					return fmt.Sprint(a, b), nil
-				}, Options{Name: "ignore", IgnoreArgs: tt.ignore})
+					return fmt.Sprint(c.A, c.b), nil
+				}, Options{Name: "ignore", IgnoreFields: tt.ignore})
 				for _, c := range tt.calls {
-					_, err := m.Call(t.Context(), c.a, c.b)
+					_, err := m.Call(t.Context(), c)
 					require.NoError(t, err)
 				}
 				assert.Equal(t, tt.wantRuns, runs.Load())
 			})
 		}
 	})
+}
+
+// Ignoring no field keys a struct as it keys it without IgnoreFields, and
+// an ignored field differs from any value it could hold.
+func TestIgnoredFieldsKeepKeysApart(t *testing.T) {
+	type args struct{ A, B int }
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
+	fn := func(_ context.Context, a args) (int, error) { return a.A + a.B, nil }
+	plain := Func(c, fn, Options{Name: "sum"})
+	ignoring := Func(c, fn, Options{Name: "sum", IgnoreFields: []string{"B"}})
+	key := func(m *Memoized[args, int], a args) string {
+		k, err := m.m.hash(nil, a)
+		require.NoError(t, err)
+		return k
+	}
+	assert.NotEqual(t, key(plain, args{1, 0}), key(ignoring, args{1, 0}))
+	assert.Equal(t, key(ignoring, args{1, 0}), key(ignoring, args{1, 7}))
+	assert.NotEqual(t, key(ignoring, args{1, 0}), key(ignoring, args{2, 0}))
 }
 
 func TestKeyPartsOptions(t *testing.T) {
@@ -439,7 +465,7 @@ func TestDeleteWithUnsupportedArgument(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnsupportedArg)
 	_, err = m.Call(t.Context(), make(chan int))
 	require.ErrorIs(t, err, ErrUnsupportedArg)
-	assert.Contains(t, err.Error(), "memoize any: argument 0 (chan int)")
+	assert.Contains(t, err.Error(), "memoize any: argument (chan int)")
 }
 
 // account is a method receiver identified by its number.
@@ -455,9 +481,16 @@ func (a *account) balance(_ context.Context, currency string) (string, error) {
 	return a.number + " in " + currency, nil
 }
 
-func (a *account) convert(_ context.Context, amount int, currency string) (string, error) {
+// conversion is the argument of convert: a method of several arguments
+// takes them as a struct.
+type conversion struct {
+	Amount   int
+	Currency string
+}
+
+func (a *account) convert(_ context.Context, c conversion) (string, error) {
 	a.runs.Add(1)
-	return fmt.Sprint(a.number, amount, currency), nil
+	return fmt.Sprint(a.number, c.Amount, c.Currency), nil
 }
 
 func TestMethodReceiversNeverShareEntries(t *testing.T) {
@@ -506,27 +539,27 @@ func TestMethodReceiversNeverShareEntries(t *testing.T) {
 	})
 }
 
-func TestMethod2(t *testing.T) {
+func TestMethodWithStructArgument(t *testing.T) {
 	forEachCache(t, func(t *testing.T, open newCache) {
 		c := open(t)
 		ctx := t.Context()
 		var runs atomic.Int64
 		a, b := &account{"A", &runs}, &account{"B", &runs}
-		m := Method2(c, (*account).convert, Options{IgnoreArgs: []int{1}})
+		m := Method(c, (*account).convert, Options{IgnoreFields: []string{"Currency"}})
 		for _, recv := range []*account{a, b, a} {
 			for _, cur := range []string{"EUR", "USD"} {
-				got, err := m.Call(ctx, recv, 5, cur)
+				got, err := m.Call(ctx, recv, conversion{5, cur})
 				require.NoError(t, err)
 				assert.Equal(t, fmt.Sprint(recv.number, 5, "EUR"), got, "currency is ignored: the first call's result")
 			}
 		}
 		assert.EqualValues(t, 2, runs.Load())
-		deleted, err := m.Delete(ctx, a, 5, "anything")
+		deleted, err := m.Delete(ctx, a, conversion{5, "anything"})
 		require.NoError(t, err)
 		assert.True(t, deleted)
 		require.NoError(t, m.DeleteInstance(ctx, b))
 		require.NoError(t, m.DeleteVerhash(ctx))
-		got, err := m.Uncached(ctx, a, 1, "X")
+		got, err := m.Uncached(ctx, a, conversion{1, "X"})
 		require.NoError(t, err)
 		assert.Equal(t, "A1X", got)
 	})
@@ -571,11 +604,18 @@ func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
 		}, "function literal or method value; set Options.Name"},
 		{"method value without a name", func() { Func(c, acct.balance, Options{}) }, "(*account).balance-fm"},
 		{"negative timeout", func() { Func(c, square, Options{Timeout: -time.Second}) }, "negative Timeout -1s"},
-		{"ignored position too large", func() { Func(c, square, Options{IgnoreArgs: []int{1}}) }, "IgnoreArgs position 1 out of range"},
-		{"ignored position negative", func() { Func(c, square, Options{IgnoreArgs: []int{-1}}) }, "IgnoreArgs position -1"},
-		{"method argument positions exclude the receiver", func() {
-			Method(c, (*account).balance, Options{IgnoreArgs: []int{1}})
-		}, "IgnoreArgs position 1 out of range"},
+		{"ignored field of an argument that is no struct", func() { Func(c, square, Options{IgnoreFields: []string{"A"}}) }, "IgnoreFields needs a struct argument encoded field by field; int is not one"},
+		{"ignored field of a struct keyed by its binary form", func() {
+			Func(c, func(context.Context, time.Time) (int, error) { return 0, nil }, Options{Name: "t", IgnoreFields: []string{"wall"}})
+		}, "time.Time is not one"},
+		{"ignored field that does not exist", func() {
+			Method(c, (*account).convert, Options{IgnoreFields: []string{"Amount", "Rate"}})
+		}, `IgnoreFields: memoize.conversion has no field "Rate"`},
+		{"ignored field of an embedded struct", func() {
+			type inner struct{ X int }
+			type outer struct{ inner }
+			Func(c, func(context.Context, outer) (int, error) { return 0, nil }, Options{Name: "o", IgnoreFields: []string{"X"}})
+		}, `has no field "X"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -792,7 +832,7 @@ func TestUndecodableEntryIsAMiss(t *testing.T) {
 	m := Func(c, func(context.Context, int) (int, error) { runs.Add(1); return 5, nil },
 		Options{Name: "decode", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := t.Context()
-	key, err := m.m.hash(nil, m.args(1))
+	key, err := m.m.hash(nil, 1)
 	require.NoError(t, err)
 	require.NoError(t, c.Set(ctx, key, "not an entry"))
 
@@ -853,7 +893,7 @@ func TestAHitIsOneRoundTrip(t *testing.T) {
 	})
 }
 
-// wrapper is what every arity offers, bound to fixed arguments.
+// wrapper is what every memoized function offers, bound to fixed arguments.
 type wrapper struct {
 	call, uncached                func(ctx context.Context) error
 	del                           func(ctx context.Context) (bool, error)
@@ -862,7 +902,7 @@ type wrapper struct {
 	stats                         func() Stats
 }
 
-func TestEveryArityOffersTheWholeAPI(t *testing.T) {
+func TestFunctionsAndMethodsOfferTheWholeAPI(t *testing.T) {
 	errOf := func(_ any, err error) error { return err }
 	forEachCache(t, func(t *testing.T, open newCache) {
 		var runs atomic.Int64
@@ -877,21 +917,17 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
-			"Func2": func(c *backends.Cache) wrapper {
-				m := Func2(c, func(context.Context, int, string) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func2"})
-				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b")) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b")) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b") },
-					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+			"Func of a struct": func(c *backends.Cache) wrapper {
+				type args struct {
+					A int
+					B string
+					C bool
 				}
-			},
-			"Func3": func(c *backends.Cache) wrapper {
-				m := Func3(c, func(context.Context, int, string, bool) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func3"})
+				m := Func(c, func(context.Context, args) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func of a struct", IgnoreFields: []string{"C"}})
 				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b", true)) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b", true)) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b", true) },
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, args{1, "b", true})) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, args{1, "b", true})) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, args{1, "b", false}) },
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
@@ -904,12 +940,12 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
-			"Method2": func(c *backends.Cache) wrapper {
-				m := Method2(c, (*account).convert, Options{Name: "Method2"})
+			"Method of a struct": func(c *backends.Cache) wrapper {
+				m := Method(c, (*account).convert, Options{Name: "Method of a struct"})
 				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, 5, "EUR")) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, 5, "EUR")) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, 5, "EUR") },
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, conversion{5, "EUR"})) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, conversion{5, "EUR"})) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, conversion{5, "EUR"}) },
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
@@ -1015,4 +1051,52 @@ func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing
 	require.NoError(t, err2)
 	assert.Equal(t, "h1(h2)", out1, "h(1) ran h(2) uncached rather than wait for it")
 	assert.Equal(t, "h2(h1(h2))", out2, "h(2) waited for h(1)")
+}
+
+// The same cycle through two different memoized functions: f(1) calls
+// g(1) on one goroutine while g(1) calls f(1) on another. Each function
+// deduplicates its own calls, so the cycle spans two of them; it must be
+// seen all the same, and the call closing it runs uncached.
+func TestCallsOfTwoMemoizedFunctionsNestedInOppositeOrdersDoNotDeadlock(t *testing.T) {
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
+	var f *Memoized[int, string]
+	var g *Memoized[int, int]
+	fStarted := make(chan struct{})
+	f = Func(cache, func(ctx context.Context, n int) (string, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return fmt.Sprint("f", n), nil
+		}
+		close(fStarted)
+		if !pollUntil(func() bool { return f.m.group.Waiting() == 1 }) {
+			return "", errors.New("g(1) never waited for f(1)")
+		}
+		inner, err := g.Call(context.Background(), n)
+		return fmt.Sprintf("f%d(%d)", n, inner), err
+	}, Options{Name: "f"})
+	g = Func(cache, func(ctx context.Context, n int) (int, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return 10 * n, nil
+		}
+		<-fStarted
+		inner, err := f.Call(context.Background(), n)
+		return len(inner), err
+	}, Options{Name: "g"})
+	nest := context.WithValue(context.Background(), nestKey{}, true)
+	var outF string
+	var outG int
+	var errF, errG error
+	var wg sync.WaitGroup
+	wg.Go(func() { outF, errF = f.Call(nest, 1) })
+	wg.Go(func() { outG, errG = g.Call(nest, 1) })
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls of two memoized functions nested in opposite orders deadlocked")
+	}
+	require.NoError(t, errF)
+	require.NoError(t, errG)
+	assert.Equal(t, "f1(10)", outF, "f(1) ran g(1) uncached rather than wait for it")
+	assert.Equal(t, len("f1(10)"), outG, "g(1) waited for f(1)")
 }

@@ -157,7 +157,7 @@ func (h *commandCounter) counts() (names []string, trips int) {
 
 // fragmentCall is one named cache block with a 300 s timeout.
 func fragmentCall(name string) fragment.Call {
-	return fragment.Call{Site: &fragment.Site{Path: "page.html", Line: 1, Col: 1}, Timeout: 300, HasName: true, Name: name}
+	return fragment.Call{Site: &fragment.Site{Path: "page.html", Line: 1, Col: 1}, Timeout: 300, Name: name}
 }
 
 func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {

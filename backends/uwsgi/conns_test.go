@@ -103,7 +103,8 @@ func TestUWSGIConnectionCap(t *testing.T) {
 		t.Run("max_conns "+strconv.Itoa(maxConns), func(t *testing.T) {
 			srv := testservers.UWSGI(t, "name=c,items=1100,blocksize=1024")
 			proxy := startUWSGICountingProxy(t, srv.Addr)
-			u, err := New(Options{Addr: proxy.ln.Addr().String(), Cache: "c", MaxConns: maxConns})
+			// Generous timeouts: this test counts connections, it is not about timing.
+			u, err := New(Options{Addr: proxy.ln.Addr().String(), Cache: "c", MaxConns: maxConns, DialTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second})
 			require.NoError(t, err)
 			defer u.Close()
 			// Keep each connection until the server's close arrives, so

@@ -24,7 +24,7 @@ func newJetEngine(fc *fragment.Cache) (engine, error) {
 	// NewSet wraps the loader so that every template it loads, extended
 	// ones included, has its cache blocks rewritten into what Jet parses.
 	tags := jettag.New(fc, jettag.Options{})
-	set, err := tags.NewSet(fsLoader{engineTemplates("jet")})
+	set, err := tags.NewSet("shop", fsLoader{engineTemplates("jet")})
 	if err != nil {
 		return nil, fmt.Errorf("jet: %w", err)
 	}

@@ -94,7 +94,7 @@ var pageEngines = []pageEngine{
 			return `{{ cache 300, "frag-` + strconv.Itoa(i) + `" }}<ul>{{ range _, it := items }}<li>{{ it.Name }} {{ user.Name }}</li>{{ end }}</ul>{{ endcache }}`
 		}))
 		tags := jettag.New(fc, jettag.Options{})
-		set, err := tags.NewSet(views)
+		set, err := tags.NewSet("views", views)
 		if err != nil {
 			b.Fatal(err)
 		}
