@@ -7,7 +7,8 @@ import (
 )
 
 // Entry is one entry of a [Batcher]'s SetEntries: an already prefixed key,
-// its encoded value and its TTL (0 = never expires, never negative).
+// its encoded value and its TTL, resolved as a Backend's ttl is (positive,
+// or NoExpiry).
 type Entry struct {
 	Key   string
 	Value []byte
@@ -27,12 +28,12 @@ type Batcher interface {
 	SetEntries(ctx context.Context, entries []Entry) error
 }
 
-// Item is one entry of [Cache.SetItems]. Timeout is Set's optional
-// timeout argument: empty for the cache's default.
+// Item is one entry of [Cache.SetItems]. Timeout is as Set's: 0 for the
+// cache's default, NoExpiry for never.
 type Item struct {
 	Key     string
 	Value   any
-	Timeout []time.Duration
+	Timeout time.Duration
 }
 
 // Batches reports whether the cache's backend is a [Batcher]: whether
@@ -62,7 +63,7 @@ func (c *Cache) SetItems(ctx context.Context, items []Item) error {
 	var errs []error
 	entries := make([]Entry, 0, len(items))
 	for _, it := range items {
-		ttl, err := c.Timeout(it.Timeout...)
+		ttl, err := c.Timeout(it.Timeout)
 		if err == nil {
 			var b []byte
 			if b, err = encode(c.codec, it.Value); err == nil {

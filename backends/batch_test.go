@@ -39,8 +39,8 @@ func TestSetItems(t *testing.T) {
 			assert.Equal(t, tt.batches, tt.store.Batches())
 			items := []backends.Item{
 				{Key: "a", Value: []byte("A")},
-				{Key: "b", Value: "B", Timeout: []time.Duration{time.Hour}},
-				{Key: "c", Value: 42, Timeout: []time.Duration{0}},
+				{Key: "b", Value: "B", Timeout: time.Hour},
+				{Key: "c", Value: 42, Timeout: backends.NoExpiry},
 			}
 			require.NoError(t, tt.store.SetItems(ctx, items))
 			var s string
@@ -59,7 +59,7 @@ func TestSetItems(t *testing.T) {
 			assert.True(t, found)
 			assert.Equal(t, 42, n)
 
-			err = tt.store.SetItems(ctx, []backends.Item{{Key: "bad", Value: "x", Timeout: []time.Duration{-time.Second}}, {Key: "d", Value: "D"}})
+			err = tt.store.SetItems(ctx, []backends.Item{{Key: "bad", Value: "x", Timeout: -time.Second}, {Key: "d", Value: "D"}})
 			var ke *backends.KeyError
 			require.ErrorAs(t, err, &ke)
 			assert.Equal(t, "bad", ke.Key)
@@ -78,9 +78,9 @@ func TestRedisSetItemsOneRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	rt.Take()
 	require.NoError(t, store.SetItems(ctx, []backends.Item{
-		{Key: "short", Value: "s", Timeout: []time.Duration{10 * time.Second}},
-		{Key: "long", Value: "l", Timeout: []time.Duration{time.Hour}},
-		{Key: "never", Value: "n", Timeout: []time.Duration{0}},
+		{Key: "short", Value: "s", Timeout: 10 * time.Second},
+		{Key: "long", Value: "l", Timeout: time.Hour},
+		{Key: "never", Value: "n", Timeout: backends.NoExpiry},
 	}))
 	n, sent := rt.Take()
 	assert.Equal(t, 1, n, "%v", sent)

@@ -252,7 +252,7 @@ func (p *page) rendered(key string, frag []byte) {
 // deferStore holds back the store of a rendered fragment until the page is
 // done, serving it meanwhile from the process to other renders that miss.
 func (p *page) deferStore(key string, value []byte, mode timeoutMode, ttl time.Duration, frag []byte) {
-	p.stores = append(p.stores, backends.Item{Key: key, Value: value, Timeout: p.c.storeTimeout(mode, ttl)})
+	p.stores = append(p.stores, backends.Item{Key: key, Value: value, Timeout: p.c.storeTTL(mode, ttl)})
 	p.c.pend(key, frag)
 }
 
@@ -302,21 +302,14 @@ func (p *page) dropStores() {
 	p.stores = nil
 }
 
-// storeTimeout is set's timeout argument for a block's timeout, as a
+// storeTTL is the timeout set passes for a block's timeout, as a
 // backends.Item carries it.
-func (c *Cache) storeTimeout(mode timeoutMode, ttl time.Duration) []time.Duration {
-	if grace := c.opts.StaleWhileRevalidate; grace > 0 {
-		if life := c.lifetime(mode, ttl); life > 0 {
-			return []time.Duration{min(life, math.MaxInt64-grace) + grace}
-		}
+func (c *Cache) storeTTL(mode timeoutMode, ttl time.Duration) time.Duration {
+	ttl = c.ttl(mode, ttl)
+	if grace := c.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case mode == useTTL:
-		return []time.Duration{ttl}
-	case c.opts.DefaultTimeout > 0:
-		return []time.Duration{c.opts.DefaultTimeout}
-	}
-	return nil
+	return ttl
 }
 
 // pending holds the fragments rendered by pages whose stores are held back

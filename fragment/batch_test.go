@@ -54,8 +54,11 @@ func (p *tpage) render(ctx context.Context, c *Cache, w io.Writer) error {
 func (p *tpage) renderBlocks(ctx context.Context, c *Cache, w io.Writer, blocks []tblock) error {
 	for _, b := range blocks {
 		call := Call{Site: testSite(), Timeout: b.timeout, Name: b.name}
-		if call.Timeout == nil {
+		switch call.Timeout.(type) {
+		case nil:
 			call.Timeout = 60
+		case None:
+			call.Timeout = nil
 		}
 		err := c.Render(ctx, call, w, func(w io.Writer) error {
 			p.mu.Lock()
@@ -553,3 +556,23 @@ func TestPageIDNotComparable(t *testing.T) {
 		assert.Equal(t, 2, p.outer, "never remembered: two passes")
 	}
 }
+
+// A batched page stores each fragment with the TTL its block asked for,
+// as a direct render does: 0 never expires, nil is the default.
+func TestPageStoresEachTimeout(t *testing.T) {
+	store, _ := testkit.CountedRedis(t)
+	c := New(store, Options{DefaultTimeout: 90 * time.Second})
+	p := &tpage{blocks: []tblock{{name: "never", timeout: 0}, {name: "minute", timeout: 60}, {name: "default", timeout: None{}}}}
+	_, err := p.page(context.Background(), c)
+	require.NoError(t, err)
+	client := store.Backend().(*fcredis.Backend).Client().(*redis.Client)
+	ctx := context.Background()
+	assert.Equal(t, time.Duration(-1), client.PTTL(ctx, c.Key("never")).Val(), "no TTL")
+	minute := client.PTTL(ctx, c.Key("minute")).Val()
+	assert.True(t, minute > 50*time.Second && minute <= time.Minute, "minute: %v", minute)
+	def := client.PTTL(ctx, c.Key("default")).Val()
+	assert.True(t, def > time.Minute && def <= 90*time.Second, "default: %v", def)
+}
+
+// None is a tblock timeout that stands for nil (the default timeout).
+type None struct{}
