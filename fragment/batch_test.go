@@ -18,6 +18,7 @@ import (
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/memcached"
 	fcredis "github.com/fragcache/fragcache/backends/redis"
+	"github.com/fragcache/fragcache/internal/redistest"
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
@@ -120,7 +121,7 @@ func flat(prefix string, n int) []tblock {
 // depth lookups and one pipelined store; every body runs once per cold key
 // when its nested blocks were looked up already.
 func TestPageRoundTrips(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	nested := []tblock{
 		{name: "a", kids: []tblock{{name: "a1", kids: []tblock{{name: "a11"}}}, {name: "a2"}}},
 		{name: "b", kids: []tblock{{name: "b1"}}},
@@ -170,7 +171,7 @@ func TestPageRoundTrips(t *testing.T) {
 // inner block hits renders its body once, with the inner fragment from the
 // cache.
 func TestPageNestedHitAndMiss(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	ctx := context.Background()
 	require.NoError(t, store.Set(ctx, c.Key("inner"), "[inner-cached]"))
@@ -203,7 +204,7 @@ func TestPageNestedHitAndMiss(t *testing.T) {
 // A failed body fails the page, writes nothing and stores nothing, not even
 // the fragments of the page that rendered fine.
 func TestPageFailedBodyStoresNothing(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	errBody := errors.New("body failed")
 	p := &tpage{blocks: []tblock{{name: "ok"}, {name: "bad", err: errBody}, {name: "later"}}}
@@ -234,7 +235,7 @@ func TestPagePanic(t *testing.T) {
 // "del" deletes once per page and renders the body in every pass; the
 // batched page's output equals the direct one's.
 func TestPageDelete(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	ctx := context.Background()
 	require.NoError(t, store.Set(ctx, c.Key("gone"), "old"))
@@ -254,7 +255,7 @@ func TestPageDelete(t *testing.T) {
 // block renders its body, nothing is stored, and strict mode returns the
 // error.
 func TestPageCancelled(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	p := &tpage{blocks: flat("f", 3)}
@@ -287,7 +288,7 @@ func TestPageBreakerOpen(t *testing.T) {
 // Concurrent pages missing the same keys render each body once: a page
 // holding its stores back serves its fragments to the others.
 func TestPageConcurrentMissesRenderOnce(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	p := &tpage{blocks: flat("f", 5)}
 	want := p.uncached(t)
@@ -327,7 +328,7 @@ func TestPageDirectOnSimple(t *testing.T) {
 // Stale-while-revalidate and early refresh work on the prefetched value:
 // a stale fragment is served while one render refreshes it.
 func TestPageStaleWhileRevalidate(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{StaleWhileRevalidate: time.Hour})
 	ctx := context.Background()
 	old := encodeValue([]byte("[old]"), true, meta{stale: time.Now().Add(-time.Second).UnixMilli()})
@@ -346,7 +347,7 @@ func TestPageStaleWhileRevalidate(t *testing.T) {
 // With the cross-process lock, stores are not held back (the lock must go
 // only once the fragment is stored), and the page still renders right.
 func TestPageLock(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{Lock: time.Second})
 	p := &tpage{blocks: flat("f", 3)}
 	got, err := p.page(context.Background(), c)
@@ -407,7 +408,7 @@ func TestPageMemcached(t *testing.T) {
 // A request cancelled while its page renders still stores the fragments
 // it rendered: the stores run detached, bounded by StoreTimeout.
 func TestPageCancelledMidPageStillStores(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -428,7 +429,7 @@ func TestPageCancelledMidPageStillStores(t *testing.T) {
 // A template that reaches a new key on every pass (a key made from the
 // time) gets a last pass that looks keys up one by one, and ends.
 func TestPageKeysChangingEveryPass(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	pass := 0
 	rt.Take()
@@ -494,7 +495,7 @@ func TestPageRedisCluster(t *testing.T) {
 // before its first pass and runs once; a page whose keys change with the
 // request never guesses (a wrong guess would cost a round trip).
 func TestPageRemembersStableKeys(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	c := New(store, Options{})
 	ctx := context.Background()
 	p := &tpage{blocks: []tblock{{name: "a", kids: flat("in", 3)}, {name: "b"}}}
@@ -560,7 +561,7 @@ func TestPageIDNotComparable(t *testing.T) {
 // A batched page stores each fragment with the TTL its block asked for,
 // as a direct render does: 0 never expires, nil is the default.
 func TestPageStoresEachTimeout(t *testing.T) {
-	store, _ := testkit.CountedRedis(t)
+	store, _ := redistest.CountedRedis(t)
 	c := New(store, Options{DefaultTimeout: 90 * time.Second})
 	p := &tpage{blocks: []tblock{{name: "never", timeout: 0}, {name: "minute", timeout: 60}, {name: "default", timeout: None{}}}}
 	_, err := p.page(context.Background(), c)

@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/redistest"
 )
 
 // batchSrc has blocks in a range (whose bodies read the range's dot and
@@ -27,7 +27,7 @@ const batchSrc = `{{ define "m" }}{{ cache 300 "m" . }}<m>{{ . }}</m>{{ endcache
 // warm; a warm page costs one round trip, a cold one 2 + 1 (two levels of
 // blocks, one pipelined store), counted by a go-redis hook.
 func TestExecuteBatchedRoundTrips(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	fc := fragment.New(store, fragment.Options{})
 	require.True(t, fc.Batches())
 	funcs := template.FuncMap{"upper": strings.ToUpper}

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/redistest"
 )
 
 // batchFiles have blocks in a loop (whose bodies read the loop
@@ -29,7 +29,7 @@ var batchFiles = map[string]string{
 // warm; a warm page costs one round trip, a cold one 2 + 1 (two levels of
 // blocks, one pipelined store), counted by a go-redis hook.
 func TestExecuteBatchedRoundTrips(t *testing.T) {
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	fc := fragment.New(store, fragment.Options{})
 	require.True(t, fc.Batches())
 	tags := New(fc, Options{})

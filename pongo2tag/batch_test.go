@@ -11,7 +11,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/redistest"
 )
 
 // batchPage has blocks in a loop (whose bodies read the loop variables),
@@ -27,7 +27,7 @@ const batchPage = `{% macro m(a) %}{% cache 300, "m", a %}<m>{{ a }}</m>{% endca
 // blocks, one pipelined store), counted by a go-redis hook.
 func TestExecuteBatchedRoundTrips(t *testing.T) {
 	require.NoError(t, registerOnce())
-	store, rt := testkit.CountedRedis(t)
+	store, rt := redistest.CountedRedis(t)
 	fc := fragment.New(store, fragment.Options{})
 	require.True(t, fc.Batches())
 	set := pongo2.NewSet(t.Name(), pongo2.MustNewLocalFileSystemLoader(""))

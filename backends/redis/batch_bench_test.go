@@ -8,7 +8,7 @@ import (
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/pagebench"
-	"github.com/fragcache/fragcache/internal/testkit"
+	"github.com/fragcache/fragcache/internal/redistest"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -20,7 +20,7 @@ func BenchmarkPageBatching(b *testing.B) {
 	srv := testservers.Redis(b)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
-	rt := new(testkit.RoundTrips)
+	rt := new(redistest.RoundTrips)
 	client.AddHook(rt)
 	trips := func() int {
 		n, _ := rt.Take()

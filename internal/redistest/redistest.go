@@ -1,4 +1,10 @@
-package testkit
+// Package redistest counts the round trips a go-redis client makes, for
+// tests that check how many a page costs, and starts a real redis-server
+// with a counted client. It imports backends/redis, which registers the
+// Redis family, so the backends package's own tests (which check the
+// registry without families) must not import it; it is imported by tests
+// only.
+package redistest
 
 import (
 	"context"
