@@ -102,11 +102,5 @@ func (br *Breaker) SetEntries(ctx context.Context, entries []Entry) error {
 	if !ok {
 		return fmt.Errorf("backends: %T is not a Batcher", br.b)
 	}
-	done, err := br.allow(ctx)
-	if err != nil {
-		return err
-	}
-	err = b.SetEntries(ctx, entries)
-	done(err)
-	return err
+	return br.do(ctx, func() error { return b.SetEntries(ctx, entries) })
 }

@@ -369,14 +369,15 @@ func (c *Cache) pendingFrag(key string) ([]byte, bool) {
 	return pf.frag, ok
 }
 
-// get looks key up for Render: from the backend, or, in a batched page,
-// from what the page looked up. served reports that the block is done: it
-// wrote a fragment the page rendered earlier, or it met a key not looked
-// up yet, which it records for the next pass and writes nothing for.
-func (c *Cache) get(ctx context.Context, p *page, key string, w io.Writer) (v backends.Value, served bool, err error) {
+// get looks key up for execute: from the backend, or, in a batched page,
+// from what the page looked up. served reports that the block is done:
+// frag is a fragment the page rendered earlier, or nil for a key not
+// looked up yet, which get records for the next pass (the block writes
+// nothing).
+func (c *Cache) get(ctx context.Context, p *page, key string) (v backends.Value, frag []byte, served bool, err error) {
 	if p == nil {
 		v, err = c.store.GetValue(ctx, key)
-		return v, false, err
+		return v, nil, false, err
 	}
 	l, known := p.known[key]
 	if known {
@@ -385,16 +386,15 @@ func (c *Cache) get(ctx context.Context, p *page, key string, w io.Writer) (v ba
 	switch {
 	case l.rendered:
 		c.hits.Add(1)
-		_, err := w.Write(l.frag)
-		return v, true, err
+		return v, l.frag, true, nil
 	case known:
-		return l.v, false, l.err
+		return l.v, nil, false, l.err
 	case !p.direct:
 		p.need(key)
-		return v, true, nil
+		return v, nil, true, nil
 	}
 	v, err = c.store.GetValue(ctx, key)
-	return v, false, err
+	return v, nil, false, err
 }
 
 // getAgain is the flight's second look at key before rendering it:
@@ -410,7 +410,7 @@ func (c *Cache) getAgain(ctx context.Context, p *page, key string) ([]byte, bool
 		return nil, false
 	}
 	if v, err := c.store.GetValue(ctx, key); err == nil {
-		if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+		if frag, m, ok := c.fragmentOf(v); ok && m.freshness(0) != xfetch.Stale {
 			return frag, true
 		}
 	}

@@ -237,3 +237,16 @@ func RunBatching(b *testing.B, label string, backend backends.Backend, roundTrip
 		}
 	}
 }
+
+// Renderer returns the all-hit page of the engine named engine ("pongo2",
+// "jet" or "html-template") over fc, for benchmarks that time renders
+// themselves (interleaving several backends in one loop).
+func Renderer(b *testing.B, engine string, fc *fragment.Cache) func(w io.Writer) error {
+	for _, e := range pageEngines {
+		if e.name == engine {
+			return e.prepare(b, fc)
+		}
+	}
+	b.Fatalf("pagebench: no engine %q", engine)
+	return nil
+}
