@@ -473,7 +473,7 @@ func TestPageRedisCluster(t *testing.T) {
 	cl := testservers.Cluster(t)
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs})
 	t.Cleanup(func() { _ = client.Close() })
-	store := backends.New(fcredis.New(client), backends.CacheOptions{})
+	store := backends.New(fcredis.New(client, fcredis.Options{}), backends.CacheOptions{})
 	c := New(store, Options{})
 	require.True(t, c.Batches())
 	p := &tpage{blocks: append(flat("f", 30), tblock{name: "o", kids: flat("in", 5)})}

@@ -27,5 +27,5 @@ func BenchmarkPageBatching(b *testing.B) {
 		return n
 	}
 	pagebench.RunBatching(b, "Simple", backends.NewSimple(0), nil)
-	pagebench.RunBatching(b, "Redis", redis.New(client), trips)
+	pagebench.RunBatching(b, "Redis", redis.New(client, redis.Options{}), trips)
 }

@@ -92,5 +92,5 @@ func CountedRedis(t testing.TB) (*backends.Cache, *RoundTrips) {
 	require.NoError(t, client.Ping(context.Background()).Err())
 	rt := new(RoundTrips)
 	client.AddHook(rt)
-	return backends.New(fcredis.New(client), backends.CacheOptions{}), rt
+	return backends.New(fcredis.New(client, fcredis.Options{}), backends.CacheOptions{}), rt
 }
