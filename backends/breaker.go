@@ -360,12 +360,20 @@ func (br *Breaker) Close() error { return br.b.Close() }
 // Breaker returns the circuit breaker guarding the cache's backend, or nil
 // if it has none (see Open).
 func (c *Cache) Breaker() *Breaker {
-	br, _ := c.backend.(*Breaker)
+	b := c.backend
+	if ob, ok := b.(*observed); ok {
+		b = ob.b
+	}
+	br, _ := b.(*Breaker)
 	return br
 }
 
-// unwrapBreaker returns the backend a Breaker guards, or b itself.
+// unwrapBreaker returns the backend a Breaker (and Observe's wrapper)
+// guards, or b itself.
 func unwrapBreaker(b Backend) Backend {
+	if ob, ok := b.(*observed); ok {
+		b = ob.b
+	}
 	if br, ok := b.(*Breaker); ok {
 		return br.b
 	}

@@ -89,6 +89,10 @@ type Options struct {
 	// render of the same fragment before rendering it itself. 0 means
 	// Lock.
 	LockWait time.Duration
+	// Observer, when set, is told each block's outcome and each render,
+	// for metrics (see Observer, and the packages under metrics/). Nil
+	// costs a nil check per block.
+	Observer Observer
 }
 
 // Stats counts what a fragment Cache did.
@@ -127,7 +131,8 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-	lastKeys sync.Map // *Site → the key of its last render without vary_on
+	lastKeys  sync.Map // *Site → the key of its last render without vary_on
+	siteNames sync.Map // *Site → an unnamed block's Observer name, "path:line"
 
 	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
 	staleHits, refreshes, lockWaits                             atomic.Uint64
@@ -239,6 +244,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 				return err
 			}
 		}
+		c.lookup(ctx, call, Delete, 0)
 		return body(w)
 	}
 
@@ -249,9 +255,11 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		}
 		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
+			c.lookup(ctx, call, StaleHit, len(frag))
 			_, err := w.Write(frag)
 			return err
 		}
+		c.lookup(ctx, call, Uncached, 0)
 		return body(w)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
@@ -260,6 +268,9 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
 				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
+			}
+			if c.opts.Observer != nil {
+				c.opts.Observer.ObserveLookup(ctx, c.block(call), Hit, len(frag))
 			}
 			_, err := w.Write(frag)
 			return err
@@ -273,6 +284,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		c.notText(call.Site, key, v)
 	}
 	c.misses.Add(1)
+	c.lookup(ctx, call, Miss, 0)
 
 	servedByOther := false
 	out, shared, err := c.group.Do(ctx, key, func() ([]byte, error) {
@@ -311,8 +323,10 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	serveOld := func() error {
 		if expiredCopy {
 			c.staleHits.Add(1)
+			c.lookup(ctx, call, StaleHit, len(old))
 		} else {
 			c.hits.Add(1)
+			c.lookup(ctx, call, Hit, len(old))
 		}
 		_, err := w.Write(old)
 		return err
@@ -327,6 +341,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	case err != nil:
 		return c.flightError(err, call, w, body)
 	}
+	c.lookup(ctx, call, Refresh, 0)
 	_, err = w.Write(out)
 	return err
 }
@@ -357,10 +372,14 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	buf.Reset()
 	defer bufPool.Put(buf)
 	began := time.Now()
-	if err := body(buf); err != nil {
+	err = body(buf)
+	took := time.Since(began)
+	if c.opts.Observer != nil {
+		c.opts.Observer.ObserveRender(ctx, c.block(call), took, buf.Len(), err)
+	}
+	if err != nil {
 		return nil, false, err
 	}
-	took := time.Since(began)
 	out = bytes.Clone(buf.Bytes())
 	var m meta
 	if c.headed {
