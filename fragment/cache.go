@@ -102,7 +102,7 @@ type Stats struct {
 	Renders       uint64 // bodies rendered for a miss (at most Misses - Waits)
 	Waits         uint64 // misses served by another goroutine's render of the same key
 	Waiting       uint64 // misses waiting right now for another goroutine's render
-	Deletes       uint64 // blocks with timeout "del"
+	DelBlocks     uint64 // executions of blocks with timeout "del" (app code's deletions are not counted)
 	BackendErrors uint64 // backend failures, whether failed open or returned
 	// Skips counts backend calls skipped because the backend's circuit
 	// breaker was open (not counted in BackendErrors, and not logged: the
@@ -189,7 +189,7 @@ func (c *Cache) Stats() Stats {
 		Renders:       c.renders.Load(),
 		Waits:         c.waits.Load(),
 		Waiting:       uint64(c.group.Waiting()),
-		Deletes:       c.deletes.Load(),
+		DelBlocks:     c.deletes.Load(),
 		BackendErrors: c.backendErrors.Load(),
 		Skips:         c.skips.Load(),
 		Breaker:       c.breakerState(),

@@ -285,7 +285,7 @@ func TestPagesShowTheStatsAndRenderTime(t *testing.T) {
 			st := s.stats()
 			want := map[string]uint64{
 				"stat-hits": st.Hits, "stat-misses": st.Misses, "stat-renders": st.Renders,
-				"stat-waits": st.Waits, "stat-deletes": st.Deletes, "stat-backend-errors": st.BackendErrors,
+				"stat-waits": st.Waits, "stat-deletes": st.DelBlocks, "stat-backend-errors": st.BackendErrors,
 				"stat-queries": st.Queries,
 			}
 			for id, n := range want {
