@@ -377,7 +377,9 @@ func TestMemcachedSpread(t *testing.T) {
 	t.Parallel()
 	srv := testservers.Memcached(t)
 	raw := rawMemcached(t, srv.Addr)
-	b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: true})
+	// Megabyte values under -race on a loaded machine can outlast the 1 s round-trip default;
+	// this test is about chunking, not timing.
+	b := newTestMemcached(t, backends.MemcachedOptions{Servers: []string{srv.Addr}, Spread: true, Timeout: 30 * time.Second})
 	ctx := t.Context()
 	value := func(size int) []byte {
 		v := make([]byte, size)
