@@ -145,3 +145,34 @@ func names[T interface{ GetName() string }](mfs []T) []string {
 	}
 	return out
 }
+
+// BenchmarkRenderHit compares a fragment hit without metrics and with this
+// package observing both the fragment and the backend.
+func BenchmarkRenderHit(b *testing.B) {
+	site := &fragment.Site{Path: "bench.html", Line: 3, Col: 1}
+	for _, observed := range []bool{false, true} {
+		name := "none"
+		if observed {
+			name = "prometheus"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			store := backends.New(backends.NewSimple(0), backends.Options{})
+			var opts fragment.Options
+			if observed {
+				m := prommetrics.New(prommetrics.Options{})
+				store = m.Cache("simple", store)
+				opts.Observer = m
+			}
+			fc := fragment.New(store, opts)
+			call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar"}
+			require.NoError(b, fc.Render(ctx, call, io.Discard, body))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fc.Render(ctx, call, io.Discard, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
