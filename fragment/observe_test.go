@@ -183,3 +183,19 @@ func BenchmarkRenderHitObserver(b *testing.B) {
 		})
 	}
 }
+
+func TestObserverSeesARefresh(t *testing.T) {
+	ctx := context.Background()
+	site := &fragment.Site{Path: "p.html", Line: 2, Col: 1}
+	body := func(w io.Writer) error { _, err := io.WriteString(w, "fresh"); return err }
+	var rec recorder
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}),
+		fragment.Options{Observer: &rec, StaleWhileRevalidate: time.Hour})
+	call := fragment.Call{Site: site, Timeout: 10 * time.Millisecond}
+	require.NoError(t, fc.Render(ctx, call, io.Discard, body))
+	rec.take()
+	time.Sleep(50 * time.Millisecond) // only ever longer than the timeout: past it for sure
+	require.NoError(t, fc.Render(ctx, call, io.Discard, body))
+	assert.Equal(t, []event{{"p.html:2", "render", len("fresh"), nil}, {"p.html:2", "refresh", 0, nil}}, rec.take(),
+		"the request that finds the fragment stale renders it and is told Refresh")
+}
