@@ -134,15 +134,22 @@ func (b *backendStats) ObserveOp(_ context.Context, op backends.Op, took time.Du
 
 // Cache returns c observed under the backend name: its operations are
 // counted and timed, and its circuit breaker's state is read whenever the
-// Var is. Use the returned Cache; c itself stays unobserved.
+// Var is. Use the returned Cache; c itself stays unobserved. Caches given
+// one name share its series, and the breaker state reported is the first
+// one's.
 func (m *Metrics) Cache(name string, c *backends.Cache) *backends.Cache {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range m.backends {
+		if b.name == name {
+			return backends.Observe(c, b)
+		}
+	}
 	b := &backendStats{name: name, cache: c, ops: map[backends.Op]*opStats{}}
 	for _, op := range backends.Ops() {
 		b.ops[op] = &opStats{time: newHistogram(m.opts.OpBuckets)}
 	}
-	m.mu.Lock()
 	m.backends = append(m.backends, b)
-	m.mu.Unlock()
 	return backends.Observe(c, b)
 }
 

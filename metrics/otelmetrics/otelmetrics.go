@@ -25,6 +25,7 @@ package otelmetrics
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -155,7 +156,8 @@ func (m *Metrics) ObserveRender(ctx context.Context, b fragment.Block, took time
 // Cache returns c observed under the backend attribute name: its
 // operations are counted and timed, and its circuit breaker's state is
 // observed at every collection. Use the returned Cache; c itself stays
-// unobserved.
+// unobserved. Caches given one name share its series, and the breaker
+// state reported is the first one's.
 func (m *Metrics) Cache(name string, c *backends.Cache) *backends.Cache {
 	ob := &opObserver{m: m, attrs: map[backends.Op]opAttrs{}}
 	for _, op := range backends.Ops() {
@@ -163,7 +165,9 @@ func (m *Metrics) Cache(name string, c *backends.Cache) *backends.Cache {
 		ob.attrs[op] = opAttrs{add: metric.WithAttributeSet(set), record: metric.WithAttributeSet(set)}
 	}
 	m.mu.Lock()
-	m.caches = append(m.caches, namedCache{name, c})
+	if !slices.ContainsFunc(m.caches, func(nc namedCache) bool { return nc.name == name }) {
+		m.caches = append(m.caches, namedCache{name, c})
+	}
 	m.mu.Unlock()
 	return backends.Observe(c, ob)
 }

@@ -15,6 +15,7 @@ package prommetrics
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -154,7 +155,8 @@ func (m *Metrics) ObserveRender(_ context.Context, b fragment.Block, took time.D
 // Cache returns c observed under the backend label name: its operations
 // are counted and timed, and its circuit breaker's state is reported at
 // every scrape. Use the returned Cache (for fragments, memoize, httpcache
-// and app code alike); c itself stays unobserved.
+// and app code alike); c itself stays unobserved. Caches given one name
+// share its series, and the breaker state reported is the first one's.
 func (m *Metrics) Cache(name string, c *backends.Cache) *backends.Cache {
 	ob := &opObserver{series: map[backends.Op]*opSeries{}}
 	for _, op := range backends.Ops() {
@@ -166,7 +168,9 @@ func (m *Metrics) Cache(name string, c *backends.Cache) *backends.Cache {
 		}
 	}
 	m.mu.Lock()
-	m.caches = append(m.caches, namedCache{name, c})
+	if !slices.ContainsFunc(m.caches, func(nc namedCache) bool { return nc.name == name }) {
+		m.caches = append(m.caches, namedCache{name, c})
+	}
 	m.mu.Unlock()
 	return backends.Observe(c, ob)
 }

@@ -176,3 +176,17 @@ func BenchmarkRenderHit(b *testing.B) {
 		})
 	}
 }
+
+func TestCachesSharingANameShareTheirSeries(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewPedanticRegistry()
+	m := prommetrics.New(prommetrics.Options{})
+	require.NoError(t, reg.Register(m))
+	base := backends.New(backends.NewSimple(0), backends.Options{})
+	a, b := m.Cache("shared", base), m.Cache("shared", base)
+	require.NoError(t, a.Set(ctx, "k", "v"))
+	require.NoError(t, b.Set(ctx, "k", "v"))
+	_, err := reg.Gather()
+	require.NoError(t, err, "one breaker series per name, not two")
+	assert.Equal(t, 2.0, testutil.ToFloat64(mustCounter(t, reg, "fragcache_backend_operations_total", "backend", "shared", "op", "set")))
+}
