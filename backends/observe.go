@@ -21,12 +21,13 @@ const (
 	OpHas        Op = "has"
 	OpInc        Op = "inc"
 	OpClear      Op = "clear"
+	OpPing       Op = "ping" // a health check, on backends that have one
 )
 
 // Ops lists every Op, for metrics packages that declare their series up
 // front.
 func Ops() []Op {
-	return []Op{OpGet, OpGetMany, OpSet, OpSetMany, OpAdd, OpDelete, OpDeleteMany, OpHas, OpInc, OpClear}
+	return []Op{OpGet, OpGetMany, OpSet, OpSetMany, OpAdd, OpDelete, OpDeleteMany, OpHas, OpInc, OpClear, OpPing}
 }
 
 // An OpObserver is told about every backend operation of a Cache built
@@ -131,6 +132,20 @@ func (ob *observed) Clear(ctx context.Context, prefix string) error {
 	began := time.Now()
 	err := ob.b.Clear(ctx, prefix)
 	ob.done(ctx, OpClear, began, err)
+	return err
+}
+
+// Ping checks the wrapped backend, if it has a Ping method (a health
+// check for readiness probes), and reports it as OpPing; otherwise it
+// reports nothing and returns nil, as a backend without one would.
+func (ob *observed) Ping(ctx context.Context) error {
+	p, ok := ob.b.(interface{ Ping(context.Context) error })
+	if !ok {
+		return nil
+	}
+	began := time.Now()
+	err := p.Ping(ctx)
+	ob.done(ctx, OpPing, began, err)
 	return err
 }
 

@@ -3,6 +3,7 @@ package backends_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -57,7 +58,8 @@ func TestObserveReportsEveryOperation(t *testing.T) {
 		want = append(want, call.op)
 	}
 	assert.Equal(t, want, log.ops, "one report per operation, in order")
-	assert.ElementsMatch(t, backends.Ops(), want, "the table covers every Op")
+	assert.ElementsMatch(t, slices.DeleteFunc(backends.Ops(), func(op backends.Op) bool { return op == backends.OpPing }), want,
+		"the table covers every Op but ping (TestObservedKeepsPing)")
 	for _, err := range log.errs {
 		assert.NoError(t, err)
 	}
