@@ -8,7 +8,7 @@ BENCH     ?= .
 BENCHTIME ?=
 FUZZTIME  ?= 30s
 
-.PHONY: help test test-deps fuzz bench bench-peers lint
+.PHONY: help test test-deps fuzz bench bench-peers lint size
 
 help:
 	@echo "make test       install missing test servers and Chromium (as root), then go test -race against them"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x), bench-peers included"
 	@echo "make bench-peers  SimpleCache against otter, go-cache, golang-lru, ristretto (module bench/)"
 	@echo "make lint       gofmt, go vet, staticcheck"
+	@echo "make size       binary size of a program that uses only backends.NewSimple (and what it links)"
 
 test: test-deps
 	FRAGCACHE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 $(PKGS)
@@ -51,3 +52,12 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) tool staticcheck $(PKGS)
 	cd bench && $(GO) vet ./... && $$($(GO) -C .. tool -n staticcheck) ./...
+
+# size builds backends/testdata/simpleonly, a program that imports only the
+# core backends package, and prints its size and how many packages it links
+# (TestCoreLinksNoNetworkClient checks that none is a network client).
+size:
+	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
+	$(GO) build -o $$tmp/simpleonly ./backends/testdata/simpleonly && \
+	$(GO) build -ldflags='-s -w' -o $$tmp/simpleonly-stripped ./backends/testdata/simpleonly && \
+	echo "simpleonly: $$(wc -c < $$tmp/simpleonly) bytes, $$(wc -c < $$tmp/simpleonly-stripped) stripped, $$($(GO) list -deps ./backends/testdata/simpleonly | wc -l) packages linked"

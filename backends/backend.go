@@ -11,7 +11,9 @@ import (
 // before a Backend sees them.
 //
 // Every method must be safe for concurrent use. Keys arrive already prefixed.
-// A ttl is never negative: 0 means the entry never expires. Value slices
+// A ttl is resolved by the Cache before a Backend sees it: it is either
+// positive, a TTL, or NoExpiry, an entry that never expires (never 0, never
+// another negative value). Value slices
 // returned by Get and GetMany may share memory with the backend and must not
 // be modified by the caller; slices passed to Set, SetMany and Add belong to
 // the backend after the call. A found value is never nil (use a non-nil empty

@@ -93,11 +93,11 @@ var hostileValues = []struct{ name, raw string }{
 
 func TestHostileValuesDecodeWithinBoundsOrFail(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, hv := range hostileValues {
 		for _, dst := range decodeDsts {
 			t.Run(hv.name+" into "+dst.name, func(t *testing.T) {
-				require.NoError(t, s.Set(ctx, "k", []byte(hv.raw), 0))
+				require.NoError(t, s.Set(ctx, "k", []byte(hv.raw), backends.NoExpiry))
 				d := dst.new()
 				var err error
 				n := allocated(func() { _, err = c.Get(ctx, "k", d) })
@@ -112,8 +112,8 @@ func TestHostileValuesDecodeWithinBoundsOrFail(t *testing.T) {
 
 func TestExtHeaderHidingAMapIsErrDecode(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
-	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x00\xdf\xff\xff\xff\xff"), 0))
+	c, s := rawCache(backends.CacheOptions{})
+	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x00\xdf\xff\xff\xff\xff"), backends.NoExpiry))
 	for _, dst := range []any{new(map[string]any), new(mapDoc), new(map[string]string), new(http.Header), new(map[int]int)} {
 		_, err := c.Get(ctx, "k", dst)
 		assert.ErrorIs(t, err, backends.ErrDecode, "into %T", dst)
@@ -122,9 +122,9 @@ func TestExtHeaderHidingAMapIsErrDecode(t *testing.T) {
 
 func TestNilForATimeIsErrDecodeNotAPanic(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, raw := range []string{"\xf7\x92\xa1x\xc0", "\xf7\x82\xa4Name\xa1x\xa2At\xc0"} {
-		require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+		require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 		var doc timeDoc
 		var err error
 		require.NotPanics(t, func() { _, err = c.Get(ctx, "k", &doc) })
@@ -139,7 +139,7 @@ func (panickyCodec) Unmarshal([]byte, any) error { panic("boom") }
 
 func TestACodecPanicIsErrDecode(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{Codec: panickyCodec{}})
+	c, _ := rawCache(backends.CacheOptions{Codec: panickyCodec{}})
 	require.NoError(t, c.Set(ctx, "k", decodePoint{X: 1}))
 	var p decodePoint
 	var err error
@@ -153,7 +153,7 @@ func TestACodecPanicIsErrDecode(t *testing.T) {
 // and maps next to them.
 func TestWellFormedTimesAndMapsStillDecode(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	type doc struct {
 		At    time.Time
 		Times []time.Time
@@ -201,7 +201,7 @@ func FuzzDecode(f *testing.F) {
 		[]internedName{{"interned"}, {"interned"}},
 	}
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, v := range wellFormed {
 		require.NoError(f, c.Set(ctx, "k", v))
 		f.Add(rawGet(f, s, "k"))
@@ -211,7 +211,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(rawGet(f, s, "k"))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		require.NoError(t, s.Set(ctx, "k", raw, 0))
+		require.NoError(t, s.Set(ctx, "k", raw, backends.NoExpiry))
 		budget := decodeBudget(len(raw))
 		for _, dst := range decodeDsts {
 			d := dst.new()

@@ -7,15 +7,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/sony/gobreaker/v2"
 
-	"github.com/fragcache/fragcache/internal/memcache"
-	"github.com/fragcache/fragcache/internal/uwsgi"
+	"github.com/fragcache/fragcache/internal/cacheopt"
 )
 
 // ErrBreakerOpen is returned, without calling the backend, by every
@@ -113,11 +110,12 @@ type BreakerStats struct {
 //
 // Only failures that say something about the backend count: network
 // errors and timeouts (a deadline that passed while the backend held the
-// call), connections closed or reset, replies that do not parse, and
-// servers saying they cannot serve (Redis LOADING, MASTERDOWN,
-// CLUSTERDOWN, TRYAGAIN). An answer the backend gave — a miss, a value
-// too large, a wrong type, a refused password — is a success: the backend
-// is up. A call whose context was cancelled, or had ended before the call,
+// call), connections closed or reset, and whatever else the backend
+// reports with an error wrapping [ErrUnavailable] (replies that do not
+// parse, a wait for a free connection that timed out, servers saying they
+// cannot serve, such as Redis LOADING or CLUSTERDOWN). An answer the
+// backend gave — a miss, a value too large, a wrong type, a refused
+// password — is a success: the backend is up. A call whose context was cancelled, or had ended before the call,
 // counts as neither. So one bad key never opens the breaker for every
 // other.
 //
@@ -223,25 +221,10 @@ func (br *Breaker) allow(ctx context.Context) (func(error), error) {
 // unresponsive or misbehaving (see Breaker).
 func backendFailure(err error) bool {
 	var ne net.Error
-	switch {
-	case errors.As(err, &ne),
-		errors.Is(err, context.DeadlineExceeded),
-		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.Is(err, redis.ErrPoolTimeout),
-		errors.Is(err, memcache.ErrProtocol),
-		errors.Is(err, uwsgi.ErrNoReply), errors.Is(err, uwsgi.ErrReset), errors.Is(err, uwsgi.ErrProtocol):
-		return true
-	}
-	var re redis.Error
-	if errors.As(err, &re) {
-		msg := re.Error()
-		for _, p := range []string{"LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"} {
-			if strings.HasPrefix(msg, p) {
-				return true
-			}
-		}
-	}
-	return false
+	return errors.As(err, &ne) ||
+		errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, ErrUnavailable)
 }
 
 // Get reads through the breaker.
@@ -380,15 +363,6 @@ func unwrapBreaker(b Backend) Backend {
 	return b
 }
 
-// networkedBackends are the built-in backends Open guards with a circuit
-// breaker by default: those that wait on a server. (SimpleCache and
-// NullCache cannot fail; FileSystemCache fails fast on a local disk.)
-var networkedBackends = map[string]bool{
-	"RedisCache": true, "RedisSentinelCache": true, "RedisClusterCache": true,
-	"MemcachedCache": true, "SASLMemcachedCache": true, "SpreadSASLMemcachedCache": true,
-	"UWSGICache": true,
-}
-
 // The CACHE_OPTIONS keys of the circuit breaker Open puts around a
 // backend; every backend accepts them.
 const (
@@ -403,21 +377,25 @@ const (
 // backends, or when breaker_failures asks for it.
 func takeBreakerOptions(name string, cfg *Config) (opts BreakerOptions, on bool, err error) {
 	opts = BreakerOptions{Name: name, Logger: cfg.Logger}
-	on = networkedBackends[name]
+	on = builtins[name].networked
 	fv, hasF := cfg.Options[breakerFailuresOption]
 	_, hasC := cfg.Options[breakerCooldownOption]
 	if !hasF && !hasC {
 		return opts, on, nil
 	}
 	if hasF {
-		n, ok := asInt(fv)
+		n, ok := cacheopt.AsInt(fv)
 		if !ok || n < 0 {
 			return opts, false, fmt.Errorf("%w: CACHE_OPTIONS %s: got %v (%T), want a number of failures (0 turns the breaker off)", ErrConfig, breakerFailuresOption, fv, fv)
 		}
 		opts.Failures, on = n, n > 0
 	}
-	if err := durationOpt(cfg.Options, breakerCooldownOption, &opts.Cooldown); err != nil {
-		return opts, false, err
+	if cv, ok := cfg.Options[breakerCooldownOption]; ok {
+		d, err := cacheopt.ParseDuration(cv)
+		if err != nil {
+			return opts, false, fmt.Errorf("%w: CACHE_OPTIONS %s: %w", ErrConfig, breakerCooldownOption, err)
+		}
+		opts.Cooldown = d
 	}
 	opts2 := make(map[string]any, len(cfg.Options))
 	for k, v := range cfg.Options {

@@ -12,7 +12,7 @@ import (
 func BenchmarkBreakerGet(b *testing.B) {
 	ctx := context.Background()
 	simple := backends.NewSimple(0)
-	if err := simple.Set(ctx, "k", []byte("<p>fragment</p>"), 0); err != nil {
+	if err := simple.Set(ctx, "k", []byte("<p>fragment</p>"), backends.NoExpiry); err != nil {
 		b.Fatal(err)
 	}
 	for _, bb := range []struct {

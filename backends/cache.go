@@ -8,15 +8,28 @@ import (
 	"time"
 )
 
-// Options configure a [Cache] built with [New]. The zero value is usable:
-// no key prefix, msgpack values, entries that never expire unless a call
-// passes a timeout. ([Open] applies Flask's defaults, 300 s among them.)
-type Options struct {
+// Timeouts. A timeout is a time.Duration: 0 means the default (the zero
+// value is useful), NoExpiry means never expires, a positive one is a TTL,
+// and any other negative one is ErrInvalidTimeout.
+const (
+	// NoExpiry as a timeout stores an entry that never expires: only
+	// Delete, Clear and the store's own eviction remove it.
+	NoExpiry time.Duration = -1
+	// DefaultTimeout is what a DefaultTimeout of 0 means: Flask-Caching's
+	// CACHE_DEFAULT_TIMEOUT default, 300 s.
+	DefaultTimeout = 300 * time.Second
+)
+
+// CacheOptions configure a [Cache] built with [New]. The zero value is usable:
+// no key prefix, msgpack values, entries that expire after Flask's 300 s
+// unless a call passes a timeout.
+type CacheOptions struct {
 	// KeyPrefix is prepended to every key of every operation, and Clear
 	// removes only keys under it.
 	KeyPrefix string
-	// DefaultTimeout is used when a call omits its timeout. 0 means never
-	// expire; negative is invalid.
+	// DefaultTimeout is used when a call omits its timeout or passes 0.
+	// 0 means DefaultTimeout (300 s), NoExpiry never expires; any other
+	// negative value is invalid.
 	DefaultTimeout time.Duration
 	// Codec encodes values that are not integers, strings or byte slices.
 	// Nil means MsgpackCodec.
@@ -39,11 +52,15 @@ type Cache struct {
 	logger         *slog.Logger
 }
 
-// New returns a Cache over b. It panics if opts.DefaultTimeout is negative,
-// since that is a programming error rather than user input.
-func New(b Backend, opts Options) *Cache {
-	if opts.DefaultTimeout < 0 {
-		panic(fmt.Sprintf("backends.New: negative DefaultTimeout %v", opts.DefaultTimeout))
+// New returns a Cache over b. It panics if opts.DefaultTimeout is negative
+// other than NoExpiry, since that is a programming error rather than user
+// input.
+func New(b Backend, opts CacheOptions) *Cache {
+	switch {
+	case opts.DefaultTimeout == 0:
+		opts.DefaultTimeout = DefaultTimeout
+	case opts.DefaultTimeout < 0 && opts.DefaultTimeout != NoExpiry:
+		panic(fmt.Sprintf("backends.New: negative DefaultTimeout %v (use NoExpiry for entries that never expire)", opts.DefaultTimeout))
 	}
 	if opts.Codec == nil {
 		opts.Codec = MsgpackCodec{}
@@ -68,20 +85,24 @@ func (c *Cache) Backend() Backend { return unwrapBreaker(c.backend) }
 // KeyPrefix returns the prefix prepended to every key.
 func (c *Cache) KeyPrefix() string { return c.prefix }
 
-// DefaultTimeout returns the timeout used when a call omits one (0 = never
-// expire).
+// DefaultTimeout returns the timeout used when a call omits one or passes
+// 0: positive, or NoExpiry.
 func (c *Cache) DefaultTimeout() time.Duration { return c.defaultTimeout }
 
-// Timeout resolves an optional timeout as every method does: none means the
-// default, 0 never expires, negative or more than one is ErrInvalidTimeout.
+// Timeout resolves an optional timeout as every method does, into what the
+// backend is given: none or 0 means the default, NoExpiry and positive
+// timeouts are themselves, any other negative one or more than one is
+// ErrInvalidTimeout.
 func (c *Cache) Timeout(timeout ...time.Duration) (time.Duration, error) {
 	switch {
 	case len(timeout) == 0:
 		return c.defaultTimeout, nil
 	case len(timeout) > 1:
 		return 0, fmt.Errorf("%w: got %d timeouts, want at most one", ErrInvalidTimeout, len(timeout))
-	case timeout[0] < 0:
-		return 0, fmt.Errorf("%w: %v is negative", ErrInvalidTimeout, timeout[0])
+	case timeout[0] == 0:
+		return c.defaultTimeout, nil
+	case timeout[0] < 0 && timeout[0] != NoExpiry:
+		return 0, fmt.Errorf("%w: %v is negative (use NoExpiry for entries that never expire)", ErrInvalidTimeout, timeout[0])
 	}
 	return timeout[0], nil
 }

@@ -33,7 +33,7 @@ func (r *recorder) note(ttl time.Duration, keys ...string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keys = append(r.keys, keys...)
-	if ttl >= 0 {
+	if ttl != noTTL {
 		r.ttls = append(r.ttls, ttl)
 	}
 }
@@ -47,7 +47,7 @@ func (r *recorder) take() (keys []string, ttls []time.Duration) {
 	return keys, ttls
 }
 
-const noTTL = -1 // note an operation that takes no TTL
+const noTTL = time.Duration(math.MinInt64) // note an operation that takes no TTL
 
 func (r *recorder) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	r.note(noTTL, key)
@@ -187,16 +187,19 @@ func TestTimeoutResolution(t *testing.T) {
 		wantErr bool
 	}{
 		{"none means the default", nil, def, false},
-		{"zero means never expire", []time.Duration{0}, 0, false},
+		{"zero means the default", []time.Duration{0}, def, false},
+		{"NoExpiry never expires", []time.Duration{backends.NoExpiry}, backends.NoExpiry, false},
 		{"a positive timeout is used as given", []time.Duration{5 * time.Second}, 5 * time.Second, false},
-		{"negative is invalid", []time.Duration{-time.Second}, 0, true},
+		{"a nanosecond is a TTL", []time.Duration{time.Nanosecond}, time.Nanosecond, false},
+		{"negative other than NoExpiry is invalid", []time.Duration{-time.Second}, 0, true},
+		{"-2ns is invalid", []time.Duration{-2}, 0, true},
 		{"more than one is invalid", []time.Duration{time.Second, 2 * time.Second}, 0, true},
 	}
 	ctx := context.Background()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRecorder()
-			c := backends.New(r, backends.Options{DefaultTimeout: def})
+			c := backends.New(r, backends.CacheOptions{DefaultTimeout: def})
 			got, err := c.Timeout(tt.timeout...)
 			if tt.wantErr {
 				require.ErrorIs(t, err, backends.ErrInvalidTimeout)
@@ -233,7 +236,7 @@ func TestTimeoutResolution(t *testing.T) {
 func TestIncAndDecStoreAMissingKeyWithTheDefaultTimeout(t *testing.T) {
 	ctx := context.Background()
 	r := newRecorder()
-	c := backends.New(r, backends.Options{DefaultTimeout: time.Minute})
+	c := backends.New(r, backends.CacheOptions{DefaultTimeout: time.Minute})
 	_, err := c.Inc(ctx, "n", 1)
 	require.NoError(t, err)
 	_, err = c.Dec(ctx, "m", 1)
@@ -267,7 +270,7 @@ func TestKeyPrefixIsAppliedOnEveryOperation(t *testing.T) {
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
 			r := newRecorder()
-			c := backends.New(r, backends.Options{KeyPrefix: prefix})
+			c := backends.New(r, backends.CacheOptions{KeyPrefix: prefix})
 			require.NoError(t, op.run(c))
 			got, _ := r.take()
 			want := make([]string, len(op.keys))
@@ -282,8 +285,8 @@ func TestKeyPrefixIsAppliedOnEveryOperation(t *testing.T) {
 func TestKeyPrefixSeparatesCachesSharingABackend(t *testing.T) {
 	ctx := context.Background()
 	s := backends.NewSimple(0)
-	a := backends.New(s, backends.Options{KeyPrefix: "a:"})
-	b := backends.New(s, backends.Options{KeyPrefix: "b:"})
+	a := backends.New(s, backends.CacheOptions{KeyPrefix: "a:"})
+	b := backends.New(s, backends.CacheOptions{KeyPrefix: "b:"})
 	require.NoError(t, a.Set(ctx, "k", "from a"))
 	require.NoError(t, b.Set(ctx, "k", "from b"))
 
@@ -303,7 +306,7 @@ func TestKeyPrefixSeparatesCachesSharingABackend(t *testing.T) {
 
 func TestGetDictContainsOnlyFoundKeys(t *testing.T) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{KeyPrefix: "p:"})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: "p:"})
 	require.NoError(t, c.Set(ctx, "a", 1))
 	require.NoError(t, c.Set(ctx, "c", "three"))
 	m, err := c.GetDict(ctx, "a", "b", "c")
@@ -316,7 +319,7 @@ func TestGetDictContainsOnlyFoundKeys(t *testing.T) {
 
 func TestGetManyReturnsAZeroValueForEachMiss(t *testing.T) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	require.NoError(t, c.Set(ctx, "b", 2))
 	vals, err := c.GetMany(ctx, "a", "b", "c")
 	require.NoError(t, err)
@@ -330,7 +333,7 @@ type shortGetMany struct{ *backends.Simple }
 func (shortGetMany) GetMany(context.Context, []string) ([][]byte, error) { return nil, nil }
 
 func TestGetManyRejectsABackendReturningTheWrongNumberOfValues(t *testing.T) {
-	c := backends.New(shortGetMany{backends.NewSimple(0)}, backends.Options{})
+	c := backends.New(shortGetMany{backends.NewSimple(0)}, backends.CacheOptions{})
 	_, err := c.GetMany(context.Background(), "a", "b")
 	assert.ErrorContains(t, err, "backend returned 0 values for 2 keys")
 }
@@ -340,7 +343,7 @@ func TestSetManyReportsEachFailedKeyUnprefixedAndStoresTheRest(t *testing.T) {
 	for _, prefix := range []string{"", "p:"} {
 		t.Run("prefix "+prefix, func(t *testing.T) {
 			f := &faulty{Simple: backends.NewSimple(0), fail: map[string]bool{prefix + "bad1": true, prefix + "bad2": true}}
-			c := backends.New(f, backends.Options{KeyPrefix: prefix})
+			c := backends.New(f, backends.CacheOptions{KeyPrefix: prefix})
 			err := c.SetMany(ctx, map[string]any{
 				"good": 1, "bad1": 2, "bad2": 3,
 				"unencodable": func() {}, // fails in the codec, before the backend
@@ -363,7 +366,7 @@ func TestDeleteManyReportsEachFailedKeyUnprefixedAndDeletesTheRest(t *testing.T)
 	for _, prefix := range []string{"", "p:"} {
 		t.Run("prefix "+prefix, func(t *testing.T) {
 			f := &faulty{Simple: backends.NewSimple(0), fail: map[string]bool{prefix + "bad": true}}
-			c := backends.New(f, backends.Options{KeyPrefix: prefix})
+			c := backends.New(f, backends.CacheOptions{KeyPrefix: prefix})
 			require.NoError(t, c.SetMany(ctx, map[string]any{"a": 1, "b": 2}))
 			n, err := c.DeleteMany(ctx, "a", "bad", "missing", "b")
 			assert.Equal(t, 2, n, "a and b were deleted; a missing key is not an error")
@@ -377,7 +380,7 @@ func TestIgnoreErrorsLogsManyKeyFailuresAndReturnsNil(t *testing.T) {
 	ctx := context.Background()
 	logger, buf := logBuffer()
 	f := &faulty{Simple: backends.NewSimple(0), fail: map[string]bool{"p:bad": true}}
-	c := backends.New(f, backends.Options{KeyPrefix: "p:", IgnoreErrors: true, Logger: logger})
+	c := backends.New(f, backends.CacheOptions{KeyPrefix: "p:", IgnoreErrors: true, Logger: logger})
 
 	require.NoError(t, c.SetMany(ctx, map[string]any{"ok": 1, "bad": 2}))
 	assert.Contains(t, buf.String(), "level=WARN")
@@ -395,13 +398,13 @@ func TestIgnoreErrorsDoesNotHideSingleKeyErrors(t *testing.T) {
 	ctx := context.Background()
 	f := &faulty{Simple: backends.NewSimple(0), fail: map[string]bool{"bad": true}}
 	logger, _ := logBuffer()
-	c := backends.New(f, backends.Options{IgnoreErrors: true, Logger: logger})
+	c := backends.New(f, backends.CacheOptions{IgnoreErrors: true, Logger: logger})
 	assert.ErrorIs(t, c.Set(ctx, "bad", 1), errInjected)
 }
 
 func TestDecOfMinInt64IsAnErrorAndChangesNothing(t *testing.T) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	require.NoError(t, c.Set(ctx, "n", 5))
 	_, err := c.Dec(ctx, "n", math.MinInt64)
 	require.ErrorIs(t, err, backends.ErrNotInteger)
@@ -413,7 +416,7 @@ func TestDecOfMinInt64IsAnErrorAndChangesNothing(t *testing.T) {
 
 func TestDecSubtractsAndIncAdds(t *testing.T) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	n, err := c.Dec(ctx, "n", 3)
 	require.NoError(t, err)
 	assert.Equal(t, int64(-3), n, "a missing key starts from 0")
@@ -427,7 +430,7 @@ func TestDecSubtractsAndIncAdds(t *testing.T) {
 
 func TestBackendErrorsAreWrappedWithTheOperationAndKey(t *testing.T) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{KeyPrefix: "p:"})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: "p:"})
 	require.NoError(t, c.Close())
 	ops := []struct {
 		name, want string
@@ -455,21 +458,55 @@ func TestBackendErrorsAreWrappedWithTheOperationAndKey(t *testing.T) {
 	}
 }
 
-func TestNewPanicsOnANegativeDefaultTimeout(t *testing.T) {
+func TestNewPanicsOnANegativeDefaultTimeoutOtherThanNoExpiry(t *testing.T) {
 	assert.Panics(t, func() {
-		backends.New(backends.NewSimple(0), backends.Options{DefaultTimeout: -time.Second})
+		backends.New(backends.NewSimple(0), backends.CacheOptions{DefaultTimeout: -time.Second})
 	})
+	assert.NotPanics(t, func() {
+		backends.New(backends.NewSimple(0), backends.CacheOptions{DefaultTimeout: backends.NoExpiry})
+	})
+}
+
+func TestTheDefaultTimeoutResolves(t *testing.T) {
+	tests := []struct {
+		name   string
+		option time.Duration
+		want   time.Duration
+	}{
+		{"0 is Flask's 300 s", 0, backends.DefaultTimeout},
+		{"NoExpiry never expires", backends.NoExpiry, backends.NoExpiry},
+		{"a positive default is used as given", time.Minute, time.Minute},
+	}
+	ctx := context.Background()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecorder()
+			c := backends.New(r, backends.CacheOptions{DefaultTimeout: tt.option})
+			assert.Equal(t, tt.want, c.DefaultTimeout())
+			for _, timeout := range [][]time.Duration{nil, {0}} {
+				got, err := c.Timeout(timeout...)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got, "Timeout(%v)", timeout)
+			}
+			require.NoError(t, c.Set(ctx, "k", 1))
+			_, err := c.Inc(ctx, "n", 1)
+			require.NoError(t, err)
+			_, ttls := r.take()
+			assert.Equal(t, []time.Duration{tt.want, tt.want}, ttls, "the backend sees the resolved TTL")
+		})
+	}
+	assert.Equal(t, 300*time.Second, backends.DefaultTimeout, "Flask-Caching's CACHE_DEFAULT_TIMEOUT")
 }
 
 func TestNewAppliesOptions(t *testing.T) {
 	s := backends.NewSimple(0)
-	c := backends.New(s, backends.Options{KeyPrefix: "p:", DefaultTimeout: time.Minute})
+	c := backends.New(s, backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: time.Minute})
 	assert.Equal(t, "p:", c.KeyPrefix())
 	assert.Equal(t, time.Minute, c.DefaultTimeout())
 	assert.Same(t, s, c.Backend())
 
-	zero := backends.New(s, backends.Options{})
+	zero := backends.New(s, backends.CacheOptions{})
 	d, err := zero.Timeout()
 	require.NoError(t, err)
-	assert.Equal(t, time.Duration(0), d, "the zero Options never expire entries")
+	assert.Equal(t, 300*time.Second, d, "the zero Options expire entries after Flask's 300 s")
 }

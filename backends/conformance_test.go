@@ -26,17 +26,3 @@ func TestSimpleConformance(t *testing.T) {
 		}, backendtest.Options{AtomicInc: true, AtomicAdd: true})
 	})
 }
-
-func TestFileSystemConformance(t *testing.T) {
-	for _, threshold := range []int{0, largeThreshold} {
-		t.Run(fmt.Sprintf("threshold %d", threshold), func(t *testing.T) {
-			backendtest.Run(t, func(t *testing.T) backends.Backend {
-				b, err := backends.NewFileSystem(t.TempDir(), backends.FileSystemOptions{Threshold: threshold})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return b
-			}, backendtest.Options{AtomicInc: true, AtomicAdd: true})
-		})
-	}
-}

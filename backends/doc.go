@@ -10,10 +10,31 @@
 // knows Flask-Caching's CACHE_TYPE names, old and new, and is configured with
 // the same CACHE_* keys ([FromMap], [FromEnv]).
 //
-// Timeouts follow Flask-Caching: an omitted timeout means the cache's default
-// (CACHE_DEFAULT_TIMEOUT, 300 s unless configured), 0 means the entry never
-// expires, and a negative timeout is rejected with [ErrInvalidTimeout] before
-// any backend sees it.
+// This package is the core only: the Backend contract, the Cache frontend,
+// values and codecs, errors, the generic Config, the registry, the
+// [Breaker] wrapper, and the two in-process backends, [Null] and [Simple].
+// It imports no network client. Each of Flask's other backend families is
+// a package of its own, registering its CACHE_TYPE names when imported, as
+// a database/sql driver does: backends/filesystem, backends/redis (Redis,
+// Sentinel, Cluster), backends/memcached (Memcached, SASL, Spread) and
+// backends/uwsgi; backends/all imports the four. Opening a Flask CACHE_TYPE
+// whose package the program does not import is an error wrapping
+// [ErrUnknownBackend] that names the import to add. The core keeps the
+// names and kinds of every CACHE_* key, so that [FromMap] and [FromEnv]
+// check them whatever the program imports; each family interprets its own
+// (Config.Settings) and its CACHE_OPTIONS. This package imports the
+// standard library, msgpack, gobreaker and fragcache's internal option
+// reader.
+//
+// A timeout is a time.Duration, the same way in every package of the
+// module: 0 means "the default" (an omitted timeout too), [NoExpiry] means
+// the entry never expires, a positive one is a TTL, and any other negative
+// one is rejected with [ErrInvalidTimeout] before any backend sees it. The
+// cache's default is CacheOptions.DefaultTimeout, whose own 0 is Flask's
+// 300 s ([DefaultTimeout]). Flask's texts keep Flask's meaning at the
+// edges: CACHE_DEFAULT_TIMEOUT=0, CACHE_OPTIONS default_timeout 0 and a
+// template's `cache 0` never expire, and are read as NoExpiry. A Backend is
+// given the resolved TTL only: positive, or NoExpiry.
 //
 // [Simple], Flask's SimpleCache, is written here rather than over a Go
 // cache library: its lock-free index and its optional W-TinyLFU policy do
@@ -50,8 +71,8 @@
 //
 // A cache backend that is down or hung must cost a page milliseconds. Every
 // operation takes the caller's context and networked backends honour its
-// deadline; Redis backends built by Open have timeouts for a cache, not for a
-// database (redisDefaults); and Open guards networked backends with a
+// deadline; networked backends built by Open have timeouts for a cache, not
+// for a database; and Open guards networked backends with a
 // circuit breaker ([Breaker]) that skips a failing backend for a short
 // cool-down, so callers that fail open go on at once.
 //

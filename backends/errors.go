@@ -14,11 +14,9 @@ var (
 	// decimal integer, or when the result would overflow int64.
 	ErrNotInteger = errors.New("backends: value is not an integer or out of range")
 	// ErrUnknownBackend is returned by Open for a CACHE_TYPE that no factory is
-	// registered under.
+	// registered under: an unknown name, or one of Flask's whose package the
+	// program does not import (the error names the import to add).
 	ErrUnknownBackend = errors.New("backends: unknown cache type")
-	// ErrNotImplemented is returned by Open for a built-in backend name whose
-	// implementation has not landed in this version of fragcache.
-	ErrNotImplemented = errors.New("backends: backend not implemented yet")
 	// ErrConfig is wrapped by every configuration error: an unknown CACHE_*
 	// key, a value of the wrong type, or a key the chosen backend needs.
 	ErrConfig = errors.New("backends: invalid configuration")
@@ -27,6 +25,25 @@ var (
 	ErrDecode = errors.New("backends: cannot decode value")
 	// ErrClosed is returned by operations on a backend after Close.
 	ErrClosed = errors.New("backends: cache is closed")
+	// ErrUnavailable is wrapped by a backend's errors that say the backend
+	// cannot serve at all, beyond what net.Error, context.DeadlineExceeded
+	// and io.EOF already say: a reply that does not follow the protocol, a
+	// server reporting it cannot serve. A circuit breaker ([Breaker])
+	// counts these as failures; other errors (a miss, a refused value, a
+	// wrong password) are answers, and count as successes.
+	ErrUnavailable = errors.New("backends: backend unavailable")
+	// ErrPoolTimeout is wrapped by the error of an operation that waited
+	// for a free connection, every one of the backend's capped connections
+	// being busy, longer than its context or the backend's pool timeout
+	// allowed. It wraps ErrUnavailable.
+	ErrPoolTimeout = fmt.Errorf("%w: timed out waiting for a free connection", ErrUnavailable)
+	// ErrValueTooLarge is wrapped by the error of a write whose value is
+	// larger than the backend's max_value_size (or the server's own item
+	// size): the value is refused, never stored in part.
+	ErrValueTooLarge = errors.New("backends: value too large")
+	// ErrAuth is wrapped by the errors of a networked backend whose server
+	// refused its credentials, or wanted some it was not given.
+	ErrAuth = errors.New("backends: authentication failed")
 )
 
 // KeyError reports the failure of one key in a many-key operation, so that

@@ -12,7 +12,7 @@ import (
 
 func ExampleNew() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{
+	c := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{
 		KeyPrefix:      "myapp_",
 		DefaultTimeout: 5 * time.Minute,
 	})
@@ -73,30 +73,48 @@ func ExampleOpen() {
 }
 
 func ExampleFromEnv() {
-	// A program passes os.Environ(); unrelated variables are ignored and
-	// a misspelt CACHE_* variable is an error.
+	// A program passes os.Environ(); variables that are not settings are
+	// ignored, CACHE_* ones it does not know too (logged at debug level)
+	// unless Strict asks for an error.
 	environ := []string{
 		"HOME=/home/app",
 		"CACHE_TYPE=SimpleCache",
 		"CACHE_DEFAULT_TIMEOUT=30",
 		"CACHE_OPTIONS={}",
+		"CACHE_SERVICE_HOST=10.0.0.5", // a Kubernetes service link
 	}
-	cfg, err := backends.FromEnv(environ)
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Println(cfg.Type, cfg.DefaultTimeout, cfg.Threshold)
 
-	_, err = backends.FromEnv([]string{"CACHE_TRESHOLD=10"})
+	_, err = backends.FromEnv([]string{"CACHE_TRESHOLD=10"}, backends.EnvOptions{Strict: true})
 	fmt.Println(err != nil)
 	// Output:
 	// SimpleCache 30s 500
 	// true
 }
 
+func ExampleFromEnv_prefix() {
+	// Under a prefix of the application's own, fragcache's settings cannot
+	// meet anyone else's variables.
+	environ := []string{
+		"CACHE_REDIS_PORT=tcp://10.0.0.5:6379", // Kubernetes' link to a Service "cache-redis"
+		"MYAPP_CACHE_TYPE=SimpleCache",
+		"MYAPP_CACHE_DEFAULT_TIMEOUT=0",
+	}
+	cfg, err := backends.FromEnv(environ, backends.EnvOptions{Prefix: "MYAPP_"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Type, cfg.DefaultTimeout == backends.NoExpiry)
+	// Output: SimpleCache true
+}
+
 func ExampleCache_Inc() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 
 	// Integers are stored as decimal text, so Inc and Dec work on values
 	// written by Set as well as on missing keys (which start from 0).
@@ -121,7 +139,7 @@ func ExampleCache_Inc() {
 
 func ExampleCache_GetMany() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	err := c.SetMany(ctx, map[string]any{"a": 1, "b": "two"})
 	if err != nil {
 		log.Fatal(err)
@@ -150,7 +168,7 @@ func ExampleCache_GetMany() {
 
 func ExampleCache_GetValue() {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	if err := c.Set(ctx, "fragment", []byte("<p>cached</p>")); err != nil {
 		log.Fatal(err)
 	}
@@ -181,7 +199,7 @@ func ExampleRegister() {
 			}
 			n, ok := cfg.Options["max_entries"].(int)
 			if !ok {
-				return nil, backends.MissingKeyError("BoundedCache", `CACHE_OPTIONS["max_entries"] (an int)`)
+				return nil, fmt.Errorf("%w: BoundedCache needs CACHE_OPTIONS max_entries (an int)", backends.ErrConfig)
 			}
 			return backends.NewSimple(n), nil
 		})

@@ -6,12 +6,10 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
-	"github.com/fragcache/fragcache/internal/testservers"
 )
 
 // foreignTexts are values another program may write under a key: the
@@ -63,10 +61,10 @@ func assertReadsBackRaw(t *testing.T, c *backends.Cache, key, raw string) {
 
 func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 			assertReadsBackRaw(t, c, "k", raw)
 		})
 	}
@@ -74,8 +72,8 @@ func TestForeignValuesReadBackByteIdentical(t *testing.T) {
 
 func TestForeignValueIsNotANumber(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
-	require.NoError(t, s.Set(ctx, "k", []byte("bacon"), 0))
+	c, s := rawCache(backends.CacheOptions{})
+	require.NoError(t, s.Set(ctx, "k", []byte("bacon"), backends.NoExpiry))
 	var n int
 	_, err := c.Get(ctx, "k", &n)
 	assert.ErrorIs(t, err, backends.ErrDecode)
@@ -85,10 +83,10 @@ func TestForeignValueIsNotANumber(t *testing.T) {
 // never to be taken for text.
 func TestForeignPickleIsErrDecode(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, raw := range []string{"!", "!\x80\x04\x95\x09\x00\x00\x00\x00\x00\x00\x00\x8c\x05bacon\x94.", "!bacon"} {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(raw), backends.NoExpiry))
 			for _, dst := range []any{new(string), new([]byte), new(any), new(map[string]any)} {
 				found, err := c.Get(ctx, "k", dst)
 				assert.False(t, found)
@@ -104,35 +102,4 @@ func TestForeignPickleIsErrDecode(t *testing.T) {
 			assert.False(t, ok, "Bytes")
 		})
 	}
-}
-
-// The same through a real Redis server, the values written with a raw SET
-// as redis-cli or a Python app would.
-func TestForeignValuesFromRedisReadBackByteIdentical(t *testing.T) {
-	t.Parallel()
-	srv := testservers.Redis(t)
-	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = client.Close() })
-	c := backends.New(backends.NewRedis(client), backends.Options{KeyPrefix: "flask_cache_"})
-	ctx := context.Background()
-	for i, raw := range foreignTexts {
-		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {
-			key := fmt.Sprint("k", i)
-			require.NoError(t, client.Set(ctx, "flask_cache_"+key, raw, 0).Err())
-			assertReadsBackRaw(t, c, key, raw)
-		})
-	}
-	t.Run("a pickle is ErrDecode", func(t *testing.T) {
-		require.NoError(t, client.Set(ctx, "flask_cache_pickled", "!\x80\x04K\x2a.", 0).Err())
-		var s string
-		_, err := c.Get(ctx, "pickled", &s)
-		assert.ErrorIs(t, err, backends.ErrDecode)
-	})
-	t.Run("an integer written by INCR reads back as one", func(t *testing.T) {
-		require.NoError(t, client.IncrBy(ctx, "flask_cache_counter", 41).Err())
-		var n int64
-		_, err := c.Get(ctx, "counter", &n)
-		require.NoError(t, err)
-		assert.Equal(t, int64(41), n)
-	})
 }

@@ -20,7 +20,7 @@ func TestNull(t *testing.T) {
 		op   func(b backends.Backend) (got, want any, err error)
 	}{
 		{"Set succeeds and Get still misses", func(b backends.Backend) (any, any, error) {
-			if err := b.Set(ctx, "k", []byte("v"), 0); err != nil {
+			if err := b.Set(ctx, "k", []byte("v"), backends.NoExpiry); err != nil {
 				return nil, nil, err
 			}
 			v, found, err := b.Get(ctx, "k")
@@ -34,11 +34,11 @@ func TestNull(t *testing.T) {
 			return nil, nil, b.SetMany(ctx, map[string][]byte{"k": []byte("v")}, time.Minute)
 		}},
 		{"Add reports true, even twice", func(b backends.Backend) (any, any, error) {
-			first, err := b.Add(ctx, "k", []byte("v"), 0)
+			first, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry)
 			if err != nil {
 				return nil, nil, err
 			}
-			second, err := b.Add(ctx, "k", []byte("v"), 0)
+			second, err := b.Add(ctx, "k", []byte("v"), backends.NoExpiry)
 			return []bool{first, second}, []bool{true, true}, err
 		}},
 		{"Delete of a key never set reports true", func(b backends.Backend) (any, any, error) {
@@ -50,22 +50,22 @@ func TestNull(t *testing.T) {
 			return n, len(keys), err
 		}},
 		{"Has is false after Set", func(b backends.Backend) (any, any, error) {
-			if err := b.Set(ctx, "k", []byte("v"), 0); err != nil {
+			if err := b.Set(ctx, "k", []byte("v"), backends.NoExpiry); err != nil {
 				return nil, nil, err
 			}
 			has, err := b.Has(ctx, "k")
 			return has, false, err
 		}},
 		{"Inc returns delta every time", func(b backends.Backend) (any, any, error) {
-			first, err := b.Inc(ctx, "n", 5, 0)
+			first, err := b.Inc(ctx, "n", 5, backends.NoExpiry)
 			if err != nil {
 				return nil, nil, err
 			}
-			second, err := b.Inc(ctx, "n", 5, 0)
+			second, err := b.Inc(ctx, "n", 5, backends.NoExpiry)
 			return []int64{first, second}, []int64{5, 5}, err
 		}},
 		{"Cache.Dec returns minus delta", func(b backends.Backend) (any, any, error) {
-			n, err := backends.New(b, backends.Options{}).Dec(ctx, "n", 3)
+			n, err := backends.New(b, backends.CacheOptions{}).Dec(ctx, "n", 3)
 			return n, int64(-3), err
 		}},
 		{"Clear succeeds", func(b backends.Backend) (any, any, error) {

@@ -28,13 +28,13 @@ func TestObservedKeepsPing(t *testing.T) {
 	ctx := context.Background()
 	down := errors.New("down")
 	ops := opCount{}
-	c := Observe(New(pinging{Backend: NewSimple(0), err: down}, Options{}), ops)
+	c := Observe(New(pinging{Backend: NewSimple(0), err: down}, CacheOptions{}), ops)
 	p, ok := c.backend.(interface{ Ping(context.Context) error })
 	require.True(t, ok, "the observed backend has Ping")
 	assert.ErrorIs(t, p.Ping(ctx), down)
 	assert.Equal(t, 1, ops[OpPing])
 
-	plain := Observe(New(NewSimple(0), Options{}), ops).backend.(interface{ Ping(context.Context) error })
+	plain := Observe(New(NewSimple(0), CacheOptions{}), ops).backend.(interface{ Ping(context.Context) error })
 	assert.NoError(t, plain.Ping(ctx), "a backend without Ping answers nil")
 	assert.Equal(t, 1, ops[OpPing], "and is not reported")
 }

@@ -33,7 +33,7 @@ func (l *opLog) ObserveOp(_ context.Context, op backends.Op, took time.Duration,
 
 func TestObserveReportsEveryOperation(t *testing.T) {
 	ctx := context.Background()
-	base := backends.New(backends.NewSimple(0), backends.Options{KeyPrefix: "p:"})
+	base := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: "p:"})
 	var log opLog
 	c := backends.Observe(base, &log)
 
@@ -77,7 +77,7 @@ func TestObserveReportsErrorsAndBreakerRefusals(t *testing.T) {
 	f := &flaky{Backend: backends.NewSimple(0)}
 	br := backends.NewBreaker(f, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Name: "test"})
 	var log opLog
-	c := backends.Observe(backends.New(br, backends.Options{}), &log)
+	c := backends.Observe(backends.New(br, backends.CacheOptions{}), &log)
 	require.Same(t, br, c.Breaker(), "Breaker sees through the observer")
 
 	f.fail(errRefused)

@@ -11,9 +11,10 @@ import (
 
 // Factory builds a backend from a Config: the Go form of Flask-Caching's
 // custom backend factory(app, config, args, kwargs). Args and Options carry
-// CACHE_ARGS and CACHE_OPTIONS; a factory should reject option keys it does
-// not know (see [CheckOptions]) and report a missing setting with
-// [MissingKeyError].
+// CACHE_ARGS and CACHE_OPTIONS, Settings the backend-specific keys; a
+// factory should reject option keys it does not know (see
+// [CheckOptions]) and report a missing or invalid setting with an error
+// wrapping ErrConfig that names the key.
 type Factory func(cfg Config) (Backend, error)
 
 var registry = struct {
@@ -21,13 +22,33 @@ var registry = struct {
 	factories map[string]Factory
 }{factories: map[string]Factory{}}
 
-// Flask-Caching's built-in backend names. The lowercase names are Flask's
-// older (deprecated) spellings of the same backends.
+// ImportPath is the import path of this package; the packages of Flask's
+// backend families are below it.
+const ImportPath = "github.com/fragcache/fragcache/backends"
+
+// builtin is one of Flask-Caching's backends: the package that registers
+// it, and whether Open guards it with a circuit breaker by default (it
+// waits on a server).
+type builtin struct {
+	pkg       string
+	networked bool
+}
+
+// builtins are Flask-Caching's backend names (data, not code: the packages
+// register themselves when imported), and aliases Flask's older (deprecated)
+// lowercase spellings of the same backends.
 var (
-	builtinNames = []string{
-		"NullCache", "SimpleCache", "FileSystemCache", "RedisCache", "RedisSentinelCache",
-		"RedisClusterCache", "UWSGICache", "MemcachedCache", "SASLMemcachedCache",
-		"SpreadSASLMemcachedCache",
+	builtins = map[string]builtin{
+		"NullCache":                {pkg: ImportPath},
+		"SimpleCache":              {pkg: ImportPath},
+		"FileSystemCache":          {pkg: ImportPath + "/filesystem"},
+		"RedisCache":               {pkg: ImportPath + "/redis", networked: true},
+		"RedisSentinelCache":       {pkg: ImportPath + "/redis", networked: true},
+		"RedisClusterCache":        {pkg: ImportPath + "/redis", networked: true},
+		"UWSGICache":               {pkg: ImportPath + "/uwsgi", networked: true},
+		"MemcachedCache":           {pkg: ImportPath + "/memcached", networked: true},
+		"SASLMemcachedCache":       {pkg: ImportPath + "/memcached", networked: true},
+		"SpreadSASLMemcachedCache": {pkg: ImportPath + "/memcached", networked: true},
 	}
 	aliases = map[string]string{
 		"null": "NullCache", "simple": "SimpleCache", "filesystem": "FileSystemCache",
@@ -45,10 +66,11 @@ func init() {
 	Register("SimpleCache", simpleFromConfig)
 }
 
-// Register makes a backend available to [Open] under name (CACHE_TYPE). It
-// panics if name is empty, already registered, or one of Flask's old
-// lowercase aliases, as database/sql.Register does for drivers; call it from
-// an init function.
+// Register makes a backend available to [Open] under name (CACHE_TYPE), as
+// database/sql.Register does for drivers; call it from an init function.
+// The packages of Flask's backend families register Flask's names, so that
+// Flask's old lowercase aliases of those names open them too. It panics if
+// name is empty, already registered, or one of those aliases.
 func Register(name string, f Factory) {
 	registry.Lock()
 	defer registry.Unlock()
@@ -64,8 +86,8 @@ func Register(name string, f Factory) {
 	registry.factories[name] = f
 }
 
-// Types returns every CACHE_TYPE name Open accepts, sorted: registered
-// backends, Flask's built-in names and their old aliases.
+// Types returns every CACHE_TYPE name Open accepts, sorted: the registered
+// backends and Flask's old aliases of those registered.
 func Types() []string {
 	registry.RLock()
 	defer registry.RUnlock()
@@ -73,24 +95,30 @@ func Types() []string {
 	for n := range registry.factories {
 		set[n] = true
 	}
-	for _, n := range builtinNames {
-		set[n] = true
-	}
-	for n := range aliases {
-		set[n] = true
+	for alias, n := range aliases {
+		if registry.factories[n] != nil {
+			set[alias] = true
+		}
 	}
 	return slices.Sorted(maps.Keys(set))
 }
 
 // Open builds the backend cfg.Type names and returns a Cache over it with
 // cfg's key prefix, default timeout, codec and error policy. CACHE_OPTIONS
-// "default_timeout" overrides CACHE_DEFAULT_TIMEOUT, as in Flask.
+// "default_timeout" (seconds, 0 for never, as in Flask) overrides
+// CACHE_DEFAULT_TIMEOUT.
+//
+// A backend's package must be imported for Open to know it, as a
+// database/sql driver must: a Flask CACHE_TYPE whose package the program
+// does not import is an error wrapping ErrUnknownBackend that names the
+// import to add (backends/all imports every one).
+//
 // Networked backends (Redis, memcached, uWSGI) are guarded by a circuit
 // breaker ([Breaker]; [Cache.Breaker] returns it): CACHE_OPTIONS
 // "breaker_failures" (consecutive failures that open it, default 5; 0
 // turns it off, a positive number turns it on for any backend) and
-// "breaker_cooldown" (default 100 ms) configure it. Choosing
-// NullCache logs a warning unless cfg.NoNullWarning is set.
+// "breaker_cooldown" (default 100 ms) configure it. Choosing NullCache logs
+// a warning unless cfg.NoNullWarning is set.
 func Open(cfg Config) (*Cache, error) {
 	name := cfg.Type
 	if canonical, ok := aliases[name]; ok {
@@ -100,14 +128,15 @@ func Open(cfg Config) (*Cache, error) {
 	f := registry.factories[name]
 	registry.RUnlock()
 	if f == nil {
-		if slices.Contains(builtinNames, name) {
-			return nil, fmt.Errorf("%w: CACHE_TYPE %q (%s) is part of Flask-Caching's backend set but not available in this version of fragcache",
-				ErrNotImplemented, cfg.Type, name)
+		if b, ok := builtins[name]; ok {
+			return nil, fmt.Errorf("%w: CACHE_TYPE %q needs import _ %q (or %q, which imports every backend)",
+				ErrUnknownBackend, cfg.Type, b.pkg, ImportPath+"/all")
 		}
-		return nil, fmt.Errorf("%w: CACHE_TYPE %q; known types: %s", ErrUnknownBackend, cfg.Type, strings.Join(Types(), ", "))
+		return nil, fmt.Errorf("%w: CACHE_TYPE %q; known types: %s (Flask's other backends are known once their package is imported, such as %s/all)",
+			ErrUnknownBackend, cfg.Type, strings.Join(Types(), ", "), ImportPath)
 	}
 	if dt, ok := cfg.Options["default_timeout"]; ok {
-		d, err := seconds(dt)
+		d, err := flaskTimeout(dt)
 		if err != nil {
 			return nil, fmt.Errorf("%w: CACHE_OPTIONS default_timeout: %w", ErrConfig, err)
 		}
@@ -115,7 +144,7 @@ func Open(cfg Config) (*Cache, error) {
 		cfg.Options = maps.Clone(cfg.Options)
 		delete(cfg.Options, "default_timeout")
 	}
-	if cfg.DefaultTimeout < 0 {
+	if cfg.DefaultTimeout < 0 && cfg.DefaultTimeout != NoExpiry {
 		return nil, fmt.Errorf("%w: CACHE_DEFAULT_TIMEOUT: %w: %v", ErrConfig, ErrInvalidTimeout, cfg.DefaultTimeout)
 	}
 	breaker, guard, err := takeBreakerOptions(name, &cfg)
@@ -139,7 +168,7 @@ func Open(cfg Config) (*Cache, error) {
 	if name == "NullCache" && !cfg.NoNullWarning {
 		logger.Warn("fragcache: CACHE_TYPE is " + cfg.Type + ", caching is effectively disabled (set CACHE_NO_NULL_WARNING to silence this)")
 	}
-	return New(b, Options{
+	return New(b, CacheOptions{
 		KeyPrefix:      cfg.KeyPrefix,
 		DefaultTimeout: cfg.DefaultTimeout,
 		Codec:          cfg.Codec,

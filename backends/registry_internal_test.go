@@ -1,8 +1,8 @@
 package backends
 
 import (
-	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -25,18 +25,28 @@ func withoutFactory(t *testing.T, name string) {
 	})
 }
 
-func TestOpenOfABuiltInNameWithoutFactoryIsErrNotImplemented(t *testing.T) {
+func TestOpenOfAFlaskNameWhosePackageIsNotImportedNamesTheImport(t *testing.T) {
 	for alias, canonical := range aliases {
 		for _, name := range []string{canonical, alias} {
 			t.Run(name, func(t *testing.T) {
 				withoutFactory(t, canonical)
 				_, err := Open(Config{Type: name, NoNullWarning: true})
-				require.ErrorIs(t, err, ErrNotImplemented)
-				assert.False(t, errors.Is(err, ErrUnknownBackend))
+				require.ErrorIs(t, err, ErrUnknownBackend)
 				assert.Contains(t, err.Error(), fmt.Sprintf("%q", name), "the error names the CACHE_TYPE")
-				assert.Contains(t, err.Error(), canonical)
-				assert.Contains(t, err.Error(), "not available in this version")
+				assert.Contains(t, err.Error(), fmt.Sprintf("needs import _ %q", builtins[canonical].pkg))
+				assert.Contains(t, err.Error(), `"github.com/fragcache/fragcache/backends/all"`)
+				assert.NotContains(t, Types(), name, "Types lists only what opens")
 			})
 		}
+	}
+}
+
+func TestEveryFlaskNameHasAPackage(t *testing.T) {
+	for alias, canonical := range aliases {
+		_, ok := builtins[canonical]
+		assert.True(t, ok, "alias %s of %s", alias, canonical)
+	}
+	for name, b := range builtins {
+		assert.True(t, strings.HasPrefix(b.pkg, ImportPath), name)
 	}
 }

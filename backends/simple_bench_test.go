@@ -165,7 +165,7 @@ type cacheBenchPage struct {
 
 func BenchmarkCacheGet(b *testing.B) {
 	ctx := context.Background()
-	c := backends.New(backends.NewSimple(0), backends.Options{KeyPrefix: "app:"})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: "app:"})
 	if err := c.Set(ctx, "bytes", make([]byte, 64)); err != nil {
 		b.Fatal(err)
 	}

@@ -767,7 +767,7 @@ func TestSimpleGetDoesNotAllocate(t *testing.T) {
 	s := NewSimple(DefaultThreshold)
 	require.NoError(t, s.Set(ctx, "forever", []byte("v"), 0))
 	require.NoError(t, s.Set(ctx, "expiring", []byte("v"), time.Hour))
-	c := New(s, Options{}) // a key prefix costs Cache one concatenation per call
+	c := New(s, CacheOptions{}) // a key prefix costs Cache one concatenation per call
 	require.NoError(t, c.Set(ctx, "frag", "<p>"))
 	for _, key := range []string{"forever", "expiring", "missing"} {
 		assert.Zero(t, testing.AllocsPerRun(100, func() { _, _, _ = s.Get(ctx, key) }), "Get(%q)", key)

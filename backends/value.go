@@ -304,3 +304,22 @@ func truncate(b []byte) []byte {
 
 // formatInt is the stored form of an integer.
 func formatInt(n int64) []byte { return strconv.AppendInt(nil, n, 10) }
+
+// FormatInt returns the stored form of the integer n, decimal text: what
+// a Backend's Inc stores for a missing key.
+func FormatInt(n int64) []byte { return formatInt(n) }
+
+// AddInt is the arithmetic of a Backend's Inc over stored bytes: it adds
+// delta to the decimal integer stored in b and returns the sum and its
+// stored form. It is an error wrapping ErrNotInteger when b is not the
+// decimal text of an int64, or when the sum overflows.
+func AddInt(b []byte, delta int64) (sum int64, stored []byte, err error) {
+	n, err := parseStoredInt(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if sum, err = addInt64(n, delta); err != nil {
+		return 0, nil, err
+	}
+	return sum, formatInt(sum), nil
+}

@@ -20,7 +20,7 @@ import (
 
 // rawCache returns a Cache without a key prefix over a Simple backend, so
 // that tests can read and write the exact bytes the Cache stores.
-func rawCache(opts backends.Options) (*backends.Cache, *backends.Simple) {
+func rawCache(opts backends.CacheOptions) (*backends.Cache, *backends.Simple) {
 	s := backends.NewSimple(0)
 	return backends.New(s, opts), s
 }
@@ -40,7 +40,7 @@ func TestSetStoresEveryIntegerKindAsDecimalText(t *testing.T) {
 		uint(7), uint8(math.MaxUint8), uint16(math.MaxUint16), uint32(math.MaxUint32), uint64(math.MaxUint64),
 		int(0),
 	}
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, v := range values {
 		t.Run(fmt.Sprintf("%T(%v)", v, v), func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, "n", v))
@@ -58,7 +58,7 @@ func TestSetStoresEveryIntegerKindAsDecimalText(t *testing.T) {
 
 func TestSetIntegerThenIncWorksOnTheStoredText(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	require.NoError(t, c.Set(ctx, "n", uint16(41)))
 	n, err := c.Inc(ctx, "n", 1)
 	require.NoError(t, err)
@@ -68,7 +68,7 @@ func TestSetIntegerThenIncWorksOnTheStoredText(t *testing.T) {
 func TestStringsAndBytesRoundTripVerbatim(t *testing.T) {
 	ctx := context.Background()
 	texts := []string{"", "42", "-7", "!not codec bytes", "s", "b", "héllo wörld", "\x00\xff"}
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, text := range texts {
 		t.Run(fmt.Sprintf("%q", text), func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, "str", text))
@@ -101,7 +101,7 @@ func TestStringsAndBytesRoundTripVerbatim(t *testing.T) {
 
 func TestStringThatLooksLikeAnIntegerIsNotAnInteger(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	require.NoError(t, c.Set(ctx, "n", "42"))
 	_, err := c.Inc(ctx, "n", 1)
 	assert.ErrorIs(t, err, backends.ErrNotInteger)
@@ -147,7 +147,7 @@ func TestDecodeConvertsBetweenStoredAndDestinationTypes(t *testing.T) {
 		},
 	}
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, "k", tt.stored))
@@ -167,7 +167,7 @@ func TestDecodeConvertsBetweenStoredAndDestinationTypes(t *testing.T) {
 
 func TestDecodeRejectsABadDestinationWithoutPanicking(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	stored := []any{7, "text", []byte("bytes"), decodePoint{X: 1}}
 	dsts := []any{nil, 0, "", (*string)(nil), (*[]byte)(nil), (*any)(nil), (*int)(nil), (*decodePoint)(nil)}
 	for _, s := range stored {
@@ -190,7 +190,7 @@ func TestDecodeOfAMissIsErrDecode(t *testing.T) {
 }
 
 func TestGetOfAMissLeavesTheDestinationAlone(t *testing.T) {
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	dst := "unchanged"
 	found, err := c.Get(context.Background(), "missing", &dst)
 	require.NoError(t, err)
@@ -228,7 +228,7 @@ func assertPlainData(t *testing.T, path string, v any) {
 
 func TestCodecBlobDecodesIntoAnyAsPlainDataOnly(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	doc := nestedDoc{
 		Title:  "t",
 		Inner:  &decodePoint{X: 1},
@@ -248,10 +248,10 @@ func TestCodecBlobDecodesIntoAnyAsPlainDataOnly(t *testing.T) {
 
 func TestCodecBlobWithAnUnknownExtensionTypeIsErrDecode(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	// fixext1 with application type 42: msgpack would instantiate whatever
 	// Go type was registered for 42; nothing is, so it must fail cleanly.
-	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x2a\x00"), 0))
+	require.NoError(t, s.Set(ctx, "k", []byte("\xf7\xd4\x2a\x00"), backends.NoExpiry))
 	var got any
 	_, err := c.Get(ctx, "k", &got)
 	assert.ErrorIs(t, err, backends.ErrDecode)
@@ -260,7 +260,7 @@ func TestCodecBlobWithAnUnknownExtensionTypeIsErrDecode(t *testing.T) {
 
 func TestJSONCodecIsPluggable(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{Codec: backends.JSONCodec{}})
+	c, s := rawCache(backends.CacheOptions{Codec: backends.JSONCodec{}})
 	p := decodePoint{X: 1, Y: -2, Name: "p"}
 	require.NoError(t, c.Set(ctx, "p", p))
 
@@ -284,7 +284,7 @@ func TestJSONCodecIsPluggable(t *testing.T) {
 }
 
 func TestSetOfAValueTheCodecCannotEncodeIsAnErrorNamingTheKey(t *testing.T) {
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	err := c.Set(context.Background(), "fn", func() {})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"fn"`)
@@ -325,12 +325,12 @@ func TestCorruptCodecBytesAreErrDecodeNotACrash(t *testing.T) {
 		func() any { return new(decodeLists) },
 	}
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, tt := range corrupt {
 		for _, dst := range dsts {
 			d := dst()
 			t.Run(fmt.Sprintf("%s into %T", tt.name, d), func(t *testing.T) {
-				require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), 0))
+				require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), backends.NoExpiry))
 				found, err := c.Get(ctx, "k", d)
 				assert.False(t, found)
 				assert.ErrorIs(t, err, backends.ErrDecode)
@@ -372,7 +372,7 @@ func TestMsgpackCodecAcceptsEveryWellFormedValue(t *testing.T) {
 
 func TestValueBytesSharesTheBackendsMemory(t *testing.T) {
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, v := range []any{"fragment", []byte("fragment")} {
 		t.Run(fmt.Sprintf("%T", v), func(t *testing.T) {
 			require.NoError(t, c.Set(ctx, "k", v))
@@ -389,7 +389,7 @@ func TestValueBytesSharesTheBackendsMemory(t *testing.T) {
 
 func TestValueBytesOfEachKind(t *testing.T) {
 	ctx := context.Background()
-	c, _ := rawCache(backends.Options{})
+	c, _ := rawCache(backends.CacheOptions{})
 	tests := []struct {
 		name   string
 		stored any
@@ -460,10 +460,10 @@ func TestIntegerTextAtTheEdgesOfItsRange(t *testing.T) {
 		{"٣", "٣"}, // an Arabic-Indic digit: not decimal for INCRBY either
 	}
 	ctx := context.Background()
-	c, s := rawCache(backends.Options{})
+	c, s := rawCache(backends.CacheOptions{})
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {
-			require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), 0))
+			require.NoError(t, s.Set(ctx, "k", []byte(tt.raw), backends.NoExpiry))
 			var got any
 			_, err := c.Get(ctx, "k", &got)
 			require.NoError(t, err)

@@ -44,11 +44,11 @@ type newOpts struct {
 
 var contenders = []contender{
 	{"fragcache", true, func(capacity int, _ newOpts) store {
-		return &fragStore{c: backends.New(backends.NewSimple(capacity), backends.Options{})}
+		return &fragStore{c: backends.New(backends.NewSimple(capacity), backends.CacheOptions{})}
 	}},
 	{"fragcache-tinylfu", true, func(capacity int, _ newOpts) store {
 		b := backends.NewSimpleWithOptions(backends.SimpleOptions{Threshold: capacity, Eviction: backends.EvictTinyLFU})
-		return &fragStore{c: backends.New(b, backends.Options{})}
+		return &fragStore{c: backends.New(b, backends.CacheOptions{})}
 	}},
 	{"otter", true, newOtter},
 	{"go-cache", false, func(int, newOpts) store { return goCacheStore{gocache.New(gocache.NoExpiration, 0)} }},

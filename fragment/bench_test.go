@@ -36,15 +36,15 @@ func BenchmarkRenderHit(b *testing.B) {
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
-			fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+			fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 			body := func(w io.Writer) error { _, err := w.Write(benchBody); return err }
-			call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: tc.varyOn()}
+			call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: tc.varyOn()}
 			if err := fc.Render(ctx, call, io.Discard, body); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: tc.varyOn()}
+				call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: tc.varyOn()}
 				if err := fc.Render(ctx, call, io.Discard, body); err != nil {
 					b.Fatal(err)
 				}
@@ -61,13 +61,13 @@ func BenchmarkRenderHit(b *testing.B) {
 func BenchmarkRenderMiss(b *testing.B) {
 	ctx := context.Background()
 	site := &fragment.Site{Path: "bench.html", Line: 3, Col: 1}
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	body := func(w io.Writer) error { _, err := w.Write(benchBody); return err }
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		i++
-		call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: []any{i}}
+		call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: []any{i}}
 		if err := fc.Render(ctx, call, io.Discard, body); err != nil {
 			b.Fatal(err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
@@ -23,7 +25,8 @@ import (
 // exact keys and the backend cache's default timeout, and fails open.
 type Options struct {
 	// DefaultTimeout is the TTL of blocks whose timeout is nil. 0 means the
-	// backends.Cache's own default (itself possibly "never").
+	// backends.Cache's own default, backends.NoExpiry never expires; any
+	// other negative value is invalid.
 	DefaultTimeout time.Duration
 	// KeyPrefix is prepended to every fragment key, after the backend
 	// cache's own prefix. Leave it empty to keep keys equal to
@@ -134,15 +137,12 @@ type Cache struct {
 	lastKeys  sync.Map // *Site → the key of its last render without vary_on
 	siteNames sync.Map // *Site → an unnamed block's Observer name, "path:line"
 
-	hits, misses, renders, waits, deletes, backendErrors, skips atomic.Uint64
-	staleHits, refreshes, lockWaits                             atomic.Uint64
+	hits, misses, renders, waits, deletes atomic.Uint64
+	staleHits, refreshes, lockWaits       atomic.Uint64
+	failures                              *failopen.Reporter
 
 	headed bool                      // store fragments behind a header
 	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
 }
 
 // New returns a fragment Cache storing into store.
@@ -150,14 +150,14 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
-	}
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = time.Second
 	}
 	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.Lock < 0 || opts.LockWait < 0 {
 		panic("fragment.New: negative StaleWhileRevalidate, EarlyRefresh, Lock or LockWait")
+	}
+	if opts.DefaultTimeout < 0 && opts.DefaultTimeout != backends.NoExpiry {
+		panic(fmt.Sprintf("fragment.New: negative DefaultTimeout %v (use backends.NoExpiry for fragments that never expire)", opts.DefaultTimeout))
 	}
 	if opts.LockWait == 0 {
 		opts.LockWait = opts.Lock
@@ -166,7 +166,8 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
 	}
-	c := &Cache{store: store, opts: opts, prefix: prefix}
+	c := &Cache{store: store, opts: opts, prefix: prefix,
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
@@ -190,8 +191,8 @@ func (c *Cache) Stats() Stats {
 		Waits:         c.waits.Load(),
 		Waiting:       uint64(c.group.Waiting()),
 		DelBlocks:     c.deletes.Load(),
-		BackendErrors: c.backendErrors.Load(),
-		Skips:         c.skips.Load(),
+		BackendErrors: c.failures.Errors(),
+		Skips:         c.failures.Skips(),
 		Breaker:       c.breakerState(),
 		StaleHits:     c.staleHits.Load(),
 		Refreshes:     c.refreshes.Load(),
@@ -439,33 +440,32 @@ func (c *Cache) notText(site *Site, key string, v backends.Value) {
 		"site", site.String(), "key", key, "err", err)
 }
 
-// lifetime is how long a fragment stored with the block's timeout stays
-// fresh; 0 means forever.
-func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
+// ttl resolves the TTL a fragment is stored with: positive, or
+// backends.NoExpiry.
+func (c *Cache) ttl(mode timeoutMode, ttl time.Duration) time.Duration {
 	switch {
 	case mode == useTTL:
 		return ttl
-	case c.opts.DefaultTimeout > 0:
+	case c.opts.DefaultTimeout != 0:
 		return c.opts.DefaultTimeout
 	}
 	return c.store.DefaultTimeout()
 }
 
+// lifetime is how long a fragment stored with the block's timeout stays
+// fresh; 0 means forever.
+func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
+	return max(c.ttl(mode, ttl), 0)
+}
+
 // set stores a rendered fragment with the TTL its block asked for, plus
 // the grace period of stale-while-revalidate.
 func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
-	if grace := c.opts.StaleWhileRevalidate; grace > 0 {
-		if life := c.lifetime(mode, ttl); life > 0 {
-			return c.store.Set(ctx, key, value, min(life, math.MaxInt64-grace)+grace)
-		}
+	ttl = c.ttl(mode, ttl)
+	if grace := c.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case mode == useTTL:
-		return c.store.Set(ctx, key, value, ttl)
-	case c.opts.DefaultTimeout > 0:
-		return c.store.Set(ctx, key, value, c.opts.DefaultTimeout)
-	}
-	return c.store.Set(ctx, key, value)
+	return c.store.Set(ctx, key, value, ttl)
 }
 
 // storeDetached stores a rendered fragment on a context that keeps ctx's
@@ -510,7 +510,7 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	b := append(arr[:0], c.prefix...)
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
-	if call.HasName && call.Name != nil {
+	if call.Name != nil {
 		if b, err = AppendKeyValue(b, call.Name); err != nil {
 			return "", err
 		}
@@ -545,28 +545,12 @@ func (c *Cache) blockKey(call Call) (string, error) {
 // otherwise it logs it (at most once per LogInterval) and returns nil so the
 // block renders uncached.
 func (c *Cache) backendError(site *Site, op string, err error) error {
-	if errors.Is(err, backends.ErrBreakerOpen) {
-		c.skips.Add(1)
-	} else {
-		c.backendErrors.Add(1)
-	}
+	skipped := c.failures.Count(err)
 	if c.opts.Strict {
 		return &SiteError{Site: site, Err: err}
 	}
-	if errors.Is(err, backends.ErrBreakerOpen) {
-		return nil // the breaker logged that it opened
+	if !skipped { // a skip is not logged: the breaker logged that it opened
+		c.failures.Report(err, "op", op, "site", site.String())
 	}
-	c.logMu.Lock()
-	now := time.Now()
-	if now.Sub(c.lastLog) < c.opts.LogInterval {
-		c.suppressed++
-		c.logMu.Unlock()
-		return nil
-	}
-	suppressed := c.suppressed
-	c.lastLog, c.suppressed = now, 0
-	c.logMu.Unlock()
-	c.opts.Logger.Warn("fragcache: cache backend failed, rendering uncached",
-		"op", op, "site", site.String(), "err", err, "suppressed_since_last_report", suppressed)
 	return nil
 }

@@ -30,17 +30,17 @@ func TestRenderStoresUnderFlaskKey(t *testing.T) {
 	}{
 		{
 			name: "named block without vary_on",
-			call: Call{Site: site, HasName: true, Name: "sidebar"},
+			call: Call{Site: site, Name: "sidebar"},
 			want: keys.MakeTemplateFragmentKey("sidebar"),
 		},
 		{
 			name: "vary_on values in their text forms",
-			call: Call{Site: site, HasName: true, Name: "sidebar", VaryOn: []any{42, "en", true, nil, 1.5}},
+			call: Call{Site: site, Name: "sidebar", VaryOn: []any{42, "en", true, nil, 1.5}},
 			want: keys.MakeTemplateFragmentKey("sidebar", "42", "en", "true", "None", "1.5"),
 		},
 		{
 			name: "name that is not a string",
-			call: Call{Site: site, HasName: true, Name: 7, VaryOn: []any{"x"}},
+			call: Call{Site: site, Name: 7, VaryOn: []any{"x"}},
 			want: keys.MakeTemplateFragmentKey("7", "x"),
 		},
 		{
@@ -57,12 +57,7 @@ func TestRenderStoresUnderFlaskKey(t *testing.T) {
 			// A name argument that evaluates to nil (an undefined variable)
 			// falls back to the position instead of colliding on "None".
 			name: "nil name counts as no name",
-			call: Call{Site: site, HasName: true, Name: nil},
-			want: keys.MakeTemplateFragmentKey(unnamed),
-		},
-		{
-			name: "name ignored without HasName",
-			call: Call{Site: site, Name: "sidebar"},
+			call: Call{Site: site, Name: nil},
 			want: keys.MakeTemplateFragmentKey(unnamed),
 		},
 		{
@@ -79,7 +74,7 @@ func TestRenderStoresUnderFlaskKey(t *testing.T) {
 		{
 			name: "SourceDigest keeps named blocks' Flask keys",
 			opts: Options{SourceDigest: true},
-			call: Call{Site: digestSite, HasName: true, Name: "sidebar"},
+			call: Call{Site: digestSite, Name: "sidebar"},
 			want: keys.MakeTemplateFragmentKey("sidebar"),
 		},
 		{
@@ -91,13 +86,13 @@ func TestRenderStoresUnderFlaskKey(t *testing.T) {
 		{
 			name: "KeyPrefix goes first",
 			opts: Options{KeyPrefix: "frag:"},
-			call: Call{Site: site, HasName: true, Name: "sidebar", VaryOn: []any{1}},
+			call: Call{Site: site, Name: "sidebar", VaryOn: []any{1}},
 			want: "frag:" + keys.MakeTemplateFragmentKey("sidebar", "1"),
 		},
 		{
 			name: "Version follows KeyPrefix",
 			opts: Options{KeyPrefix: "frag:", Version: "v3"},
-			call: Call{Site: site, HasName: true, Name: "sidebar"},
+			call: Call{Site: site, Name: "sidebar"},
 			want: "frag:v3:" + keys.MakeTemplateFragmentKey("sidebar"),
 		},
 		{
@@ -143,13 +138,13 @@ func TestKeyAndDeleteAgreeWithRender(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
 			backend := backends.NewSimple(0)
-			store := backends.New(backend, backends.Options{KeyPrefix: tt.storePrefix})
+			store := backends.New(backend, backends.CacheOptions{KeyPrefix: tt.storePrefix})
 			c := New(store, tt.opts)
 			varyOn := make([]any, len(tt.varyOn))
 			for i, v := range tt.varyOn {
 				varyOn[i] = v
 			}
-			call := Call{Site: testSite(), HasName: true, Name: "sidebar", VaryOn: varyOn}
+			call := Call{Site: testSite(), Name: "sidebar", VaryOn: varyOn}
 			body, _ := countingBody("x")
 			_, err := render(c, call, body)
 			require.NoError(t, err)
@@ -178,8 +173,8 @@ func TestRenderRejectsBadKeyValue(t *testing.T) {
 		name string
 		call Call
 	}{
-		{"struct name", Call{Site: site, HasName: true, Name: struct{}{}}},
-		{"map vary_on", Call{Site: site, HasName: true, Name: "n", VaryOn: []any{map[string]int{}}}},
+		{"struct name", Call{Site: site, Name: struct{}{}}},
+		{"map vary_on", Call{Site: site, Name: "n", VaryOn: []any{map[string]int{}}}},
 		{"slice vary_on of unnamed block", Call{Site: site, VaryOn: []any{"ok", []int{1}}}},
 	}
 	for _, tt := range tests {
@@ -204,7 +199,7 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		name         string
 		timeout      any
 		defaultTTL   time.Duration // Options.DefaultTimeout
-		storeDefault time.Duration // backends.Options.DefaultTimeout
+		storeDefault time.Duration // backends.CacheOptions.DefaultTimeout
 		want         time.Duration
 	}{
 		{name: "int seconds", timeout: 60, want: 60 * time.Second},
@@ -219,20 +214,24 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		{name: "smallest positive float is 1 ns", timeout: math.SmallestNonzeroFloat64, want: time.Nanosecond},
 		{name: "positive float32 below 1 ns is 1 ns", timeout: float32(1e-12), want: time.Nanosecond},
 		{name: "largest float seconds a Duration holds", timeout: math.Nextafter(float64(math.MaxInt64)/1e9, 0), want: time.Duration(math.Nextafter(float64(math.MaxInt64)/1e9, 0) * 1e9)},
-		{name: "0 never expires", timeout: 0, storeDefault: time.Hour, want: 0},
-		{name: "0.0 never expires", timeout: 0.0, defaultTTL: time.Minute, want: 0},
+		{name: "0 never expires, as in Flask", timeout: 0, storeDefault: time.Hour, want: backends.NoExpiry},
+		{name: "0.0 never expires", timeout: 0.0, defaultTTL: time.Minute, want: backends.NoExpiry},
+		{name: "NoExpiry never expires", timeout: backends.NoExpiry, defaultTTL: time.Minute, want: backends.NoExpiry},
+		{name: "a Duration of 0 is the default, as everywhere in Go", timeout: time.Duration(0), defaultTTL: time.Minute, want: time.Minute},
+		{name: "Options.DefaultTimeout NoExpiry never expires", timeout: nil, defaultTTL: backends.NoExpiry, storeDefault: time.Hour, want: backends.NoExpiry},
+		{name: "the store's default NoExpiry never expires", timeout: nil, storeDefault: backends.NoExpiry, want: backends.NoExpiry},
 		{name: "nil is Options.DefaultTimeout", timeout: nil, defaultTTL: time.Minute, storeDefault: time.Hour, want: time.Minute},
 		{name: "nil without Options.DefaultTimeout is the store's default", timeout: nil, storeDefault: time.Hour, want: time.Hour},
-		{name: "nil with no default anywhere never expires", timeout: nil, want: 0},
+		{name: "nil with no default anywhere is Flask's 300 s", timeout: nil, want: backends.DefaultTimeout},
 		{name: "explicit timeout beats both defaults", timeout: 3, defaultTTL: time.Minute, storeDefault: time.Hour, want: 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spy := newSpy()
-			store := backends.New(spy, backends.Options{DefaultTimeout: tt.storeDefault})
+			store := backends.New(spy, backends.CacheOptions{DefaultTimeout: tt.storeDefault})
 			c := New(store, Options{DefaultTimeout: tt.defaultTTL})
 			body, _ := countingBody("x")
-			call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: "t"}
+			call := Call{Site: testSite(), Timeout: tt.timeout, Name: "t"}
 			_, err := render(c, call, body)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, spy.ttl(t, c.Key("t")))
@@ -244,7 +243,7 @@ func TestRenderFloatTimeoutExpires(t *testing.T) {
 	const ttl = 50 * time.Millisecond
 	c, _ := newTestCache(Options{})
 	body, calls := countingBody("x")
-	call := Call{Site: testSite(), Timeout: ttl.Seconds(), HasName: true, Name: "short"}
+	call := Call{Site: testSite(), Timeout: ttl.Seconds(), Name: "short"}
 
 	start := time.Now()
 	_, err := render(c, call, body)
@@ -268,7 +267,7 @@ func TestRenderTimeoutDelDeletesAndRendersUncached(t *testing.T) {
 	key := c.Key("sidebar", "1")
 	require.NoError(t, store.Set(ctx, key, []byte("stale")))
 	body, calls := countingBody("fresh")
-	call := Call{Site: testSite(), Timeout: "del", HasName: true, Name: "sidebar", VaryOn: []any{1}}
+	call := Call{Site: testSite(), Timeout: "del", Name: "sidebar", VaryOn: []any{1}}
 
 	for i := 1; i <= 2; i++ {
 		out, err := render(c, call, body)
@@ -311,7 +310,7 @@ func TestRenderRejectsBadTimeout(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, store := newTestCache(Options{})
 			body, calls := countingBody("x")
-			out, err := render(c, Call{Site: site, Timeout: tt.timeout, HasName: true, Name: "n"}, body)
+			out, err := render(c, Call{Site: site, Timeout: tt.timeout, Name: "n"}, body)
 			require.ErrorIs(t, err, ErrTimeout)
 			var se *SiteError
 			require.ErrorAs(t, err, &se)
@@ -341,7 +340,7 @@ func TestRenderServesHitsFromStore(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newTestCache(Options{})
 			body, calls := countingBody(tt.out)
-			call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "n", VaryOn: []any{1}}
+			call := Call{Site: testSite(), Timeout: 60, Name: "n", VaryOn: []any{1}}
 
 			first, err := render(c, call, body)
 			require.NoError(t, err)
@@ -363,7 +362,7 @@ func TestRenderReturnsBodyErrorAndStoresNothing(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{})
 	bodyErr := errors.New("template: undefined variable")
-	call := Call{Site: testSite(), HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Name: "n"}
 	var buf strings.Builder
 	err := c.Render(ctx, call, &buf, func(w io.Writer) error {
 		_, _ = io.WriteString(w, "partial")
@@ -404,7 +403,7 @@ func TestRenderOverwritesStoredValueThatIsNotText(t *testing.T) {
 			key := c.Key("n")
 			require.NoError(t, store.Set(ctx, key, tt.value))
 			body, calls := countingBody("<p>rendered</p>")
-			call := Call{Site: testSite(), HasName: true, Name: "n"}
+			call := Call{Site: testSite(), Name: "n"}
 
 			out, err := render(c, call, body)
 			require.NoError(t, err)
@@ -425,7 +424,7 @@ func TestOneSiteWithChangingNamesStoresUnderEachName(t *testing.T) {
 	c, store := newTestCache(Options{})
 	site := testSite()
 	for _, name := range []string{"a", "b", "a", "c", "b"} {
-		out, err := render(c, Call{Site: site, Timeout: 60, HasName: true, Name: name}, func(w io.Writer) error {
+		out, err := render(c, Call{Site: site, Timeout: 60, Name: name}, func(w io.Writer) error {
 			_, err := io.WriteString(w, "body of "+name)
 			return err
 		})

@@ -17,7 +17,7 @@ import (
 // store without running the body.
 func ExampleCache_Render() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	// The engine builds the Site once, when it parses the template.
@@ -28,7 +28,7 @@ func ExampleCache_Render() {
 		return err
 	}
 	for range 2 {
-		call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: []any{42}}
+		call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: []any{42}}
 		if err := fc.Render(ctx, call, os.Stdout, body); err != nil {
 			fmt.Println(err)
 		}
@@ -46,12 +46,12 @@ func ExampleCache_Render() {
 // runs the body again.
 func ExampleCache_Delete() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	site := &fragment.Site{Path: "shop/product.html", Line: 3, Col: 1}
 	// Timeout 0: the fragment never expires, only Delete removes it.
-	call := fragment.Call{Site: site, Timeout: 0, HasName: true, Name: "price", VaryOn: []any{7}}
+	call := fragment.Call{Site: site, Timeout: 0, Name: "price", VaryOn: []any{7}}
 	price := "9.99"
 	body := func(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "price: %s\n", price)
@@ -80,7 +80,7 @@ func ExampleCache_Delete() {
 // Stats shows how well fragments are served from the cache.
 func ExampleCache_Stats() {
 	ctx := context.Background()
-	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	store := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	site := &fragment.Site{Path: "index.html", Line: 5, Col: 1}

@@ -48,9 +48,9 @@ func TestBackendFailureRendersUncached(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			c := New(backends.New(tt.backend(), backends.Options{}), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			c := New(backends.New(tt.backend(), backends.CacheOptions{}), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			body, calls := countingBody("<p>uncached</p>")
-			call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: "n"}
+			call := Call{Site: testSite(), Timeout: tt.timeout, Name: "n"}
 
 			out, err := render(c, call, body)
 			require.NoError(t, err, "backend errors fail open")
@@ -70,12 +70,12 @@ func TestBackendFailureRendersUncached(t *testing.T) {
 func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 	const failures = 10
 	var logs bytes.Buffer
-	c := New(backends.New(brokenBackend{}, backends.Options{}), Options{
+	c := New(backends.New(brokenBackend{}, backends.CacheOptions{}), Options{
 		Logger:      slog.New(slog.NewJSONHandler(&logs, nil)),
 		LogInterval: time.Hour,
 	})
 	body, calls := countingBody("x")
-	call := Call{Site: testSite(), HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Name: "n"}
 	for range failures {
 		out, err := render(c, call, body)
 		require.NoError(t, err)
@@ -111,15 +111,11 @@ func TestBackendFailuresAreCountedAndLogRateLimited(t *testing.T) {
 
 // passLogInterval makes the last backend error report older than the
 // cache's LogInterval, instead of waiting that long.
-func passLogInterval(c *Cache) {
-	c.logMu.Lock()
-	c.lastLog = c.lastLog.Add(-c.opts.LogInterval)
-	c.logMu.Unlock()
-}
+func passLogInterval(c *Cache) { c.failures.PassInterval() }
 
 func TestLogIntervalDefaultsToTenSeconds(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
-	assert.Equal(t, 10*time.Second, c.opts.LogInterval)
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
+	assert.Equal(t, 10*time.Second, c.failures.Interval())
 	assert.Same(t, slog.Default(), c.opts.Logger)
 }
 
@@ -153,12 +149,12 @@ func TestStrictReturnsBackendErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			site := testSite()
-			c := New(backends.New(tt.backend(), backends.Options{}), Options{
+			c := New(backends.New(tt.backend(), backends.CacheOptions{}), Options{
 				Strict: true,
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			body, calls := countingBody("x")
-			out, err := render(c, Call{Site: site, Timeout: tt.timeout, HasName: true, Name: "n"}, body)
+			out, err := render(c, Call{Site: site, Timeout: tt.timeout, Name: "n"}, body)
 			require.ErrorIs(t, err, errBroken)
 			var se *SiteError
 			require.ErrorAs(t, err, &se)
@@ -178,9 +174,9 @@ func TestRenderStoresAgainAfterBackendRecovers(t *testing.T) {
 	ctx := context.Background()
 	spy := newSpy()
 	spy.setErr = errBroken
-	c := New(backends.New(spy, backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(spy, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	body, calls := countingBody("x")
-	call := Call{Site: testSite(), HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Name: "n"}
 	_, err := render(c, call, body)
 	require.NoError(t, err)
 
@@ -201,8 +197,8 @@ func TestRenderStoresAgainAfterBackendRecovers(t *testing.T) {
 func TestSlowRenderUnderADeadlineIsStored(t *testing.T) {
 	testkit.ForEachCache(t, "slowstore", func(t *testing.T, open testkit.NewCache) {
 		store := open(t)
-		c := New(backends.New(ctxBackend{store.Backend()}, backends.Options{KeyPrefix: store.KeyPrefix()}), Options{})
-		call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+		c := New(backends.New(ctxBackend{store.Backend()}, backends.CacheOptions{KeyPrefix: store.KeyPrefix()}), Options{})
+		call := Call{Site: testSite(), Timeout: 60, Name: "slow"}
 		body, calls := countingBody("slow fragment")
 		for i := range 3 {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -253,11 +249,11 @@ func (b ctxBackend) Set(ctx context.Context, key string, value []byte, ttl time.
 func TestOpenBreakerIsReportedAndNotLogged(t *testing.T) {
 	var logs bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	store := backends.New(backends.NewBreaker(refusingBackend{}, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: logger}), backends.Options{})
+	store := backends.New(backends.NewBreaker(refusingBackend{}, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Logger: logger}), backends.CacheOptions{})
 	c := New(store, Options{Logger: logger, LogInterval: time.Nanosecond})
 	body, calls := countingBody("uncached")
 	for i := range 10 {
-		out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "b"}, body)
+		out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "b"}, body)
 		require.NoError(t, err)
 		assert.Equal(t, "uncached", out, "render %d", i)
 	}

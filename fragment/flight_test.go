@@ -49,7 +49,7 @@ func TestConcurrentMissesRenderOnce(t *testing.T) {
 	const n = 32
 	ctx := context.Background()
 	c, store := newTestCache(Options{})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "hot", VaryOn: []any{1}}
+	call := Call{Site: testSite(), Timeout: 60, Name: "hot", VaryOn: []any{1}}
 	const html = "<p>rendered once</p>"
 
 	outs, errs, calls := stampede(t, c, call, n, func(w io.Writer) error {
@@ -74,7 +74,7 @@ func TestConcurrentMissesShareFailure(t *testing.T) {
 	const n = 32
 	ctx := context.Background()
 	c, store := newTestCache(Options{})
-	call := Call{Site: testSite(), HasName: true, Name: "hot"}
+	call := Call{Site: testSite(), Name: "hot"}
 	bodyErr := errors.New("template: division by zero")
 
 	outs, errs, calls := stampede(t, c, call, n, func(w io.Writer) error {
@@ -111,15 +111,15 @@ func TestRenderReenteringOwnKeyIsAnError(t *testing.T) {
 		{
 			name: "block renders its own key",
 			nested: func(c *Cache, w io.Writer) error {
-				return c.Render(context.Background(), Call{Site: inner, HasName: true, Name: "tree"}, w, okBody)
+				return c.Render(context.Background(), Call{Site: inner, Name: "tree"}, w, okBody)
 			},
 		},
 		{
 			name: "block renders its own key through another block",
 			nested: func(c *Cache, w io.Writer) error {
 				var innerErr error
-				err := c.Render(context.Background(), Call{Site: middle, HasName: true, Name: "nav"}, w, func(w io.Writer) error {
-					innerErr = c.Render(context.Background(), Call{Site: inner, HasName: true, Name: "tree"}, w, okBody)
+				err := c.Render(context.Background(), Call{Site: middle, Name: "nav"}, w, func(w io.Writer) error {
+					innerErr = c.Render(context.Background(), Call{Site: inner, Name: "tree"}, w, okBody)
 					return nil
 				})
 				if err != nil {
@@ -134,7 +134,7 @@ func TestRenderReenteringOwnKeyIsAnError(t *testing.T) {
 			c, _ := newTestCache(Options{})
 			var innerErr, outerErr error
 			within(t, func() {
-				_, outerErr = render(c, Call{Site: outer, HasName: true, Name: "tree"}, func(w io.Writer) error {
+				_, outerErr = render(c, Call{Site: outer, Name: "tree"}, func(w io.Writer) error {
 					innerErr = tt.nested(c, w)
 					return innerErr
 				})
@@ -183,8 +183,8 @@ func TestRenderCrossGoroutineCycleRendersUncached(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newTestCache(Options{})
-			k1 := Call{Site: &Site{Path: "a.html", Line: 1, Col: 1}, HasName: true, Name: "k1"}
-			k2 := Call{Site: &Site{Path: "b.html", Line: 1, Col: 1}, HasName: true, Name: "k2"}
+			k1 := Call{Site: &Site{Path: "a.html", Line: 1, Col: 1}, Name: "k1"}
+			k2 := Call{Site: &Site{Path: "b.html", Line: 1, Col: 1}, Name: "k2"}
 			k1Rendering := make(chan struct{})
 			errStuck := errors.New("the other goroutine never got there")
 			otherWaits := func() bool { return int(c.Stats().Waiting) == 1 }
@@ -244,7 +244,7 @@ func TestRenderCrossGoroutineCycleRendersUncached(t *testing.T) {
 func TestCancellingTheLeaderFailsNoLiveWaiter(t *testing.T) {
 	const waiters = 15
 	c, _ := newTestCache(Options{})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "cancelled"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "cancelled"}
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
 	defer cancelLeader()
 	var renders atomic.Int64
@@ -291,7 +291,7 @@ func TestCancellingTheLeaderFailsNoLiveWaiter(t *testing.T) {
 func TestRenderPanicReleasesWaiters(t *testing.T) {
 	const waiters = 3
 	c, _ := newTestCache(Options{})
-	call := Call{Site: testSite(), HasName: true, Name: "p"}
+	call := Call{Site: testSite(), Name: "p"}
 	release := make(chan struct{})
 	unblock := sync.OnceFunc(func() { close(release) })
 	defer unblock()
@@ -343,7 +343,7 @@ func TestRenderWaitEndsWithContext(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, _ := newTestCache(Options{})
-			call := Call{Site: testSite(), HasName: true, Name: "slow"}
+			call := Call{Site: testSite(), Name: "slow"}
 			release := make(chan struct{})
 			unblock := sync.OnceFunc(func() { close(release) })
 			defer unblock()
@@ -399,7 +399,7 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 	first := false
 	b.once.Do(func() { first = true })
 	if first {
-		_ = b.Simple.Set(ctx, key, b.value, 0) // Simple.Set fails only after Close
+		_ = b.Simple.Set(ctx, key, b.value, backends.NoExpiry) // Simple.Set fails only after Close
 		return nil, false, nil
 	}
 	return b.Simple.Get(ctx, key)
@@ -407,10 +407,10 @@ func (b *lateStoreBackend) Get(ctx context.Context, key string) ([]byte, bool, e
 
 func TestMissStoredByAnotherRenderBeforeTheFlightIsNotRenderedAgain(t *testing.T) {
 	backend := &lateStoreBackend{Simple: backends.NewSimple(0), value: []byte("\xf6stored elsewhere")}
-	c := New(backends.New(backend, backends.Options{}), Options{})
+	c := New(backends.New(backend, backends.CacheOptions{}), Options{})
 	body, calls := countingBody("rendered here")
 
-	out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "late"}, body)
+	out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "late"}, body)
 
 	require.NoError(t, err)
 	assert.Equal(t, "stored elsewhere", out)

@@ -24,7 +24,7 @@ func testSite() *Site { return &Site{Path: "shop/index.html", Line: 12, Col: 3} 
 
 // newTestCache returns a fragment Cache over a fresh SimpleCache.
 func newTestCache(opts Options) (*Cache, *backends.Cache) {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	return New(store, opts), store
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
@@ -24,7 +25,7 @@ import (
 func TestLockedKeyWaitsForTheOtherProcess(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: 5 * time.Second})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "locked"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "locked"}
 	key := c.Key("locked")
 	added, err := store.Add(ctx, lockKey(key), "other process", 5*time.Second)
 	require.NoError(t, err)
@@ -53,7 +54,7 @@ func TestLockedKeyWaitsForTheOtherProcess(t *testing.T) {
 func TestLockOfACrashedHolderExpires(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Minute})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "orphan"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "orphan"}
 	added, err := store.Add(ctx, lockKey(c.Key("orphan")), "crashed process", 100*time.Millisecond)
 	require.NoError(t, err)
 	require.True(t, added)
@@ -72,7 +73,7 @@ func TestLockOfACrashedHolderExpires(t *testing.T) {
 func TestLockWaitBoundsTheWait(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Hour, LockWait: 50 * time.Millisecond})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "slow"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "slow"}
 	_, err := store.Add(ctx, lockKey(c.Key("slow")), "slow process", time.Hour)
 	require.NoError(t, err)
 	body, calls := countingBody("rendered here")
@@ -88,7 +89,7 @@ func TestLockWaitBoundsTheWait(t *testing.T) {
 func TestStaleFragmentLockedElsewhereIsServedStale(t *testing.T) {
 	ctx := context.Background()
 	c, store := newTestCache(Options{Lock: time.Hour, StaleWhileRevalidate: time.Hour})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "s"}
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "s"}
 	body, calls := countingBody("v1")
 	_, err := render(c, call, body)
 	require.NoError(t, err)
@@ -118,14 +119,14 @@ func TestLockHelperProcess(t *testing.T) {
 	ctx := context.Background()
 	n, _ := strconv.Atoi(os.Getenv("FRAGCACHE_LOCK_GOROUTINES"))
 	lock, _ := time.ParseDuration(os.Getenv("FRAGCACHE_LOCK"))
-	store, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: os.Getenv("FRAGCACHE_LOCK_REDIS"), KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX")})
+	store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": os.Getenv("FRAGCACHE_LOCK_REDIS")}, KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX")})
 	require.NoError(t, err)
 	defer store.Close()
 	c := New(store, Options{Lock: lock})
 	_, err = store.Inc(ctx, "ready", 1)
 	require.NoError(t, err)
 	testkit.Eventually(t, "the go signal", func() bool { ok, err := store.Has(ctx, "go"); return err == nil && ok })
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "cold"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "cold"}
 	body := func(w io.Writer) error {
 		if _, err := store.Inc(ctx, "evals", 1); err != nil {
 			return err
@@ -158,7 +159,7 @@ func TestCrossProcessLockRendersOnce(t *testing.T) {
 	}{{"with the lock", 5 * time.Second}, {"without the lock", 0}} {
 		t.Run(tt.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("lock-%d:", time.Now().UnixNano())
-			store, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr, KeyPrefix: prefix})
+			store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}, KeyPrefix: prefix})
 			require.NoError(t, err)
 			defer store.Close()
 			ctx := context.Background()

@@ -75,7 +75,7 @@ type Observer interface {
 
 // block returns the Block an Observer is told about for call.
 func (c *Cache) block(call Call) Block {
-	if call.HasName && call.Name != nil {
+	if call.Name != nil {
 		if s, ok := call.Name.(string); ok {
 			return Block{Site: call.Site, Name: s}
 		}

@@ -65,13 +65,13 @@ func TestObserverSeesOutcomesRendersAndNames(t *testing.T) {
 	failing := func(io.Writer) error { return errBody }
 
 	var rec recorder
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{Observer: &rec})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Observer: &rec})
 	named := func(varyOn ...any) fragment.Call {
-		return fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar", VaryOn: varyOn}
+		return fragment.Call{Site: site, Timeout: 300, Name: "sidebar", VaryOn: varyOn}
 	}
 	unnamed := fragment.Call{Site: site, Timeout: 300}
-	numbered := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: 42}
-	del := fragment.Call{Site: site, Timeout: "del", HasName: true, Name: "sidebar"}
+	numbered := fragment.Call{Site: site, Timeout: 300, Name: 42}
+	del := fragment.Call{Site: site, Timeout: "del", Name: "sidebar"}
 
 	steps := []struct {
 		what string
@@ -124,13 +124,13 @@ func TestObserverSeesUncachedAndStaleHits(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
 
 	var rec recorder
-	down := backends.New(testkit.Failing{}, backends.Options{})
+	down := backends.New(testkit.Failing{}, backends.CacheOptions{})
 	fc := fragment.New(down, fragment.Options{Observer: &rec, Logger: quiet})
 	require.NoError(t, fc.Render(ctx, fragment.Call{Site: site, Timeout: 60}, io.Discard, body))
 	assert.Equal(t, []event{{"p.html:1", "uncached", 0, nil}}, rec.take(), "a failed backend renders uncached, no cache render")
 
 	sw := &switchable{Backend: backends.NewSimple(0)}
-	fc = fragment.New(backends.New(sw, backends.Options{}), fragment.Options{Observer: &rec, Logger: quiet, StaleWhileRevalidate: time.Hour})
+	fc = fragment.New(backends.New(sw, backends.CacheOptions{}), fragment.Options{Observer: &rec, Logger: quiet, StaleWhileRevalidate: time.Hour})
 	require.NoError(t, fc.Render(ctx, fragment.Call{Site: site, Timeout: 60}, io.Discard, body))
 	rec.take()
 	sw.down.Store(true)
@@ -168,9 +168,9 @@ func BenchmarkRenderHitObserver(b *testing.B) {
 	}{{"none", nil}, {"nop", nopObserver{}}} {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
-			fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{Observer: tc.obs})
+			fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Observer: tc.obs})
 			body := func(w io.Writer) error { _, err := w.Write(benchBody); return err }
-			call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar"}
+			call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar"}
 			if err := fc.Render(ctx, call, io.Discard, body); err != nil {
 				b.Fatal(err)
 			}
@@ -189,7 +189,7 @@ func TestObserverSeesARefresh(t *testing.T) {
 	site := &fragment.Site{Path: "p.html", Line: 2, Col: 1}
 	body := func(w io.Writer) error { _, err := io.WriteString(w, "fresh"); return err }
 	var rec recorder
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}),
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 		fragment.Options{Observer: &rec, StaleWhileRevalidate: time.Hour})
 	call := fragment.Call{Site: site, Timeout: 10 * time.Millisecond}
 	require.NoError(t, fc.Render(ctx, call, io.Discard, body))

@@ -44,11 +44,10 @@ type Call struct {
 	// Timeout is the evaluated timeout argument: integer or float seconds,
 	// a time.Duration, nil for the default, or "del".
 	Timeout any
-	// HasName reports whether the block gave a name argument; if not, the
-	// name is keys.FragmentName(Site.Path, Site.Line).
-	HasName bool
 	// Name is the evaluated name argument; see AppendKeyValue for how it
-	// becomes text.
+	// becomes text. nil — no name argument, or one that evaluated to nil
+	// (an undefined variable) — keys the block by its position,
+	// keys.FragmentName(Site.Path, Site.Line), rather than by "None".
 	Name any
 	// VaryOn are the evaluated vary_on arguments.
 	VaryOn []any

@@ -54,7 +54,7 @@ func TestForeignValueWithTheMarkIsAMiss(t *testing.T) {
 	c, store := newTestCache(Options{})
 	require.NoError(t, store.Set(ctx, c.Key("m"), []byte{headerMark, 9, 'x'}))
 	body, calls := countingBody("fresh")
-	out, err := render(c, Call{Site: testSite(), Timeout: 60, HasName: true, Name: "m"}, body)
+	out, err := render(c, Call{Site: testSite(), Timeout: 60, Name: "m"}, body)
 	require.NoError(t, err)
 	assert.Equal(t, "fresh", out)
 	assert.EqualValues(t, 1, calls.Load())
@@ -66,7 +66,7 @@ func TestForeignValueWithTheMarkIsAMiss(t *testing.T) {
 
 func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 	spy := newSpy()
-	store := backends.New(spy, backends.Options{DefaultTimeout: time.Hour})
+	store := backends.New(spy, backends.CacheOptions{DefaultTimeout: time.Hour})
 	c := New(store, Options{StaleWhileRevalidate: 30 * time.Second})
 	body, _ := countingBody("<p>x</p>")
 	for _, tt := range []struct {
@@ -76,9 +76,9 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 	}{
 		{"explicit", 60, 90 * time.Second},
 		{"the store's default", nil, time.Hour + 30*time.Second},
-		{"never expires: no grace", 0, 0},
+		{"never expires: no grace", 0, backends.NoExpiry},
 	} {
-		call := Call{Site: testSite(), Timeout: tt.timeout, HasName: true, Name: tt.name}
+		call := Call{Site: testSite(), Timeout: tt.timeout, Name: tt.name}
 		before := time.Now()
 		_, err := render(c, call, body)
 		require.NoError(t, err)
@@ -89,7 +89,7 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 		frag, m, ok := c.fragmentOf(valueOf(t, raw))
 		require.True(t, ok, tt.name)
 		assert.Equal(t, "<p>x</p>", string(frag))
-		if tt.ttl == 0 {
+		if tt.ttl == backends.NoExpiry {
 			assert.Zero(t, m.stale, "a fragment that never expires never goes stale")
 		} else {
 			life := tt.ttl - 30*time.Second
@@ -103,8 +103,8 @@ func TestStaleWhileRevalidateStoresAHeaderAndTheGracePeriod(t *testing.T) {
 func valueOf(t *testing.T, raw []byte) backends.Value {
 	t.Helper()
 	s := backends.NewSimple(0)
-	require.NoError(t, s.Set(context.Background(), "k", raw, 0))
-	v, err := backends.New(s, backends.Options{}).GetValue(context.Background(), "k")
+	require.NoError(t, s.Set(context.Background(), "k", raw, backends.NoExpiry))
+	v, err := backends.New(s, backends.CacheOptions{}).GetValue(context.Background(), "k")
 	require.NoError(t, err)
 	return v
 }
@@ -114,7 +114,7 @@ func valueOf(t *testing.T, raw []byte) backends.Value {
 func TestStaleFragmentIsServedWhileOneRenderRefreshesIt(t *testing.T) {
 	const others = 8
 	c, _ := newTestCache(Options{StaleWhileRevalidate: time.Hour})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "swr"}
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "swr"}
 	var version atomic.Int64
 	release := make(chan struct{})
 	var calls atomic.Int64
@@ -169,8 +169,8 @@ func TestStaleFragmentIsServedWhileOneRenderRefreshesIt(t *testing.T) {
 // until its grace period ends; then blocks render uncached.
 func TestStaleCopyIsServedWhileTheBackendFails(t *testing.T) {
 	f := &switchable{Backend: backends.NewSimple(0)}
-	c := New(backends.New(f, backends.Options{}), Options{StaleWhileRevalidate: 100 * time.Millisecond})
-	call := Call{Site: testSite(), Timeout: 0.05, HasName: true, Name: "kept"}
+	c := New(backends.New(f, backends.CacheOptions{}), Options{StaleWhileRevalidate: 100 * time.Millisecond})
+	call := Call{Site: testSite(), Timeout: 0.05, Name: "kept"}
 	body, calls := countingBody("kept fragment")
 	_, err := render(c, call, body)
 	require.NoError(t, err)
@@ -191,7 +191,7 @@ func TestStaleCopyIsServedWhileTheBackendFails(t *testing.T) {
 	assert.EqualValues(t, calls.Load(), 2, "past its grace period the copy is not served: the block renders")
 
 	// Without StaleWhileRevalidate nothing is kept.
-	c2 := New(backends.New(f, backends.Options{}), Options{})
+	c2 := New(backends.New(f, backends.CacheOptions{}), Options{})
 	f.down.Store(false)
 	_, err = render(c2, call, body)
 	require.NoError(t, err)
@@ -230,7 +230,7 @@ func TestEarlyRefresh(t *testing.T) {
 		refreshes uint64
 	}{{1e12, 1}, {1e-12, 0}} {
 		c, _ := newTestCache(Options{EarlyRefresh: tt.beta})
-		call := Call{Site: testSite(), Timeout: 3600, HasName: true, Name: "xfetch"}
+		call := Call{Site: testSite(), Timeout: 3600, Name: "xfetch"}
 		var n atomic.Int64
 		body := func(w io.Writer) error {
 			time.Sleep(2 * time.Millisecond) // a render time for the header

@@ -19,10 +19,10 @@ func TestRenderServesForeignTextByteIdentical(t *testing.T) {
 		t.Run(raw, func(t *testing.T) {
 			ctx := context.Background()
 			c, store := newTestCache(Options{})
-			require.NoError(t, store.Backend().Set(ctx, c.Key("n"), []byte(raw), 0))
+			require.NoError(t, store.Backend().Set(ctx, c.Key("n"), []byte(raw), backends.NoExpiry))
 			body, calls := countingBody("rendered")
 
-			out, err := render(c, Call{Site: testSite(), HasName: true, Name: "n"}, body)
+			out, err := render(c, Call{Site: testSite(), Name: "n"}, body)
 			require.NoError(t, err)
 			assert.Equal(t, raw, out)
 			assert.Zero(t, calls.Load(), "a hit does not run the body")
@@ -36,13 +36,13 @@ func TestRenderServesForeignTextByteIdentical(t *testing.T) {
 func TestRenderTreatsAPickleAsALoggedMiss(t *testing.T) {
 	ctx := context.Background()
 	var logs bytes.Buffer
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	c := New(store, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	key := c.Key("n")
-	require.NoError(t, store.Backend().Set(ctx, key, []byte("!\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07<p>x</p>\x94."), 0))
+	require.NoError(t, store.Backend().Set(ctx, key, []byte("!\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x07<p>x</p>\x94."), backends.NoExpiry))
 	body, calls := countingBody("<p>rendered</p>")
 
-	out, err := render(c, Call{Site: testSite(), HasName: true, Name: "n"}, body)
+	out, err := render(c, Call{Site: testSite(), Name: "n"}, body)
 	require.NoError(t, err)
 	assert.Equal(t, "<p>rendered</p>", out)
 	assert.EqualValues(t, 1, calls.Load())
@@ -60,7 +60,7 @@ func TestRenderTreatsAPickleAsALoggedMiss(t *testing.T) {
 func TestRenderHitAllocatesNothing(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newTestCache(Options{})
-	call := Call{Site: testSite(), Timeout: 60, HasName: true, Name: "n"}
+	call := Call{Site: testSite(), Timeout: 60, Name: "n"}
 	body, _ := countingBody("<ul><li>a</li></ul>")
 	_, err := render(c, call, body)
 	require.NoError(t, err)

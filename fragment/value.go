@@ -8,13 +8,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/flight"
 )
 
 // Errors a block's execution can return, wrapped in a *SiteError.
 var (
 	// ErrTimeout is returned for a timeout argument that is not a number of
-	// seconds, a time.Duration, nil or "del".
+	// seconds, a time.Duration, nil or "del", or is negative (a Duration
+	// may be backends.NoExpiry).
 	ErrTimeout = errors.New("fragment: invalid cache timeout")
 	// ErrKeyValue is returned for a name or vary_on value that has no
 	// documented text form.
@@ -36,20 +38,21 @@ type timeoutMode uint8
 
 const (
 	useDefault timeoutMode = iota // nil: the cache's default timeout
-	useTTL                        // an explicit TTL (0 = never expire)
+	useTTL                        // an explicit TTL: positive, or backends.NoExpiry
 	deleteKey                     // "del": delete, render, do not store
 )
 
-// parseTimeout interprets a block's evaluated timeout argument: integers and
-// floats are seconds, a time.Duration is itself, nil is the default, "del"
-// deletes.
+// parseTimeout interprets a block's evaluated timeout argument. Integers
+// and floats are seconds as in Flask, 0 meaning never (backends.NoExpiry);
+// a time.Duration follows the Go convention of the backends package (0 is
+// the default, NoExpiry never); nil is the default, "del" deletes.
 func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 	switch t := v.(type) {
 	case nil:
 		return useDefault, 0, nil
 	case int: // the common literal, without reflection
 		if t >= 0 && int64(t) <= math.MaxInt64/int64(time.Second) {
-			return useTTL, time.Duration(t) * time.Second, nil
+			return useTTL, flaskSeconds(time.Duration(t) * time.Second), nil
 		}
 	case string:
 		if t == "del" {
@@ -57,8 +60,11 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 		}
 		return 0, 0, fmt.Errorf("%w: %q (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, t)
 	case time.Duration:
-		if t < 0 {
-			return 0, 0, fmt.Errorf("%w: %v is negative", ErrTimeout, t)
+		switch {
+		case t == 0:
+			return useDefault, 0, nil
+		case t < 0 && t != backends.NoExpiry:
+			return 0, 0, fmt.Errorf("%w: %v is negative (backends.NoExpiry never expires)", ErrTimeout, t)
 		}
 		return useTTL, t, nil
 	}
@@ -69,13 +75,13 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 		if n < 0 || n > math.MaxInt64/int64(time.Second) {
 			return 0, 0, fmt.Errorf("%w: %d seconds is out of range", ErrTimeout, n)
 		}
-		return useTTL, time.Duration(n) * time.Second, nil
+		return useTTL, flaskSeconds(time.Duration(n) * time.Second), nil
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n := rv.Uint()
 		if n > math.MaxInt64/uint64(time.Second) {
 			return 0, 0, fmt.Errorf("%w: %d seconds is out of range", ErrTimeout, n)
 		}
-		return useTTL, time.Duration(n) * time.Second, nil
+		return useTTL, flaskSeconds(time.Duration(n) * time.Second), nil
 	case reflect.Float32, reflect.Float64:
 		f := rv.Float()
 		ns := f * float64(time.Second)
@@ -85,13 +91,22 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 			return 0, 0, fmt.Errorf("%w: %v seconds is out of range", ErrTimeout, f)
 		}
 		if d := time.Duration(ns); d > 0 || f == 0 {
-			return useTTL, d, nil
+			return useTTL, flaskSeconds(d), nil
 		}
 		// A positive timeout under a nanosecond is the shortest TTL
 		// there is, never 0, which would mean "never expires".
 		return useTTL, time.Nanosecond, nil
 	}
 	return 0, 0, fmt.Errorf("%w: %T %v (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, v, v)
+}
+
+// flaskSeconds is a TTL given in seconds as Flask reads them: 0 never
+// expires.
+func flaskSeconds(d time.Duration) time.Duration {
+	if d == 0 {
+		return backends.NoExpiry
+	}
+	return d
 }
 
 // AppendKeyValue appends the text form of a name or vary_on value to b, as

@@ -72,7 +72,7 @@ func floorFuncs(n int, text string) template.FuncMap {
 }
 
 func newBenchCache() *fragment.Cache {
-	return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 }
 
 // benchTemplate parses src with the floor functions of n blocks.

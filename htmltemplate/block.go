@@ -94,7 +94,7 @@ func (b *block) fn() any {
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
 func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
-	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn), HasName: b.hasName}
+	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
 		if call.Name == nil && b.lineMate != nil {

@@ -19,12 +19,34 @@ import (
 // block's context is known per entry template, not at parse time. check
 // runs html/template's own escaper, without executing anything, on a
 // private clone in which each block's call is replaced by a call of a tiny
-// template "_fragcache_ctx_<id>": the escaper copies that template under a
-// name carrying the context ("..._ctx_3$htmltemplate_stateAttr_...")
-// wherever it is called outside element content, and escapes it in place
-// where it is in element content. Each reached block's body is then
+// template "_fragcache_ctx_<id>".
+//
+// What public API answers, it answers. Which blocks an entry reaches is
+// read from the parse trees (text/template/parse): {{template}} calls,
+// block calls and the bodies they run. Each reached block's body is then
 // escaped the way it runs, as a template of its own starting in element
-// content, which also checks the blocks nested in it.
+// content, inside {{if false}} so that nothing runs; a body that does not
+// end in element content fails that with ErrBranchEnd on our {{if}} node
+// (template.Error's ErrorCode and Node, both public).
+//
+// The residue, and why. html/template tells the context of a position in
+// two places only, neither of them API: the names of the copies it makes
+// of a template called outside element content ("_fragcache_ctx_3" called
+// in a quoted attribute becomes "_fragcache_ctx_3$htmltemplate_stateAttr_
+// delimDoubleQuote", listed by DefinedTemplates), and the Description of
+// its errors ("{{if}} branches end in different contexts: {stateURL …}").
+// No public function, field or error code gives a context: an error
+// probe cannot be built either, since no text changes every other context
+// while leaving element content alone (JavaScript's regexp-or-division
+// state changes with any token but white space). So check reads a block's
+// context from those names (derivedContexts) and a body's end context from
+// that Description (bodyError), and names them for humans (describe). If a
+// Go release changed the part of a copy's name after the stand-in's, or
+// the Description's wording, blocks outside element content would still
+// be rejected (a copy is any template named after a stand-in and longer;
+// a body's verdict is the error code), with a vaguer message ("a context
+// other than element content"). TestBlocksOutsideElementContentAreRejected
+// pins every case, so an upgrade that broke more would fail it.
 
 const (
 	ctxPrefix   = funcPrefix + "ctx_"   // stands for block id's call in the clone
@@ -98,32 +120,26 @@ func (s *set) probe(name string) error {
 		}
 	}
 
+	// Read before escaping, which renames the calls made outside element
+	// content after the copies it makes of their templates.
+	reached := s.reachable(c, name)
 	if err := c.ExecuteTemplate(io.Discard, probeEntry, nil); err != nil {
 		// The entry itself does not escape (it is undefined, or ends in
 		// a non-text context...): its execution reports that better.
 		return nil
 	}
-	probed := make(map[int]bool)
-	for progress := true; progress; {
-		progress = false
-		reached := derivedContexts(c.DefinedTemplates())
-		for _, b := range s.blocks {
-			if probed[b.id] {
-				continue
-			}
-			if _, ok := reached[b.id]; !ok && !escapedInPlace(c, b.id) {
-				continue
-			}
-			probed[b.id], progress = true, true
-			probe := probePrefix + strconv.Itoa(b.id)
-			probeIf := c.Lookup(probe).Tree.Root.Nodes[0]
-			if err := c.ExecuteTemplate(io.Discard, probe, nil); err != nil {
-				return &fragment.SiteError{Site: b.site, Err: bodyError(err, probeIf)}
-			}
+	for _, b := range s.blocks { // in id order, so the first error is deterministic
+		if !reached[b.id] {
+			continue
+		}
+		probe := probePrefix + strconv.Itoa(b.id)
+		probeIf := c.Lookup(probe).Tree.Root.Nodes[0]
+		if err := c.ExecuteTemplate(io.Discard, probe, nil); err != nil {
+			return &fragment.SiteError{Site: b.site, Err: bodyError(err, probeIf)}
 		}
 	}
 	bad := derivedContexts(c.DefinedTemplates())
-	for _, b := range s.blocks { // in id order, so the first error is deterministic
+	for _, b := range s.blocks {
 		if ctx, ok := bad[b.id]; ok {
 			return &fragment.SiteError{Site: b.site, Err: fmt.Errorf("%w: it is in %s (html/template context %s)",
 				ErrContext, describe(ctx), ctx)}
@@ -138,7 +154,10 @@ func (s *set) probe(name string) error {
 func bodyError(err error, probeIf parse.Node) error {
 	var te *template.Error
 	if errors.As(err, &te) && te.ErrorCode == template.ErrBranchEnd && te.Node == parse.Node(branch(probeIf)) {
-		// "{{if}} branches end in different contexts: {stateURL delimDoubleQuote ...}, {stateText ...}"
+		// The residue: the context is named only in the Description,
+		// "{{if}} branches end in different contexts: {stateURL
+		// delimDoubleQuote ...}, {stateText ...}". Another wording leaves
+		// ctx empty: the block is still rejected, in vaguer words.
 		_, ctx, _ := strings.Cut(te.Description, "contexts: {")
 		ctx, _, _ = strings.Cut(ctx, " ")
 		return fmt.Errorf("%w: its body ends in %s (html/template context %s); a body must begin and end in element content",
@@ -170,21 +189,51 @@ func replaceCalls(l *parse.ListNode, calls map[string]parse.Node) {
 	})
 }
 
-// escapedInPlace reports whether block id's stand-in was escaped in
-// element content: the escaper then added its escaper to the stand-in's
-// only action.
-func escapedInPlace(c *template.Template, id int) bool {
-	t := c.Lookup(ctxPrefix + strconv.Itoa(id))
-	if t == nil || t.Tree == nil || t.Tree.Root == nil || len(t.Tree.Root.Nodes) == 0 {
-		return false
+// reachable returns the ids of the blocks the entry template name runs,
+// directly or through {{template}} calls and the bodies of other blocks,
+// read from the parse trees of the clone c, in which every block's call is
+// a {{template}} call of its stand-in. The escaper escapes every branch,
+// executed or not, and so does this walk.
+func (s *set) reachable(c *template.Template, name string) map[int]bool {
+	stand := make(map[string]*block, len(s.blocks))
+	for _, b := range s.blocks {
+		stand[ctxPrefix+strconv.Itoa(b.id)] = b
 	}
-	a, ok := t.Tree.Root.Nodes[0].(*parse.ActionNode)
-	return ok && len(a.Pipe.Cmds) > 1
+	reached := make(map[int]bool)
+	seen := make(map[string]bool)
+	var walk func(name string)
+	walk = func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		t := c.Lookup(name)
+		if t == nil || t.Tree == nil || t.Tree.Root == nil {
+			return
+		}
+		inspect(t.Tree.Root, func(n parse.Node) bool {
+			tn, ok := n.(*parse.TemplateNode)
+			if !ok {
+				return true
+			}
+			if b := stand[tn.Name]; b != nil {
+				reached[b.id] = true
+				walk(b.hoistedName)
+			} else {
+				walk(tn.Name)
+			}
+			return true
+		})
+	}
+	walk(name)
+	return reached
 }
 
-// derivedContexts parses the names of the stand-ins' context copies out of
-// a DefinedTemplates list (html/template exposes them nowhere else):
-// block id → the context part of the name.
+// derivedContexts finds, in a DefinedTemplates list, the copies
+// html/template made of the stand-ins (see the residue above): block id →
+// the context part of the copy's name, "" if the name has no part we know.
+// Any template named after a stand-in but longer than it is such a copy:
+// the "_fragcache_" names are reserved, so only html/template makes them.
 func derivedContexts(defined string) map[int]string {
 	out := make(map[int]string)
 	for rest := defined; ; {
@@ -199,14 +248,17 @@ func derivedContexts(defined string) map[int]string {
 		}
 		name := rest[:end]
 		rest = rest[end:]
-		idText, ctx, ok := strings.Cut(name, "$htmltemplate_")
-		if !ok {
-			continue
+		digits := 0
+		for digits < len(name) && '0' <= name[digits] && name[digits] <= '9' {
+			digits++
 		}
-		if id, err := strconv.Atoi(idText); err == nil {
-			if _, seen := out[id]; !seen {
-				out[id] = ctx
-			}
+		id, err := strconv.Atoi(name[:digits])
+		if err != nil || digits == len(name) {
+			continue // the stand-in itself
+		}
+		_, ctx, _ := strings.Cut(name[digits:], "$htmltemplate_")
+		if _, seen := out[id]; !seen {
+			out[id] = ctx
 		}
 	}
 }

@@ -39,6 +39,7 @@ func TestBlocksOutsideElementContentAreRejected(t *testing.T) {
 		{"body ending in a URL", `{{ cache 1 }}<a href="{{ endcache }}">`, "cache", 0, "its body ends in a URL"},
 		{"body ending in a script", `{{ cache 1 }}<script>{{ endcache }}</script>`, "cache", 0, "its body ends in a script"},
 		{"body ending in a tag", `{{ cache 1 }}<a {{ endcache }}>`, "cache", 0, "its body ends in a tag"},
+		{"body ending in a URL, in a partial called from an attribute", `{{ define "tail" }}">{{ cache 1 }}<a href="{{ endcache }}"><a title="{{ end }}<a title="{{ template "tail" }}">`, "cache", 0, "its body ends in a URL"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,4 +130,25 @@ func TestParseAfterAFailedCheck(t *testing.T) {
 	out, err := run(tpl, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "<p>x</p>", out)
+}
+
+// TestDerivedContextsFailClosed: a copy of a stand-in is found by its name
+// starting with the stand-in's, so a block outside element content stays
+// rejected if html/template changes how it names the copies; only the
+// wording of the message loses the context.
+func TestDerivedContextsFailClosed(t *testing.T) {
+	tests := []struct {
+		defined string
+		want    map[int]string
+	}{
+		{`; defined templates are: "page", "_fragcache_ctx_3", "_fragcache_ctx_3$htmltemplate_stateAttr_delimDoubleQuote"`,
+			map[int]string{3: "stateAttr_delimDoubleQuote"}},
+		{`; defined templates are: "_fragcache_ctx_12", "_fragcache_ctx_1", "_fragcache_ctx_12#newnaming"`,
+			map[int]string{12: ""}},
+		{`; defined templates are: "_fragcache_ctx_2", "_fragcache_probe_2"`, map[int]string{}},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, derivedContexts(tt.defined), tt.defined)
+	}
+	assert.Equal(t, "a context other than element content", describe(""))
 }

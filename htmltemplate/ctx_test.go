@@ -66,7 +66,7 @@ func TestExecuteContextReachesEveryBackendCall(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spy := &ctxSpy{Backend: backends.NewSimple(0)}
-			fc := fragment.New(backends.New(spy, backends.Options{}), fragment.Options{})
+			fc := fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{})
 			tpl := parseT(t, fc, "page", src, nil)
 			for i, req := range []string{"cold", "warm"} {
 				var buf bytes.Buffer
@@ -88,10 +88,10 @@ func TestExecuteContextReachesEveryBackendCall(t *testing.T) {
 // on one goroutine does not leak its context into an Execute on another.
 func TestExecuteWithoutContextUsesBackground(t *testing.T) {
 	spy, otherSpy := &ctxSpy{Backend: backends.NewSimple(0)}, &ctxSpy{Backend: backends.NewSimple(0)}
-	tpl := parseT(t, fragment.New(backends.New(spy, backends.Options{}), fragment.Options{}),
+	tpl := parseT(t, fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{}),
 		"page", `{{ cache 60 "x" .N }}{{ .N }}{{ endcache }}`, nil)
 	release := make(chan struct{})
-	other := parseT(t, fragment.New(backends.New(otherSpy, backends.Options{}), fragment.Options{}),
+	other := parseT(t, fragment.New(backends.New(otherSpy, backends.CacheOptions{}), fragment.Options{}),
 		"other", `{{ cache 60 "w" }}{{ wait }}{{ endcache }}`, map[string]any{"wait": func() string { <-release; return "" }})
 	done := make(chan error, 1)
 	go func() {

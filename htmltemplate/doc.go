@@ -30,7 +30,7 @@
 // A Template is bound to one *fragment.Cache when it is created, and every
 // template associated with it (New, Parse, Lookup, Clone) uses that cache:
 //
-//	store := backends.New(backends.NewSimple(0), backends.Options{})
+//	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 //	fc := fragment.New(store, fragment.Options{})
 //	t := htmltemplate.Must(htmltemplate.ParseFSPaths(fc, files, "*.html", "*/*.html"))
 //	err := t.ExecuteTemplate(w, "shop/index.html", data)
@@ -126,7 +126,13 @@
 //
 // The rewrite relies on text/template/parse, whose node types the Go 1
 // compatibility promise covers although the package says it is not meant
-// for general use. Parsing must end before the first execution, as in
+// for general use. The context check reads which blocks a template reaches
+// from those parse trees, and html/template's verdicts from its public
+// template.Error codes; but html/template names a context only in the
+// names of the template copies it makes and in its error descriptions, so
+// the check reads a block's context there (see check.go for why no public
+// API can answer). A Go release that renamed them would leave blocks
+// outside element content rejected, with a vaguer message. Parsing must end before the first execution, as in
 // html/template. The names cache and endcache, and functions and templates
 // whose names start with "_fragcache_", are reserved. The cache store holds
 // HTML that is written out unescaped, so whoever can write to it can inject

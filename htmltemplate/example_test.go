@@ -17,7 +17,7 @@ import (
 // Bind a fragment cache when creating the template; the second render is
 // served from the cache, so the body's function runs once.
 func Example() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 
 	renders := 0
@@ -45,7 +45,7 @@ func ExampleParseFSPaths() {
 		"index.html":      {Data: []byte(`{{ template "shop/index.html" . }}`)},
 		"shop/index.html": {Data: []byte("<h1>Shop</h1>\n{{ cache 60 }}<ul>{{ range . }}<li>{{ . }}</li>{{ end }}</ul>{{ endcache }}\n")},
 	}
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	t := htmltemplate.Must(htmltemplate.ParseFSPaths(fragment.New(store, fragment.Options{}), files, "*.html", "*/*.html"))
 
 	if err := t.ExecuteTemplate(os.Stdout, "index.html", []string{"tea", "cups"}); err != nil {

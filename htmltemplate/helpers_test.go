@@ -25,7 +25,7 @@ const deadline = 10 * time.Second
 // SimpleCache so tests can count entries.
 func newCache(opts fragment.Options) (*fragment.Cache, *backends.Simple) {
 	simple := backends.NewSimple(0)
-	return fragment.New(backends.New(simple, backends.Options{}), opts), simple
+	return fragment.New(backends.New(simple, backends.CacheOptions{}), opts), simple
 }
 
 // parseT parses src as a template named name bound to fc, with funcs.

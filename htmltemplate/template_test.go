@@ -78,7 +78,7 @@ func TestCachedOutputEqualsUncached(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			want := runPlain(t, uncached(t, "page.html", tc.src, funcs), pageData())
-			always := fragment.New(backends.New(backends.NewNull(), backends.Options{}), fragment.Options{})
+			always := fragment.New(backends.New(backends.NewNull(), backends.CacheOptions{}), fragment.Options{})
 			got, err := run(parseT(t, always, "page.html", tc.src, funcs), pageData())
 			require.NoError(t, err)
 			assert.Equal(t, want, got, "always missing")
@@ -312,7 +312,7 @@ func TestBackendErrors(t *testing.T) {
 	src := `<p>{{ cache 300 "x" }}<b>{{ .User.Name }}</b>{{ endcache }}</p>`
 	want := runPlain(t, uncached(t, "p", src, nil), pageData())
 	t.Run("fail open renders uncached and counts", func(t *testing.T) {
-		fc := fragment.New(backends.New(brokenBackend{}, backends.Options{}), fragment.Options{})
+		fc := fragment.New(backends.New(brokenBackend{}, backends.CacheOptions{}), fragment.Options{})
 		tpl := parseT(t, fc, "p", src, nil)
 		for range 2 {
 			out, err := run(tpl, pageData())
@@ -322,7 +322,7 @@ func TestBackendErrors(t *testing.T) {
 		assert.Equal(t, uint64(2), fc.Stats().BackendErrors)
 	})
 	t.Run("strict returns the error with the position", func(t *testing.T) {
-		fc := fragment.New(backends.New(brokenBackend{}, backends.Options{}), fragment.Options{Strict: true})
+		fc := fragment.New(backends.New(brokenBackend{}, backends.CacheOptions{}), fragment.Options{Strict: true})
 		_, err := run(parseT(t, fc, "p", src, nil), pageData())
 		require.ErrorIs(t, err, errBroken)
 		pos := positionOf(t, src, "cache", 0)

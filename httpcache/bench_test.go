@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -61,11 +62,11 @@ func benchServe(b *testing.B, h http.Handler) {
 func BenchmarkHandler(b *testing.B) {
 	b.Run("uncached", func(b *testing.B) { benchServe(b, listingHandler()) })
 
-	simple := backends.New(backends.NewSimple(0), backends.Options{})
+	simple := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	b.Run("hit/simple", func(b *testing.B) { benchServe(b, New(simple, Options{}).Middleware(listingHandler())) })
 
 	srv := testservers.Redis(b)
-	redis, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr})
+	redis, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}})
 	if err != nil {
 		b.Fatal(err)
 	}

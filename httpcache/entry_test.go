@@ -176,7 +176,7 @@ func FuzzStoredEntry(f *testing.F) {
 	f.Add(encodeMarker(&marker{id: "01234567", names: []string{"accept-language"}}), mustEncode(f, validEntry()))
 	f.Add([]byte("\xf7\x83\xa1s\x2a"), []byte(nil))
 	f.Fuzz(func(t *testing.T, primary, variant []byte) {
-		c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+		c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 		h, runs := page(nil)
 		h = c.Middleware(h)
 		req := httptest.NewRequest("GET", "/p", nil)

@@ -22,7 +22,7 @@ func get(h http.Handler, target string) {
 // The middleware wraps any handler. The first request for a URL runs the
 // handler and stores its response; later ones are served from the cache.
 func ExampleCache_Middleware() {
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	views := httpcache.New(cache, httpcache.Options{Timeout: time.Minute})
 
 	runs := 0
@@ -47,7 +47,7 @@ func ExampleCache_Middleware() {
 // A handler chooses how long its own response is stored, Flask's
 // CachedResponse: here a sold-out page for a minute only.
 func ExampleSetTimeout() {
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	views := httpcache.New(cache, httpcache.Options{Timeout: time.Hour})
 
 	h := views.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +68,7 @@ func ExampleSetTimeout() {
 // Responses that belong to one user are never stored: here the handler
 // sets a cookie, so every request runs it.
 func ExampleCache_Middleware_private() {
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	views := httpcache.New(cache, httpcache.Options{})
 
 	visits := 0
@@ -90,7 +90,7 @@ func ExampleCache_Middleware_private() {
 // response. The scheme and host are part of the key; the query arguments
 // may come in any order of names.
 func ExampleCache_Delete() {
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	views := httpcache.New(cache, httpcache.Options{})
 
 	price := "9.99"

@@ -86,7 +86,7 @@ func TestVary(t *testing.T) {
 		})
 	})
 	t.Run("waiters with another variant run their own", func(t *testing.T) {
-		c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+		c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 		release := make(chan struct{})
 		var runs atomic.Int64
 		h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +191,7 @@ func TestConditionalRequests(t *testing.T) {
 	})
 	t.Run("AddETag keeps the handler's", func(t *testing.T) {
 		h, _ := page(func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("ETag", `"mine"`) })
-		h = New(backends.New(backends.NewSimple(0), backends.Options{}), Options{AddETag: true}).Middleware(h)
+		h = New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{AddETag: true}).Middleware(h)
 		do(t, h, "GET", "/c")
 		assert.Equal(t, `"mine"`, do(t, h, "GET", "/c").Header().Get("Etag"))
 	})
@@ -200,7 +200,7 @@ func TestConditionalRequests(t *testing.T) {
 			w.Header().Set("ETag", `"v1"`)
 			w.Header().Set("Cache-Control", "private")
 		})
-		h = New(backends.New(backends.NewSimple(0), backends.Options{}), Options{}).Middleware(h)
+		h = New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{}).Middleware(h)
 		for range 2 {
 			assert.Equal(t, http.StatusNotModified, do(t, h, "GET", "/c", "If-None-Match", `"v1"`).Code)
 		}
@@ -275,7 +275,7 @@ func TestRequestCacheControl(t *testing.T) {
 func TestUnshareableResponsesAreNotWaitedFor(t *testing.T) {
 	// After a response was refused, requests for its key run the handler
 	// side by side: here two requests hold their handlers until both run.
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	var runs atomic.Int64
 	both := make(chan struct{})
 	storable := false
@@ -310,7 +310,7 @@ func TestUnshareableResponsesAreNotWaitedFor(t *testing.T) {
 }
 
 func TestWaiterTakesOverWhenTheLeadersClientLeaves(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -340,7 +340,7 @@ func TestWaiterTakesOverWhenTheLeadersClientLeaves(t *testing.T) {
 }
 
 func TestHandlerServingItsOwnURLDoesNotDeadlock(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	var h http.Handler
 	depth := 0
 	h = c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -367,7 +367,7 @@ func TestOversizeResponseStreamsWithoutWaiters(t *testing.T) {
 	// and the requests that waited for it run the handler themselves
 	// rather than wait for a client that may never read.
 	const size = 7 << 20
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{MaxBodySize: 1 << 20})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{MaxBodySize: 1 << 20})
 	var runs atomic.Int64
 	gate := make(chan struct{})
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -10,16 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 )
-
-// NoExpiry as Options.Timeout or a SetTimeout argument stores responses
-// that never expire; only Delete and the store's eviction remove them.
-const NoExpiry time.Duration = -1
 
 // DefaultMaxBodySize is the largest body stored when Options.MaxBodySize
 // is 0. Larger responses are served but not stored.
@@ -63,8 +59,8 @@ type Options struct {
 	// request reads.
 	TrustForwarded func(r *http.Request) bool
 	// Timeout is how long responses live: 0 means the backend cache's
-	// default timeout, NoExpiry never expires; any other negative value is
-	// invalid. A handler can choose its own response's with SetTimeout.
+	// default timeout, backends.NoExpiry never expires; any other
+	// negative value is invalid. A handler can choose its own response's with SetTimeout.
 	Timeout time.Duration
 	// Unless, when it returns true, makes the request bypass the cache: the
 	// handler runs and nothing is read or stored (Flask's unless).
@@ -138,21 +134,19 @@ type Cache struct {
 	hitHeader string
 	fills     fills
 
-	hits, misses, runs, waits, bypasses, notStored, backendErrors, badEntries atomic.Uint64
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
+	hits, misses, runs, waits, bypasses, notStored, badEntries atomic.Uint64
+	failures                                                   *failopen.Reporter
 }
 
 // New returns a Cache storing into store. It panics, as for a programming
-// error, if store is nil or opts.Timeout is negative other than NoExpiry.
+// error, if store is nil or opts.Timeout is negative other than
+// backends.NoExpiry.
 func New(store *backends.Cache, opts Options) *Cache {
 	if store == nil {
 		panic("httpcache: nil *backends.Cache")
 	}
-	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
-		panic(fmt.Sprintf("httpcache: negative Timeout %v (use NoExpiry for responses that never expire)", opts.Timeout))
+	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
+		panic(fmt.Sprintf("httpcache: negative Timeout %v (use backends.NoExpiry for responses that never expire)", opts.Timeout))
 	}
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = "view/"
@@ -160,13 +154,11 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
-	}
 	if opts.MaxBodySize == 0 {
 		opts.MaxBodySize = DefaultMaxBodySize
 	}
-	c := &Cache{store: store, opts: opts, methods: opts.Methods, statuses: opts.Statuses, hitHeader: opts.HitHeader}
+	c := &Cache{store: store, opts: opts, methods: opts.Methods, statuses: opts.Statuses, hitHeader: opts.HitHeader,
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: httpcache: serving uncached")}
 	if c.methods == nil {
 		c.methods = []string{http.MethodGet, http.MethodHead}
 	}
@@ -191,7 +183,7 @@ func (c *Cache) Stats() Stats {
 		Waits:         c.waits.Load(),
 		Bypasses:      c.bypasses.Load(),
 		NotStored:     c.notStored.Load(),
-		BackendErrors: c.backendErrors.Load(),
+		BackendErrors: c.failures.Errors(),
 		BadEntries:    c.badEntries.Load(),
 	}
 }
@@ -442,13 +434,8 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 	if rec.timeoutSet {
 		timeout = rec.timeout
 	}
-	var ttl time.Duration
-	switch {
-	case timeout == NoExpiry:
-		ttl = 0
-	case timeout > 0:
-		ttl = timeout
-	default:
+	ttl := timeout // positive or backends.NoExpiry
+	if ttl == 0 {
 		ttl = c.store.DefaultTimeout()
 	}
 	if len(rec.vary) == 0 {
@@ -641,22 +628,11 @@ func bodyAllowed(status int) bool {
 // backendError counts a backend failure and reports it; the request is
 // served uncached.
 func (c *Cache) backendError(op string, err error) {
-	c.backendErrors.Add(1)
+	c.failures.Count(err)
 	c.report(op, err)
 }
 
 // report logs err at most once per LogInterval, counting the rest.
 func (c *Cache) report(op string, err error) {
-	c.logMu.Lock()
-	now := time.Now()
-	if now.Sub(c.lastLog) < c.opts.LogInterval {
-		c.suppressed++
-		c.logMu.Unlock()
-		return
-	}
-	suppressed := c.suppressed
-	c.lastLog, c.suppressed = now, 0
-	c.logMu.Unlock()
-	c.opts.Logger.Warn("fragcache: httpcache: serving uncached",
-		"op", op, "err", err, "suppressed_since_last_report", suppressed)
+	c.failures.Report(err, "op", op)
 }

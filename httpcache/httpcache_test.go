@@ -55,7 +55,7 @@ func TestGETResponsesAreCached(t *testing.T) {
 }
 
 func TestKey(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	key := func(t *testing.T, c *Cache, method, target string) string {
 		t.Helper()
 		k, err := c.Key(httptest.NewRequest(method, target, nil))
@@ -63,9 +63,9 @@ func TestKey(t *testing.T) {
 		return k
 	}
 	withPrefix := func(p string) *Cache {
-		return New(backends.New(backends.NewSimple(0), backends.Options{}), Options{KeyPrefix: p})
+		return New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{KeyPrefix: p})
 	}
-	ignoring := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{IgnoreQuery: true})
+	ignoring := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{IgnoreQuery: true})
 
 	t.Run("path forms", func(t *testing.T) {
 		tests := []struct {
@@ -129,7 +129,7 @@ func TestKey(t *testing.T) {
 	})
 
 	t.Run("custom key", func(t *testing.T) {
-		custom := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{
+		custom := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
 			Key: func(r *http.Request) (string, error) { return "lang:" + r.Header.Get("Accept-Language"), nil },
 		})
 		r := httptest.NewRequest("GET", "/x", nil)
@@ -167,7 +167,7 @@ func TestQueryStringVariants(t *testing.T) {
 }
 
 func TestMalformedQueryBypasses(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	h, runs := page(nil)
 	h = c.Middleware(h)
 	for range 2 {
@@ -310,7 +310,7 @@ func TestResponsesForOneUserAreNeverStored(t *testing.T) {
 }
 
 func TestTrailersSetAfterTheHeaderAreNotStored(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		runs.Add(1)
@@ -411,7 +411,7 @@ func TestResponseFilter(t *testing.T) {
 
 	t.Run("cannot override the rules", func(t *testing.T) {
 		h, runs := page(func(w http.ResponseWriter, _ *http.Request) { w.Header().Set("Cache-Control", "private") })
-		h = New(backends.New(backends.NewSimple(0), backends.Options{}),
+		h = New(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 			Options{ResponseFilter: func(*http.Request, *Response) bool { return true }}).Middleware(h)
 		do(t, h, "GET", "/f")
 		do(t, h, "GET", "/f")
@@ -433,7 +433,7 @@ func TestHitHeader(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h, _ := page(nil)
-			h = New(backends.New(backends.NewSimple(0), backends.Options{}), tt.opts).Middleware(h)
+			h = New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), tt.opts).Middleware(h)
 			for i, want := range tt.wantValues {
 				assert.Equal(t, want, do(t, h, "GET", "/h").Header().Get(tt.header), "request %d", i)
 			}
@@ -452,9 +452,9 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{"cache default", 0, nil, false, def},
 		{"Options.Timeout", 7 * time.Second, nil, false, 7 * time.Second},
-		{"NoExpiry", NoExpiry, nil, false, 0},
+		{"NoExpiry", backends.NoExpiry, nil, false, backends.NoExpiry},
 		{"handler chooses", 7 * time.Second, new(time.Minute), true, time.Minute},
-		{"handler chooses never", 7 * time.Second, new(NoExpiry), true, 0},
+		{"handler chooses never", 7 * time.Second, new(backends.NoExpiry), true, backends.NoExpiry},
 		{"handler restores the option", 7 * time.Second, new(time.Duration(0)), true, 7 * time.Second},
 		{"invalid handler timeout is ignored", 7 * time.Second, new(-5 * time.Second), false, 7 * time.Second},
 	}
@@ -462,7 +462,7 @@ func TestTimeouts(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				base := open(t)
-				store, rec := record(backends.New(base.Backend(), backends.Options{KeyPrefix: base.KeyPrefix(), DefaultTimeout: def}))
+				store, rec := record(backends.New(base.Backend(), backends.CacheOptions{KeyPrefix: base.KeyPrefix(), DefaultTimeout: def}))
 				c := New(store, Options{Timeout: tt.timeout})
 				h, _ := page(func(w http.ResponseWriter, _ *http.Request) {
 					if tt.set != nil {
@@ -497,7 +497,7 @@ func TestSetTimeoutThroughOtherMiddleware(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			store, rec := record(backends.New(backends.NewSimple(0), backends.Options{}))
+			store, rec := record(backends.New(backends.NewSimple(0), backends.CacheOptions{}))
 			var got bool
 			inner := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				got = SetTimeout(w, time.Hour)
@@ -506,14 +506,14 @@ func TestSetTimeoutThroughOtherMiddleware(t *testing.T) {
 			mw := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { inner.ServeHTTP(tt.wrap(w), r) })
 			do(t, New(store, Options{}).Middleware(mw), "GET", "/w")
 			assert.Equal(t, tt.want, got)
-			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: 0}[tt.want], rec.TTL(t, "view/http://example.com/w"))
+			assert.Equal(t, map[bool]time.Duration{true: time.Hour, false: backends.DefaultTimeout}[tt.want], rec.TTL(t, "view/http://example.com/w"))
 		})
 	}
 	assert.False(t, SetTimeout(httptest.NewRecorder(), time.Hour), "a request the cache does not record")
 }
 
 func TestStoredHeaders(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hd := w.Header()
 		hd.Set("Connection", "X-Conn-Only")
@@ -541,7 +541,7 @@ func TestStoredHeaders(t *testing.T) {
 }
 
 func TestHeaderChangedAfterTheStatusOfAFlushedResponse(t *testing.T) {
-	h := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{}).Middleware(
+	h := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{}).Middleware(
 		http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("X-Before", "1")
 			w.WriteHeader(http.StatusOK)
@@ -570,7 +570,7 @@ func TestEmptyResponses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var runs atomic.Int64
-			h := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{}).Middleware(
+			h := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{}).Middleware(
 				http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { runs.Add(1); tt.handler(w) }))
 			do(t, h, "GET", "/e")
 			hit := do(t, h, "GET", "/e")
@@ -599,7 +599,7 @@ func TestMaxBodySize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			body := strings.Repeat("x", tt.size)
 			var runs atomic.Int64
-			h := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{MaxBodySize: tt.max}).Middleware(
+			h := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{MaxBodySize: tt.max}).Middleware(
 				http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 					runs.Add(1)
 					for chunk := range 4 { // in pieces, so the limit is crossed mid-body
@@ -650,7 +650,7 @@ func TestConcurrentMissesRunTheHandlerOnce(t *testing.T) {
 	// Entry writes fail, so only deduplication keeps the waiters from
 	// running the handler themselves.
 	const requests = 8
-	c := New(backends.New(failSets{backends.NewSimple(0)}, backends.Options{}), Options{Logger: slog.New(slog.DiscardHandler)})
+	c := New(backends.New(failSets{backends.NewSimple(0)}, backends.CacheOptions{}), Options{Logger: slog.New(slog.DiscardHandler)})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -688,7 +688,7 @@ func TestWaitersNeverGetAResponseForOneUser(t *testing.T) {
 	// configuration would give; the responses set a cookie, so each waiter
 	// must run the handler for itself.
 	const requests = 6
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{IgnoreQuery: true})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{IgnoreQuery: true})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -728,7 +728,7 @@ func TestWaitersNeverGetAResponseForOneUser(t *testing.T) {
 }
 
 func TestPanickingLeaderReleasesWaiters(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -757,7 +757,7 @@ func TestPanickingLeaderReleasesWaiters(t *testing.T) {
 }
 
 func TestWaiterLeavesWhenItsRequestEnds(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -787,7 +787,7 @@ func TestWaiterLeavesWhenItsRequestEnds(t *testing.T) {
 }
 
 func TestCancelledRequestIsNotStored(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	var runs atomic.Int64
 	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs.Add(1)
@@ -814,7 +814,7 @@ func TestFailedClientWrite(t *testing.T) {
 	t.Run("a response held back whole is stored", func(t *testing.T) {
 		// The handler wrote into the cache's buffer, not to the client, so
 		// the client's failure cannot have cut it short.
-		c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+		c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 		h, runs := page(nil)
 		h = c.Middleware(h)
 		h.ServeHTTP(failingWriter{httptest.NewRecorder()}, httptest.NewRequest("GET", "/p", nil))
@@ -822,7 +822,7 @@ func TestFailedClientWrite(t *testing.T) {
 		assert.EqualValues(t, 1, runs.Load())
 	})
 	t.Run("a flushed response is not", func(t *testing.T) {
-		c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+		c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 		h, runs := page(func(w http.ResponseWriter, _ *http.Request) { w.(http.Flusher).Flush() })
 		h = c.Middleware(h)
 		h.ServeHTTP(failingWriter{httptest.NewRecorder()}, httptest.NewRequest("GET", "/p", nil))
@@ -844,7 +844,7 @@ func TestBackendFailuresServeUncached(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			c := New(backends.New(tt.backend, backends.Options{}), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+			c := New(backends.New(tt.backend, backends.CacheOptions{}), Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 			h, runs := page(nil)
 			h = c.Middleware(h)
 			for i := range 3 {
@@ -864,7 +864,7 @@ func TestBackendFailuresServeUncached(t *testing.T) {
 }
 
 func TestStoredValueThatIsNotAResponseIsAMiss(t *testing.T) {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	c := New(store, Options{Logger: slog.New(slog.DiscardHandler)})
 	h, runs := page(nil)
 	h = c.Middleware(h)
@@ -875,16 +875,16 @@ func TestStoredValueThatIsNotAResponseIsAMiss(t *testing.T) {
 }
 
 func TestNewPanicsOnProgrammingErrors(t *testing.T) {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	assert.PanicsWithValue(t, "httpcache: nil *backends.Cache", func() { New(nil, Options{}) })
-	assert.PanicsWithValue(t, "httpcache: negative Timeout -1s (use NoExpiry for responses that never expire)",
+	assert.PanicsWithValue(t, "httpcache: negative Timeout -1s (use backends.NoExpiry for responses that never expire)",
 		func() { New(store, Options{Timeout: -time.Second}) })
-	assert.NotPanics(t, func() { New(store, Options{Timeout: NoExpiry}) })
+	assert.NotPanics(t, func() { New(store, Options{Timeout: backends.NoExpiry}) })
 	assert.Same(t, store, New(store, Options{}).Store())
 }
 
 func TestHeadersFromOuterMiddlewareAreNotStored(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	var requestID atomic.Int64
 	inner := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Frame-Options", "DENY") // changed by the handler: stored

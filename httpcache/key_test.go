@@ -85,8 +85,8 @@ func partsOf(r *http.Request, trusted bool) (keyParts, error) {
 }
 
 func TestKeyParts(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
-	trusting := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{TrustForwarded: func(*http.Request) bool { return true }})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
+	trusting := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{TrustForwarded: func(*http.Request) bool { return true }})
 	tests := []struct {
 		name    string
 		c       *Cache
@@ -205,7 +205,7 @@ func randomRequest(rng *rand.Rand) *http.Request {
 func TestKeyIsInjective(t *testing.T) {
 	for _, trusted := range []bool{false, true} {
 		t.Run(fmt.Sprint("trusted=", trusted), func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{TrustForwarded: func(*http.Request) bool { return trusted }})
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{TrustForwarded: func(*http.Request) bool { return trusted }})
 			rng := rand.New(rand.NewPCG(13, 1))
 			seen := map[string]keyParts{}
 			for range 20000 {
@@ -238,7 +238,7 @@ func FuzzKeyInjective(f *testing.F) {
 	f.Add("http://a.example/p", "evil.example", "http://a.example/p", "")
 	f.Add("https://a.example/p", "", "http://a.example/p", "")
 	f.Add("http://a.example/p%20fwd:x", "", "http://a.example/p", "x")
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	build := func(target, xfh string) *http.Request {
 		u, err := url.Parse(target)
 		if err != nil || u.Host == "" {

@@ -117,13 +117,13 @@ func TestMemoryOfConcurrentColdResponses(t *testing.T) {
 		contentLength bool
 	}{
 		{"remote store", func() *backends.Cache {
-			return backends.New(dropping{backends.NewSimple(0)}, backends.Options{})
+			return backends.New(dropping{backends.NewSimple(0)}, backends.CacheOptions{})
 		}, false},
 		{"in-process store", func() *backends.Cache {
-			return backends.New(backends.NewSimple(0), backends.Options{})
+			return backends.New(backends.NewSimple(0), backends.CacheOptions{})
 		}, false},
 		{"remote store, Content-Length known", func() *backends.Cache {
-			return backends.New(dropping{backends.NewSimple(0)}, backends.Options{})
+			return backends.New(dropping{backends.NewSimple(0)}, backends.CacheOptions{})
 		}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +143,7 @@ func BenchmarkColdResponses(b *testing.B) {
 		b.Run(fmt.Sprintf("content-length=%v", contentLength), func(b *testing.B) {
 			var peak, allocated float64
 			for b.Loop() {
-				p, a := coldResponses(backends.New(dropping{backends.NewSimple(0)}, backends.Options{}), 32, 8<<20, contentLength)
+				p, a := coldResponses(backends.New(dropping{backends.NewSimple(0)}, backends.CacheOptions{}), 32, 8<<20, contentLength)
 				peak, allocated = max(peak, p), max(allocated, a)
 			}
 			b.ReportMetric(peak, "peak/body")

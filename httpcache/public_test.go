@@ -114,7 +114,7 @@ func TestAttackServeMuxHostPatterns(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("admin.example/about", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "admin about") })
 	mux.HandleFunc("shop.example/about", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "shop about") })
-	h := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{}).Middleware(mux)
+	h := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{}).Middleware(mux)
 	assert.Equal(t, "admin about", do(t, h, "GET", "http://admin.example/about").Body.String())
 	assert.Equal(t, "shop about", do(t, h, "GET", "http://shop.example/about").Body.String())
 	assert.Equal(t, "admin about", do(t, h, "GET", "http://admin.example/about").Body.String())
@@ -208,7 +208,7 @@ func TestAttackClientThatNeverReadsStallsNobody(t *testing.T) {
 	const size = 7 << 20 // larger than loopback's socket buffers, within DefaultMaxBodySize
 	const others = 5
 	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	var runs atomic.Int64
 	gate := make(chan struct{})
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -269,7 +269,7 @@ func TestAttackStreamingClientsAreNotSerialised(t *testing.T) {
 	const clients = 3
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 			release := make(chan struct{})
 			var running atomic.Int64
 			srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

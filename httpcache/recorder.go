@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/fragcache/fragcache/backends"
 )
 
 // recorder is the ResponseWriter the handler of a missed request writes
@@ -273,7 +275,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.w }
 
 // SetTimeout chooses how long the response being written to w is stored,
 // overriding Options.Timeout for this response alone (Flask's
-// CachedResponse): d > 0 is a TTL, NoExpiry never expires, 0 restores
+// CachedResponse): d > 0 is a TTL, backends.NoExpiry never expires, 0 restores
 // Options.Timeout. A handler calls it with the ResponseWriter it was given,
 // at any point before it returns; middleware between the Cache and the
 // handler must implement Unwrap() http.ResponseWriter, as
@@ -281,7 +283,7 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.w }
 // Cache is recording and d was valid; it is false for requests the Cache
 // bypassed, which is not an error.
 func SetTimeout(w http.ResponseWriter, d time.Duration) bool {
-	if d < 0 && d != NoExpiry {
+	if d < 0 && d != backends.NoExpiry {
 		return false
 	}
 	for {

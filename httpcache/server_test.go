@@ -39,7 +39,7 @@ func fetch(t *testing.T, method, url string) (*http.Response, string) {
 
 func TestEarlyHintsAreNotTheResponse(t *testing.T) {
 	var runs atomic.Int64
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		runs.Add(1)
 		w.Header().Set("Link", "</a.css>; rel=preload")
@@ -59,7 +59,7 @@ func TestEarlyHintsAreNotTheResponse(t *testing.T) {
 func TestMissStreamsAndHitIsWhole(t *testing.T) {
 	var runs atomic.Int64
 	release := make(chan struct{})
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if runs.Add(1) > 1 {
 			t.Error("handler ran for a hit")
@@ -92,7 +92,7 @@ func TestMissStreamsAndHitIsWhole(t *testing.T) {
 
 func TestHijackedResponseIsNotStored(t *testing.T) {
 	var runs atomic.Int64
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		runs.Add(1)
 		conn, buf, err := http.NewResponseController(w).Hijack()
@@ -112,7 +112,7 @@ func TestHijackedResponseIsNotStored(t *testing.T) {
 }
 
 func TestHEADOverARealServer(t *testing.T) {
-	c := New(backends.New(backends.NewSimple(0), backends.Options{}), Options{})
+	c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{})
 	body := strings.Repeat("<p>hello</p>", 100)
 	srv := serve(t, c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, body)

@@ -65,13 +65,13 @@ type benchSetup struct {
 
 func newBenchSetup(b testing.TB, pages map[string]string) *benchSetup {
 	b.Helper()
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	fc := fragment.New(store, fragment.Options{})
 	views := jet.NewInMemLoader()
 	for p, src := range pages {
 		views.Set(p, src)
 	}
-	set, err := jettag.New(fc, jettag.Options{}).NewSet(views)
+	set, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func BenchmarkPage(b *testing.B) {
 	b.Run("RenderHit", func(b *testing.B) {
 		s := newBenchSetup(b, pages)
 		ctx := context.Background()
-		call := fragment.Call{Site: &fragment.Site{Path: "one-hit.jet", Line: 2, Col: 1}, Timeout: float64(300), HasName: true, Name: "frag-0"}
+		call := fragment.Call{Site: &fragment.Site{Path: "one-hit.jet", Line: 2, Col: 1}, Timeout: float64(300), Name: "frag-0"}
 		body := func(w io.Writer) error { _, err := io.WriteString(w, "fragment"); return err }
 		var out bytes.Buffer
 		b.ReportAllocs()
@@ -170,7 +170,7 @@ func BenchmarkPage(b *testing.B) {
 // BenchmarkRewrite rewrites a large template (1000 cache blocks among
 // 3000 other actions, no comments): the scan must stay linear.
 func BenchmarkRewrite(b *testing.B) {
-	tags := jettag.New(fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{}), jettag.Options{})
+	tags := jettag.New(fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{}), jettag.Options{})
 	src := benchPage(1000, func(i int) string {
 		return fmt.Sprintf("{{ if x }}%s{{ end }}{{ y }}", cachedBlock(i))
 	})

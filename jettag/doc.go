@@ -32,11 +32,12 @@
 // Make a Tags from a fragment.Cache and let it build the Set:
 //
 //	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
-//	set, err := tags.NewSet(jet.NewOSFileSystemLoader("./views"))
+//	set, err := tags.NewSet("views", jet.NewOSFileSystemLoader("./views"))
 //
 // or wrap the loader of a Set you build and bind the Set:
 //
-//	set := jet.NewSet(tags.Loader(loader), jet.WithDelims("[[", "]]"))
+//	loader, err := tags.Loader("views", jet.NewOSFileSystemLoader("./views"))
+//	set := jet.NewSet(loader, jet.WithDelims("[[", "]]"))
 //	err := tags.Bind(set) // with jettag.Options{LeftDelim: "[[", RightDelim: "]]"}
 //
 // Jet does not expose a Set's delimiters: Options must repeat the values
@@ -58,9 +59,15 @@
 // A named block is stored under keys.MakeTemplateFragmentKey(name,
 // vary_on...), which app code can rebuild to delete it. An unnamed block
 // (or one named nil) is named keys.FragmentName(path, line), where path is
-// the template's Jet path without its leading slash ("/views/a.jet" →
-// "views/a.jet12" for line 12), as Flask names it after the loader's path;
-// errors name blocks the same way. Blocks nest.
+// the name of the loader that loaded the template (Tags.Loader, NewSet),
+// "/", and the template's Jet path without its leading slash (loader
+// "web", "/emails/a.jet" → "web/emails/a.jet12" for line 12), as Flask
+// names it after the loader's path; errors name blocks the same way. Since
+// each root has its own loader name and holds one file per path, two Sets
+// served by one Tags never give two files one key (pongo2tag.NewLoader
+// follows the same rule: the path comes from the loader). A
+// template given to Tags.Parse has no loader: its path is the one given.
+// Blocks nest.
 //
 // # Caveats
 //

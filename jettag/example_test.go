@@ -16,12 +16,12 @@ import (
 // Bind a fragment cache to a Jet Set and render a cached block twice: the
 // second time the block comes from the cache and its body does not run.
 func Example() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
 
 	views := jet.NewInMemLoader() // or jet.NewOSFileSystemLoader("./views")
 	views.Set("/sidebar.jet", `{{ cache 300, "sidebar", user }}<aside>{{ user }}: render #{{ renders() }}</aside>{{ endcache }}`)
-	set, err := tags.NewSet(views) // wraps the loader and adds the cache function
+	set, err := tags.NewSet("views", views) // wraps the loader, naming its root, and adds the cache function
 	if err != nil {
 		panic(err)
 	}
@@ -49,12 +49,16 @@ func Example() {
 // Bind a Set you build yourself, here with custom delimiters: wrap its
 // loader with Tags.Loader, tell Options the delimiters, and call Bind.
 func ExampleTags_Bind() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{LeftDelim: "[[", RightDelim: "]]"})
 
 	views := jet.NewInMemLoader()
 	views.Set("/menu.jet", "[[ cache 60, \"menu\" ]]<nav>menu</nav>[[ endcache ]]")
-	set := jet.NewSet(tags.Loader(views), jet.WithDelims("[[", "]]"))
+	loader, err := tags.Loader("views", views)
+	if err != nil {
+		panic(err)
+	}
+	set := jet.NewSet(loader, jet.WithDelims("[[", "]]"))
 	if err := tags.Bind(set); err != nil {
 		panic(err)
 	}
@@ -74,9 +78,9 @@ func ExampleTags_Bind() {
 // with Tags.Parse. Pass the request's context with WithContext so backend
 // calls and waits end with it.
 func ExampleTags_Parse() {
-	store := backends.New(backends.NewSimple(0), backends.Options{})
+	store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	tags := jettag.New(fragment.New(store, fragment.Options{}), jettag.Options{})
-	set, err := tags.NewSet(jet.NewInMemLoader())
+	set, err := tags.NewSet("views", jet.NewInMemLoader())
 	if err != nil {
 		panic(err)
 	}

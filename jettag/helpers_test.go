@@ -17,6 +17,10 @@ import (
 	"github.com/fragcache/fragcache/fragment"
 )
 
+// testLoader names the loader of newEnv's Set: every unnamed block's path
+// starts with it.
+const testLoader = "app"
+
 // env is a Set with cache tags over an in-memory loader and a SimpleCache.
 type env struct {
 	store *backends.Cache
@@ -28,7 +32,7 @@ type env struct {
 
 type envConfig struct {
 	backend  backends.Backend // nil: a fresh SimpleCache
-	store    backends.Options
+	store    backends.CacheOptions
 	fragment fragment.Options
 	tags     Options
 	jet      []jet.Option
@@ -45,7 +49,7 @@ func newEnv(t testing.TB, cfg envConfig, files map[string]string) *env {
 	for p, src := range files {
 		e.mem.Set(p, src)
 	}
-	set, err := e.tags.NewSet(e.mem, cfg.jet...)
+	set, err := e.tags.NewSet(testLoader, e.mem, cfg.jet...)
 	require.NoError(t, err)
 	e.set = set
 	return e

@@ -18,7 +18,7 @@ import (
 )
 
 func newTags(opts Options) *Tags {
-	return New(fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{}), opts)
+	return New(fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{}), opts)
 }
 
 var lineMarker = regexp.MustCompile(`#\d+#`)
@@ -292,7 +292,7 @@ func FuzzRewrite(f *testing.F) {
 		render := func(fc *fragment.Cache) (string, error) {
 			mem := jet.NewInMemLoader()
 			mem.Set("/f.jet", src)
-			set, err := New(fc, opts).NewSet(mem)
+			set, err := New(fc, opts).NewSet("app", mem)
 			if err != nil {
 				return "", err
 			}

@@ -140,14 +140,21 @@ func (t *Tags) register(k siteKey) int {
 // else). path is the template's path as given to Set.Parse; keys and
 // errors use it cleaned and without its leading slash ("/views/a.jet" →
 // "views/a.jet"), so an unnamed block's key is
-// keys.FragmentName("views/a.jet", line). Line numbers are unchanged. Errors
-// are *ParseError wrapping one of the Err* sentinels.
+// keys.FragmentName("views/a.jet", line). No loader name goes before it,
+// since no loader loaded the template: give templates of different roots
+// different paths. Line numbers are unchanged. Errors are *ParseError
+// wrapping one of the Err* sentinels.
 func (t *Tags) Rewrite(path, src string) (string, error) {
+	return t.rewrite(normalisePath(path), src)
+}
+
+// rewrite is Rewrite for a template whose key path is keyPath.
+func (t *Tags) rewrite(keyPath, src string) (string, error) {
 	if !strings.Contains(src, "cache") {
 		return src, nil
 	}
 	r := &rewriter{
-		tags: t, path: normalisePath(path), src: src,
+		tags: t, path: keyPath, src: src,
 		ld: t.ld, rd: t.rd, lc: t.lc, rc: t.rc, trimRD: t.trimRD,
 		line: 1, comment: -2, // -2: not searched yet
 	}
@@ -170,12 +177,44 @@ func (t *Tags) Parse(set *jet.Set, path, src string) (*jet.Template, error) {
 	return set.Parse(path, out)
 }
 
-// Loader returns a jet.Loader that rewrites the cache tags of every
-// template inner loads, including those reached through extends, import and
-// include.
-func (t *Tags) Loader(inner jet.Loader) jet.Loader { return &loader{inner: inner, tags: t} }
+// ErrLoaderName is returned by Loader and NewSet for a name that is not
+// usable as a loader name.
+var ErrLoaderName = errors.New("jettag: bad loader name")
+
+// Loader returns a jet.Loader named name that rewrites the cache tags of
+// every template inner loads, including those reached through extends,
+// import and include. The name starts the path of every unnamed block of
+// those templates ("web" and "/shop/a.jet" → "web/shop/a.jet"), so that
+// two Sets served by one Tags, whose roots may both hold /welcome.jet,
+// never share a key: give each root its own name, the same one on every
+// host sharing the cache (pongo2tag.NewLoader follows the same rule). The
+// name is one or more ASCII letters, digits, '.', '_' or '-' (not "." or
+// ".."); any other is an error wrapping ErrLoaderName.
+func (t *Tags) Loader(name string, inner jet.Loader) (jet.Loader, error) {
+	if inner == nil {
+		return nil, errors.New("jettag: Loader needs a loader to wrap")
+	}
+	if !validLoaderName(name) {
+		return nil, fmt.Errorf("%w: %q: use one or more ASCII letters, digits, '.', '_' or '-' (not \".\" or \"..\")", ErrLoaderName, name)
+	}
+	return &loader{name: name, inner: inner, tags: t}, nil
+}
+
+func validLoaderName(name string) bool {
+	if name == "" || name == "." || name == ".." {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 type loader struct {
+	name  string
 	inner jet.Loader
 	tags  *Tags
 }
@@ -196,7 +235,7 @@ func (l *loader) Open(path string) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jettag: reading %s: %w", path, err)
 	}
-	out, err := l.tags.Rewrite(path, string(src))
+	out, err := l.tags.rewrite(l.name+"/"+normalisePath(path), string(src))
 	if err != nil {
 		return nil, err
 	}
@@ -204,12 +243,16 @@ func (l *loader) Open(path string) (io.ReadCloser, error) {
 }
 
 // NewSet returns a Set whose templates may use cache blocks: it wraps
-// loader with Loader, applies the Options' delimiters (before opts) and
-// calls Bind. The returned error is Bind's.
-func (t *Tags) NewSet(loader jet.Loader, opts ...jet.Option) (*jet.Set, error) {
+// loader with Loader under name, applies the Options' delimiters (before
+// opts) and calls Bind. The returned error is Loader's or Bind's.
+func (t *Tags) NewSet(name string, loader jet.Loader, opts ...jet.Option) (*jet.Set, error) {
+	ld, err := t.Loader(name, loader)
+	if err != nil {
+		return nil, err
+	}
 	all := make([]jet.Option, 0, len(opts)+2)
 	all = append(all, jet.WithDelims(t.ld, t.rd), jet.WithCommentDelims(t.lc, t.rc))
-	set := jet.NewSet(t.Loader(loader), append(all, opts...)...)
+	set := jet.NewSet(ld, append(all, opts...)...)
 	if err := t.Bind(set); err != nil {
 		return nil, err
 	}
@@ -293,7 +336,6 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 		call.Timeout = s.value(a.Get(1), fragment.ErrTimeout)
 	}
 	if n > 2 {
-		call.HasName = true
 		if s.constName {
 			call.Name = s.name
 		} else {

@@ -114,12 +114,12 @@ func TestKeys(t *testing.T) {
 			keys.MakeTemplateFragmentKey("sidebar", "42", "<ann> & 'bob'")},
 		{"named by an expression", "/views/page.jet", "{{ cache 300, \"side\" + \"bar\" }}BODY{{ endcache }}",
 			keys.MakeTemplateFragmentKey("sidebar")},
-		{"unnamed: path without its slash and line", "/views/page.jet", "\n\n  {{ cache 300 }}BODY{{ endcache }}",
-			keys.MakeTemplateFragmentKey(keys.FragmentName("views/page.jet", 3))},
+		{"unnamed: loader name, path without its slash, line", "/views/page.jet", "\n\n  {{ cache 300 }}BODY{{ endcache }}",
+			keys.MakeTemplateFragmentKey(keys.FragmentName(testLoader+"/views/page.jet", 3))},
 		{"unnamed on a trimmed line", "/views/page.jet", "x\n{{- cache 300 -}}BODY{{ endcache }}",
-			keys.MakeTemplateFragmentKey(keys.FragmentName("views/page.jet", 2))},
+			keys.MakeTemplateFragmentKey(keys.FragmentName(testLoader+"/views/page.jet", 2))},
 		{"nil name is the default name", "/views/page.jet", "{{ cache 300, nil, user.ID }}BODY{{ endcache }}",
-			keys.MakeTemplateFragmentKey(keys.FragmentName("views/page.jet", 1), "42")},
+			keys.MakeTemplateFragmentKey(keys.FragmentName(testLoader+"/views/page.jet", 1), "42")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestTwoUnnamedBlocksOnOneLineAreRefused(t *testing.T) {
 	require.ErrorIs(t, err, ErrSameLine, "rendered %q", out)
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, ParseError{Path: "views/p.jet", Line: 1, Col: strings.LastIndex(src, "{{ cache") + 1, Err: pe.Err}, *pe)
+	assert.Equal(t, ParseError{Path: testLoader + "/views/p.jet", Line: 1, Col: strings.LastIndex(src, "{{ cache") + 1, Err: pe.Err}, *pe)
 	assert.ErrorContains(t, err, "views/p.jet:1:4")
 	assert.ErrorContains(t, err, "name one of them")
 
@@ -191,7 +191,7 @@ func TestLoaderReportsRewriteErrors(t *testing.T) {
 	_, err := e.set.GetTemplate("/views/bad.jet")
 	var pe *ParseError
 	require.ErrorAs(t, err, &pe)
-	assert.Equal(t, ParseError{Path: "views/bad.jet", Line: 2, Col: 1, Err: ErrStrayEndcache}, *pe)
+	assert.Equal(t, ParseError{Path: testLoader + "/views/bad.jet", Line: 2, Col: 1, Err: ErrStrayEndcache}, *pe)
 
 	// Jet flattens errors from templates reached by extends into text.
 	_, err = e.set.GetTemplate("/views/child.jet")
@@ -210,7 +210,7 @@ func TestTimeouts(t *testing.T) {
 	}{
 		{"seconds", "300", nil, fragment.Options{}, 300 * time.Second},
 		{"float seconds", "0.05", nil, fragment.Options{}, 50 * time.Millisecond},
-		{"zero never expires", "0", nil, fragment.Options{}, 0},
+		{"zero never expires, as in Flask", "0", nil, fragment.Options{}, backends.NoExpiry},
 		{"variable int", "ttl", 20, fragment.Options{}, 20 * time.Second},
 		{"variable duration", "ttl", 1500 * time.Millisecond, fragment.Options{}, 1500 * time.Millisecond},
 		{"nil is the fragment default", "nil", nil, fragment.Options{DefaultTimeout: defaultTTL}, defaultTTL},
@@ -220,7 +220,7 @@ func TestTimeouts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := newRecordingBackend()
-			e := newEnv(t, envConfig{backend: rec, store: backends.Options{DefaultTimeout: storeTTL}, fragment: tt.fragment},
+			e := newEnv(t, envConfig{backend: rec, store: backends.CacheOptions{DefaultTimeout: storeTTL}, fragment: tt.fragment},
 				map[string]string{"/t.jet": "{{ cache " + tt.timeout + ", \"n\" }}x{{ endcache }}"})
 			_, err := e.render("/t.jet", jet.VarMap{}.Set("ttl", tt.ttl), nil)
 			require.NoError(t, err)
@@ -323,7 +323,7 @@ func TestExecutionErrorsNameTheBlock(t *testing.T) {
 			require.ErrorIs(t, err, tt.want)
 			var se *fragment.SiteError
 			require.ErrorAs(t, err, &se)
-			assert.Equal(t, "views/e.jet:2:3", se.Site.String())
+			assert.Equal(t, testLoader+"/views/e.jet:2:3", se.Site.String())
 			assert.Contains(t, err.Error(), "views/e.jet:2:3: cache: ")
 		})
 	}
@@ -382,7 +382,7 @@ func TestBodyErrorInsideTryIsCaught(t *testing.T) {
 	out, err := e.render("/t.jet", nil, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "aCd", out, "try discards the partial output and the writer is restored")
-	has, err := e.store.Has(context.Background(), keys.MakeTemplateFragmentKey(keys.FragmentName("t.jet", 1)))
+	has, err := e.store.Has(context.Background(), keys.MakeTemplateFragmentKey(keys.FragmentName(testLoader+"/t.jet", 1)))
 	require.NoError(t, err)
 	assert.False(t, has)
 }
@@ -481,7 +481,7 @@ func TestCustomDelimiters(t *testing.T) {
 }
 
 func TestBindChecksDelimiters(t *testing.T) {
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	custom := Options{LeftDelim: "[[", RightDelim: "]]"}
 	tests := []struct {
 		name string
@@ -499,7 +499,9 @@ func TestBindChecksDelimiters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tags := New(fc, tt.opts)
-			err := tags.Bind(jet.NewSet(tags.Loader(jet.NewInMemLoader()), tt.jet...))
+			ld, err := tags.Loader("app", jet.NewInMemLoader())
+			require.NoError(t, err)
+			err = tags.Bind(jet.NewSet(ld, tt.jet...))
 			if tt.ok {
 				assert.NoError(t, err)
 			} else {
@@ -510,9 +512,9 @@ func TestBindChecksDelimiters(t *testing.T) {
 
 	// NewSet applies the Options' delimiters itself, and catches
 	// contradicting jet options.
-	_, err := New(fc, custom).NewSet(jet.NewInMemLoader())
+	_, err := New(fc, custom).NewSet("app", jet.NewInMemLoader())
 	assert.NoError(t, err)
-	_, err = New(fc, custom).NewSet(jet.NewInMemLoader(), jet.WithDelims("<%", "%>"))
+	_, err = New(fc, custom).NewSet("app", jet.NewInMemLoader(), jet.WithDelims("<%", "%>"))
 	assert.ErrorIs(t, err, ErrDelims)
 }
 
@@ -599,7 +601,7 @@ func TestLoaderPassesOnLoadErrors(t *testing.T) {
 	errOpen, errRead := errors.New("open failed"), errors.New("read failed")
 	for _, l := range []failingLoader{{open: errOpen}, {read: errRead}} {
 		tags := newTags(Options{})
-		set, err := tags.NewSet(l)
+		set, err := tags.NewSet("app", l)
 		require.NoError(t, err)
 		_, err = set.GetTemplate("/x.jet")
 		if l.open != nil {

@@ -183,6 +183,22 @@ func (e *argEncoder) value(v reflect.Value, depth int) error {
 	return nil
 }
 
+// fields encodes the struct v as value does, with a placeholder for each
+// ignored field.
+func (e *argEncoder) fields(v reflect.Value, ignore []bool) error {
+	e.buf = binary.AppendUvarint(append(e.buf, tagStruct), uint64(v.NumField()))
+	for i := range v.NumField() {
+		if ignore[i] {
+			e.buf = append(e.buf, tagIgnored)
+			continue
+		}
+		if err := e.value(v.Field(i), 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (e *argEncoder) list(v reflect.Value, depth int) error {
 	e.buf = binary.AppendUvarint(append(e.buf, tagList), uint64(v.Len()))
 	for i := range v.Len() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/redis" // RedisCache
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -29,10 +30,10 @@ func search(_ context.Context, q query) ([]string, error) { return q.Tags, nil }
 
 func benchCaches(b *testing.B) map[string]*backends.Cache {
 	caches := map[string]*backends.Cache{
-		"simple": backends.New(backends.NewSimple(0), backends.Options{}),
+		"simple": backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 	}
 	srv := testservers.Redis(b)
-	c, err := backends.Open(backends.Config{Type: "RedisCache", RedisURL: "redis://" + srv.Addr})
+	c, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr}})
 	if err != nil {
 		b.Fatal(err)
 	}

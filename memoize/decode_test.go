@@ -68,14 +68,14 @@ func TestHostileEntryIsALoggedMiss(t *testing.T) {
 // error when undecodable) that stores over it.
 func checkHostileEntry[R any](t *testing.T, raw string, want R, undecodable bool) {
 	var logs bytes.Buffer
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	runs := 0
 	m := Func(c, func(context.Context, int) (R, error) { runs++; return want, nil },
 		Options{Name: "hostile", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := t.Context()
-	key, err := m.m.hash(nil, m.args(1))
+	key, err := m.m.hash(nil, 1)
 	require.NoError(t, err)
-	require.NoError(t, c.Backend().Set(ctx, key, []byte(raw), 0))
+	require.NoError(t, c.Backend().Set(ctx, key, []byte(raw), backends.NoExpiry))
 
 	var got R
 	require.NotPanics(t, func() { got, err = m.Call(ctx, 1) })
@@ -112,14 +112,14 @@ func FuzzDecodeResult(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(append([]byte{0xf7}, b...))
 	}
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	logger := slog.New(slog.DiscardHandler)
 	mMap := Func(c, func(context.Context, int) (map[string]any, error) { return nil, nil }, Options{Name: "m", Logger: logger})
 	mEvent := Func(c, func(context.Context, int) (event, error) { return event{}, nil }, Options{Name: "e", Logger: logger})
 	mList := Func(c, func(context.Context, int) ([]any, error) { return nil, nil }, Options{Name: "l", Logger: logger})
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		require.NoError(t, c.Backend().Set(ctx, "k", raw, 0))
+		require.NoError(t, c.Backend().Set(ctx, "k", raw, backends.NoExpiry))
 		v, err := c.GetValue(ctx, "k")
 		require.NoError(t, err)
 		budget := decodeBudget(len(raw))

@@ -2,10 +2,14 @@
 // backends.Cache: Flask-Caching's @cache.memoize, delete_memoized and
 // delete_memoized_verhash, with Go types.
 //
-// [Func], [Func2] and [Func3] wrap functions of one, two and three arguments
-// after a context; [Method] and [Method2] wrap method expressions such as
-// (*Repo).Find, whose receiver identifies itself through [Identifier]. A
-// function of more arguments takes a struct: every field is part of the key.
+// [Func] wraps a function of a context and one argument; [Method] wraps a
+// method expression such as (*Repo).Find, whose receiver identifies itself
+// through [Identifier]. Go's generics have no variadic type parameters, so
+// a function of several arguments takes them as a struct (the struct is
+// the parameter list): every field is part of the key unless
+// Options.IgnoreFields names it, as Flask's args_to_ignore names
+// parameters. Two generic types, [Memoized] and [MemoizedMethod], are the
+// whole API.
 //
 // A result is stored under a key made of the function's identity (its
 // qualified name, or Options.Name), the static types of its arguments and

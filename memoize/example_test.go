@@ -20,7 +20,7 @@ func lookupPrice(_ context.Context, sku string) (float64, error) {
 // later calls with the same argument are answered from the cache.
 func ExampleFunc() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	price := memoize.Func(cache, lookupPrice, memoize.Options{Timeout: 5 * time.Minute})
 
 	for _, sku := range []string{"lamp", "lamp", "desk"} {
@@ -42,19 +42,24 @@ func ExampleFunc() {
 }
 
 // Function literals need a Name: their Go names (main.main.func1) say
-// where they were written, not what they compute. Two arguments are two
-// parts of the key; more arguments go in a struct.
-func ExampleFunc2() {
+// where they were written, not what they compute. A function of several
+// arguments takes them as a struct: every field is part of the key, unless
+// IgnoreFields leaves it out (here, the request ID).
+func ExampleFunc_struct() {
+	type sum struct {
+		A, B      int
+		RequestID string
+	}
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
-	add := memoize.Func2(cache, func(_ context.Context, a, b int) (int, error) {
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
+	add := memoize.Func(cache, func(_ context.Context, s sum) (int, error) {
 		fmt.Println("(adding)")
-		return a + b, nil
-	}, memoize.Options{Name: "add"})
+		return s.A + s.B, nil
+	}, memoize.Options{Name: "add", IgnoreFields: []string{"RequestID"}})
 
-	for range 2 {
-		sum, _ := add.Call(ctx, 2, 3)
-		fmt.Println(sum)
+	for _, id := range []string{"r1", "r2"} {
+		total, _ := add.Call(ctx, sum{A: 2, B: 3, RequestID: id})
+		fmt.Println(total)
 	}
 	// Output:
 	// (adding)
@@ -66,7 +71,7 @@ func ExampleFunc2() {
 // every stored result in one write, and Delete exactly one.
 func ExampleMemoized_DeleteMemoized() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	stock := map[string]int{"lamp": 3, "desk": 1}
 	inStock := memoize.Func(cache, func(_ context.Context, sku string) (int, error) {
 		return stock[sku], nil
@@ -112,7 +117,7 @@ func (r *Repo) countUsers(_ context.Context, active bool) (int, error) {
 // receiver's results.
 func ExampleMethod() {
 	ctx := context.Background()
-	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.Options{})
+	cache := backends.New(backends.NewSimple(backends.DefaultThreshold), backends.CacheOptions{})
 	countUsers := memoize.Method(cache, (*Repo).countUsers, memoize.Options{})
 
 	acme, initech := &Repo{"acme"}, &Repo{"initech"}

@@ -18,14 +18,11 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/failopen"
 	"github.com/fragcache/fragcache/internal/flight"
 	"github.com/fragcache/fragcache/internal/stalecopy"
 	"github.com/fragcache/fragcache/internal/xfetch"
 )
-
-// NoExpiry as Options.Timeout stores results that never expire; only
-// DeleteMemoized, Delete and the store's own eviction remove them.
-const NoExpiry time.Duration = -1
 
 // Errors callers branch on with errors.Is.
 var (
@@ -45,8 +42,8 @@ var (
 	// ErrRecursive is returned when a memoized function calls itself with
 	// the same arguments: it would wait for its own result forever. (A call
 	// whose result is being computed by another goroutine that waits for
-	// the caller, calls nested in opposite orders, runs the function
-	// uncached instead.)
+	// the caller, calls nested in opposite orders, of one memoized
+	// function or of several, runs the function uncached instead.)
 	ErrRecursive = flight.ErrRecursive
 )
 
@@ -74,8 +71,9 @@ type Options struct {
 	// of them can share a name in one binary or swap names between builds.
 	Name string
 	// Timeout is how long results live: 0 means the cache's default
-	// timeout, NoExpiry never expires; any other negative value is
-	// invalid.
+	// timeout, backends.NoExpiry never expires (only DeleteMemoized,
+	// Delete and the store's own eviction remove them); any other
+	// negative value is invalid.
 	Timeout time.Duration
 	// Unless, when it returns true, makes the call bypass the cache: the
 	// function runs and nothing is read or stored (Flask's unless).
@@ -89,12 +87,13 @@ type Options struct {
 	// types that cannot be nil (numbers, strings, structs) are always
 	// stored, zero values included.
 	CacheNone bool
-	// IgnoreArgs lists argument positions (0 for the first argument after
-	// the context or receiver) that are left out of the key, so calls that
-	// differ only there share one entry (Flask's args_to_ignore). A
-	// method's receiver cannot be ignored: to share entries across
-	// receivers, memoize a plain function.
-	IgnoreArgs []int
+	// IgnoreFields names fields of the argument, a struct, that are left
+	// out of the key, so calls that differ only there share one entry
+	// (Flask's args_to_ignore, which names parameters: the fields of the
+	// argument struct are a Go function's named parameters). A method's
+	// receiver cannot be ignored: to share entries across receivers,
+	// memoize a plain function.
+	IgnoreFields []string
 	// Version is added to every key; change it when the function's
 	// behaviour changes so that older results are not read.
 	Version string
@@ -164,25 +163,22 @@ type Stats struct {
 	Refreshes uint64
 }
 
-// memo is what every arity shares: keys, versions, lookups, stores,
+// memo is what functions and methods share: keys, versions, lookups, stores,
 // deduplication and error policy, for results of type R.
 type memo[R any] struct {
 	cache  *backends.Cache
 	opts   Options
 	name   string
 	verKey string
-	seed   []byte // hashed before the arguments: name, types, version, build
-	ignore []bool // by argument position
+	seed   []byte // hashed before the argument: name, types, version, build
+	ignore []bool // by field of the argument; nil when none is ignored
 	group  flight.Group[R]
 
-	hits, misses, calls, waits, bypasses, backendErrors, skips atomic.Uint64
-	staleHits, refreshes                                       atomic.Uint64
+	hits, misses, calls, waits, bypasses atomic.Uint64
+	staleHits, refreshes                 atomic.Uint64
+	failures                             *failopen.Reporter
 
 	copies *stalecopy.Copies[R] // results kept to return while the backend fails; nil when off
-
-	logMu      sync.Mutex
-	lastLog    time.Time
-	suppressed uint64
 }
 
 // anonymous matches the Go names of function literals (pkg.F.func1,
@@ -190,9 +186,9 @@ type memo[R any] struct {
 var anonymous = regexp.MustCompile(`(\.func\d+(\.\d+)*|-fm)$`)
 
 // newMemo builds the shared part of a memoized function. fn is the wrapped
-// function (for its name), recv the receiver type or nil, args the static
-// argument types. It panics on programming errors, which show on first run.
-func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []reflect.Type, opts Options) *memo[R] {
+// function (for its name), recv the receiver type or nil, arg the static
+// argument type. It panics on programming errors, which show on first run.
+func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, arg reflect.Type, opts Options) *memo[R] {
 	if cache == nil {
 		panic("memoize: nil *backends.Cache")
 	}
@@ -208,21 +204,12 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		}
 		name = goName
 	}
-	if opts.Timeout < 0 && opts.Timeout != NoExpiry {
-		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use NoExpiry for entries that never expire)", name, opts.Timeout))
+	if opts.Timeout < 0 && opts.Timeout != backends.NoExpiry {
+		panic(fmt.Sprintf("memoize: %s: negative Timeout %v (use backends.NoExpiry for entries that never expire)", name, opts.Timeout))
 	}
-	ignore := make([]bool, len(args))
-	for _, i := range opts.IgnoreArgs {
-		if i < 0 || i >= len(args) {
-			panic(fmt.Sprintf("memoize: %s: IgnoreArgs position %d out of range (the function takes %d arguments after its context)", name, i, len(args)))
-		}
-		ignore[i] = true
-	}
+	ignore := ignoredFields(name, arg, opts.IgnoreFields)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
-	}
-	if opts.LogInterval == 0 {
-		opts.LogInterval = 10 * time.Second
 	}
 	if opts.StaleWhileRevalidate < 0 || opts.EarlyRefresh < 0 || opts.RefreshTimeout < 0 {
 		panic(fmt.Sprintf("memoize: %s: negative StaleWhileRevalidate, EarlyRefresh or RefreshTimeout", name))
@@ -237,9 +224,7 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	if recv != nil {
 		seed.str(typeName(recv))
 	}
-	for _, t := range args {
-		seed.str(typeName(t))
-	}
+	seed.str(typeName(arg))
 	seed.str(typeName(reflect.TypeFor[R]()))
 	seed.str(opts.Version)
 	if opts.SourceCheck {
@@ -254,6 +239,8 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 		verKey: name + "_memver",
 		seed:   seed.buf,
 		ignore: ignore,
+
+		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: memoize: cache failed"),
 	}
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
 		n := opts.StaleCopies
@@ -265,26 +252,31 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, args []ref
 	return m
 }
 
-// keyArgs encodes the arguments of one call.
-type keyArgs func(e *argEncoder, ignore []bool) error
-
-// encodeArg encodes argument i, or its placeholder when it is ignored.
-func encodeArg(e *argEncoder, ignore []bool, i int, v any) error {
-	if ignore[i] {
-		e.buf = append(e.buf, tagIgnored)
+// ignoredFields returns, by field index of the struct type arg, the fields
+// names lists, or nil when it lists none.
+func ignoredFields(name string, arg reflect.Type, names []string) []bool {
+	if len(names) == 0 {
 		return nil
 	}
-	if err := e.arg(v); err != nil {
-		return fmt.Errorf("argument %d (%T): %w", i, v, err)
+	if arg.Kind() != reflect.Struct || arg.Implements(identifierType) || arg.Implements(marshalerType) {
+		panic(fmt.Sprintf("memoize: %s: IgnoreFields needs a struct argument encoded field by field; %s is not one", name, arg))
 	}
-	return nil
+	ignore := make([]bool, arg.NumField())
+	for _, n := range names {
+		f, ok := arg.FieldByName(n)
+		if !ok || len(f.Index) != 1 { // a field of an embedded struct: ignore the embedded field
+			panic(fmt.Sprintf("memoize: %s: IgnoreFields: %s has no field %q", name, arg, n))
+		}
+		ignore[f.Index[0]] = true
+	}
+	return ignore
 }
 
 var encoders = sync.Pool{New: func() any { return &argEncoder{buf: make([]byte, 0, 256)} }}
 
 // hash returns the 22-character digest naming one call: the function's
-// seed, the receiver's identity and the arguments.
-func (m *memo[R]) hash(inst *string, args keyArgs) (string, error) {
+// seed, the receiver's identity and the argument.
+func (m *memo[R]) hash(inst *string, arg any) (string, error) {
 	e := encoders.Get().(*argEncoder)
 	defer encoders.Put(e)
 	e.buf = append(e.buf[:0], m.seed...)
@@ -294,8 +286,14 @@ func (m *memo[R]) hash(inst *string, args keyArgs) (string, error) {
 	} else {
 		e.buf = append(e.buf, tagNil)
 	}
-	if err := args(e, m.ignore); err != nil {
-		return "", fmt.Errorf("memoize %s: %w", m.name, err)
+	var err error
+	if m.ignore == nil {
+		err = e.arg(arg)
+	} else {
+		err = e.fields(reflect.ValueOf(arg), m.ignore)
+	}
+	if err != nil {
+		return "", fmt.Errorf("memoize %s: argument (%T): %w", m.name, arg, err)
 	}
 	sum := sha256.Sum256(e.buf)
 	return base64.RawURLEncoding.EncodeToString(sum[:16]), nil
@@ -375,7 +373,7 @@ func (m *memo[R]) decode(v backends.Value, key, ver string) (entry[R], bool) {
 // orphaned every entry written after it was created (issue #531).
 func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, error) {
 	v := newVersion()
-	added, err := m.cache.Add(ctx, m.verKey, v, 0)
+	added, err := m.cache.Add(ctx, m.verKey, v, backends.NoExpiry)
 	if err != nil {
 		return "", err
 	}
@@ -401,15 +399,15 @@ func (m *memo[R]) createVersion(ctx context.Context, inst *string) (string, erro
 	return v, nil
 }
 
-// call is Call for every arity: inst is the receiver's CacheID (nil for
-// plain functions), args encodes the arguments, fn runs the function.
-func (m *memo[R]) call(ctx context.Context, inst *string, args keyArgs, fn func(context.Context) (R, error)) (R, error) {
+// call is Call of functions and methods: inst is the receiver's CacheID
+// (nil for plain functions), arg the argument, fn runs the function.
+func (m *memo[R]) call(ctx context.Context, inst *string, arg any, fn func(context.Context) (R, error)) (R, error) {
 	var zero R
 	if m.opts.Unless != nil && m.opts.Unless(ctx) {
 		m.bypasses.Add(1)
 		return fn(ctx)
 	}
-	key, err := m.hash(inst, args)
+	key, err := m.hash(inst, arg)
 	if err != nil {
 		return zero, err
 	}
@@ -509,16 +507,16 @@ func (m *memo[R]) keep(key string, e entry[R]) {
 	}
 }
 
-// lifetime is how long a result stays fresh; 0 means forever.
-func (m *memo[R]) lifetime() time.Duration {
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return 0
-	case m.opts.Timeout > 0:
+// ttl is the TTL results are stored with: positive, or backends.NoExpiry.
+func (m *memo[R]) ttl() time.Duration {
+	if m.opts.Timeout != 0 {
 		return m.opts.Timeout
 	}
 	return m.cache.DefaultTimeout()
 }
+
+// lifetime is how long a result stays fresh; 0 means forever.
+func (m *memo[R]) lifetime() time.Duration { return max(m.ttl(), 0) }
 
 // fill runs fn for a missed key, once per key and version across
 // concurrent callers, and stores its result. When the caller that runs fn
@@ -555,18 +553,11 @@ func (m *memo[R]) fill(ctx context.Context, key, ver string, forced bool, fn fun
 }
 
 func (m *memo[R]) store(ctx context.Context, key string, e entry[R]) error {
-	if grace := m.opts.StaleWhileRevalidate; grace > 0 {
-		if life := m.lifetime(); life > 0 {
-			return m.cache.Set(ctx, key, e, min(life, math.MaxInt64-grace)+grace)
-		}
+	ttl := m.ttl()
+	if grace := m.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
+		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	switch {
-	case m.opts.Timeout == NoExpiry:
-		return m.cache.Set(ctx, key, e, 0)
-	case m.opts.Timeout > 0:
-		return m.cache.Set(ctx, key, e, m.opts.Timeout)
-	}
-	return m.cache.Set(ctx, key, e)
+	return m.cache.Set(ctx, key, e, ttl)
 }
 
 // isNil reports whether r is a nil pointer, slice, map, interface, func
@@ -582,8 +573,8 @@ func isNil[R any](r R) bool {
 
 // deleteOne removes the entry of one call; deleted reports whether one
 // was stored, valid or already invalidated. It creates no version.
-func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (deleted bool, err error) {
-	key, err := m.hash(inst, args)
+func (m *memo[R]) deleteOne(ctx context.Context, inst *string, arg any) (deleted bool, err error) {
+	key, err := m.hash(inst, arg)
 	if err != nil {
 		return false, err
 	}
@@ -596,7 +587,7 @@ func (m *memo[R]) deleteOne(ctx context.Context, inst *string, args keyArgs) (de
 // before is read again: O(1) however many argument combinations there are.
 func (m *memo[R]) deleteMemoized(ctx context.Context) error {
 	m.copies.Clear()
-	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), 0))
+	return wrap(m.name, "delete memoized", m.cache.Set(ctx, m.verKey, newVersion(), backends.NoExpiry))
 }
 
 // deleteVerhash removes the function's version key; the next call creates
@@ -611,7 +602,7 @@ func (m *memo[R]) deleteVerhash(ctx context.Context) error {
 // entries is read again; other receivers keep theirs.
 func (m *memo[R]) deleteInstance(ctx context.Context, inst string) error {
 	m.copies.Clear() // copies are not kept by receiver: drop them all
-	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), 0))
+	return wrap(m.name, "delete instance", m.cache.Set(ctx, m.instanceKey(inst), newVersion(), backends.NoExpiry))
 }
 
 func wrap(name, op string, err error) error {
@@ -628,8 +619,8 @@ func (m *memo[R]) stats() Stats {
 		Calls:         m.calls.Load(),
 		Waits:         m.waits.Load(),
 		Bypasses:      m.bypasses.Load(),
-		BackendErrors: m.backendErrors.Load(),
-		Skips:         m.skips.Load(),
+		BackendErrors: m.failures.Errors(),
+		Skips:         m.failures.Skips(),
 		Breaker:       breakerState(m.cache),
 		StaleHits:     m.staleHits.Load(),
 		Refreshes:     m.refreshes.Load(),
@@ -647,37 +638,20 @@ func breakerState(c *backends.Cache) backends.BreakerState {
 // otherwise it reports it and returns nil, and the caller goes on without
 // the cache.
 func (m *memo[R]) backendError(op string, err error) error {
-	skipped := errors.Is(err, backends.ErrBreakerOpen)
-	if skipped {
-		m.skips.Add(1)
-	} else {
-		m.backendErrors.Add(1)
-	}
+	skipped := m.failures.Count(err)
 	err = wrap(m.name, op, err)
 	if m.opts.Strict {
 		return err
 	}
-	if skipped {
-		return nil // the breaker logged that it opened
+	if !skipped { // a skip is not logged: the breaker logged that it opened
+		m.report(op, err)
 	}
-	m.report(op, err)
 	return nil
 }
 
 // report logs err at most once per LogInterval, counting the rest.
 func (m *memo[R]) report(op string, err error) {
-	m.logMu.Lock()
-	now := time.Now()
-	if now.Sub(m.lastLog) < m.opts.LogInterval {
-		m.suppressed++
-		m.logMu.Unlock()
-		return
-	}
-	suppressed := m.suppressed
-	m.lastLog, m.suppressed = now, 0
-	m.logMu.Unlock()
-	m.opts.Logger.Warn("fragcache: memoize: cache failed",
-		"op", op, "func", m.name, "err", err, "suppressed_since_last_report", suppressed)
+	m.failures.Report(err, "op", op, "func", m.name)
 }
 
 // receiverID returns the identity of a method receiver.

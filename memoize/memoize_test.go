@@ -55,30 +55,38 @@ func TestCallRunsOncePerArgument(t *testing.T) {
 	})
 }
 
-func TestArgumentsOfEveryArityStayApart(t *testing.T) {
+// Several arguments travel as a struct, every field of which is part of
+// the key.
+func TestStructArgumentsStayApart(t *testing.T) {
+	type pair struct{ A, B string }
+	type triple struct {
+		A string
+		B int
+		D []string
+	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		c := open(t)
 		var runs2, runs3 atomic.Int64
-		f2 := Func2(c, func(_ context.Context, a, b string) (string, error) {
+		f2 := Func(c, func(_ context.Context, p pair) (string, error) {
 			runs2.Add(1)
-			return a + "|" + b, nil
+			return p.A + "|" + p.B, nil
 		}, Options{Name: "join2"})
-		f3 := Func3(c, func(_ context.Context, a string, b int, d []string) (string, error) {
+		f3 := Func(c, func(_ context.Context, a triple) (string, error) {
 			runs3.Add(1)
-			return fmt.Sprint(a, b, d), nil
+			return fmt.Sprint(a.A, a.B, a.D), nil
 		}, Options{Name: "join3"})
 		ctx := t.Context()
 
-		for _, args := range [][2]string{{"a", "bc"}, {"ab", "c"}, {"", "abc"}, {"a", "bc"}} {
-			got, err := f2.Call(ctx, args[0], args[1])
+		for _, args := range []pair{{"a", "bc"}, {"ab", "c"}, {"", "abc"}, {"a", "bc"}} {
+			got, err := f2.Call(ctx, args)
 			require.NoError(t, err)
-			assert.Equal(t, args[0]+"|"+args[1], got)
+			assert.Equal(t, args.A+"|"+args.B, got)
 		}
 		assert.EqualValues(t, 3, runs2.Load(), "adjacent strings must not run together")
 
 		for range 2 {
 			for _, d := range [][]string{{"x"}, {"x", ""}, nil} {
-				got, err := f3.Call(ctx, "p", 1, d)
+				got, err := f3.Call(ctx, triple{"p", 1, d})
 				require.NoError(t, err)
 				assert.Equal(t, fmt.Sprint("p", 1, d), got)
 			}
@@ -146,14 +154,15 @@ func TestTimeoutOption(t *testing.T) {
 	}{
 		{"zero means the cache default", 0, 300 * time.Second, 300 * time.Second},
 		{"explicit timeout", 7 * time.Second, 300 * time.Second, 7 * time.Second},
-		{"NoExpiry never expires", NoExpiry, 300 * time.Second, 0},
-		{"default of never", 0, 0, 0},
+		{"NoExpiry never expires", backends.NoExpiry, 300 * time.Second, backends.NoExpiry},
+		{"default of never", 0, backends.NoExpiry, backends.NoExpiry},
+		{"zero options' default is Flask's 300 s", 0, 0, backends.DefaultTimeout},
 	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				base := open(t)
-				c, rec := record(backends.New(base.Backend(), backends.Options{KeyPrefix: base.KeyPrefix(), DefaultTimeout: tt.defaultTimeout}))
+				c, rec := record(backends.New(base.Backend(), backends.CacheOptions{KeyPrefix: base.KeyPrefix(), DefaultTimeout: tt.defaultTimeout}))
 				fn, _ := counted()
 				m := Func(c, fn, Options{Name: "timed", Timeout: tt.timeout})
 				_, err := m.Call(t.Context(), 1)
@@ -162,7 +171,7 @@ func TestTimeoutOption(t *testing.T) {
 				verKey := c.KeyPrefix() + "timed_memver"
 				// Flask's version key expired with the entries' timeout and
 				// orphaned later entries (#531); ours never expires.
-				assert.Equal(t, time.Duration(0), rec.TTL(t, verKey))
+				assert.Equal(t, backends.NoExpiry, rec.TTL(t, verKey))
 				written := rec.Written()
 				delete(written, verKey)
 				require.Len(t, written, 1, "one entry besides the version key")
@@ -254,7 +263,7 @@ func TestCacheNoneOption(t *testing.T) {
 	})
 	t.Run("zero values of non-nillable types are results", func(t *testing.T) {
 		var runs atomic.Int64
-		m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+		m := Func(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 			func(context.Context, int) (int, error) { runs.Add(1); return 0, nil }, Options{Name: "zero"})
 		for range 2 {
 			_, err := m.Call(t.Context(), 1)
@@ -264,38 +273,56 @@ func TestCacheNoneOption(t *testing.T) {
 	})
 }
 
-func TestIgnoreArgsOption(t *testing.T) {
+func TestIgnoreFieldsOption(t *testing.T) {
 	type call struct {
-		a int
-		b string
+		A int
+		b string // unexported fields are keyed, and ignored, alike
 	}
 	tests := []struct {
 		name     string
-		ignore   []int
+		ignore   []string
 		calls    []call
 		wantRuns int64
 	}{
 		{"nothing ignored", nil, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 3},
-		{"second ignored", []int{1}, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 2},
-		{"first ignored", []int{0}, []call{{1, "x"}, {2, "x"}, {1, "y"}}, 2},
-		{"both ignored", []int{0, 1}, []call{{1, "x"}, {2, "y"}}, 1},
+		{"second ignored", []string{"b"}, []call{{1, "x"}, {1, "y"}, {2, "x"}}, 2},
+		{"first ignored", []string{"A"}, []call{{1, "x"}, {2, "x"}, {1, "y"}}, 2},
+		{"both ignored", []string{"A", "b"}, []call{{1, "x"}, {2, "y"}}, 1},
 	}
 	forEachCache(t, func(t *testing.T, open newCache) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				var runs atomic.Int64
-				m := Func2(open(t), func(_ context.Context, a int, b string) (string, error) {
+				m := Func(open(t), func(_ context.Context, c call) (string, error) {
 					runs.Add(1)
-					return fmt.Sprint(a, b), nil
-				}, Options{Name: "ignore", IgnoreArgs: tt.ignore})
+					return fmt.Sprint(c.A, c.b), nil
+				}, Options{Name: "ignore", IgnoreFields: tt.ignore})
 				for _, c := range tt.calls {
-					_, err := m.Call(t.Context(), c.a, c.b)
+					_, err := m.Call(t.Context(), c)
 					require.NoError(t, err)
 				}
 				assert.Equal(t, tt.wantRuns, runs.Load())
 			})
 		}
 	})
+}
+
+// Ignoring no field keys a struct as it keys it without IgnoreFields, and
+// an ignored field differs from any value it could hold.
+func TestIgnoredFieldsKeepKeysApart(t *testing.T) {
+	type args struct{ A, B int }
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
+	fn := func(_ context.Context, a args) (int, error) { return a.A + a.B, nil }
+	plain := Func(c, fn, Options{Name: "sum"})
+	ignoring := Func(c, fn, Options{Name: "sum", IgnoreFields: []string{"B"}})
+	key := func(m *Memoized[args, int], a args) string {
+		k, err := m.m.hash(nil, a)
+		require.NoError(t, err)
+		return k
+	}
+	assert.NotEqual(t, key(plain, args{1, 0}), key(ignoring, args{1, 0}))
+	assert.Equal(t, key(ignoring, args{1, 0}), key(ignoring, args{1, 7}))
+	assert.NotEqual(t, key(ignoring, args{1, 0}), key(ignoring, args{2, 0}))
 }
 
 func TestKeyPartsOptions(t *testing.T) {
@@ -332,7 +359,7 @@ func TestKeyPartsOptions(t *testing.T) {
 }
 
 func TestResultTypeIsPartOfTheKey(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	asInt := Func(c, func(context.Context, int) (int, error) { return 1, nil }, Options{Name: "same"})
 	asString := Func(c, func(context.Context, int) (string, error) { return "one", nil }, Options{Name: "same"})
 	_, err := asInt.Call(t.Context(), 1)
@@ -344,7 +371,7 @@ func TestResultTypeIsPartOfTheKey(t *testing.T) {
 }
 
 func TestNameDefaultsToTheGoName(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	m := Func(c, square, Options{})
 	assert.Equal(t, "github.com/fragcache/fragcache/memoize.square", m.Name())
 	got, err := m.Call(t.Context(), 4)
@@ -432,13 +459,13 @@ func TestDeleteRemovesExactlyOneEntry(t *testing.T) {
 }
 
 func TestDeleteWithUnsupportedArgument(t *testing.T) {
-	m := Func(backends.New(backends.NewSimple(0), backends.Options{}),
+	m := Func(backends.New(backends.NewSimple(0), backends.CacheOptions{}),
 		func(context.Context, any) (int, error) { return 1, nil }, Options{Name: "any"})
 	_, err := m.Delete(t.Context(), func() {})
 	require.ErrorIs(t, err, ErrUnsupportedArg)
 	_, err = m.Call(t.Context(), make(chan int))
 	require.ErrorIs(t, err, ErrUnsupportedArg)
-	assert.Contains(t, err.Error(), "memoize any: argument 0 (chan int)")
+	assert.Contains(t, err.Error(), "memoize any: argument (chan int)")
 }
 
 // account is a method receiver identified by its number.
@@ -454,9 +481,16 @@ func (a *account) balance(_ context.Context, currency string) (string, error) {
 	return a.number + " in " + currency, nil
 }
 
-func (a *account) convert(_ context.Context, amount int, currency string) (string, error) {
+// conversion is the argument of convert: a method of several arguments
+// takes them as a struct.
+type conversion struct {
+	Amount   int
+	Currency string
+}
+
+func (a *account) convert(_ context.Context, c conversion) (string, error) {
 	a.runs.Add(1)
-	return fmt.Sprint(a.number, amount, currency), nil
+	return fmt.Sprint(a.number, c.Amount, c.Currency), nil
 }
 
 func TestMethodReceiversNeverShareEntries(t *testing.T) {
@@ -505,34 +539,34 @@ func TestMethodReceiversNeverShareEntries(t *testing.T) {
 	})
 }
 
-func TestMethod2(t *testing.T) {
+func TestMethodWithStructArgument(t *testing.T) {
 	forEachCache(t, func(t *testing.T, open newCache) {
 		c := open(t)
 		ctx := t.Context()
 		var runs atomic.Int64
 		a, b := &account{"A", &runs}, &account{"B", &runs}
-		m := Method2(c, (*account).convert, Options{IgnoreArgs: []int{1}})
+		m := Method(c, (*account).convert, Options{IgnoreFields: []string{"Currency"}})
 		for _, recv := range []*account{a, b, a} {
 			for _, cur := range []string{"EUR", "USD"} {
-				got, err := m.Call(ctx, recv, 5, cur)
+				got, err := m.Call(ctx, recv, conversion{5, cur})
 				require.NoError(t, err)
 				assert.Equal(t, fmt.Sprint(recv.number, 5, "EUR"), got, "currency is ignored: the first call's result")
 			}
 		}
 		assert.EqualValues(t, 2, runs.Load())
-		deleted, err := m.Delete(ctx, a, 5, "anything")
+		deleted, err := m.Delete(ctx, a, conversion{5, "anything"})
 		require.NoError(t, err)
 		assert.True(t, deleted)
 		require.NoError(t, m.DeleteInstance(ctx, b))
 		require.NoError(t, m.DeleteVerhash(ctx))
-		got, err := m.Uncached(ctx, a, 1, "X")
+		got, err := m.Uncached(ctx, a, conversion{1, "X"})
 		require.NoError(t, err)
 		assert.Equal(t, "A1X", got)
 	})
 }
 
 func TestReceiverWithoutIdentityIsAnError(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	m := Method(c, (*account).balance, Options{})
 	var runs atomic.Int64
 	tests := []struct {
@@ -556,7 +590,7 @@ func TestReceiverWithoutIdentityIsAnError(t *testing.T) {
 }
 
 func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var acct account
 	tests := []struct {
 		name  string
@@ -570,11 +604,18 @@ func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
 		}, "function literal or method value; set Options.Name"},
 		{"method value without a name", func() { Func(c, acct.balance, Options{}) }, "(*account).balance-fm"},
 		{"negative timeout", func() { Func(c, square, Options{Timeout: -time.Second}) }, "negative Timeout -1s"},
-		{"ignored position too large", func() { Func(c, square, Options{IgnoreArgs: []int{1}}) }, "IgnoreArgs position 1 out of range"},
-		{"ignored position negative", func() { Func(c, square, Options{IgnoreArgs: []int{-1}}) }, "IgnoreArgs position -1"},
-		{"method argument positions exclude the receiver", func() {
-			Method(c, (*account).balance, Options{IgnoreArgs: []int{1}})
-		}, "IgnoreArgs position 1 out of range"},
+		{"ignored field of an argument that is no struct", func() { Func(c, square, Options{IgnoreFields: []string{"A"}}) }, "IgnoreFields needs a struct argument encoded field by field; int is not one"},
+		{"ignored field of a struct keyed by its binary form", func() {
+			Func(c, func(context.Context, time.Time) (int, error) { return 0, nil }, Options{Name: "t", IgnoreFields: []string{"wall"}})
+		}, "time.Time is not one"},
+		{"ignored field that does not exist", func() {
+			Method(c, (*account).convert, Options{IgnoreFields: []string{"Amount", "Rate"}})
+		}, `IgnoreFields: memoize.conversion has no field "Rate"`},
+		{"ignored field of an embedded struct", func() {
+			type inner struct{ X int }
+			type outer struct{ inner }
+			Func(c, func(context.Context, outer) (int, error) { return 0, nil }, Options{Name: "o", IgnoreFields: []string{"X"}})
+		}, `has no field "X"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -584,7 +625,7 @@ func TestConstructorPanicsOnProgrammingErrors(t *testing.T) {
 	}
 	assert.NotPanics(t, func() {
 		Func(c, func(context.Context, int) (int, error) { return 0, nil }, Options{Name: "literal"})
-		Func(c, acct.balance, Options{Name: "value", Timeout: NoExpiry})
+		Func(c, acct.balance, Options{Name: "value", Timeout: backends.NoExpiry})
 	})
 }
 
@@ -600,7 +641,7 @@ func TestConcurrentCallsRunOnce(t *testing.T) {
 	// Entry writes fail, so only deduplication (not a stored result) can
 	// keep the waiters from running the function themselves.
 	const callers = 8
-	c := backends.New(failSets{backends.NewSimple(0)}, backends.Options{})
+	c := backends.New(failSets{backends.NewSimple(0)}, backends.CacheOptions{})
 	release := make(chan struct{})
 	var runs atomic.Int64
 	m := Func(c, func(_ context.Context, n int) (int, error) {
@@ -655,7 +696,7 @@ func TestConcurrentCallsOverEveryCache(t *testing.T) {
 }
 
 func TestPanicReleasesWaiters(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	release := make(chan struct{})
 	m := Func(c, func(context.Context, int) (int, error) {
 		<-release
@@ -680,7 +721,7 @@ func TestPanicReleasesWaiters(t *testing.T) {
 }
 
 func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	release := make(chan struct{})
 	m := Func(c, func(context.Context, int) (int, error) { <-release; return 1, nil }, Options{Name: "wait"})
 	go func() { _, _ = m.Call(context.Background(), 1) }()
@@ -699,7 +740,7 @@ func TestWaiterLeavesWhenItsContextEnds(t *testing.T) {
 }
 
 func TestWaiterRerunsWhenTheLeadersContextEnds(t *testing.T) {
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	m := Func(c, func(ctx context.Context, n int) (int, error) {
 		if runs.Add(1) == 1 {
@@ -746,7 +787,7 @@ func TestBackendFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			fn, runs := counted()
-			m := Func(backends.New(tt.backend, backends.Options{}), fn, Options{
+			m := Func(backends.New(tt.backend, backends.CacheOptions{}), fn, Options{
 				Name: "down", Strict: tt.strict, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
 			})
 			for range 3 {
@@ -776,7 +817,7 @@ func TestBackendFailures(t *testing.T) {
 
 func TestDeletesReturnBackendErrors(t *testing.T) {
 	fn, _ := counted()
-	m := Func(backends.New(broken{}, backends.Options{}), fn, Options{Name: "del"})
+	m := Func(backends.New(broken{}, backends.CacheOptions{}), fn, Options{Name: "del"})
 	ctx := t.Context()
 	_, err := m.Delete(ctx, 1)
 	require.ErrorIs(t, err, errBroken)
@@ -786,12 +827,12 @@ func TestDeletesReturnBackendErrors(t *testing.T) {
 
 func TestUndecodableEntryIsAMiss(t *testing.T) {
 	var logs bytes.Buffer
-	c := backends.New(backends.NewSimple(0), backends.Options{})
+	c := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	m := Func(c, func(context.Context, int) (int, error) { runs.Add(1); return 5, nil },
 		Options{Name: "decode", Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	ctx := t.Context()
-	key, err := m.m.hash(nil, m.args(1))
+	key, err := m.m.hash(nil, 1)
 	require.NoError(t, err)
 	require.NoError(t, c.Set(ctx, key, "not an entry"))
 
@@ -826,7 +867,7 @@ func TestAHitIsOneRoundTrip(t *testing.T) {
 	forEachCache(t, func(t *testing.T, open newCache) {
 		base := open(t)
 		rc := &readCounter{Backend: base.Backend()}
-		c := backends.New(rc, backends.Options{KeyPrefix: base.KeyPrefix()})
+		c := backends.New(rc, backends.CacheOptions{KeyPrefix: base.KeyPrefix()})
 		fn, _ := counted()
 		var runs atomic.Int64
 		acct := &account{"A", &runs}
@@ -852,7 +893,7 @@ func TestAHitIsOneRoundTrip(t *testing.T) {
 	})
 }
 
-// wrapper is what every arity offers, bound to fixed arguments.
+// wrapper is what every memoized function offers, bound to fixed arguments.
 type wrapper struct {
 	call, uncached                func(ctx context.Context) error
 	del                           func(ctx context.Context) (bool, error)
@@ -861,7 +902,7 @@ type wrapper struct {
 	stats                         func() Stats
 }
 
-func TestEveryArityOffersTheWholeAPI(t *testing.T) {
+func TestFunctionsAndMethodsOfferTheWholeAPI(t *testing.T) {
 	errOf := func(_ any, err error) error { return err }
 	forEachCache(t, func(t *testing.T, open newCache) {
 		var runs atomic.Int64
@@ -876,21 +917,17 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
-			"Func2": func(c *backends.Cache) wrapper {
-				m := Func2(c, func(context.Context, int, string) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func2"})
-				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b")) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b")) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b") },
-					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
+			"Func of a struct": func(c *backends.Cache) wrapper {
+				type args struct {
+					A int
+					B string
+					C bool
 				}
-			},
-			"Func3": func(c *backends.Cache) wrapper {
-				m := Func3(c, func(context.Context, int, string, bool) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func3"})
+				m := Func(c, func(context.Context, args) (int, error) { runs.Add(1); return 1, nil }, Options{Name: "Func of a struct", IgnoreFields: []string{"C"}})
 				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, 1, "b", true)) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, 1, "b", true)) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, 1, "b", true) },
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, args{1, "b", true})) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, args{1, "b", true})) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, args{1, "b", false}) },
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
@@ -903,12 +940,12 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
-			"Method2": func(c *backends.Cache) wrapper {
-				m := Method2(c, (*account).convert, Options{Name: "Method2"})
+			"Method of a struct": func(c *backends.Cache) wrapper {
+				m := Method(c, (*account).convert, Options{Name: "Method of a struct"})
 				return wrapper{
-					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, 5, "EUR")) },
-					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, 5, "EUR")) },
-					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, 5, "EUR") },
+					call:           func(ctx context.Context) error { return errOf(m.Call(ctx, acct, conversion{5, "EUR"})) },
+					uncached:       func(ctx context.Context) error { return errOf(m.Uncached(ctx, acct, conversion{5, "EUR"})) },
+					del:            func(ctx context.Context) (bool, error) { return m.Delete(ctx, acct, conversion{5, "EUR"}) },
 					deleteMemoized: m.DeleteMemoized, deleteVerhash: m.DeleteVerhash, name: m.Name, stats: m.Stats,
 				}
 			},
@@ -952,7 +989,7 @@ func TestEveryArityOffersTheWholeAPI(t *testing.T) {
 // A function that calls itself with its own arguments would wait for its own
 // result forever; it gets ErrRecursive instead.
 func TestMemoizedFunctionCallingItselfWithSameArgumentsIsErrRecursive(t *testing.T) {
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var self *Memoized[int, int]
 	self = Func(cache, func(ctx context.Context, n int) (int, error) {
 		return self.Call(ctx, n)
@@ -977,7 +1014,7 @@ type nestKey struct{}
 // its context, which is not part of the key). The call that would close
 // the cycle runs the function uncached instead, and neither call fails.
 func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing.T) {
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var h *Memoized[int, string]
 	oneStarted := make(chan struct{})
 	h = Func(cache, func(ctx context.Context, n int) (string, error) {
@@ -1014,4 +1051,52 @@ func TestMemoizedCallsNestedInOppositeOrdersAcrossGoroutinesDoNotFail(t *testing
 	require.NoError(t, err2)
 	assert.Equal(t, "h1(h2)", out1, "h(1) ran h(2) uncached rather than wait for it")
 	assert.Equal(t, "h2(h1(h2))", out2, "h(2) waited for h(1)")
+}
+
+// The same cycle through two different memoized functions: f(1) calls
+// g(1) on one goroutine while g(1) calls f(1) on another. Each function
+// deduplicates its own calls, so the cycle spans two of them; it must be
+// seen all the same, and the call closing it runs uncached.
+func TestCallsOfTwoMemoizedFunctionsNestedInOppositeOrdersDoNotDeadlock(t *testing.T) {
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
+	var f *Memoized[int, string]
+	var g *Memoized[int, int]
+	fStarted := make(chan struct{})
+	f = Func(cache, func(ctx context.Context, n int) (string, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return fmt.Sprint("f", n), nil
+		}
+		close(fStarted)
+		if !pollUntil(func() bool { return f.m.group.Waiting() == 1 }) {
+			return "", errors.New("g(1) never waited for f(1)")
+		}
+		inner, err := g.Call(context.Background(), n)
+		return fmt.Sprintf("f%d(%d)", n, inner), err
+	}, Options{Name: "f"})
+	g = Func(cache, func(ctx context.Context, n int) (int, error) {
+		if ctx.Value(nestKey{}) == nil {
+			return 10 * n, nil
+		}
+		<-fStarted
+		inner, err := f.Call(context.Background(), n)
+		return len(inner), err
+	}, Options{Name: "g"})
+	nest := context.WithValue(context.Background(), nestKey{}, true)
+	var outF string
+	var outG int
+	var errF, errG error
+	var wg sync.WaitGroup
+	wg.Go(func() { outF, errF = f.Call(nest, 1) })
+	wg.Go(func() { outG, errG = g.Call(nest, 1) })
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("calls of two memoized functions nested in opposite orders deadlocked")
+	}
+	require.NoError(t, errF)
+	require.NoError(t, errG)
+	assert.Equal(t, "f1(10)", outF, "f(1) ran g(1) uncached rather than wait for it")
+	assert.Equal(t, len("f1(10)"), outG, "g(1) waited for f(1)")
 }

@@ -1,8 +1,5 @@
 package memoize
 
-// The typed wrappers below differ only in arity; each is a thin shell over
-// memo[R], which holds all behaviour.
-
 import (
 	"context"
 	"reflect"
@@ -10,30 +7,28 @@ import (
 	"github.com/fragcache/fragcache/backends"
 )
 
-// MemoizedMethod is a method of one argument whose results are cached per
-// receiver; build it with [Method]. It is safe for concurrent use.
+// MemoizedMethod is a method whose results are cached per receiver and
+// argument; build it with [Method]. It is safe for concurrent use.
 type MemoizedMethod[T Identifier, A, R any] struct {
 	m  *memo[R]
 	fn func(T, context.Context, A) (R, error)
 }
 
-// Method memoizes the method expression fn, such as (*Repo).Find, whose
-// receiver's CacheID is part of every key: two receivers never share
-// entries, and DeleteInstance invalidates one receiver's. A method value
-// (repo.Find) cannot be memoized this way, since its receiver is hidden in
-// it; pass the method expression and the receiver to Call. It panics, as
-// for a programming error, if cache or fn is nil, if fn is a function
-// literal or method value and opts.Name is empty, if opts.Timeout is
-// negative other than NoExpiry, or if opts.IgnoreArgs names a position
-// the method does not have.
+// Method memoizes the method expression fn, such as (*Repo).Find, of a
+// method taking a context and one argument (a struct for several, as for
+// [Func]). The receiver's CacheID is part of every key: two receivers
+// never share entries, and DeleteInstance invalidates one receiver's. A
+// method value (repo.Find) cannot be memoized this way, since its receiver
+// is hidden in it; pass the method expression and the receiver to Call. It
+// panics, as for a programming error, if cache or fn is nil, if fn is a
+// function literal or method value and opts.Name is empty, if opts.Timeout
+// is negative other than backends.NoExpiry, or if opts.IgnoreFields names
+// a field A does not have.
 func Method[T Identifier, A, R any](cache *backends.Cache, fn func(T, context.Context, A) (R, error), opts Options) *MemoizedMethod[T, A, R] {
-	return &MemoizedMethod[T, A, R]{
-		m:  newMemo[R](cache, fn, reflect.TypeFor[T](), []reflect.Type{reflect.TypeFor[A]()}, opts),
-		fn: fn,
-	}
+	return &MemoizedMethod[T, A, R]{m: newMemo[R](cache, fn, reflect.TypeFor[T](), reflect.TypeFor[A](), opts), fn: fn}
 }
 
-// Call returns the stored result for recv and the arguments, or runs the
+// Call returns the stored result for recv and the argument, or runs the
 // method, stores its result and returns it. Errors from the method are
 // returned and never stored.
 func (f *MemoizedMethod[T, A, R]) Call(ctx context.Context, recv T, a A) (R, error) {
@@ -42,21 +37,21 @@ func (f *MemoizedMethod[T, A, R]) Call(ctx context.Context, recv T, a A) (R, err
 		var zero R
 		return zero, err
 	}
-	return f.m.call(ctx, &id, f.args(a), func(ctx context.Context) (R, error) { return f.fn(recv, ctx, a) })
+	return f.m.call(ctx, &id, a, func(ctx context.Context) (R, error) { return f.fn(recv, ctx, a) })
 }
 
-// Delete removes the result stored for recv and exactly these arguments
-// and reports whether there was one, valid or already invalidated.
+// Delete removes the result stored for recv and exactly this argument and
+// reports whether there was one, valid or already invalidated.
 func (f *MemoizedMethod[T, A, R]) Delete(ctx context.Context, recv T, a A) (bool, error) {
 	id, err := receiverID(recv)
 	if err != nil {
 		return false, err
 	}
-	return f.m.deleteOne(ctx, &id, f.args(a))
+	return f.m.deleteOne(ctx, &id, a)
 }
 
 // DeleteInstance invalidates every result stored for recv, whatever the
-// arguments, by giving recv a new version; other receivers keep theirs.
+// argument, by giving recv a new version; other receivers keep theirs.
 func (f *MemoizedMethod[T, A, R]) DeleteInstance(ctx context.Context, recv T) error {
 	id, err := receiverID(recv)
 	if err != nil {
@@ -70,15 +65,8 @@ func (f *MemoizedMethod[T, A, R]) Uncached(ctx context.Context, recv T, a A) (R,
 	return f.fn(recv, ctx, a)
 }
 
-// args encodes the arguments of one call for its key.
-func (f *MemoizedMethod[T, A, R]) args(a A) keyArgs {
-	return func(e *argEncoder, ignore []bool) error {
-		return encodeArg(e, ignore, 0, a)
-	}
-}
-
 // DeleteMemoized invalidates every stored result, for every receiver and
-// arguments, in one write: the function's version is replaced, and entries
+// argument, in one write: the function's version is replaced, and entries
 // holding the old one are misses from then on (Flask's delete_memoized(f)).
 func (f *MemoizedMethod[T, A, R]) DeleteMemoized(ctx context.Context) error {
 	return f.m.deleteMemoized(ctx)
@@ -96,93 +84,3 @@ func (f *MemoizedMethod[T, A, R]) Name() string { return f.m.name }
 
 // Stats returns a snapshot of the function's counters.
 func (f *MemoizedMethod[T, A, R]) Stats() Stats { return f.m.stats() }
-
-// MemoizedMethod2 is a method of two arguments whose results are cached per
-// receiver; build it with [Method2]. It is safe for concurrent use.
-type MemoizedMethod2[T Identifier, A, B, R any] struct {
-	m  *memo[R]
-	fn func(T, context.Context, A, B) (R, error)
-}
-
-// Method2 memoizes the method expression fn, such as (*Repo).Find, whose
-// receiver's CacheID is part of every key: two receivers never share
-// entries, and DeleteInstance invalidates one receiver's. A method value
-// (repo.Find) cannot be memoized this way, since its receiver is hidden in
-// it; pass the method expression and the receiver to Call. It panics, as
-// for a programming error, if cache or fn is nil, if fn is a function
-// literal or method value and opts.Name is empty, if opts.Timeout is
-// negative other than NoExpiry, or if opts.IgnoreArgs names a position
-// the method does not have.
-func Method2[T Identifier, A, B, R any](cache *backends.Cache, fn func(T, context.Context, A, B) (R, error), opts Options) *MemoizedMethod2[T, A, B, R] {
-	return &MemoizedMethod2[T, A, B, R]{
-		m:  newMemo[R](cache, fn, reflect.TypeFor[T](), []reflect.Type{reflect.TypeFor[A](), reflect.TypeFor[B]()}, opts),
-		fn: fn,
-	}
-}
-
-// Call returns the stored result for recv and the arguments, or runs the
-// method, stores its result and returns it. Errors from the method are
-// returned and never stored.
-func (f *MemoizedMethod2[T, A, B, R]) Call(ctx context.Context, recv T, a A, b B) (R, error) {
-	id, err := receiverID(recv)
-	if err != nil {
-		var zero R
-		return zero, err
-	}
-	return f.m.call(ctx, &id, f.args(a, b), func(ctx context.Context) (R, error) { return f.fn(recv, ctx, a, b) })
-}
-
-// Delete removes the result stored for recv and exactly these arguments
-// and reports whether there was one, valid or already invalidated.
-func (f *MemoizedMethod2[T, A, B, R]) Delete(ctx context.Context, recv T, a A, b B) (bool, error) {
-	id, err := receiverID(recv)
-	if err != nil {
-		return false, err
-	}
-	return f.m.deleteOne(ctx, &id, f.args(a, b))
-}
-
-// DeleteInstance invalidates every result stored for recv, whatever the
-// arguments, by giving recv a new version; other receivers keep theirs.
-func (f *MemoizedMethod2[T, A, B, R]) DeleteInstance(ctx context.Context, recv T) error {
-	id, err := receiverID(recv)
-	if err != nil {
-		return err
-	}
-	return f.m.deleteInstance(ctx, id)
-}
-
-// Uncached runs the method without reading or writing the cache.
-func (f *MemoizedMethod2[T, A, B, R]) Uncached(ctx context.Context, recv T, a A, b B) (R, error) {
-	return f.fn(recv, ctx, a, b)
-}
-
-// args encodes the arguments of one call for its key.
-func (f *MemoizedMethod2[T, A, B, R]) args(a A, b B) keyArgs {
-	return func(e *argEncoder, ignore []bool) error {
-		if err := encodeArg(e, ignore, 0, a); err != nil {
-			return err
-		}
-		return encodeArg(e, ignore, 1, b)
-	}
-}
-
-// DeleteMemoized invalidates every stored result, for every receiver and
-// arguments, in one write: the function's version is replaced, and entries
-// holding the old one are misses from then on (Flask's delete_memoized(f)).
-func (f *MemoizedMethod2[T, A, B, R]) DeleteMemoized(ctx context.Context) error {
-	return f.m.deleteMemoized(ctx)
-}
-
-// DeleteVerhash deletes the function's version key; the next call creates
-// a new version, so every stored result is invalidated (Flask's
-// delete_memoized_verhash).
-func (f *MemoizedMethod2[T, A, B, R]) DeleteVerhash(ctx context.Context) error {
-	return f.m.deleteVerhash(ctx)
-}
-
-// Name returns the name the function is identified by in keys.
-func (f *MemoizedMethod2[T, A, B, R]) Name() string { return f.m.name }
-
-// Stats returns a snapshot of the function's counters.
-func (f *MemoizedMethod2[T, A, B, R]) Stats() Stats { return f.m.stats() }

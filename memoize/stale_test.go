@@ -21,7 +21,7 @@ import (
 // function runs once in the background to replace it.
 func TestStaleResultIsReturnedWhileOneBackgroundRunRefreshesIt(t *testing.T) {
 	const callers = 8
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	release := make(chan struct{})
 	f := Func(cache, func(ctx context.Context, n int) (string, error) {
@@ -62,11 +62,11 @@ func TestStaleResultIsReturnedWhileOneBackgroundRunRefreshesIt(t *testing.T) {
 }
 
 func TestStaleWhileRevalidateStoresWithTheGracePeriod(t *testing.T) {
-	cache, rec := testkit.Record(backends.New(backends.NewSimple(0), backends.Options{DefaultTimeout: time.Hour}))
+	cache, rec := testkit.Record(backends.New(backends.NewSimple(0), backends.CacheOptions{DefaultTimeout: time.Hour}))
 	for _, tt := range []struct {
 		timeout time.Duration
 		want    time.Duration
-	}{{time.Minute, time.Minute + 30*time.Second}, {0, time.Hour + 30*time.Second}, {NoExpiry, 0}} {
+	}{{time.Minute, time.Minute + 30*time.Second}, {0, time.Hour + 30*time.Second}, {backends.NoExpiry, backends.NoExpiry}} {
 		name := fmt.Sprintf("ttl%v", tt.timeout)
 		f := Func(cache, func(ctx context.Context, n int) (int, error) { return n, nil },
 			Options{Name: name, Timeout: tt.timeout, StaleWhileRevalidate: 30 * time.Second})
@@ -87,7 +87,7 @@ func TestEarlyRefreshRunsInTheBackground(t *testing.T) {
 		beta      float64
 		refreshes uint64
 	}{{1e12, 1}, {1e-12, 0}} {
-		cache := backends.New(backends.NewSimple(0), backends.Options{})
+		cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 		var runs atomic.Int64
 		f := Func(cache, func(ctx context.Context, n int) (int64, error) {
 			time.Sleep(2 * time.Millisecond)
@@ -112,7 +112,7 @@ func TestEarlyRefreshRunsInTheBackground(t *testing.T) {
 // A panic in a background refresh is logged; it does not kill the process.
 func TestPanicInBackgroundRefreshIsLogged(t *testing.T) {
 	var logs lockedBuffer
-	cache := backends.New(backends.NewSimple(0), backends.Options{})
+	cache := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	var runs atomic.Int64
 	f := Func(cache, func(ctx context.Context, n int) (int, error) {
 		if runs.Add(1) > 1 {
@@ -175,7 +175,7 @@ func (s *switchable) Set(ctx context.Context, key string, value []byte, ttl time
 func TestStaleCopyIsReturnedWhileTheBackendFails(t *testing.T) {
 	ctx := context.Background()
 	b := &switchable{Backend: backends.NewSimple(0)}
-	cache := backends.New(b, backends.Options{})
+	cache := backends.New(b, backends.CacheOptions{})
 	var runs atomic.Int64
 	f := Func(cache, func(ctx context.Context, n int) (int64, error) { return runs.Add(1), nil },
 		Options{Name: "kept", Timeout: 50 * time.Millisecond, StaleWhileRevalidate: 100 * time.Millisecond,

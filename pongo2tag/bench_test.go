@@ -117,7 +117,7 @@ func BenchmarkPage(b *testing.B) {
 	ctx := context.Background()
 	data := benchData()
 	newFC := func() *fragment.Cache {
-		return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+		return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	}
 	b.Run("Uncached", func(b *testing.B) {
 		_, inline, _ := benchPages(b, newFC(), benchFragments)
@@ -184,7 +184,7 @@ func BenchmarkHitPerFragment(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run("OneHit/"+tc.name, func(b *testing.B) {
-			fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+			fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 			_, _, _ = benchPages(b, fc, 1)
 			set := pongo2.NewSet(b.Name(), pongo2.MustNewLocalFileSystemLoader(""))
 			Bind(set, fc)
@@ -223,7 +223,7 @@ func BenchmarkNode(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+			fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 			n := parseNode(b, tc.args, benchBody)
 			ctx := &pongo2.ExecutionContext{Public: pongo2.Context{ContextKey: fc}.Update(data), Private: pongo2.Context{}}
 			var buf bytes.Buffer

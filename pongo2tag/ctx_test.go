@@ -51,7 +51,7 @@ func (s *ctxSpy) calls() []any {
 func TestWithContextReachesEveryBackendCall(t *testing.T) {
 	const src = `{% cache 60, "outer" %}<p>{% cache 60, "inner", n %}{{ n }}{% endcache %}</p>{% endcache %}`
 	spy := &ctxSpy{Backend: backends.NewSimple(0)}
-	fc := fragment.New(backends.New(spy, backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{})
 	set := newSet(t)
 	Bind(set, fc)
 	tpl := fromString(t, set, src)

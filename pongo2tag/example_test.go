@@ -20,7 +20,7 @@ func ExampleBind() {
 	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil { // once, before parsing
 		log.Fatal(err)
 	}
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	set := pongo2.NewSet("web", pongo2.MustNewLocalFileSystemLoader(""))
 	pongo2tag.Bind(set, fc)
 
@@ -49,7 +49,7 @@ func ExampleWith() {
 	if err := pongo2tag.Register(pongo2tag.Options{}); err != nil {
 		log.Fatal(err)
 	}
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	tpl, err := pongo2.FromString(`{% cache 300, "cart", user %}{{ user }} has {{ items() }} items{% endcache %}`)
 	if err != nil {
 		log.Fatal(err)
@@ -92,7 +92,7 @@ func ExampleNewLoader() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	set := pongo2.NewSet("web", loader)
 	pongo2tag.Bind(set, fc)
 

@@ -87,7 +87,7 @@ func parseNode(t testing.TB, args, body string) *cacheNode {
 // SimpleCache so tests can count entries.
 func newCache(opts fragment.Options) (*fragment.Cache, *backends.Simple) {
 	simple := backends.NewSimple(0)
-	return fragment.New(backends.New(simple, backends.Options{}), opts), simple
+	return fragment.New(backends.New(simple, backends.CacheOptions{}), opts), simple
 }
 
 // fromString parses src in set, failing the test on a parse error.

@@ -301,7 +301,6 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		return err
 	}
 	if len(n.args) > 1 {
-		call.HasName = true
 		if call.Name, err = n.args[1].eval(ctx); err != nil {
 			return err
 		}
@@ -376,7 +375,7 @@ func (n *cacheNode) execError(ctx *pongo2.ExecutionContext, err error, call frag
 
 // keyArgToken finds the name or vary_on argument that has no key text.
 func (n *cacheNode) keyArgToken(call fragment.Call) *pongo2.Token {
-	if call.HasName {
+	if len(n.args) > 1 {
 		if _, err := fragment.AppendKeyValue(nil, call.Name); err != nil {
 			return n.args[1].tok
 		}

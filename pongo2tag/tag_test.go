@@ -182,12 +182,12 @@ func TestTimeoutTTLs(t *testing.T) {
 		{"time.Duration", "d", pongo2.Context{"d": 1500 * time.Millisecond}, 1500 * time.Millisecond},
 		{"variable seconds", "n", pongo2.Context{"n": 7}, 7 * time.Second},
 		{"None is the default", "None", nil, def},
-		{"0 never expires", "0", nil, 0},
+		{"0 never expires, as in Flask", "0", nil, backends.NoExpiry},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			spy := &ttlSpy{Backend: backends.NewSimple(0)}
-			fc := fragment.New(backends.New(spy, backends.Options{}), fragment.Options{DefaultTimeout: def})
+			fc := fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{DefaultTimeout: def})
 			tpl := fromString(t, newSet(t), `{% cache `+tc.timeout+`, "t" %}x{% endcache %}`)
 			_, err := render(tpl, fc, tc.data)
 			require.NoError(t, err)
@@ -654,7 +654,7 @@ func TestBackendErrors(t *testing.T) {
 			set := newSet(t)
 			want, err := fromString(t, set, uncached(src)).Execute(data)
 			require.NoError(t, err)
-			fc := fragment.New(backends.New(brokenBackend{}, backends.Options{}),
+			fc := fragment.New(backends.New(brokenBackend{}, backends.CacheOptions{}),
 				fragment.Options{Strict: tc.strict, Logger: slog.New(slog.DiscardHandler)})
 			out, err := render(fromString(t, set, src), fc, data)
 			assert.Equal(t, uint64(1), fc.Stats().BackendErrors)

@@ -142,14 +142,14 @@ func (s *suite) env(t *testing.T) *env {
 	return &env{
 		ctx:   ctx,
 		b:     b,
-		c:     backends.New(b, backends.Options{}),
-		short: backends.New(b, backends.Options{DefaultTimeout: s.timing.ttl}),
+		c:     backends.New(b, backends.CacheOptions{DefaultTimeout: backends.NoExpiry}),
+		short: backends.New(b, backends.CacheOptions{DefaultTimeout: s.timing.ttl}),
 	}
 }
 
 // prefixed returns a cache over the same backend whose keys start with prefix.
 func (e *env) prefixed(prefix string) *backends.Cache {
-	return backends.New(e.b, backends.Options{KeyPrefix: prefix})
+	return backends.New(e.b, backends.CacheOptions{KeyPrefix: prefix, DefaultTimeout: backends.NoExpiry})
 }
 
 // rule is one named rule of the contract; each gets its own backend.

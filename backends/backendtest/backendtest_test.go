@@ -180,5 +180,5 @@ func (b truncatesKeys) Set(ctx context.Context, key string, value []byte, ttl ti
 type ignoresTTL struct{ backends.Backend }
 
 func (b ignoresTTL) Set(ctx context.Context, key string, value []byte, _ time.Duration) error {
-	return b.Backend.Set(ctx, key, value, 0)
+	return b.Backend.Set(ctx, key, value, backends.NoExpiry)
 }

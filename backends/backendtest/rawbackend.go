@@ -28,9 +28,9 @@ func (s *suite) testBackend(t *testing.T) {
 	for _, rv := range rawValues {
 		t.Run("stored bytes come back verbatim: "+rv.name, func(t *testing.T) {
 			e := s.env(t)
-			require.NoError(t, e.b.Set(e.ctx, "set", bytes.Clone(rv.value), 0))
-			require.NoError(t, e.b.SetMany(e.ctx, map[string][]byte{"setmany": bytes.Clone(rv.value)}, 0))
-			added, err := e.b.Add(e.ctx, "add", bytes.Clone(rv.value), 0)
+			require.NoError(t, e.b.Set(e.ctx, "set", bytes.Clone(rv.value), backends.NoExpiry))
+			require.NoError(t, e.b.SetMany(e.ctx, map[string][]byte{"setmany": bytes.Clone(rv.value)}, backends.NoExpiry))
+			added, err := e.b.Add(e.ctx, "add", bytes.Clone(rv.value), backends.NoExpiry)
 			require.NoError(t, err)
 			require.True(t, added)
 			keys := []string{"set", "setmany", "add"}
@@ -57,8 +57,8 @@ func (s *suite) testBackend(t *testing.T) {
 	}
 	rules := []rule{
 		{"GetMany returns one slice per key in order, nil for each miss", func(t *testing.T, e *env) {
-			require.NoError(t, e.b.Set(e.ctx, "a", []byte("A"), 0))
-			require.NoError(t, e.b.Set(e.ctx, "b", []byte("B"), 0))
+			require.NoError(t, e.b.Set(e.ctx, "a", []byte("A"), backends.NoExpiry))
+			require.NoError(t, e.b.Set(e.ctx, "b", []byte("B"), backends.NoExpiry))
 			got, err := e.b.GetMany(e.ctx, []string{"x", "b", "a", "y", "a"})
 			require.NoError(t, err)
 			assert.Equal(t, [][]byte{nil, []byte("B"), []byte("A"), nil, []byte("A")}, got)
@@ -69,11 +69,11 @@ func (s *suite) testBackend(t *testing.T) {
 			assert.Empty(t, got)
 		}},
 		{"an empty value is a live entry for Has, Add and Delete", func(t *testing.T, e *env) {
-			require.NoError(t, e.b.Set(e.ctx, "k", []byte{}, 0))
+			require.NoError(t, e.b.Set(e.ctx, "k", []byte{}, backends.NoExpiry))
 			has, err := e.b.Has(e.ctx, "k")
 			require.NoError(t, err)
 			assert.True(t, has, "Has")
-			added, err := e.b.Add(e.ctx, "k", []byte("x"), 0)
+			added, err := e.b.Add(e.ctx, "k", []byte("x"), backends.NoExpiry)
 			require.NoError(t, err)
 			assert.False(t, added, "Add")
 			deleted, err := e.b.Delete(e.ctx, "k")
@@ -85,7 +85,7 @@ func (s *suite) testBackend(t *testing.T) {
 				delta int64
 				want  string
 			}{{-42, "-42"}, {50, "8"}, {0, "8"}} {
-				_, err := e.b.Inc(e.ctx, "k", step.delta, 0)
+				_, err := e.b.Inc(e.ctx, "k", step.delta, backends.NoExpiry)
 				require.NoError(t, err)
 				raw, found, err := e.b.Get(e.ctx, "k")
 				require.NoError(t, err)
@@ -95,8 +95,8 @@ func (s *suite) testBackend(t *testing.T) {
 		}},
 		{"Inc of bytes that are not a decimal int64 is ErrNotInteger and leaves them", func(t *testing.T, e *env) {
 			for _, v := range notDecimal {
-				require.NoError(t, e.b.Set(e.ctx, "k", bytes.Clone(v), 0))
-				_, err := e.b.Inc(e.ctx, "k", 1, 0)
+				require.NoError(t, e.b.Set(e.ctx, "k", bytes.Clone(v), backends.NoExpiry))
+				_, err := e.b.Inc(e.ctx, "k", 1, backends.NoExpiry)
 				require.ErrorIs(t, err, backends.ErrNotInteger, "Inc of %q", v)
 				raw, found, err := e.b.Get(e.ctx, "k")
 				require.NoError(t, err)
@@ -107,7 +107,7 @@ func (s *suite) testBackend(t *testing.T) {
 		{"Clear of a prefix removes exactly the keys that start with it", func(t *testing.T, e *env) {
 			all := []string{"p:", "p:a", "p:b:c", "p", "pa", "q:p:a", "", "P:a"}
 			for _, k := range all {
-				require.NoError(t, e.b.Set(e.ctx, k, []byte(k), 0))
+				require.NoError(t, e.b.Set(e.ctx, k, []byte(k), backends.NoExpiry))
 			}
 			require.NoError(t, e.b.Clear(e.ctx, "p:"))
 			for _, k := range all {
@@ -117,7 +117,7 @@ func (s *suite) testBackend(t *testing.T) {
 			}
 		}},
 		{"SetMany of no items and DeleteMany of no keys succeed", func(t *testing.T, e *env) {
-			require.NoError(t, e.b.SetMany(e.ctx, map[string][]byte{}, 0))
+			require.NoError(t, e.b.SetMany(e.ctx, map[string][]byte{}, backends.NoExpiry))
 			n, err := e.b.DeleteMany(e.ctx, nil)
 			require.NoError(t, err)
 			assert.Equal(t, 0, n)
@@ -134,7 +134,7 @@ func (s *suite) testClose(t *testing.T) {
 	require.NotNil(t, b, "newBackend returned nil")
 	ctx := t.Context()
 	require.NoError(t, b.Clear(ctx, ""))
-	require.NoError(t, b.Set(ctx, "k", []byte("v"), 0))
+	require.NoError(t, b.Set(ctx, "k", []byte("v"), backends.NoExpiry))
 	require.NoError(t, b.Close(), "Close")
 	ops := []struct {
 		name string
@@ -142,13 +142,13 @@ func (s *suite) testClose(t *testing.T) {
 	}{
 		{"Get", func() error { _, _, err := b.Get(ctx, "k"); return err }},
 		{"GetMany", func() error { _, err := b.GetMany(ctx, []string{"k"}); return err }},
-		{"Set", func() error { return b.Set(ctx, "k", []byte("v"), 0) }},
-		{"SetMany", func() error { return b.SetMany(ctx, map[string][]byte{"k": []byte("v")}, 0) }},
-		{"Add", func() error { _, err := b.Add(ctx, "new", []byte("v"), 0); return err }},
+		{"Set", func() error { return b.Set(ctx, "k", []byte("v"), backends.NoExpiry) }},
+		{"SetMany", func() error { return b.SetMany(ctx, map[string][]byte{"k": []byte("v")}, backends.NoExpiry) }},
+		{"Add", func() error { _, err := b.Add(ctx, "new", []byte("v"), backends.NoExpiry); return err }},
 		{"Delete", func() error { _, err := b.Delete(ctx, "k"); return err }},
 		{"DeleteMany", func() error { _, err := b.DeleteMany(ctx, []string{"k"}); return err }},
 		{"Has", func() error { _, err := b.Has(ctx, "k"); return err }},
-		{"Inc", func() error { _, err := b.Inc(ctx, "n", 1, 0); return err }},
+		{"Inc", func() error { _, err := b.Inc(ctx, "n", 1, backends.NoExpiry); return err }},
 		{"Clear", func() error { return b.Clear(ctx, "") }},
 	}
 	for _, o := range ops {

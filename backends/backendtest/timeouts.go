@@ -150,7 +150,7 @@ func (s *suite) testInvalidTimeouts(t *testing.T) {
 		timeout []time.Duration
 	}{
 		{"a negative timeout", []time.Duration{-time.Second}},
-		{"a timeout of -1ns", []time.Duration{-1}},
+		{"a timeout of -2ns", []time.Duration{-2}},
 		{"two timeouts", []time.Duration{time.Minute, time.Minute}},
 	}
 	for _, w := range writes {
@@ -190,9 +190,19 @@ func (s *suite) testTimeouts(t *testing.T) {
 			n, err := e.short.Dec(e.ctx, k, 1)
 			return wantInc(n, err, -1)
 		}, gone},
-		{"Set without a timeout never expires when the default is 0", func(e *env, k string) error {
+		{"Set without a timeout never expires when the default is NoExpiry", func(e *env, k string) error {
 			return e.c.Set(e.ctx, k, "v")
 		}, live},
+		{"Set with timeout 0 uses the default timeout", func(e *env, k string) error {
+			return e.short.Set(e.ctx, k, "v", 0)
+		}, gone},
+		{"Add with timeout 0 uses the default timeout", func(e *env, k string) error {
+			_, err := e.short.Add(e.ctx, k, "v", 0)
+			return err
+		}, gone},
+		{"SetMany with timeout 0 uses the default timeout", func(e *env, k string) error {
+			return e.short.SetMany(e.ctx, map[string]any{k: "v"}, 0)
+		}, gone},
 		{"Set with a timeout expires after it", func(e *env, k string) error {
 			return e.c.Set(e.ctx, k, "v", ttl)
 		}, gone},
@@ -203,30 +213,30 @@ func (s *suite) testTimeouts(t *testing.T) {
 		{"SetMany with a timeout expires after it", func(e *env, k string) error {
 			return e.c.SetMany(e.ctx, map[string]any{k: "v"}, ttl)
 		}, gone},
-		{"Set with timeout 0 never expires even when the default is short", func(e *env, k string) error {
-			return e.short.Set(e.ctx, k, "v", 0)
+		{"Set with NoExpiry never expires even when the default is short", func(e *env, k string) error {
+			return e.short.Set(e.ctx, k, "v", backends.NoExpiry)
 		}, live},
-		{"Add with timeout 0 never expires even when the default is short", func(e *env, k string) error {
-			_, err := e.short.Add(e.ctx, k, "v", 0)
+		{"Add with NoExpiry never expires even when the default is short", func(e *env, k string) error {
+			_, err := e.short.Add(e.ctx, k, "v", backends.NoExpiry)
 			return err
 		}, live},
-		{"SetMany with timeout 0 never expires even when the default is short", func(e *env, k string) error {
-			return e.short.SetMany(e.ctx, map[string]any{k: "v"}, 0)
+		{"SetMany with NoExpiry never expires even when the default is short", func(e *env, k string) error {
+			return e.short.SetMany(e.ctx, map[string]any{k: "v"}, backends.NoExpiry)
 		}, live},
-		{"Set replaces the TTL so an expiring entry overwritten with timeout 0 lives", func(e *env, k string) error {
+		{"Set replaces the TTL so an expiring entry overwritten with NoExpiry lives", func(e *env, k string) error {
 			if err := e.c.Set(e.ctx, k, "v", ttl); err != nil {
 				return err
 			}
-			return e.c.Set(e.ctx, k, "w", 0)
+			return e.c.Set(e.ctx, k, "w", backends.NoExpiry)
 		}, live},
 		{"Set replaces the TTL so a lasting entry overwritten with a timeout expires", func(e *env, k string) error {
-			if err := e.c.Set(e.ctx, k, "v", 0); err != nil {
+			if err := e.c.Set(e.ctx, k, "v", backends.NoExpiry); err != nil {
 				return err
 			}
 			return e.c.Set(e.ctx, k, "w", ttl)
 		}, gone},
-		// The cache's default is 0 here, so an Inc that reset the TTL to
-		// the default (as Flask does) would make the entry immortal.
+		// The cache's default is NoExpiry here, so an Inc that reset the
+		// TTL to the default (as Flask does) would make the entry immortal.
 		{"Inc keeps the entry's TTL", func(e *env, k string) error {
 			if err := e.c.Set(e.ctx, k, 5, ttl); err != nil {
 				return err
@@ -245,7 +255,7 @@ func (s *suite) testTimeouts(t *testing.T) {
 			if err := e.c.Set(e.ctx, k, "v", ttl); err != nil {
 				return err
 			}
-			added, err := e.c.Add(e.ctx, k, "w", 0)
+			added, err := e.c.Add(e.ctx, k, "w", backends.NoExpiry)
 			if err == nil && added {
 				err = errors.New("the Add overwrote a live entry")
 			}
@@ -265,8 +275,8 @@ func (s *suite) testTimeouts(t *testing.T) {
 			n, err := e.b.Inc(e.ctx, k, 1, ttl)
 			return wantInc(n, err, 1)
 		}, gone},
-		{"Backend.Inc of a missing key with ttl 0 creates it never to expire", func(e *env, k string) error {
-			n, err := e.b.Inc(e.ctx, k, 1, 0)
+		{"Backend.Inc of a missing key with NoExpiry creates it never to expire", func(e *env, k string) error {
+			n, err := e.b.Inc(e.ctx, k, 1, backends.NoExpiry)
 			return wantInc(n, err, 1)
 		}, live},
 	})

@@ -67,7 +67,7 @@ func (s *suite) testForeign(t *testing.T) {
 		{"a value written through Backend.Set reads back byte-identical into string, []byte and Text", func(t *testing.T, e *env) {
 			for i, raw := range foreignValues {
 				key := fmt.Sprint("foreign ", i)
-				require.NoError(t, e.b.Set(e.ctx, key, []byte(raw), 0))
+				require.NoError(t, e.b.Set(e.ctx, key, []byte(raw), backends.NoExpiry))
 				var str string
 				found, err := e.c.Get(e.ctx, key, &str)
 				require.NoError(t, err, "Get(%q) of %q", key, raw)
@@ -85,7 +85,7 @@ func (s *suite) testForeign(t *testing.T) {
 			}
 		}},
 		{"a value starting with '!' (Flask's pickle) is ErrDecode, not text", func(t *testing.T, e *env) {
-			require.NoError(t, e.b.Set(e.ctx, "pickle", []byte("!\x80\x04K*."), 0))
+			require.NoError(t, e.b.Set(e.ctx, "pickle", []byte("!\x80\x04K*."), backends.NoExpiry))
 			var str string
 			found, err := e.c.Get(e.ctx, "pickle", &str)
 			assert.ErrorIs(t, err, backends.ErrDecode)

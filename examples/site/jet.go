@@ -22,7 +22,7 @@ type jetEngine struct {
 func newJetEngine(fc *fragment.Cache) (engine, error) {
 	// NewSet wraps the loader so that every template it loads, extended
 	// ones included, has its cache blocks rewritten into what Jet parses.
-	set, err := jettag.New(fc, jettag.Options{}).NewSet(fsLoader{engineTemplates("jet")})
+	set, err := jettag.New(fc, jettag.Options{}).NewSet("shop", fsLoader{engineTemplates("jet")})
 	if err != nil {
 		return nil, fmt.Errorf("jet: %w", err)
 	}

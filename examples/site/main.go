@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fragcache/fragcache/backends"
+	_ "github.com/fragcache/fragcache/backends/all" // every CACHE_TYPE: the demo chooses by name
 )
 
 func main() {
@@ -65,7 +66,7 @@ func parseConfig(args, environ []string, stderr io.Writer) (config, error) {
 		return config{}, fmt.Errorf("-delay %v is negative", cfg.delay)
 	}
 	var err error
-	if cfg.cache, err = backends.FromEnv(environ); err != nil {
+	if cfg.cache, err = backends.FromEnv(environ, backends.EnvOptions{}); err != nil {
 		return config{}, fmt.Errorf("cache configuration: %w", err)
 	}
 	if !hasEnv(environ, "CACHE_TYPE") {

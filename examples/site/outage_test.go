@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/backends/redis"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -242,8 +243,8 @@ func TestOutageFigures(t *testing.T) {
 	}
 	defer func() { fmt.Fprint(os.Stdout, "\n=== outage figures\n"+report.String()) }()
 
-	backends.SetRedisLogger(slog.New(slog.DiscardHandler)) // go-redis's dial failures are expected here
-	t.Cleanup(func() { backends.SetRedisLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
+	redis.SetLogger(slog.New(slog.DiscardHandler)) // go-redis's dial failures are expected here
+	t.Cleanup(func() { redis.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))) })
 
 	// The baseline: the same site with caching off, every block rendered,
 	// requested by the same clients in alternation with the Redis site.

@@ -120,7 +120,7 @@ func (s *site) stats() statsJSON {
 // engineNames returns the name of every engine the site serves.
 func engineNames(t *testing.T) []string {
 	t.Helper()
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 	var names []string
 	for _, f := range engineFactories {
 		e, err := f(fc)
@@ -537,7 +537,9 @@ func TestStartupErrorsNameWhatIsWrong(t *testing.T) {
 	}{
 		{"unknown CACHE_TYPE", nil, []string{"CACHE_TYPE=Memcachd"}, backends.ErrUnknownBackend, []string{"CACHE_TYPE", `"Memcachd"`, "SimpleCache"}},
 		{"empty CACHE_TYPE", nil, []string{"CACHE_TYPE="}, backends.ErrUnknownBackend, []string{"CACHE_TYPE", `""`}},
-		{"misspelt setting", nil, []string{"CACHE_TYPE=SimpleCache", "CACHE_TRESHOLD=5"}, backends.ErrConfig, []string{"CACHE_TRESHOLD"}},
+		// A misspelt CACHE_* name is ignored (logged at debug), as FromEnv ignores every variable it does
+		// not own; a known one holding a Kubernetes service link is an error.
+		{"service link in a setting", nil, []string{"CACHE_TYPE=SimpleCache", "CACHE_REDIS_PORT=tcp://10.0.0.5:6379"}, backends.ErrConfig, []string{"CACHE_REDIS_PORT"}},
 		{"bad setting value", nil, []string{"CACHE_DEFAULT_TIMEOUT=soon"}, backends.ErrConfig, []string{"CACHE_DEFAULT_TIMEOUT", "soon"}},
 		{"backend needs a setting", nil, []string{"CACHE_TYPE=FileSystemCache"}, backends.ErrConfig, []string{"CACHE_DIR"}},
 		{"unknown flag", []string{"-port", "80"}, nil, nil, []string{"-port"}},

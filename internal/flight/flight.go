@@ -11,8 +11,10 @@
 // that would wait for itself gets ErrRecursive instead of a deadlock: a
 // template block that re-enters its own fragment, a memoized function that
 // calls itself with the same arguments, or two computations each waiting
-// for the other across goroutines. The last case (ErrCycle) is an accident
-// of timing rather than a bug, and callers compute such a value themselves.
+// for the other across goroutines, in one Group or in two (the wait-for
+// graph is the process's, not a Group's). The last case (ErrCycle) is an
+// accident of timing rather than a bug, and callers compute such a value
+// themselves.
 // And a caller whose computation fails after its own context ended does
 // not pass that failure on to waiters whose contexts are alive: one of them
 // takes over.
@@ -58,7 +60,19 @@ var (
 type Group[V any] struct {
 	mu      sync.Mutex
 	calls   map[string]*call[V]
-	waiting map[int64]*call[V] // goroutine → the call it waits for
+	waiting int // callers waiting for a computation of this group
+}
+
+// waits is the process-wide wait-for graph: goroutine → the goroutine
+// computing what it waits for. It is one for every Group because a cycle
+// can run through several: a memoized function waiting for another one
+// that waits for the first, a fragment whose body calls a memoized
+// function that renders that fragment. A graph per Group would see none of
+// these, and they would deadlock. The lock is taken only by callers that
+// are about to wait, never on the path of a computation's leader.
+var waits struct {
+	mu sync.Mutex
+	on map[int64]int64
 }
 
 type call[V any] struct {
@@ -100,33 +114,47 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 		g.mu.Lock()
 		if g.calls == nil {
 			g.calls = make(map[string]*call[V])
-			g.waiting = make(map[int64]*call[V])
 		}
 		c, ok := g.calls[key]
 		if !ok {
 			break // g.mu stays locked: lead
 		}
-		for w := c; w != nil; w = g.waiting[w.owner] {
-			if w.owner == me {
-				g.mu.Unlock()
-				if w == c {
-					return val, false, false, ErrRecursive
-				}
-				return val, false, false, ErrCycle
-			}
+		if c.owner == me {
+			g.mu.Unlock()
+			return val, false, false, ErrRecursive
 		}
 		if !wait {
 			g.mu.Unlock()
 			return val, false, false, nil
 		}
-		g.waiting[me] = c
+		// Looking for a cycle and joining the graph happen under one
+		// lock, so that of two goroutines about to close a cycle the
+		// second sees the first's edge. The graph has no cycle (no edge
+		// that would close one is added), so the walk ends.
+		waits.mu.Lock()
+		for o, ok := waits.on[c.owner]; ok; o, ok = waits.on[o] {
+			if o == me {
+				waits.mu.Unlock()
+				g.mu.Unlock()
+				return val, false, false, ErrCycle
+			}
+		}
+		if waits.on == nil {
+			waits.on = make(map[int64]int64)
+		}
+		waits.on[me] = c.owner
+		waits.mu.Unlock()
+		g.waiting++
 		g.mu.Unlock()
 		select {
 		case <-c.done:
 		case <-ctx.Done():
 		}
+		waits.mu.Lock()
+		delete(waits.on, me)
+		waits.mu.Unlock()
 		g.mu.Lock()
-		delete(g.waiting, me)
+		g.waiting--
 		g.mu.Unlock()
 		if ctx.Err() != nil {
 			return val, true, false, ctx.Err()
@@ -157,11 +185,12 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 	return c.val, false, true, c.err
 }
 
-// Waiting returns how many callers are waiting for a computation in flight.
+// Waiting returns how many callers are waiting for a computation of g in
+// flight.
 func (g *Group[V]) Waiting() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.waiting)
+	return g.waiting
 }
 
 // InFlight reports whether key is being computed.

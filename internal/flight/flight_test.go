@@ -108,6 +108,46 @@ func TestWaitCycleAcrossGoroutinesIsErrRecursive(t *testing.T) {
 	assert.True(t, errors.Is(got[0], ErrCycle) || errors.Is(got[1], ErrCycle), "a cycle through another goroutine is ErrCycle: %v", got)
 }
 
+// A cycle of waits through two groups (two memoized functions, a
+// fragment calling a memoized function) is a cycle all the same.
+func TestWaitCycleAcrossGroupsIsErrCycle(t *testing.T) {
+	var ga Group[string]
+	var gb Group[int]
+	bothIn := make(chan struct{})
+	var entered sync.WaitGroup
+	entered.Add(2)
+	go func() { entered.Wait(); close(bothIn) }()
+	errs := make(chan error, 2)
+	go func() {
+		_, _, err := ga.Do(context.Background(), "k", func() (string, error) {
+			entered.Done()
+			<-bothIn
+			_, _, err := gb.Do(context.Background(), "k", func() (int, error) { return 1, nil })
+			return "a", err
+		})
+		errs <- err
+	}()
+	go func() {
+		_, _, err := gb.Do(context.Background(), "k", func() (int, error) {
+			entered.Done()
+			<-bothIn
+			_, _, err := ga.Do(context.Background(), "k", func() (string, error) { return "b", nil })
+			return 2, err
+		})
+		errs <- err
+	}()
+	var got []error
+	for range 2 {
+		select {
+		case err := <-errs:
+			got = append(got, err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a wait cycle through two groups deadlocked")
+		}
+	}
+	assert.True(t, errors.Is(got[0], ErrCycle) || errors.Is(got[1], ErrCycle), "one side must refuse to wait: %v", got)
+}
+
 func TestOwnKeyIsNotErrCycle(t *testing.T) {
 	var g Group[string]
 	_, _, err := g.Do(context.Background(), "k", func() (string, error) {

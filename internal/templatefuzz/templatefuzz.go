@@ -116,11 +116,11 @@ func panicOrigin() runtime.Frame {
 type Render func(fc *fragment.Cache) (string, error)
 
 // NullStore returns a cache that never holds anything.
-func NullStore() *backends.Cache { return backends.New(backends.NewNull(), backends.Options{}) }
+func NullStore() *backends.Cache { return backends.New(backends.NewNull(), backends.CacheOptions{}) }
 
 // Store returns a fragment cache over a fresh SimpleCache.
 func Store() *fragment.Cache {
-	return fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{})
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 }
 
 // CheckCachedEqualsUncached renders through a cache that never holds
@@ -137,7 +137,7 @@ func Store() *fragment.Cache {
 func CheckCachedEqualsUncached(t testing.TB, render Render, mayShare func(key string) bool) {
 	t.Helper()
 	rec := NewRecorder()
-	null := fragment.New(backends.New(rec, backends.Options{}), fragment.Options{})
+	null := fragment.New(backends.New(rec, backends.CacheOptions{}), fragment.Options{})
 	var want, again string
 	var wantErr, againErr error
 	if Guard(t, func() { want, wantErr = render(null) }) || Guard(t, func() { again, againErr = render(null) }) {

@@ -44,11 +44,12 @@ type NewCache = func(t *testing.T) *backends.Cache
 
 // ForEachCache runs test once over SimpleCache and once over a real Redis
 // (one server per call; every cache it hands out has its own key prefix,
-// starting with name, so subtests never see each other's entries).
+// starting with name, so subtests never see each other's entries). It
+// opens Redis by name, so the calling test package imports backends/redis.
 func ForEachCache(t *testing.T, name string, test func(t *testing.T, open NewCache)) {
 	t.Run("simple", func(t *testing.T) {
 		test(t, func(*testing.T) *backends.Cache {
-			return backends.New(backends.NewSimple(0), backends.Options{})
+			return backends.New(backends.NewSimple(0), backends.CacheOptions{})
 		})
 	})
 	t.Run("redis", func(t *testing.T) {
@@ -57,7 +58,7 @@ func ForEachCache(t *testing.T, name string, test func(t *testing.T, open NewCac
 		test(t, func(t *testing.T) *backends.Cache {
 			c, err := backends.Open(backends.Config{
 				Type:      "RedisCache",
-				RedisURL:  "redis://" + srv.Addr,
+				Settings:  map[string]any{"CACHE_REDIS_URL": "redis://" + srv.Addr},
 				KeyPrefix: fmt.Sprintf("%s-test-%d:", name, n.Add(1)),
 			})
 			require.NoError(t, err)
@@ -79,7 +80,7 @@ type Recorder struct {
 // Record returns a cache like c whose writes go through a Recorder.
 func Record(c *backends.Cache) (*backends.Cache, *Recorder) {
 	r := &Recorder{Backend: c.Backend(), ttls: map[string]time.Duration{}}
-	return backends.New(r, backends.Options{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
+	return backends.New(r, backends.CacheOptions{KeyPrefix: c.KeyPrefix(), DefaultTimeout: c.DefaultTimeout()}), r
 }
 
 // Set records ttl and stores.

@@ -40,14 +40,14 @@ type snapshot struct {
 func TestVarHoldsFragmentAndBackendSeries(t *testing.T) {
 	ctx := context.Background()
 	m := expvarmetrics.New(expvarmetrics.Options{})
-	store := m.Cache("simple", backends.New(backends.NewSimple(0), backends.Options{}))
+	store := m.Cache("simple", backends.New(backends.NewSimple(0), backends.CacheOptions{}))
 	fc := fragment.New(store, fragment.Options{Observer: m})
 	site := &fragment.Site{Path: "index.html", Line: 4, Col: 1}
 	const out = "<p>hello</p>"
 	body := func(w io.Writer) error { _, err := io.WriteString(w, out); return err }
 	for user := range 2 {
 		for range 3 {
-			call := fragment.Call{Site: site, Timeout: 60, HasName: true, Name: "sidebar", VaryOn: []any{user}}
+			call := fragment.Call{Site: site, Timeout: 60, Name: "sidebar", VaryOn: []any{user}}
 			require.NoError(t, fc.Render(ctx, call, io.Discard, body))
 		}
 	}

@@ -28,12 +28,12 @@ func TestFragmentAndBackendSeries(t *testing.T) {
 	m := prommetrics.New(prommetrics.Options{})
 	require.NoError(t, reg.Register(m))
 
-	store := m.Cache("simple", backends.New(backends.NewSimple(0), backends.Options{}))
+	store := m.Cache("simple", backends.New(backends.NewSimple(0), backends.CacheOptions{}))
 	fc := fragment.New(store, fragment.Options{Observer: m})
 	site := &fragment.Site{Path: "index.html", Line: 4, Col: 1}
 	for user := range 3 { // three vary_on values, one series
 		for range 2 {
-			call := fragment.Call{Site: site, Timeout: 60, HasName: true, Name: "sidebar", VaryOn: []any{user}}
+			call := fragment.Call{Site: site, Timeout: 60, Name: "sidebar", VaryOn: []any{user}}
 			require.NoError(t, fc.Render(ctx, call, io.Discard, body))
 		}
 	}
@@ -73,7 +73,7 @@ func TestBackendErrorsSkipsAndBreakerState(t *testing.T) {
 	m := prommetrics.New(prommetrics.Options{})
 	require.NoError(t, reg.Register(m))
 	br := backends.NewBreaker(unreachable{}, backends.BreakerOptions{Failures: 2, Cooldown: time.Hour, Name: "down"})
-	store := m.Cache("down", backends.New(br, backends.Options{}))
+	store := m.Cache("down", backends.New(br, backends.CacheOptions{}))
 	fc := fragment.New(store, fragment.Options{Observer: m, Logger: slog.New(slog.DiscardHandler)})
 	site := &fragment.Site{Path: "index.html", Line: 4, Col: 1}
 	for range 5 {
@@ -93,10 +93,10 @@ func TestFragmentNamesAreBounded(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := prommetrics.New(prommetrics.Options{MaxFragments: 2})
 	require.NoError(t, reg.Register(m))
-	fc := fragment.New(backends.New(backends.NewSimple(0), backends.Options{}), fragment.Options{Observer: m})
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Observer: m})
 	site := &fragment.Site{Path: "index.html", Line: 4, Col: 1}
 	for i := range 10 {
-		call := fragment.Call{Site: site, Timeout: 60, HasName: true, Name: i}
+		call := fragment.Call{Site: site, Timeout: 60, Name: i}
 		require.NoError(t, fc.Render(ctx, call, io.Discard, body))
 	}
 	assert.Equal(t, 8.0, testutil.ToFloat64(mustCounter(t, reg, "fragcache_fragment_renders_total", "fragment", "other")))
@@ -157,7 +157,7 @@ func BenchmarkRenderHit(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			store := backends.New(backends.NewSimple(0), backends.Options{})
+			store := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 			var opts fragment.Options
 			if observed {
 				m := prommetrics.New(prommetrics.Options{})
@@ -165,7 +165,7 @@ func BenchmarkRenderHit(b *testing.B) {
 				opts.Observer = m
 			}
 			fc := fragment.New(store, opts)
-			call := fragment.Call{Site: site, Timeout: 300, HasName: true, Name: "sidebar"}
+			call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar"}
 			require.NoError(b, fc.Render(ctx, call, io.Discard, body))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -182,7 +182,7 @@ func TestCachesSharingANameShareTheirSeries(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	m := prommetrics.New(prommetrics.Options{})
 	require.NoError(t, reg.Register(m))
-	base := backends.New(backends.NewSimple(0), backends.Options{})
+	base := backends.New(backends.NewSimple(0), backends.CacheOptions{})
 	a, b := m.Cache("shared", base), m.Cache("shared", base)
 	require.NoError(t, a.Set(ctx, "k", "v"))
 	require.NoError(t, b.Set(ctx, "k", "v"))
