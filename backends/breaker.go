@@ -344,8 +344,11 @@ func (br *Breaker) Close() error { return br.b.Close() }
 // if it has none (see Open).
 func (c *Cache) Breaker() *Breaker {
 	b := c.backend
-	if ob, ok := b.(*observed); ok {
+	if ob, ok := b.(*observed); ok { // Observe wraps whatever Open built
 		b = ob.b
+	}
+	if n, ok := b.(*NearCache); ok { // Open puts a near cache outside the breaker
+		b = n.b
 	}
 	br, _ := b.(*Breaker)
 	return br

@@ -76,6 +76,13 @@
 // circuit breaker ([Breaker]) that skips a failing backend for a short
 // cool-down, so callers that fail open go on at once.
 //
+// A networked backend may keep a near cache (CACHE_OPTIONS "near_cache"):
+// hits served from process memory. Package redis keeps its copies coherent
+// with Redis's invalidations (its near.go says why it is not go-redis's
+// own client-side cache); memcached and uWSGI get [NearCache], whose
+// copies live a short, fixed time. Package internal/nearcache holds the
+// bounded store both use.
+//
 // Where Flask-Caching 2.0.2 contradicts its own documentation (DeleteMany
 // stopping at the first missing key, never-expiring entries evicted first,
 // key prefixes ignored by some backends, Inc resetting TTLs), this package

@@ -91,3 +91,10 @@ func TestObserveReportsErrorsAndBreakerRefusals(t *testing.T) {
 	assert.ErrorIs(t, log.errs[2], backends.ErrBreakerOpen, "the third call is refused by the open breaker")
 	assert.False(t, errors.Is(log.errs[0], backends.ErrBreakerOpen))
 }
+
+func TestObserveSeesThroughANearCacheToTheBreaker(t *testing.T) {
+	br := backends.NewBreaker(backends.NewSimple(0), backends.BreakerOptions{Name: "test"})
+	near := backends.NewNearCache(br, backends.NearCacheOptions{})
+	c := backends.Observe(backends.New(near, backends.CacheOptions{}), &opLog{})
+	assert.Same(t, br, c.Breaker(), "observed, near cache, breaker: Open's order")
+}

@@ -151,6 +151,10 @@ func Open(cfg Config) (*Cache, error) {
 	if err != nil {
 		return nil, err
 	}
+	nearOpt, near, err := takeNearOptions(name, &cfg) // near.go
+	if err != nil {
+		return nil, err
+	}
 	b, err := f(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", name, err)
@@ -160,6 +164,9 @@ func Open(cfg Config) (*Cache, error) {
 	}
 	if guard {
 		b = NewBreaker(b, breaker)
+	}
+	if near { // outside the breaker: a near hit costs no breaker check
+		b = NewNearCache(b, nearOpt)
 	}
 	logger := cfg.Logger
 	if logger == nil {

@@ -20,6 +20,14 @@
 // read allocates ([LimitReplies] installs the read bound on a client's
 // options).
 //
+// With CACHE_OPTIONS "near_cache" (or [NewWithNearCache]) a backend keeps a
+// near cache: hits from process memory with no round trip, dropped when
+// Redis reports that any client changed the key (CLIENT TRACKING in
+// broadcasting mode on one dedicated connection), flushed and bypassed
+// whenever that report stream is in doubt. near.go says how and why, and
+// why it is not go-redis's own client-side cache. Off by default; Cluster
+// is not supported (see the README, "Redis in production").
+//
 // It imports backends, go-redis, fragcache's internal option reader and
 // the standard library.
 package redis

@@ -106,6 +106,10 @@ func openRedis(cfg backends.Config) (backends.Backend, error) {
 			DB:       s.db,
 		}
 	}
+	near, nearOn, err := takeNearOptions(name, &cfg) // near.go
+	if err != nil {
+		return nil, err
+	}
 	o, err := redisOptions(name, cfg, clientOf(opt), urlQuery(s.url), nil)
 	if err != nil {
 		return nil, err
@@ -113,7 +117,8 @@ func openRedis(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewClient(opt), topo: oneServer, owned: true}, nil
+	client := goredis.NewClient(opt)
+	return openNear(&Backend{client: client, topo: oneServer, owned: true}, client, near, nearOn), nil
 }
 
 // parseRedisURL reads CACHE_REDIS_URL as goredis.ParseURL does. As in Flask,
@@ -169,6 +174,10 @@ func openRedisSentinel(cfg backends.Config) (backends.Backend, error) {
 	}
 	f := clientOf(opt)
 	f.sentinelUsername, f.sentinelPassword = &opt.SentinelUsername, &opt.SentinelPassword
+	near, nearOn, err := takeNearOptions(name, &cfg) // near.go
+	if err != nil {
+		return nil, err
+	}
 	o, err := redisOptions(name, cfg, f, nil, sentinelOptionTable)
 	if err != nil {
 		return nil, err
@@ -176,7 +185,8 @@ func openRedisSentinel(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewFailoverClient(opt), topo: oneServer, owned: true}, nil
+	client := goredis.NewFailoverClient(opt)
+	return openNear(&Backend{client: client, topo: oneServer, owned: true}, client, near, nearOn), nil
 }
 
 // openRedisCluster is RedisClusterCache's factory.
@@ -199,6 +209,12 @@ func openRedisCluster(cfg backends.Config) (backends.Backend, error) {
 	opt := &goredis.ClusterOptions{Addrs: addrs, Password: s.password}
 	f := clientOf(opt)
 	f.maxRedirects = &opt.MaxRedirects
+	if _, on, err := takeNearOptions(name, &cfg); err != nil || on {
+		if err == nil {
+			err = fmt.Errorf("%w: CACHE_OPTIONS near_cache: %w", backends.ErrConfig, ErrNearCacheUnsupported)
+		}
+		return nil, err
+	}
 	o, err := redisOptions(name, cfg, f, nil, clusterOptionTable)
 	if err != nil {
 		return nil, err

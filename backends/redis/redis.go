@@ -18,7 +18,10 @@ import (
 // RedisClusterCache over a go-redis client: a standalone server, the current
 // master of a Sentinel set, or a Redis Cluster.
 //
-// Every operation is one round trip: Get is GET, Has EXISTS, Delete UNLINK,
+// With a near cache ([NewWithNearCache], CACHE_OPTIONS "near_cache"), Get
+// and GetMany serve what they can from process memory and read the rest
+// with GET or MGET and PTTL in one round trip; see near.go. Otherwise
+// every operation is one round trip: Get is GET, Has EXISTS, Delete UNLINK,
 // Set one SET with PX (TTLs are rounded up to whole milliseconds; 0 sets no
 // expiry) and Add one SET NX PX, so Add is atomic. Inc is one small Lua
 // script (EVALSHA) running SET key 0 NX PX ttl and INCRBY, so it is atomic,
@@ -55,6 +58,7 @@ type Backend struct {
 	owned  bool  // Close closes the client
 	broken error // why every operation fails: a client New cannot use
 	closed atomic.Bool
+	near   *redisNear // the near cache, or nil (near.go)
 }
 
 // New returns a backend over client: a *goredis.Client for a standalone
@@ -106,6 +110,14 @@ func (r *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	if err := r.ready(); err != nil {
 		return nil, false, err
 	}
+	if r.near != nil {
+		return r.near.get(ctx, r, key)
+	}
+	return r.getDirect(ctx, key)
+}
+
+// getDirect reads key with GET.
+func (r *Backend) getDirect(ctx context.Context, key string) ([]byte, bool, error) {
 	b, err := r.client.Get(ctx, key).Bytes()
 	switch {
 	case err == goredis.Nil:
@@ -122,6 +134,9 @@ func (r *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 func (r *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
+	}
+	if r.near != nil {
+		return r.near.getMany(ctx, r, keys)
 	}
 	out := make([][]byte, len(keys))
 	groups := r.topo.groups(keys)
@@ -213,6 +228,9 @@ func (r *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := r.ready(); err != nil {
 		return err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	cmd := goredis.NewStatusCmd(ctx, setArgs(key, value, false, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	return redisError("SET", cmd.Err())
@@ -225,6 +243,13 @@ func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time
 	}
 	if len(items) == 0 {
 		return nil
+	}
+	if r.near != nil {
+		defer func() {
+			for k := range items {
+				r.near.forget(k)
+			}
+		}()
 	}
 	keys := make([]string, 0, len(items))
 	cmds := make([]*goredis.StatusCmd, 0, len(items))
@@ -251,6 +276,9 @@ func (r *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := r.ready(); err != nil {
 		return false, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	cmd := goredis.NewStatusCmd(ctx, setArgs(key, value, true, ttl)...)
 	_ = r.client.Process(ctx, cmd)
 	switch err := cmd.Err(); err {
@@ -268,6 +296,9 @@ func (r *Backend) Delete(ctx context.Context, key string) (bool, error) {
 	if err := r.ready(); err != nil {
 		return false, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	n, err := r.client.Unlink(ctx, key).Result()
 	if err != nil {
 		return false, redisError("UNLINK", err)
@@ -280,6 +311,9 @@ func (r *Backend) Delete(ctx context.Context, key string) (bool, error) {
 func (r *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	if err := r.ready(); err != nil {
 		return 0, err
+	}
+	if r.near != nil {
+		defer r.near.forget(keys...)
 	}
 	groups := r.topo.groups(keys)
 	switch len(groups) {
@@ -347,6 +381,9 @@ func (r *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Dur
 	if err := r.ready(); err != nil {
 		return 0, err
 	}
+	if r.near != nil {
+		defer r.near.forget(key)
+	}
 	var ms int64
 	if ttl > 0 {
 		ms = ttlMillis(ttl)
@@ -380,6 +417,9 @@ func isNotInteger(err error) bool {
 func (r *Backend) Clear(ctx context.Context, prefix string) error {
 	if err := r.ready(); err != nil {
 		return err
+	}
+	if r.near != nil {
+		defer r.near.nc.Flush()
 	}
 	if prefix == "" {
 		return redisError("FLUSHDB", r.forEachServer(ctx, func(ctx context.Context, c goredis.Cmdable) error {
@@ -449,7 +489,13 @@ func escapeGlob(prefix string) string {
 // Close closes the client if the backend made it (Open), and makes every
 // later operation return ErrClosed.
 func (r *Backend) Close() error {
-	if r.closed.Swap(true) || !r.owned {
+	if r.closed.Swap(true) {
+		return nil
+	}
+	if r.near != nil {
+		r.near.close()
+	}
+	if !r.owned {
 		return nil
 	}
 	return r.client.Close()

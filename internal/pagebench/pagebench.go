@@ -167,3 +167,16 @@ func Run(b *testing.B, label string, backend backends.Backend, parallel bool) {
 		}
 	}
 }
+
+// Renderer returns the all-hit page of the engine named engine ("pongo2",
+// "jet" or "html-template") over fc, for benchmarks that time renders
+// themselves (interleaving several backends in one loop).
+func Renderer(b *testing.B, engine string, fc *fragment.Cache) func(w io.Writer) error {
+	for _, e := range pageEngines {
+		if e.name == engine {
+			return e.prepare(b, fc)
+		}
+	}
+	b.Fatalf("pagebench: no engine %q", engine)
+	return nil
+}
