@@ -33,6 +33,10 @@
 // unbounded: each adapter keeps at most MaxFragments names (default 1000)
 // and counts the rest under fragment="other".
 //
+// The backend series count calls through the Cache: with a near cache
+// (backends.NearCache, CACHE_OPTIONS near_cache), a get it answers from
+// memory is counted, and timed, as a get.
+//
 // OpenTelemetry names its instruments with dots (fragcache.fragment.lookups,
 // unit "{lookup}"); its Prometheus exporter turns them into the names
 // above.
