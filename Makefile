@@ -8,13 +8,14 @@ BENCH     ?= .
 BENCHTIME ?=
 FUZZTIME  ?= 30s
 
-.PHONY: help test test-deps fuzz bench bench-peers lint size
+.PHONY: help test test-deps fuzz bench bench-peers bench-report lint size
 
 help:
 	@echo "make test       install missing test servers and Chromium (as root), then go test -race against them"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x), bench-peers included"
 	@echo "make bench-peers  SimpleCache against otter, go-cache, golang-lru, ristretto (module bench/)"
+	@echo "make bench-report the issue-17 tables: engines (internal/enginebench) and peers, interleaved, CPU time"
 	@echo "make lint       gofmt, go vet, staticcheck"
 	@echo "make size       binary size of a program that uses only backends.NewSimple (and what it links)"
 
@@ -45,6 +46,12 @@ bench: bench-peers
 # become dependencies of fragcache; ./... does not reach into it.
 bench-peers:
 	cd bench && $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem $(if $(BENCHTIME),-benchtime '$(BENCHTIME)') ./...
+
+# The tables of BENCHMARKS.md "In-process speed": interleaved rounds, on
+# process CPU time so that a shared machine's waits do not blur them.
+bench-report:
+	$(GO) test -v -run TestReport -count=1 ./internal/enginebench/ -args -report -rounds 5
+	cd bench && $(GO) test -v -run TestReport -count=1 -timeout 60m . -args -report -rounds 3 -clock cpu
 
 lint:
 	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \

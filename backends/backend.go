@@ -15,7 +15,9 @@ import (
 // positive, a TTL, or NoExpiry, an entry that never expires (never 0, never
 // another negative value). Value slices
 // returned by Get and GetMany may share memory with the backend and must not
-// be modified by the caller; slices passed to Set, SetMany and Add belong to
+// be modified by the caller, nor by the backend afterwards (fragment hands a
+// hit to the page, and html/template as a string, without copying it);
+// slices passed to Set, SetMany and Add belong to
 // the backend after the call. A found value is never nil (use a non-nil empty
 // slice), because nil marks a miss in GetMany.
 //

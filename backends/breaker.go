@@ -76,6 +76,11 @@ const (
 	// soon after the backend returns, and one probe per cool-down costs a
 	// hung backend's timeout to one request at most.
 	DefaultBreakerCooldown = 100 * time.Millisecond
+	// DefaultBreakerSlowCall is how long a call must have run, when its
+	// caller's deadline cuts it short, to count as a failure: far longer
+	// than a healthy cache server takes to answer, far shorter than the
+	// deadlines requests have.
+	DefaultBreakerSlowCall = 100 * time.Millisecond
 )
 
 // BreakerOptions configure a Breaker. The zero value means the defaults.
@@ -86,6 +91,13 @@ type BreakerOptions struct {
 	// Cooldown is how long the breaker stays open before a probe; 0
 	// means DefaultBreakerCooldown.
 	Cooldown time.Duration
+	// SlowCall is how long a call cut short by its caller's deadline must
+	// have run to count as a failure (the backend held it longer than a
+	// healthy one would); 0 means DefaultBreakerSlowCall. A request that
+	// reaches the cache with a few milliseconds of its deadline left (a
+	// slow database before it, an expensive query) must not open the
+	// breaker of a healthy backend for everyone.
+	SlowCall time.Duration
 	// Name names the backend in log lines (CACHE_TYPE, for Open).
 	Name string
 	// Logger receives one line per state change; nil means
@@ -115,22 +127,26 @@ type BreakerStats struct {
 // parse, a wait for a free connection that timed out, servers saying they
 // cannot serve, such as Redis LOADING or CLUSTERDOWN). An answer the
 // backend gave — a miss, a value too large, a wrong type, a refused
-// password — is a success: the backend is up. A call whose context was cancelled, or had ended before the call,
-// counts as neither. So one bad key never opens the breaker for every
-// other.
+// password — is a success: the backend is up. A call whose context was
+// cancelled, or had ended before the call, counts as neither, and so does
+// one cut short by its caller's deadline before it ran for SlowCall, and
+// one that panicked. So one bad key, or one caller out of time, never
+// opens the breaker for every other.
 //
 // The state machine is github.com/sony/gobreaker's, in its two-step form
-// (Allow, then report the outcome), which fits a wrapper of many methods.
+// (Allow, then report the outcome, in a defer), which fits a wrapper of
+// many methods.
 // It costs each operation two short lock holds and one small allocation,
 // about 0.3 µs (BenchmarkBreakerGet), next to a network round trip of tens
 // of microseconds; SimpleCache and NullCache are not guarded.
 type Breaker struct {
-	b      Backend
-	cb     *gobreaker.TwoStepCircuitBreaker[struct{}]
-	opens  atomic.Uint64
-	skips  atomic.Uint64
-	name   string
-	logger *slog.Logger
+	b        Backend
+	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
+	opens    atomic.Uint64
+	skips    atomic.Uint64
+	name     string
+	logger   *slog.Logger
+	slowCall time.Duration
 }
 
 var _ Backend = (*Breaker)(nil)
@@ -146,7 +162,10 @@ func NewBreaker(b Backend, opts BreakerOptions) *Breaker {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	br := &Breaker{b: b, name: opts.Name, logger: opts.Logger}
+	if opts.SlowCall <= 0 {
+		opts.SlowCall = DefaultBreakerSlowCall
+	}
+	br := &Breaker{b: b, name: opts.Name, logger: opts.Logger, slowCall: opts.SlowCall}
 	failures := uint32(opts.Failures)
 	br.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        opts.Name,
@@ -157,7 +176,7 @@ func NewBreaker(b Backend, opts BreakerOptions) *Breaker {
 			return err == nil || !backendFailure(err)
 		},
 		IsExcluded: func(err error) bool {
-			return errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)
+			return err == errNotLearnt || errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed)
 		},
 		OnStateChange: br.stateChanged,
 	})
@@ -203,18 +222,35 @@ func breakerState(s gobreaker.State) BreakerState {
 	return BreakerClosed
 }
 
-// allow admits one operation: it returns the function that reports its
-// outcome, or the error to return without calling the backend.
-func (br *Breaker) allow(ctx context.Context) (func(error), error) {
+// errNotLearnt is the outcome reported for a call that says nothing about
+// the backend (see do); IsExcluded recognises it.
+var errNotLearnt = errors.New("backends: call says nothing about the backend")
+
+// do runs op, one operation on the backend, if the breaker admits it, and
+// reports its outcome; a refused operation returns ErrBreakerOpen. The
+// outcome is reported even when op panics (as an exclusion), so that a
+// panicking probe never keeps the half-open breaker's one probe slot.
+// A call cut short by its caller's deadline counts only if it ran for at
+// least SlowCall: a caller with 1 ms left says nothing about a backend
+// that answers in 20.
+func (br *Breaker) do(ctx context.Context, op func() error) error {
 	if err := ctx.Err(); err != nil {
-		return nil, err // the caller is gone: no call, and nothing learnt
+		return err // the caller is gone: no call, and nothing learnt
 	}
 	done, err := br.cb.Allow()
 	if err != nil {
 		br.skips.Add(1)
-		return nil, ErrBreakerOpen
+		return ErrBreakerOpen
 	}
-	return done, nil
+	began := time.Now()
+	outcome := errNotLearnt // until op returns: a panic is not learnt from
+	defer func() { done(outcome) }()
+	err = op()
+	outcome = err
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && time.Since(began) < br.slowCall {
+		outcome = errNotLearnt
+	}
+	return err
 }
 
 // backendFailure reports whether err says the backend is unreachable,
@@ -228,113 +264,81 @@ func backendFailure(err error) bool {
 }
 
 // Get reads through the breaker.
-func (br *Breaker) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return nil, false, err
-	}
-	v, found, err := br.b.Get(ctx, key)
-	done(err)
+func (br *Breaker) Get(ctx context.Context, key string) (v []byte, found bool, err error) {
+	err = br.do(ctx, func() error {
+		v, found, err = br.b.Get(ctx, key)
+		return err
+	})
 	return v, found, err
 }
 
 // GetMany reads through the breaker.
-func (br *Breaker) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return nil, err
-	}
-	v, err := br.b.GetMany(ctx, keys)
-	done(err)
+func (br *Breaker) GetMany(ctx context.Context, keys []string) (v [][]byte, err error) {
+	err = br.do(ctx, func() error {
+		v, err = br.b.GetMany(ctx, keys)
+		return err
+	})
 	return v, err
 }
 
 // Set writes through the breaker.
 func (br *Breaker) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return err
-	}
-	err = br.b.Set(ctx, key, value, ttl)
-	done(err)
-	return err
+	return br.do(ctx, func() error { return br.b.Set(ctx, key, value, ttl) })
 }
 
 // SetMany writes through the breaker.
 func (br *Breaker) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return err
-	}
-	err = br.b.SetMany(ctx, items, ttl)
-	done(err)
-	return err
+	return br.do(ctx, func() error { return br.b.SetMany(ctx, items, ttl) })
 }
 
 // Add writes through the breaker.
-func (br *Breaker) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return false, err
-	}
-	added, err := br.b.Add(ctx, key, value, ttl)
-	done(err)
+func (br *Breaker) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (added bool, err error) {
+	err = br.do(ctx, func() error {
+		added, err = br.b.Add(ctx, key, value, ttl)
+		return err
+	})
 	return added, err
 }
 
 // Delete deletes through the breaker.
-func (br *Breaker) Delete(ctx context.Context, key string) (bool, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return false, err
-	}
-	deleted, err := br.b.Delete(ctx, key)
-	done(err)
+func (br *Breaker) Delete(ctx context.Context, key string) (deleted bool, err error) {
+	err = br.do(ctx, func() error {
+		deleted, err = br.b.Delete(ctx, key)
+		return err
+	})
 	return deleted, err
 }
 
 // DeleteMany deletes through the breaker.
-func (br *Breaker) DeleteMany(ctx context.Context, keys []string) (int, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := br.b.DeleteMany(ctx, keys)
-	done(err)
+func (br *Breaker) DeleteMany(ctx context.Context, keys []string) (n int, err error) {
+	err = br.do(ctx, func() error {
+		n, err = br.b.DeleteMany(ctx, keys)
+		return err
+	})
 	return n, err
 }
 
 // Has reads through the breaker.
-func (br *Breaker) Has(ctx context.Context, key string) (bool, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return false, err
-	}
-	ok, err := br.b.Has(ctx, key)
-	done(err)
+func (br *Breaker) Has(ctx context.Context, key string) (ok bool, err error) {
+	err = br.do(ctx, func() error {
+		ok, err = br.b.Has(ctx, key)
+		return err
+	})
 	return ok, err
 }
 
 // Inc writes through the breaker.
-func (br *Breaker) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return 0, err
-	}
-	n, err := br.b.Inc(ctx, key, delta, ttl)
-	done(err)
+func (br *Breaker) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (n int64, err error) {
+	err = br.do(ctx, func() error {
+		n, err = br.b.Inc(ctx, key, delta, ttl)
+		return err
+	})
 	return n, err
 }
 
 // Clear clears through the breaker.
 func (br *Breaker) Clear(ctx context.Context, prefix string) error {
-	done, err := br.allow(ctx)
-	if err != nil {
-		return err
-	}
-	err = br.b.Clear(ctx, prefix)
-	done(err)
-	return err
+	return br.do(ctx, func() error { return br.b.Clear(ctx, prefix) })
 }
 
 // Close closes the guarded backend; it never waits for the breaker.

@@ -152,7 +152,7 @@ func (c *Cache) GetMany(ctx context.Context, keys ...string) ([]Value, error) {
 		full[i] = c.key(k)
 	}
 	raw, err := c.backend.GetMany(ctx, full)
-	if err != nil {
+	if err != nil && !c.missedKeys(err, raw, len(keys)) {
 		return nil, fmt.Errorf("get many: %w", err)
 	}
 	if len(raw) != len(keys) {

@@ -44,6 +44,7 @@ func parallel(b *testing.B, trace []int32, op func(key string)) {
 	per := b.N / benchRoutines
 	var wg sync.WaitGroup
 	b.ResetTimer()
+	cpu0 := cpuClock()
 	for g := range benchRoutines {
 		n := per
 		if g == 0 {
@@ -62,7 +63,13 @@ func parallel(b *testing.B, trace []int32, op func(key string)) {
 		})
 	}
 	wg.Wait()
+	lastCPU = float64(cpuClock()-cpu0) / float64(max(b.N, 1))
 }
+
+// lastCPU is the process CPU time per operation of the last parallel run
+// (both goroutines' time, and any background work of the contender, such
+// as otter's maintenance), which TestReport reports with -clock cpu.
+var lastCPU float64
 
 // filledForGet returns a contender holding all n keys (capacity n), so that
 // every Get of the trace is a hit where the policy admitted the key. Each

@@ -8,7 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +31,8 @@ type Options struct {
 	// KeyPrefix is prepended to every fragment key, after the backend
 	// cache's own prefix. Leave it empty to keep keys equal to
 	// keys.MakeTemplateFragmentKey, so app code can delete fragments with it.
+	// It may not start with "fragcache-lock:" (with Version, KeyPrefix +
+	// Version + ":" may not): that is where Lock's keys live.
 	KeyPrefix string
 	// Version, when set, is added to every key (KeyPrefix + Version + ":" +
 	// fragment key); changing it on deploy invalidates every fragment at once.
@@ -42,6 +44,15 @@ type Options struct {
 	// fragments, so editing a block's body changes its key. Named fragments
 	// keep exact Flask keys.
 	SourceDigest bool
+	// UnambiguousKeys escapes "%" and "_" in names and vary_on values
+	// (as "%25" and "%5F") and names unnamed blocks "path:line", so that
+	// two different blocks or vary_on lists never share a key. Flask's
+	// key runs them together with "_": name "sidebar" with vary_on "admin"
+	// is name "sidebar_admin", so a vary_on value a client chooses can
+	// read or poison another block's fragment. Keys then differ from
+	// Flask's where a part holds "_" or "%": use Key and Delete, not
+	// keys.MakeTemplateFragmentKey, to reach them.
+	UnambiguousKeys bool
 	// Logger receives backend error reports; nil means slog.Default().
 	Logger *slog.Logger
 	// LogInterval is the least time between two backend error reports;
@@ -80,7 +91,9 @@ type Options struct {
 	EarlyRefresh float64
 	// StaleCopyBytes bounds the fragments kept in memory, with
 	// StaleWhileRevalidate, to serve while the backend cannot be reached.
-	// 0 means 8 MiB; negative keeps none.
+	// Each costs its bytes, its key's (vary_on values can be the
+	// client's) and 160 bytes of bookkeeping, which also bounds how many
+	// are kept. 0 means 8 MiB; negative keeps none.
 	StaleCopyBytes int
 	// Lock, when positive, makes a cold fragment render once across the
 	// processes sharing the backend: the first render takes a lock on the
@@ -134,18 +147,20 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-	lastKeys  sync.Map // *Site → the key of its last render without vary_on
 	siteNames sync.Map // *Site → an unnamed block's Observer name, "path:line"
 
 	hits, misses, renders, waits, deletes atomic.Uint64
 	staleHits, refreshes, lockWaits       atomic.Uint64
 	failures                              *failopen.Reporter
 
-	headed bool                      // store fragments behind a header
-	copies *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
+	headed    bool                      // store fragments behind a header
+	inProcess bool                      // the backend is Simple or Null: a store never blocks
+	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
 }
 
-// New returns a fragment Cache storing into store.
+// New returns a fragment Cache storing into store. It panics, as for a
+// programming error, on negative options (see each) and on a key prefix
+// that would make fragment keys lock keys.
 func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -166,8 +181,16 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if opts.Version != "" {
 		prefix += opts.Version + ":"
 	}
+	if strings.HasPrefix(prefix, lockPrefix) {
+		// Its fragments would be stored under other Caches' lock keys.
+		panic(fmt.Sprintf("fragment.New: key prefix %q would make fragment keys that are lock keys (prefix %q)", prefix, lockPrefix))
+	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
+	switch store.Backend().(type) {
+	case *backends.Simple, *backends.Null:
+		c.inProcess = true
+	}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
@@ -209,9 +232,19 @@ func (c *Cache) breakerState() backends.BreakerState {
 
 // Key returns the key (within the backend cache's prefix) that a block named
 // name with the given vary_on values stores under. With no KeyPrefix and
-// Version it equals keys.MakeTemplateFragmentKey(name, varyOn...).
+// Version, and without UnambiguousKeys, it equals
+// keys.MakeTemplateFragmentKey(name, varyOn...).
 func (c *Cache) Key(name string, varyOn ...string) string {
-	return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	if !c.opts.UnambiguousKeys {
+		return c.prefix + keys.MakeTemplateFragmentKey(name, varyOn...)
+	}
+	b := append([]byte(c.prefix), keys.TemplateFragmentPrefix...)
+	b, _ = c.appendPart(b, name) // a string always has a text form
+	for _, v := range varyOn {
+		b = append(b, '_')
+		b, _ = c.appendPart(b, v)
+	}
+	return string(b)
 }
 
 // Delete removes the fragment stored for name and vary_on values, as a block
@@ -230,41 +263,67 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // are *SiteError naming the block's position; an error from body is
 // returned as body returned it, and nothing is stored.
 func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) error {
+	frag, err := c.execute(ctx, call, w, body)
+	if err != nil || len(frag) == 0 {
+		return err
+	}
+	_, err = w.Write(frag)
+	return err
+}
+
+// Fragment is Render for an engine that prints a block's output as a
+// value rather than writing it (html/template's functions return
+// template.HTML): it returns the block's output. On a hit the slice is
+// the stored value itself, not a copy; after a render it is the fragment
+// just stored. It must not be modified, and nothing modifies it later (a
+// backends.Backend never changes a value it returned, and fragment never
+// reuses one), so an engine may hand it on as a string without copying it.
+// Errors are Render's.
+func (c *Cache) Fragment(ctx context.Context, call Call, body func(io.Writer) error) ([]byte, error) {
+	return c.execute(ctx, call, nil, body)
+}
+
+// execute runs one block for Render and Fragment. It returns the block's
+// output when it has it as an immutable slice (a stored value, a stale
+// copy, a render it stored). A block rendered without the cache (a backend
+// failure, "del", a cycle of blocks) is written straight into w, and
+// execute returns a nil slice; with a nil w (Fragment) it is rendered into
+// a buffer of its own, which execute returns.
+func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	mode, ttl, err := parseTimeout(call.Timeout)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	key, err := c.blockKey(call)
 	if err != nil {
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	if mode == deleteKey {
 		c.deletes.Add(1)
 		if _, err := c.store.Delete(ctx, key); err != nil {
 			if err := c.backendError(call.Site, "delete", err); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		c.lookup(ctx, call, Delete, 0)
-		return body(w)
+		return uncached(w, body)
 	}
 
 	v, err := c.store.GetValue(ctx, key)
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
-			return err
+			return nil, err
 		}
 		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
 			c.lookup(ctx, call, StaleHit, len(frag))
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		}
 		c.lookup(ctx, call, Uncached, 0)
-		return body(w)
+		return c.renderOffline(ctx, call, key, w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
-		switch xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), c.opts.EarlyRefresh) {
+		switch m.freshness(c.opts.EarlyRefresh) {
 		case xfetch.Fresh:
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
@@ -273,8 +332,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 			if c.opts.Observer != nil {
 				c.opts.Observer.ObserveLookup(ctx, c.block(call), Hit, len(frag))
 			}
-			_, err := w.Write(frag)
-			return err
+			return frag, nil
 		case xfetch.Early:
 			return c.refresh(ctx, call, key, mode, ttl, w, body, frag, false)
 		case xfetch.Stale:
@@ -293,7 +351,7 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
 		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+			if frag, m, ok := c.fragmentOf(v); ok && m.freshness(0) != xfetch.Stale {
 				servedByOther = true
 				return bytes.Clone(frag), nil
 			}
@@ -308,8 +366,20 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 	if err != nil {
 		return c.flightError(err, call, w, body)
 	}
-	_, err = w.Write(out)
-	return err
+	return out, nil
+}
+
+// uncached renders a block without the cache: into w, or, when w is nil,
+// into a buffer it returns.
+func uncached(w io.Writer, body func(io.Writer) error) ([]byte, error) {
+	if w != nil {
+		return nil, body(w)
+	}
+	var buf bytes.Buffer
+	if err := body(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // errServeStale is fill's answer when another process holds the lock of a
@@ -317,11 +387,11 @@ func (c *Cache) Render(ctx context.Context, call Call, w io.Writer, body func(io
 var errServeStale = errors.New("another process refreshes the fragment")
 
 // refresh re-renders a stale fragment (or one drawn for early refresh)
-// once per process: the caller that gets the flight renders it and writes
+// once per process: the caller that gets the flight renders it and returns
 // the new fragment; any other, and any render whose refresh another
-// process holds the lock of, writes old, the stored fragment.
-func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) error {
-	serveOld := func() error {
+// process holds the lock of, returns old, the stored fragment.
+func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeoutMode, ttl time.Duration, w io.Writer, body func(io.Writer) error, old []byte, expiredCopy bool) ([]byte, error) {
+	serveOld := func() ([]byte, error) {
 		if expiredCopy {
 			c.staleHits.Add(1)
 			c.lookup(ctx, call, StaleHit, len(old))
@@ -329,8 +399,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 			c.hits.Add(1)
 			c.lookup(ctx, call, Hit, len(old))
 		}
-		_, err := w.Write(old)
-		return err
+		return old, nil
 	}
 	out, ran, err := c.group.TryDo(ctx, key, func() ([]byte, error) {
 		out, _, err := c.fill(ctx, call, key, mode, ttl, body, true)
@@ -343,8 +412,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 		return c.flightError(err, call, w, body)
 	}
 	c.lookup(ctx, call, Refresh, 0)
-	_, err = w.Write(out)
-	return err
+	return out, nil
 }
 
 // fill is a flight's work for key: take the cross-process lock when asked
@@ -398,8 +466,9 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	return out, false, nil
 }
 
-// flightError handles an error of the flight group or of a flight.
-func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) error {
+// flightError handles an error of the flight group or of a flight; a
+// block it renders uncached goes where uncached puts it.
+func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	switch err {
 	case flight.ErrCycle:
 		// Another goroutine renders this key and waits, through blocks
@@ -407,13 +476,13 @@ func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writ
 		// render this block uncached rather than deadlock or fail the
 		// page.
 		c.renders.Add(1)
-		return body(w)
+		return uncached(w, body)
 	case ErrRecursive:
 		// Only the group's own refusal names this block; an ErrRecursive
 		// inside a body's error already names the block that re-entered.
-		return &SiteError{Site: call.Site, Err: err}
+		return nil, &SiteError{Site: call.Site, Err: err}
 	}
-	return err
+	return nil, err
 }
 
 // fragmentOf returns the fragment a stored value holds and its header; ok
@@ -475,6 +544,15 @@ func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutM
 // past its deadline. The error is the backend's, in strict mode, when the
 // store finished while the request waited.
 func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+	if c.inProcess {
+		// An in-process store returns at once: it needs neither a
+		// timeout (a timer per miss) nor a goroutine, only to outlive
+		// the request's cancellation.
+		if err := c.set(context.WithoutCancel(ctx), key, value, mode, ttl); err != nil {
+			return c.backendError(site, "set", err)
+		}
+		return nil
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
 	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
 		defer cancel()
@@ -511,20 +589,15 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
 	if call.Name != nil {
-		if b, err = AppendKeyValue(b, call.Name); err != nil {
+		if b, err = c.appendPart(b, call.Name); err != nil {
 			return "", err
 		}
-	} else {
-		b = append(b, call.Site.Path...) // keys.FragmentName, without its allocation
-		b = strconv.AppendInt(b, int64(call.Site.Line), 10)
-		if c.opts.SourceDigest && call.Site.Digest != "" {
-			b = append(b, '@')
-			b = append(b, call.Site.Digest...)
-		}
+	} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
+		return "", err
 	}
 	for _, v := range call.VaryOn {
 		b = append(b, '_')
-		if b, err = AppendKeyValue(b, v); err != nil {
+		if b, err = c.appendPart(b, v); err != nil {
 			return "", err
 		}
 	}
@@ -533,11 +606,11 @@ func (c *Cache) blockKey(call Call) (string, error) {
 	}
 	// A block without vary_on values (a named sidebar, a menu) usually has
 	// the same key on every render: reuse the last one instead of allocating.
-	if last, ok := c.lastKeys.Load(call.Site); ok && last.(string) == string(b) {
-		return last.(string), nil
+	if last, ok := call.Site.lastKey.Load().(string); ok && last == string(b) {
+		return last, nil
 	}
 	key := string(b)
-	c.lastKeys.Store(call.Site, key)
+	call.Site.lastKey.Store(key)
 	return key, nil
 }
 

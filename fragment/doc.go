@@ -13,6 +13,11 @@
 // body without storing it. A hit writes the stored bytes; a miss renders the
 // body into a buffer, stores it and writes it.
 //
+// Flask's keys are ambiguous (name "sidebar" with vary_on "admin" is name
+// "sidebar_admin"); Options.UnambiguousKeys escapes the parts so that no
+// two blocks share a key (see keymode.go). Without it, an unnamed block in
+// a template whose path ends in a digit is refused (ErrAmbiguousName).
+//
 // Beyond Flask: concurrent misses of one key in a process render the body
 // once (golang.org/x/sync/singleflight's idea, extended so that a block
 // re-entering a key that its own goroutine is rendering gets an error
@@ -23,7 +28,8 @@
 // was cancelled: then a waiter whose request is alive takes over the
 // render; backend errors are fail-open —
 // counted, logged at most once per interval, and the body is rendered
-// uncached — unless Options.Strict asks for them to be returned.
+// uncached (once for concurrent renders of the key, as for a miss) —
+// unless Options.Strict asks for them to be returned.
 //
 // Outages and herds. A backend whose circuit breaker is open
 // (backends.Breaker) is skipped without a log line per call (Stats.Skips,

@@ -51,11 +51,27 @@ func (c *Cache) lock(ctx context.Context, key string) (held, taken bool) {
 }
 
 // unlock deletes key's render lock, on a context detached from ctx's
-// cancellation: the lock must go even when the request did.
+// cancellation and bounded by StoreTimeout: the lock must go even when the
+// request did. As with the store before it, the request waits for the
+// delete only until its own ctx ends; the delete goes on in the
+// background.
 func (c *Cache) unlock(ctx context.Context, key string) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
-	defer cancel()
-	_, _ = c.store.Delete(dctx, lockKey(key))
+	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
+		defer cancel()
+		_, _ = c.store.Delete(dctx, lockKey(key))
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		_, _ = c.store.Delete(dctx, lockKey(key))
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // waitForOther waits, while another process holds key's lock, for the
@@ -76,7 +92,7 @@ func (c *Cache) waitForOther(ctx context.Context, key string) (frag []byte, ok b
 		if err != nil {
 			return nil, false
 		}
-		if f, m, found := c.fragmentOf(vals[0]); found && xfetch.Judge(m.stale, 0, time.Now().UnixMilli(), 0) != xfetch.Stale {
+		if f, m, found := c.fragmentOf(vals[0]); found && m.freshness(0) != xfetch.Stale {
 			return append([]byte(nil), f...), true
 		}
 		if !vals[1].Found() || time.Now().After(until) {

@@ -3,6 +3,7 @@ package fragment
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 )
 
 // Site is where a cache block stands: the static part of a block, computed
@@ -20,6 +21,14 @@ type Site struct {
 	// Options.SourceDigest, an unnamed fragment's name includes it, so that
 	// editing the body changes the key.
 	Digest string
+
+	// lastKey is the key of the block's last render without vary_on
+	// values, which blockKey reuses instead of allocating one; kept here
+	// rather than in the Cache, so that it goes with the Site when a
+	// template parsed per request is dropped. (An atomic.Value, not an
+	// atomic.Pointer, keeps Site comparable and copyable, as engines'
+	// tests and code treat it.)
+	lastKey atomic.Value // string
 }
 
 // String returns "path:line:col", the position errors name.

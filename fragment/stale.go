@@ -3,6 +3,9 @@ package fragment
 import (
 	"encoding/binary"
 	"math"
+	"time"
+
+	"github.com/fragcache/fragcache/internal/xfetch"
 )
 
 // A stored fragment is, by default, exactly the bytes its body rendered:
@@ -36,6 +39,16 @@ const (
 type meta struct {
 	stale  int64  // Unix ms when it goes stale; 0 = never
 	render uint32 // µs its body took
+}
+
+// freshness judges the fragment now, with early refresh's β (0 = off). A
+// fragment without a header never goes stale, and is judged without
+// reading the clock: that is every hit when the options are off.
+func (m meta) freshness(beta float64) xfetch.Freshness {
+	if m.stale == 0 {
+		return xfetch.Fresh
+	}
+	return xfetch.Judge(m.stale, m.render, time.Now().UnixMilli(), beta)
 }
 
 // encodeValue returns the value to store for fragment frag: frag itself,

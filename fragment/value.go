@@ -21,6 +21,11 @@ var (
 	// ErrKeyValue is returned for a name or vary_on value that has no
 	// documented text form.
 	ErrKeyValue = errors.New("fragment: invalid cache key value")
+	// ErrAmbiguousName is returned for an unnamed block in a template
+	// whose path ends in a digit: Flask's name for it, the path and line
+	// run together, is another block's too (line 23 of "wizard/step1" and
+	// line 3 of "wizard/step12" are both "wizard/step123"). Name the block.
+	ErrAmbiguousName = errors.New("fragment: an unnamed block in a template whose path ends in a digit has a key another block can share; name the block")
 	// ErrRecursive is returned when a block's key is requested while that
 	// same key is being rendered by the same goroutine: a block nested,
 	// directly or through other blocks and includes, in itself. (When the

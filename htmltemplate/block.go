@@ -1,11 +1,13 @@
 package htmltemplate
 
 import (
+	"bytes"
 	"fmt"
 	"html/template"
 	"io"
 	"reflect"
 	"sync"
+	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
 )
@@ -103,30 +105,59 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 				ErrSameLine, b.lineMate)}
 		}
 	}
+	x := executionPool.Get().(*execution)
+	defer x.release()
+	x.b, x.dot, x.root = b, dot, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
 	case len(b.vary) > 0:
-		// Render's parameter leaks, so this is allocated; only here.
-		v := make([]any, len(b.vary))
-		for i, r := range b.vary {
-			v[i] = r.get(dyn)
+		v := x.vary[:0]
+		for _, r := range b.vary {
+			v = append(v, r.get(dyn))
 		}
-		call.VaryOn = v
+		x.vary, call.VaryOn = v, v
 	}
-	w := bufPool.Get().(*htmlBuffer)
-	defer w.release()
-	body := func(w io.Writer) error { return b.execute(w, dot, root) }
+	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		err = fc.Render(b.set.ctxs.current(), call, w, body)
+		frag, err = fc.Fragment(b.set.ctxs.current(), call, x.body)
 	} else {
-		err = body(w)
+		var buf bytes.Buffer
+		err = x.body(&buf)
+		frag = buf.Bytes()
 	}
 	if err != nil {
 		return "", err
 	}
-	return template.HTML(w.b), nil
+	// The fragment's bytes are never modified (fragment.Cache.Fragment
+	// says so; an uncached render's buffer is this call's own), so the
+	// string shares them: a hit copies the fragment once, into the page.
+	return template.HTML(unsafe.String(unsafe.SliceData(frag), len(frag))), nil
+}
+
+// execution is what one call of a block hands fragment.Cache.Fragment,
+// pooled so that a hit allocates neither the body's closure nor the
+// vary_on slice (Fragment keeps neither after it returns).
+type execution struct {
+	b         *block
+	dot, root any
+	body      func(io.Writer) error // x.render, bound once
+	vary      []any
+}
+
+var executionPool = sync.Pool{New: func() any {
+	x := new(execution)
+	x.body = x.render
+	return x
+}}
+
+func (x *execution) render(w io.Writer) error { return x.b.execute(w, x.dot, x.root) }
+
+func (x *execution) release() {
+	clear(x.vary) // do not keep the values alive
+	x.b, x.dot, x.root, x.vary = nil, nil, nil, x.vary[:0]
+	executionPool.Put(x)
 }
 
 // execute renders the body for the value of the dot and $ at the block.
@@ -155,26 +186,3 @@ func single(v any) any {
 	arr.Index(0).Set(reflect.ValueOf(v))
 	return arr.Interface()
 }
-
-// htmlBuffer collects a fragment; pooled, so a hit costs only the string
-// that becomes the template.HTML.
-type htmlBuffer struct{ b []byte }
-
-func (w *htmlBuffer) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
-// maxPooled is the largest buffer kept for reuse, so one huge fragment
-// does not pin its memory.
-const maxPooled = 64 << 10
-
-func (w *htmlBuffer) release() {
-	if cap(w.b) > maxPooled {
-		return
-	}
-	w.b = w.b[:0]
-	bufPool.Put(w)
-}
-
-var bufPool = sync.Pool{New: func() any { return new(htmlBuffer) }}

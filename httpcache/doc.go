@@ -18,13 +18,17 @@
 // the first. Forwarded, X-Forwarded-Host, X-Forwarded-Proto and
 // X-Forwarded-Port give the scheme and host only when
 // Options.TrustForwarded says the request came through a proxy that sets
-// them; otherwise a request carrying one of them, or another header that
-// frameworks take the host, path or method from (X-Original-URL,
+// them, and only when they all agree (a client can send the one the proxy
+// does not set); otherwise a request carrying one of them, or another
+// header that frameworks and proxies take the scheme, host, path or method
+// from (X-Forwarded-Ssl, X-Url-Scheme, X-Original-URL,
 // X-HTTP-Method-Override, …), is keyed on its values too, so a forged
-// header fills only an entry no honest request reads. A response with a
-// Vary header is stored per value of the request headers it names (see
-// below). Every part of a key can be read back from it, so two requests
-// their handlers can tell apart never share one.
+// header fills only an entry no honest request reads. No such list can be
+// complete: Options.KeyHeaders names the request headers an application
+// takes anything in its responses from, and the key holds their values
+// too. A response with a Vary header is stored per value of the request
+// headers it names (see below). Every part of a key can be read back from
+// it, so two requests their handlers can tell apart never share one.
 //
 // # What is stored
 //
@@ -40,7 +44,9 @@
 // directly, and net/http sends what they wrote. Only the header fields the
 // wrapped handler set are stored — not those middleware outside the cache
 // set before it (a request ID), though the rules above see those too —
-// and of them not the hop-by-hop ones, Date, Content-Length or Set-Cookie;
+// with Vary, which says what the entry is keyed on, kept whoever set it
+// (rs/cors sets Vary: Origin before the handler runs); and of them not
+// the hop-by-hop ones, Date, Content-Length or Set-Cookie;
 // a hit gets a fresh Date, an exact Content-Length and an Age. The key does
 // not include cookies, so a handler whose page depends on who asks must
 // say Cache-Control: private, Vary: Cookie, or be excluded with
@@ -67,7 +73,11 @@
 // do not wait for one another, so that responses that are known to be
 // unshareable only when they end (a long poll) do not queue up. Backend
 // errors never fail a request: they are counted, logged at most once per
-// interval, and the handler runs uncached.
+// interval, and the handler runs uncached. Entries go through the
+// backend's circuit breaker (backends.Breaker): while it is open, requests
+// skip the backend at once, counted in Stats.Skips.
+// Options.WriteTimeout bounds how long a client that does not read keeps
+// its copy of a response the cache writes from memory.
 //
 // # HTTP caching beyond Flask-Caching
 //

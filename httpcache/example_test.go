@@ -83,7 +83,7 @@ func ExampleCache_Middleware_private() {
 	// Output:
 	// /welcome MISS: "welcome, visitor 1"
 	// /welcome MISS: "welcome, visitor 2"
-	// {Hits:0 Misses:2 Runs:2 Waits:0 Bypasses:0 NotStored:2 BackendErrors:0 BadEntries:0}
+	// {Hits:0 Misses:2 Runs:2 Waits:0 Bypasses:0 NotStored:2 BackendErrors:0 BadEntries:0 Skips:0 Breaker:closed}
 }
 
 // After the data behind a page changes, Delete removes its stored

@@ -22,6 +22,18 @@ import (
 // serving its own URL in-process, or two doing so for each other) is told
 // so instead of deadlocking; the goroutine id comes from
 // github.com/petermattis/goid, as in flight, read only on a miss.
+//
+// Why not one mechanism: flight could grow a release hook (Do passing fn
+// a func that hands waiters a value early), but httpcache would still need
+// what flight has no use for elsewhere: a split join/wait, since a waiter
+// must check the outcome against its own variant key (Vary) before taking
+// it; an outcome that says "look again" rather than a value or an error;
+// and pass hints (hit-for-miss) that make later requests skip the group.
+// That is a second API in flight with one caller, on the path fragment
+// and memoize share. Both keep the same rules (one leader per key, a
+// waiter's own ctx ends its wait, a panicking leader releases its
+// waiters, a cancelled leader hands over, self-waits are refused), and
+// their tests check each.
 
 // errRecursive is join's answer to a request that would wait for itself.
 var errRecursive = errors.New("the response is being produced by the request's own goroutine, or one waiting for it")

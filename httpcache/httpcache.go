@@ -52,12 +52,30 @@ type Options struct {
 	// TrustForwarded reports whether a request came through a proxy that
 	// sets (not merely appends to) the Forwarded or X-Forwarded-Host,
 	// X-Forwarded-Proto and X-Forwarded-Port headers; for such requests the
-	// key's scheme and host are the ones these headers name. Nil trusts no
+	// key's scheme and host are the ones these headers name. All of them
+	// must name one scheme and one host (X-Forwarded-Port the port of a
+	// host that names one), or the request bypasses the cache: a proxy
+	// that sets X-Forwarded-Host passes a client's Forwarded on, and the
+	// handler may read either. Nil trusts no
 	// request: the key's scheme is the connection's and its host the Host
 	// header's, and a request carrying any of these headers is keyed on
 	// their values too, so a forged one fills only an entry that no honest
 	// request reads.
 	TrustForwarded func(r *http.Request) bool
+	// KeyHeaders are request headers whose values the default key holds
+	// too: headers that code in front of the cache or the handler takes
+	// anything in the response from (the host or scheme it writes links
+	// with, a tenant). The key always covers the Host header and the
+	// forwarded headers common frameworks read (see the package doc), but
+	// no list knows every application's, and a request header outside the
+	// key that changes the response lets one request store, for every
+	// visitor, a page made from the value it sent. A handler that knows
+	// what it reads can send Vary instead. A request with another value,
+	// or without the header, is another entry; Delete reaches the entries
+	// of requests without any of these headers, DeleteRequest any. Names
+	// may be given in any capitalisation; New panics on one that is not a
+	// token. A custom Key replaces this with the rest of the default key.
+	KeyHeaders []string
 	// Timeout is how long responses live: 0 means the backend cache's
 	// default timeout, backends.NoExpiry never expires; any other
 	// negative value is invalid. A handler can choose its own response's with SetTimeout.
@@ -89,6 +107,25 @@ type Options struct {
 	// is held back in memory before it streams to its client instead; 0
 	// means DefaultMaxBodySize, negative means no limit.
 	MaxBodySize int64
+	// WriteTimeout, when positive, bounds how long the cache spends writing
+	// a response it holds in memory to its client: a hit, a response shared
+	// with the requests that waited for it, and the buffered response of
+	// the request that ran the handler. When the cache starts writing, it
+	// sets the connection's write deadline to now + WriteTimeout
+	// (http.ResponseController.SetWriteDeadline), replacing the one
+	// http.Server.WriteTimeout set, so keep it shorter than that; a client
+	// that has not taken the response by then loses its connection.
+	// Responses that stream as the handler writes them are not affected.
+	// 0 sets no deadline.
+	//
+	// It bounds the memory slow clients hold. Every hit read from a remote
+	// store (Redis, memcached, FileSystem) is a copy of the body of its
+	// own, kept until its client has taken all but the socket buffers'
+	// worth: N clients that read slowly, or not at all, hold N bodies of up
+	// to MaxBodySize (SimpleCache's hits share the stored bytes).
+	// http.Server.WriteTimeout bounds that too, but also cuts off the
+	// streams (server-sent events, long polls) a server may serve.
+	WriteTimeout time.Duration
 	// AddETag gives a stored 200 response without an ETag a strong one, a
 	// hash of its body, so that clients can revalidate with If-None-Match
 	// and be answered 304 from the cache.
@@ -122,6 +159,13 @@ type Stats struct {
 	NotStored     uint64 // responses the rules or ResponseFilter kept out of the cache
 	BackendErrors uint64 // backend failures; the request was served uncached
 	BadEntries    uint64 // stored values that were not valid responses: treated as misses and deleted
+	// Skips counts backend calls skipped because the backend's circuit
+	// breaker was open (not counted in BackendErrors, and not logged: the
+	// breaker logs its state changes); the request was served uncached.
+	Skips uint64
+	// Breaker is the state of the backend's circuit breaker
+	// (backends.Cache.Breaker); BreakerClosed when it has none.
+	Breaker backends.BreakerState
 }
 
 // Cache caches responses of the handlers its Middleware wraps. One Cache
@@ -133,6 +177,10 @@ type Cache struct {
 	statuses  []int
 	hitHeader string
 	fills     fills
+
+	// keyed and keyedTrusted are the request headers the default key
+	// holds the values of, without and with TrustForwarded.
+	keyed, keyedTrusted []string
 
 	hits, misses, runs, waits, bypasses, notStored, badEntries atomic.Uint64
 	failures                                                   *failopen.Reporter
@@ -168,6 +216,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 	if c.hitHeader == "" {
 		c.hitHeader = "X-Cache"
 	}
+	c.keyed, c.keyedTrusted = keyedHeaders(opts.KeyHeaders)
 	return c
 }
 
@@ -185,7 +234,16 @@ func (c *Cache) Stats() Stats {
 		NotStored:     c.notStored.Load(),
 		BackendErrors: c.failures.Errors(),
 		BadEntries:    c.badEntries.Load(),
+		Skips:         c.failures.Skips(),
+		Breaker:       c.breakerState(),
 	}
+}
+
+func (c *Cache) breakerState() backends.BreakerState {
+	if br := c.store.Breaker(); br != nil {
+		return br.State()
+	}
+	return backends.BreakerClosed
 }
 
 // Key returns the key (within the backend cache's prefix) that r's
@@ -264,18 +322,19 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 	forced := c.opts.ForcedUpdate != nil && c.opts.ForcedUpdate(r)
 	for attempt := range maxAttempts {
 		e, key, m, err := c.find(ctx, primary, r)
-		if err != nil {
+		offline := err != nil
+		if offline {
+			// The backend failed (down, or its breaker open): the handler
+			// still runs once for concurrent requests, since an outage of
+			// the cache is when it needs that most, but nothing is stored.
 			c.backendError("get", err)
-			c.setHit(w.Header(), "MISS")
-			next.ServeHTTP(w, r)
-			return
 		}
 		if e != nil && !forced {
 			c.hits.Add(1)
 			c.serveEntry(w, r, e, false)
 			return
 		}
-		if attempt == 0 {
+		if attempt == 0 && !offline {
 			c.misses.Add(1)
 		}
 		if r.Method == http.MethodHead || requestNoStore(r) {
@@ -289,7 +348,7 @@ func (c *Cache) serveHTTP(w http.ResponseWriter, r *http.Request, next http.Hand
 			break // waiting would deadlock: the handler runs for this request alone
 		}
 		if how != wait {
-			c.lead(w, r, next, primary, key, m, f)
+			c.lead(w, r, next, primary, key, m, f, offline)
 			return
 		}
 		out, err := c.fills.wait(ctx, f)
@@ -323,10 +382,13 @@ func (c *Cache) waiterKey(primary string, out outcome, r *http.Request) string {
 }
 
 // lead runs the handler for r, the first request to miss key, into a
-// recorder; stores the response if the rules allow; hands it to the
-// requests waiting on f (nil when none may wait) and serves it to r.
-func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, primary, key string, m *marker, f *fill) {
-	c.runs.Add(1)
+// recorder; stores the response if the rules allow (and the lookup did
+// not fail: offline); hands it to the requests waiting on f (nil when
+// none may wait) and serves it to r.
+func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, primary, key string, m *marker, f *fill, offline bool) {
+	if !offline { // as before the lookup failed, an offline run is counted in BackendErrors only
+		c.runs.Add(1)
+	}
 	leave := func(reason string) {
 		c.fills.release(f, outcome{})
 		if hintable(reason) {
@@ -366,9 +428,11 @@ func (c *Cache) lead(w http.ResponseWriter, r *http.Request, next http.Handler, 
 		return
 	}
 	e := &entry{created: time.Now(), status: resp.Status, header: resp.Header, body: resp.Body}
-	storedKey, stored, err := c.save(r.Context(), primary, m, req, rec, buf)
-	if err != nil {
-		c.backendError("set", err)
+	storedKey, stored := c.variant(primary, m, req, rec)
+	if !offline {
+		if err := c.save(r.Context(), primary, storedKey, stored, rec, buf); err != nil {
+			c.backendError("set", err)
+		}
 	}
 	c.fills.unhint(key)
 	c.fills.release(f, outcome{e: e, key: storedKey, m: stored})
@@ -427,9 +491,9 @@ func (c *Cache) entryOf(req *http.Request, rec *recorder) (resp *Response, buf [
 
 // save stores buf, the entry of rec's response, with the handler's
 // timeout or the configured one: under primary, or for a response with a
-// Vary header under its variant key, with a vary marker under primary. It
-// returns the key and the marker used.
-func (c *Cache) save(ctx context.Context, primary string, found *marker, req *http.Request, rec *recorder, buf []byte) (string, *marker, error) {
+// Vary header under key, its variant key (see variant), with the vary
+// marker m under primary.
+func (c *Cache) save(ctx context.Context, primary, key string, m *marker, rec *recorder, buf []byte) error {
 	timeout := c.opts.Timeout
 	if rec.timeoutSet {
 		timeout = rec.timeout
@@ -438,8 +502,21 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 	if ttl == 0 {
 		ttl = c.store.DefaultTimeout()
 	}
+	if m == nil {
+		return c.set(ctx, primary, buf, ttl)
+	}
+	if err := c.set(ctx, key, buf, ttl); err != nil {
+		return err
+	}
+	return c.set(ctx, primary, encodeMarker(m), ttl)
+}
+
+// variant returns the key rec's response for req goes under, and the vary
+// marker stored under primary for it (nil without Vary): found, the marker
+// the lookup found, if it names the same request headers, else a new one.
+func (c *Cache) variant(primary string, found *marker, req *http.Request, rec *recorder) (string, *marker) {
 	if len(rec.vary) == 0 {
-		return primary, nil, c.set(ctx, primary, buf, ttl)
+		return primary, nil
 	}
 	m := found
 	if m == nil || !slices.Equal(m.names, rec.vary) {
@@ -447,11 +524,7 @@ func (c *Cache) save(ctx context.Context, primary string, found *marker, req *ht
 		_, _ = rand.Read(id) // never fails (crypto/rand)
 		m = &marker{id: string(id), names: rec.vary}
 	}
-	key := variantKey(primary, m, req)
-	if err := c.set(ctx, key, buf, ttl); err != nil {
-		return key, m, err
-	}
-	return key, m, c.set(ctx, primary, encodeMarker(m), ttl)
+	return variantKey(primary, m, req), m
 }
 
 // find looks up r's response under primary: the entry stored there, or,
@@ -476,9 +549,7 @@ func (c *Cache) find(ctx context.Context, primary string, r *http.Request) (*ent
 		}
 		e, err := decodeEntry(b)
 		if err == nil {
-			if vary, _ := varyNames(e.header["Vary"]); !slices.Equal(vary, m.names) {
-				err = fmt.Errorf("%w: Vary %q under a marker for %q", errBadEntry, vary, m.names)
-			}
+			err = checkVary(e, m)
 		}
 		if err != nil {
 			c.badEntry(ctx, key, err)
@@ -487,14 +558,31 @@ func (c *Cache) find(ctx context.Context, primary string, r *http.Request) (*ent
 		return e, key, m, nil
 	}
 	e, err := decodeEntry(b)
-	if err == nil && len(e.header["Vary"]) > 0 {
-		err = fmt.Errorf("%w: Vary %q without a marker", errBadEntry, e.header["Vary"])
+	if err == nil {
+		err = checkVary(e, nil)
 	}
 	if err != nil {
 		c.badEntry(ctx, primary, err)
 		return nil, primary, nil, nil
 	}
 	return e, primary, nil, nil
+}
+
+// checkVary reports an entry found under marker m (nil for none) whose
+// Vary does not name the request headers m does. Every entry this package
+// writes carries the Vary its response was sent with (see storedHeader),
+// and the marker is made from it, so the two always agree.
+func checkVary(e *entry, m *marker) error {
+	vary, refusal := varyNames(e.header["Vary"])
+	switch {
+	case refusal != "":
+		return fmt.Errorf("%w: %s", errBadEntry, refusal)
+	case m == nil && len(vary) > 0:
+		return fmt.Errorf("%w: Vary %q without a marker", errBadEntry, vary)
+	case m != nil && !slices.Equal(vary, m.names):
+		return fmt.Errorf("%w: Vary %q under a marker for %q", errBadEntry, vary, m.names)
+	}
+	return nil
 }
 
 // badEntry counts, reports and deletes a stored value that is not valid.
@@ -506,22 +594,15 @@ func (c *Cache) badEntry(ctx context.Context, key string, err error) {
 	}
 }
 
-// get and set reach the backend under the cache's key prefix, without the
-// backend cache's value envelope: entries are stored in their own format
-// (see entry.go).
+// get and set reach the backend without the backend cache's value
+// envelope, since entries are stored in their own format (see entry.go),
+// but through its key prefix and circuit breaker.
 func (c *Cache) get(ctx context.Context, key string) ([]byte, bool, error) {
-	b, ok, err := c.store.Backend().Get(ctx, c.store.KeyPrefix()+key)
-	if err != nil {
-		return nil, false, fmt.Errorf("get %q: %w", key, err)
-	}
-	return b, ok, nil
+	return c.store.GetRaw(ctx, key)
 }
 
 func (c *Cache) set(ctx context.Context, key string, b []byte, ttl time.Duration) error {
-	if err := c.store.Backend().Set(ctx, c.store.KeyPrefix()+key, b, ttl); err != nil {
-		return fmt.Errorf("set %q: %w", key, err)
-	}
-	return nil
+	return c.store.SetRaw(ctx, key, b, ttl)
 }
 
 // eligible reports whether r may be served from and stored in the cache.
@@ -544,7 +625,18 @@ func (c *Cache) setHit(h http.Header, v string) {
 // serveEntry writes a stored response, with its age. The header's values
 // are copied when waiters share the entry.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, shared bool) {
+	c.setWriteDeadline(w)
 	h := w.Header()
+	for k := range h {
+		// Middleware outside the cache may have set a stored field under
+		// another capitalisation (h["vary"]): the stored one replaces it,
+		// rather than going out beside it.
+		if !isCanonical(k) {
+			if _, ok := e.header[http.CanonicalHeaderKey(k)]; ok {
+				delete(h, k)
+			}
+		}
+	}
 	for k, v := range e.header {
 		if shared {
 			v = slices.Clone(v)
@@ -552,12 +644,53 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, sha
 		h[k] = v
 	}
 	c.setHit(h, "HIT")
-	age := max(0, int64(time.Since(e.created)/time.Second))
-	if stored, err := strconv.ParseInt(e.header.Get("Age"), 10, 64); err == nil && stored > 0 {
-		age += stored // the handler relayed a response that was already that old
-	}
-	h.Set("Age", strconv.FormatInt(age, 10))
+	h.Set("Age", strconv.FormatInt(ageOf(e, time.Now()), 10))
 	writeResponse(w, r, e.status, e.header, e.body)
+}
+
+// setWriteDeadline gives a response written from memory its
+// Options.WriteTimeout. net/http clears the deadline when the handler
+// returns, so it does not outlive the response.
+func (c *Cache) setWriteDeadline(w http.ResponseWriter) {
+	if c.opts.WriteTimeout > 0 {
+		// A writer without deadlines (an httptest.ResponseRecorder, a
+		// wrapper without Unwrap) has no client to wait for: nothing to do.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	}
+}
+
+// maxAge is the largest Age sent. RFC 9111 §1.2.2: a cache that receives
+// a delta-seconds value it cannot represent, or whose calculations
+// overflow, takes it to be 2147483648 (2^31), and never sends more.
+const maxAge = 1 << 31
+
+// ageOf is e's Age at now: the seconds since it was stored plus the Age
+// the handler relayed, if any (a response that was already that old),
+// within 0 and maxAge. Both parts come from stored bytes, so neither is
+// trusted to be small.
+func ageOf(e *entry, now time.Time) int64 {
+	age := min(max(0, int64(now.Sub(e.created)/time.Second)), maxAge)
+	if relayed, ok := deltaSeconds(e.header.Get("Age")); ok {
+		age = min(age+relayed, maxAge)
+	}
+	return age
+}
+
+// deltaSeconds parses a delta-seconds value (RFC 9111 §1.2.2: 1*DIGIT,
+// so no sign), saturating at maxAge however many digits it has.
+func deltaSeconds(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := range len(s) {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = min(n*10+int64(c-'0'), maxAge) // n*10 stays far from overflow: n <= 2^31
+	}
+	return n, true
 }
 
 // serveRecorded writes the response the leader's handler left in its
@@ -566,6 +699,7 @@ func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, sha
 // set after the status are sent as trailers, so the body goes without a
 // Content-Length.
 func (c *Cache) serveRecorded(w http.ResponseWriter, r *http.Request, rec *recorder, etag string) {
+	c.setWriteDeadline(w)
 	h := w.Header()
 	trailers := http.Header{}
 	for k, v := range h {
@@ -627,8 +761,11 @@ func bodyAllowed(status int) bool {
 
 // backendError counts a backend failure and reports it; the request is
 // served uncached.
+// A call the circuit breaker skipped is counted apart and not logged.
 func (c *Cache) backendError(op string, err error) {
-	c.failures.Count(err)
+	if c.failures.Count(err) {
+		return
+	}
 	c.report(op, err)
 }
 

@@ -37,10 +37,44 @@ var errNoHost = errors.New("no valid host")
 // (X-Forwarded-Host: evil.example) can only fill an entry that requests
 // with the same value read. With Options.TrustForwarded, the first four
 // give the key's scheme and host instead.
+//
+// The list cannot be complete: any framework, middleware or handler may
+// take what it likes from any header. It holds those that common ones are
+// known to read or set (labstack/echo's Context.Scheme and its copies read
+// X-Forwarded-Protocol, X-Forwarded-Ssl and X-Url-Scheme after
+// X-Forwarded-Proto; Rack X-Forwarded-Ssl and -Scheme; Tornado X-Scheme;
+// Symfony X-Forwarded-Prefix; Microsoft's proxies send Front-End-Https and
+// X-Original-Host, -Proto and -Url; Traefik X-Forwarded-Uri), and
+// Options.KeyHeaders adds an application's own.
 var riskyHeaders = []string{
 	"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 	"X-Forwarded-Scheme", "X-Forwarded-Prefix", "X-Forwarded-Server", "X-Host",
 	"X-Original-Url", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Forwarded-Protocol", "X-Forwarded-Ssl", "X-Url-Scheme", "X-Scheme", "Front-End-Https",
+	"X-Forwarded-Uri", "X-Forwarded-Path", "X-Original-Uri", "X-Original-Host", "X-Original-Proto",
+	"X-Http-Host-Override",
+}
+
+// keyedHeaders returns the request headers whose values go into the
+// default key, for untrusted and trusted requests: riskyHeaders (less the
+// four that give a trusted request's scheme and host) and extra, by
+// canonical name, each once. It panics on a name that is not a token, as
+// New does for a programming error.
+func keyedHeaders(extra []string) (untrusted, trusted []string) {
+	untrusted, trusted = slices.Clone(riskyHeaders), slices.Clone(riskyHeaders[4:])
+	for _, name := range extra {
+		if !validFieldName(name) {
+			panic(fmt.Sprintf("httpcache: KeyHeaders: %q is not a header field name", name))
+		}
+		name = http.CanonicalHeaderKey(name)
+		if !slices.Contains(untrusted, name) {
+			untrusted = append(untrusted, name)
+		}
+		if !slices.Contains(trusted, name) {
+			trusted = append(trusted, name)
+		}
+	}
+	return untrusted, trusted
 }
 
 // defaultKey builds the default key of r.
@@ -69,9 +103,9 @@ func (c *Cache) defaultKey(r *http.Request) (string, error) {
 			b.WriteString(q.Encode())
 		}
 	}
-	names := riskyHeaders
+	names := c.keyed
 	if trusted {
-		names = riskyHeaders[4:]
+		names = c.keyedTrusted
 	}
 	if f := headerFields(r.Header, names); f != "" {
 		b.WriteString(" fwd:")
@@ -119,7 +153,7 @@ func variantKey(key string, m *marker, r *http.Request) string {
 
 // origin returns the scheme and normalised host r was sent to: from the
 // connection and the Host header, or, from a trusted proxy, from the
-// Forwarded or X-Forwarded-Host, X-Forwarded-Proto and X-Forwarded-Port
+// Forwarded, X-Forwarded-Host, X-Forwarded-Proto and X-Forwarded-Port
 // headers it sets.
 func origin(r *http.Request, trusted bool) (scheme, host string, err error) {
 	scheme, host = "http", r.Host
@@ -129,34 +163,30 @@ func origin(r *http.Request, trusted bool) (scheme, host string, err error) {
 	if host == "" {
 		host = r.URL.Host
 	}
-	if trusted {
-		proto, fhost, port, err := forwardedOrigin(r.Header)
-		if err != nil {
-			return "", "", err
-		}
-		if proto != "" {
-			scheme = proto
-		}
-		if fhost != "" {
-			host = fhost
-		}
-		if port != "" && !hasPort(host) {
-			host += ":" + port
-		}
+	if !trusted {
+		host, err = normalHost(host, scheme)
+		return scheme, host, err
 	}
-	host, err = normalHost(host, scheme)
-	return scheme, host, err
+	return forwardedOrigin(r.Header, scheme, host)
 }
 
-// forwardedOrigin reads the scheme and host a trusted proxy forwarded:
-// Forwarded's proto and host parameters (RFC 7239), or else
-// X-Forwarded-Proto and X-Forwarded-Host; and X-Forwarded-Port, the port
-// of a host named without one; "" for what it does not name.
-// Proxies in a chain append to these headers, and a proxy that appends
-// passes on what the client sent; so when a header holds more than one
-// distinct value, which one the handler reads is anyone's guess, and the
-// request gets no key.
-func forwardedOrigin(h http.Header) (proto, host, port string, err error) {
+// forwardedOrigin returns the scheme and normalised host a trusted proxy
+// forwarded: Forwarded's proto and host parameters (RFC 7239),
+// X-Forwarded-Proto and X-Forwarded-Host, and X-Forwarded-Port, the port
+// of a host named without one; scheme and host stand for what they do not
+// name.
+//
+// Every value must name the same scheme and the same host, or the request
+// gets no key. Handlers differ in what they read (gorilla/handlers'
+// ProxyHeaders takes X-Forwarded-Host, others Forwarded, some add
+// X-Forwarded-Port to the host), and a proxy trusted to set some of these
+// headers may pass the others on as the client sent them: nginx's usual
+// proxy_set_header lines set X-Forwarded-Host and -Proto and pass a
+// client's Forwarded through. Preferring one header would let a client
+// name the host the key says in the header the handler does not read. For
+// the same reason a header that holds more than one distinct value (a
+// proxy that appends passes on what the client sent) gives no key.
+func forwardedOrigin(h http.Header, scheme, host string) (string, string, error) {
 	var protos, hosts []string
 	for _, line := range h.Values("Forwarded") {
 		for _, elem := range splitQuoted(line, ',') {
@@ -172,26 +202,45 @@ func forwardedOrigin(h http.Header) (proto, host, port string, err error) {
 			}
 		}
 	}
-	if len(protos) == 0 {
-		protos = listValues(h.Values("X-Forwarded-Proto"))
-	}
-	if len(hosts) == 0 {
-		hosts = listValues(h.Values("X-Forwarded-Host"))
-	}
+	protos = append(protos, listValues(h.Values("X-Forwarded-Proto"))...)
+	hosts = append(hosts, listValues(h.Values("X-Forwarded-Host"))...)
 	for i := range protos {
 		protos[i] = strings.ToLower(protos[i])
 	}
-	if proto, err = single("protocols", protos); err != nil {
-		return "", "", "", err
+	proto, err := single("protocols", protos)
+	if err != nil {
+		return "", "", err
 	}
-	if proto != "" && proto != "http" && proto != "https" {
-		return "", "", "", fmt.Errorf("forwarded protocol %q", proto)
+	switch proto {
+	case "":
+	case "http", "https":
+		scheme = proto
+	default:
+		return "", "", fmt.Errorf("forwarded protocol %q", proto)
 	}
-	if host, err = single("hosts", hosts); err != nil {
-		return "", "", "", err
+	port, err := single("ports", listValues(h.Values("X-Forwarded-Port")))
+	if err != nil {
+		return "", "", err
 	}
-	port, err = single("ports", listValues(h.Values("X-Forwarded-Port")))
-	return proto, host, port, err
+	if len(hosts) == 0 {
+		hosts = []string{host}
+	}
+	// Compared normalised: shop.example:443 and Shop.Example name one
+	// https host, and links made from either lead to it.
+	for i, v := range hosts {
+		if port != "" {
+			if !hasPort(v) {
+				v += ":" + port
+			} else if v[strings.LastIndexByte(v, ':')+1:] != port {
+				return "", "", fmt.Errorf("forwarded host %q and port %q disagree", v, port)
+			}
+		}
+		if hosts[i], err = normalHost(v, scheme); err != nil {
+			return "", "", err
+		}
+	}
+	host, err = single("hosts", hosts)
+	return scheme, host, err
 }
 
 // single returns the one distinct value of vs, "" for none.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,7 +61,7 @@ func parseKey(t testing.TB, prefix, key string) keyParts {
 
 // partsOf are the parts a request's key must hold: what its handler can
 // tell it apart by.
-func partsOf(r *http.Request, trusted bool) (keyParts, error) {
+func partsOf(r *http.Request, trusted bool, keyHeaders ...string) (keyParts, error) {
 	scheme, host, err := origin(r, trusted)
 	if err != nil {
 		return keyParts{}, err
@@ -73,7 +74,7 @@ func partsOf(r *http.Request, trusted bool) (keyParts, error) {
 	if trusted {
 		names = riskyHeaders[4:]
 	}
-	for _, name := range names {
+	for _, name := range append(slices.Clone(names), keyHeaders...) {
 		if vs := r.Header.Values(name); len(vs) > 0 {
 			if p.Fwd == nil {
 				p.Fwd = url.Values{}
@@ -117,8 +118,31 @@ func TestKeyParts(t *testing.T) {
 			[]string{"X-Forwarded-Host", "shop.example", "X-Forwarded-Proto", "https", "X-Forwarded-Port", "443"}, "view/https://shop.example/a", false},
 		{"trusted Forwarded", trusting, "http://internal/a", false,
 			[]string{"Forwarded", `for=192.0.2.1;proto=https;host="shop.example:8443", for=10.0.0.1`}, "view/https://shop.example:8443/a", false},
-		{"Forwarded wins over X-Forwarded-Host", trusting, "http://internal/a", false,
-			[]string{"Forwarded", "host=shop.example", "X-Forwarded-Host", "other.example"}, "view/http://shop.example/a", false},
+		{"Forwarded and X-Forwarded-Host that disagree", trusting, "http://internal/a", false,
+			[]string{"Forwarded", "host=shop.example", "X-Forwarded-Host", "evil.example"}, "", true},
+		{"Forwarded and X-Forwarded-Proto that disagree", trusting, "http://internal/a", false,
+			[]string{"Forwarded", "proto=https", "X-Forwarded-Proto", "http"}, "", true},
+		{"Forwarded and X-Forwarded-Host that agree", trusting, "http://internal/a", false,
+			[]string{"Forwarded", "host=shop.example;proto=https", "X-Forwarded-Host", "Shop.Example", "X-Forwarded-Proto", "https"},
+			"view/https://shop.example/a", false},
+		{"Forwarded and X-Forwarded-Host agree up to the default port", trusting, "http://internal/a", false,
+			[]string{"Forwarded", `host="shop.example:443"`, "X-Forwarded-Host", "shop.example", "X-Forwarded-Proto", "https"},
+			"view/https://shop.example/a", false},
+		{"Forwarded host with another port", trusting, "http://internal/a", false,
+			[]string{"Forwarded", `host="shop.example:8443"`, "X-Forwarded-Host", "shop.example", "X-Forwarded-Proto", "https"}, "", true},
+		{"Forwarded host, X-Forwarded-Proto", trusting, "http://internal/a", false,
+			[]string{"Forwarded", "host=shop.example", "X-Forwarded-Proto", "https"}, "view/https://shop.example/a", false},
+		{"X-Forwarded-Port that contradicts the host's port", trusting, "http://internal/a", false,
+			[]string{"X-Forwarded-Host", "shop.example:443", "X-Forwarded-Proto", "https", "X-Forwarded-Port", "1337"}, "", true},
+		{"X-Forwarded-Port that repeats the host's port", trusting, "http://internal/a", false,
+			[]string{"X-Forwarded-Host", "shop.example:8443", "X-Forwarded-Proto", "https", "X-Forwarded-Port", "8443"},
+			"view/https://shop.example:8443/a", false},
+		{"X-Forwarded-Port that contradicts the Host header's port", trusting, "http://shop.example:443/a", false,
+			[]string{"X-Forwarded-Proto", "https", "X-Forwarded-Port", "1337"}, "", true},
+		{"X-Forwarded-Port for the Host header", trusting, "http://shop.example/a", false,
+			[]string{"X-Forwarded-Port", "8080"}, "view/http://shop.example:8080/a", false},
+		{"X-Forwarded-Ports that disagree", trusting, "http://shop.example/a", false,
+			[]string{"X-Forwarded-Port", "80, 8080"}, "", true},
 		{"trusted, other risky headers still keyed", trusting, "http://internal/a", false,
 			[]string{"X-Forwarded-Host", "shop.example", "X-Original-URL", "/admin"}, "view/http://shop.example/a fwd:x-original-url=%2Fadmin", false},
 		{"forwarded hosts that disagree", trusting, "http://internal/a", false,
@@ -199,18 +223,24 @@ func randomRequest(rng *rand.Rand) *http.Request {
 	for range rng.IntN(3) {
 		r.Header.Add(riskyHeaders[rng.IntN(len(riskyHeaders))], pick(tricky, 4))
 	}
+	if rng.IntN(3) == 0 {
+		r.Header.Add("X-Tenant", pick(tricky, 4)) // in Options.KeyHeaders
+	}
 	return r
 }
 
 func TestKeyIsInjective(t *testing.T) {
 	for _, trusted := range []bool{false, true} {
 		t.Run(fmt.Sprint("trusted=", trusted), func(t *testing.T) {
-			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{TrustForwarded: func(*http.Request) bool { return trusted }})
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
+				TrustForwarded: func(*http.Request) bool { return trusted },
+				KeyHeaders:     []string{"x-tenant"},
+			})
 			rng := rand.New(rand.NewPCG(13, 1))
 			seen := map[string]keyParts{}
 			for range 20000 {
 				r := randomRequest(rng)
-				want, perr := partsOf(r, trusted)
+				want, perr := partsOf(r, trusted, "X-Tenant")
 				key, err := c.Key(r)
 				if err != nil || perr != nil {
 					require.Equal(t, err != nil, perr != nil, "key error %v, parts error %v", err, perr)
@@ -311,4 +341,86 @@ func TestRiskyHeadersAreCanonical(t *testing.T) {
 	for _, name := range []string{"a", "X-ab", "ETag", "X-AB"} {
 		assert.False(t, isCanonical(name), name)
 	}
+}
+
+func TestKeyHeaders(t *testing.T) {
+	tests := []struct {
+		name       string
+		keyHeaders []string
+		trusted    bool
+		header     []string
+		want       string
+	}{
+		{"absent", []string{"X-Tenant"}, false, nil, "view/http://s.example/a"},
+		{"keyed", []string{"X-Tenant"}, false, []string{"X-Tenant", "acme"}, "view/http://s.example/a fwd:x-tenant=acme"},
+		{"any capitalisation in the option", []string{"x-TENANT"}, false, []string{"X-Tenant", "acme"}, "view/http://s.example/a fwd:x-tenant=acme"},
+		{"empty value is not absent", []string{"X-Tenant"}, false, []string{"X-Tenant", ""}, "view/http://s.example/a fwd:x-tenant="},
+		{"values in order", []string{"X-Tenant"}, false, []string{"X-Tenant", "b", "X-Tenant", "a"}, "view/http://s.example/a fwd:x-tenant=b&x-tenant=a"},
+		{"with risky headers", []string{"X-Tenant"}, false, []string{"X-Tenant", "acme", "X-Url-Scheme", "https"},
+			"view/http://s.example/a fwd:x-tenant=acme&x-url-scheme=https"},
+		{"a risky header named again is keyed once", []string{"X-Url-Scheme"}, false, []string{"X-Url-Scheme", "https"},
+			"view/http://s.example/a fwd:x-url-scheme=https"},
+		{"trusted requests too", []string{"X-Tenant"}, true, []string{"X-Tenant", "acme", "X-Forwarded-Host", "shop.example"},
+			"view/http://shop.example/a fwd:x-tenant=acme"},
+		{"a trusted origin header named is keyed too", []string{"X-Forwarded-Host"}, true, []string{"X-Forwarded-Host", "shop.example"},
+			"view/http://shop.example/a fwd:x-forwarded-host=shop.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
+				KeyHeaders:     tt.keyHeaders,
+				TrustForwarded: func(*http.Request) bool { return tt.trusted },
+			})
+			r := httptest.NewRequest("GET", "http://s.example/a", nil)
+			for i := 0; i+1 < len(tt.header); i += 2 {
+				r.Header.Add(tt.header[i], tt.header[i+1])
+			}
+			got, err := c.Key(r)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+	assert.PanicsWithValue(t, `httpcache: KeyHeaders: "X Tenant" is not a header field name`, func() {
+		New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{KeyHeaders: []string{"X Tenant"}})
+	})
+	custom := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
+		KeyHeaders: []string{"X-Tenant"},
+		Key:        func(r *http.Request) (string, error) { return r.URL.Path, nil },
+	})
+	r := httptest.NewRequest("GET", "http://s.example/a", nil)
+	r.Header.Set("X-Tenant", "acme")
+	got, err := custom.Key(r)
+	require.NoError(t, err)
+	assert.Equal(t, "/a", got, "a custom Key is the whole key")
+}
+
+// TestKeyHeadersServe: a page made from a header in KeyHeaders is served
+// only to requests with the same value.
+func TestKeyHeadersServe(t *testing.T) {
+	forEachCache(t, func(t *testing.T, open newCache) {
+		c := New(open(t), Options{KeyHeaders: []string{"X-Tenant"}})
+		h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "tenant %q", r.Header.Get("X-Tenant"))
+		}))
+		for _, tenant := range []string{"acme", "evil", ""} {
+			var header []string
+			if tenant != "" {
+				header = []string{"X-Tenant", tenant}
+			}
+			first := do(t, h, http.MethodGet, "http://s.example/p", header...)
+			assert.Equal(t, "MISS", first.Header().Get("X-Cache"), tenant)
+			assert.Equal(t, fmt.Sprintf("tenant %q", tenant), first.Body.String())
+			again := do(t, h, http.MethodGet, "http://s.example/p", header...)
+			assert.Equal(t, "HIT", again.Header().Get("X-Cache"), tenant)
+			assert.Equal(t, first.Body.String(), again.Body.String())
+		}
+		deleted, err := c.Delete(t.Context(), "http://s.example/p")
+		require.NoError(t, err)
+		assert.True(t, deleted, "Delete reaches the request without the header")
+		r := httptest.NewRequestWithContext(t.Context(), "GET", "http://s.example/p", nil)
+		r.Header.Set("X-Tenant", "acme")
+		deleted, err = c.DeleteRequest(t.Context(), r)
+		require.NoError(t, err)
+		assert.True(t, deleted, "DeleteRequest reaches the others")
+	})
 }

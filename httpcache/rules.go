@@ -137,7 +137,9 @@ func isTrailerKey(k string) bool {
 // (fields that differ from before, the header middleware outside the cache
 // had set, such as a request ID, which each hit gets afresh), under
 // canonical names, less the fields never stored, those Connection names
-// and the hit header.
+// and the hit header. Vary is kept whoever set it: it says which request
+// headers the entry is stored under (rs/cors sets Vary: Origin before the
+// handler runs), and a read checks the entry's Vary against its marker.
 func storedHeader(h, before http.Header, hitHeader string) http.Header {
 	out := http.Header{}
 	for _, k := range slices.Sorted(func(yield func(string) bool) {
@@ -147,7 +149,7 @@ func storedHeader(h, before http.Header, hitHeader string) http.Header {
 			}
 		}
 	}) {
-		if slices.Equal(h[k], before[k]) {
+		if slices.Equal(h[k], before[k]) && !strings.EqualFold(k, "Vary") {
 			continue
 		}
 		ck := http.CanonicalHeaderKey(k)

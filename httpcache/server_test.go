@@ -2,17 +2,21 @@ package httpcache
 
 import (
 	"bufio"
+	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // These tests need a real net/http server: httptest.ResponseRecorder does
@@ -123,4 +127,45 @@ func TestHEADOverARealServer(t *testing.T) {
 	assert.Equal(t, "HIT", resp.Header.Get("X-Cache"))
 	assert.Equal(t, int64(len(body)), resp.ContentLength)
 	assert.Equal(t, http.DetectContentType([]byte(body)), resp.Header.Get("Content-Type"), "sniffed as net/http would for GET")
+}
+
+// TestWriteTimeoutBoundsSlowClients: with Options.WriteTimeout, a client
+// that never reads a response the cache writes from memory (a hit, or the
+// buffered response of the request that ran the handler) holds it, and the
+// goroutine writing it, no longer than the timeout.
+func TestWriteTimeoutBoundsSlowClients(t *testing.T) {
+	const size = 16 << 20 // larger than loopback's socket buffers
+	body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	for _, hit := range []bool{true, false} {
+		t.Run(fmt.Sprint("hit=", hit), func(t *testing.T) {
+			c := New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), Options{
+				MaxBodySize:  2 * size,
+				WriteTimeout: 200 * time.Millisecond,
+			})
+			var returned atomic.Int64
+			cached := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/octet-stream")
+				_, _ = w.Write(body)
+			}))
+			srv := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				defer returned.Add(1)
+				cached.ServeHTTP(w, r)
+			}))
+			addr := strings.TrimPrefix(srv.URL, "http://")
+			if hit {
+				// Stored through a writer without deadlines, so that how fast
+				// a loaded machine reads 16 MiB does not matter.
+				rec := do(t, cached, http.MethodGet, "http://"+addr+"/big")
+				require.Equal(t, "MISS", rec.Header().Get("X-Cache"))
+				require.Equal(t, size, rec.Body.Len())
+			}
+			rawGet(t, addr, "/big")
+			testkit.Eventually(t, "the write to the client that never reads gives up", func() bool { return returned.Load() == 1 })
+			if hit {
+				assert.EqualValues(t, 1, c.Stats().Hits, "served from the cache")
+			} else {
+				assert.EqualValues(t, 1, c.Stats().Runs, "served from the leader's buffer")
+			}
+		})
+	}
 }

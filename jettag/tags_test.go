@@ -433,6 +433,9 @@ func TestContextVariable(t *testing.T) {
 	for _, v := range seen(WithContext(nil, ctx)) {
 		assert.Equal(t, "mine", v, "the execution's context reaches the backend")
 	}
+	for _, v := range seen(jet.VarMap{}.Set(ContextVar, ctx)) {
+		assert.Equal(t, "mine", v, "a context.Context set under ContextVar directly reaches the backend")
+	}
 	for _, v := range seen(nil) {
 		assert.Nil(t, v, "without one, context.Background()")
 	}

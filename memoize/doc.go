@@ -45,7 +45,8 @@
 // Beyond Flask: errors returned by the function are never stored;
 // concurrent calls with the same arguments in a process run the function
 // once and share its result; backend errors are fail-open — counted,
-// logged at most once per interval, and the function runs uncached — unless
+// logged at most once per interval, and the function runs uncached (once
+// for concurrent calls with the same arguments, as for a miss) — unless
 // Options.Strict asks for them to be returned. A caller cancelled while
 // running the function for waiting callers hands the run to one of them; a
 // backend whose circuit breaker is open is skipped without a log line per

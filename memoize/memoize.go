@@ -138,7 +138,16 @@ type Options struct {
 	// another process cannot be seen, so such a result may be one another
 	// process has invalidated. 0 means 1000; negative keeps none.
 	StaleCopies int
+	// StaleCopyBytes bounds the same results by size: each costs its
+	// encoded size (msgpack) plus its key and a small overhead, an
+	// estimate of what it holds in memory. 0 means DefaultStaleCopyBytes;
+	// negative keeps none.
+	StaleCopyBytes int
 }
+
+// DefaultStaleCopyBytes is the StaleCopyBytes a 0 means: 8 MiB, as for
+// fragments.
+const DefaultStaleCopyBytes = 8 << 20
 
 // Stats counts what a memoized function did.
 type Stats struct {
@@ -173,6 +182,8 @@ type memo[R any] struct {
 	seed   []byte // hashed before the argument: name, types, version, build
 	ignore []bool // by field of the argument; nil when none is ignored
 	group  flight.Group[R]
+	// offline deduplicates calls whose lookup failed (see offline.go).
+	offline flight.Group[R]
 
 	hits, misses, calls, waits, bypasses atomic.Uint64
 	staleHits, refreshes                 atomic.Uint64
@@ -242,12 +253,15 @@ func newMemo[R any](cache *backends.Cache, fn any, recv reflect.Type, arg reflec
 
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: memoize: cache failed"),
 	}
-	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 {
-		n := opts.StaleCopies
+	if opts.StaleWhileRevalidate > 0 && opts.StaleCopies >= 0 && opts.StaleCopyBytes >= 0 {
+		n, size := opts.StaleCopies, opts.StaleCopyBytes
 		if n == 0 {
 			n = 1000
 		}
-		m.copies = stalecopy.New(n, func(R) int { return 1 }, nil)
+		if size == 0 {
+			size = DefaultStaleCopyBytes
+		}
+		m.copies = stalecopy.New(size, resultSize[R], nil).LimitCount(n)
 	}
 	return m
 }
@@ -423,8 +437,7 @@ func (m *memo[R]) call(ctx context.Context, inst *string, arg any, fn func(conte
 			m.staleHits.Add(1)
 			return r, nil
 		}
-		m.calls.Add(1)
-		return fn(ctx)
+		return m.callOffline(ctx, key, fn)
 	}
 	forced := m.opts.ForcedUpdate != nil && m.opts.ForcedUpdate(ctx)
 	if found && !forced {

@@ -375,7 +375,18 @@ func (m *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 }
 
 // GetMany gets every key in one pipeline per server.
+// A value over max_value_size fails the multi-get, which then gives way
+// to one Get per key: such values are misses, listed in a
+// *backends.MissedKeysError returned with the others' values.
 func (m *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	vals, err := m.getMany(ctx, keys)
+	if tooLarge(err) {
+		return m.getManyOversized(ctx, keys, err)
+	}
+	return vals, err
+}
+
+func (m *Backend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if m.closed.Load() {
 		return nil, backends.ErrClosed
 	}

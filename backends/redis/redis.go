@@ -130,8 +130,19 @@ func (r *Backend) getDirect(ctx context.Context, key string) ([]byte, bool, erro
 	return b, true, nil
 }
 
-// GetMany reads keys with MGET (one per hash slot on a cluster, pipelined).
+// GetMany reads keys with MGET (one per hash slot on a cluster,
+// pipelined). A value over max_value_size fails MGET, which then gives way
+// to one GET per key: such values are misses, listed in a
+// *backends.MissedKeysError returned with the others' values.
 func (r *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	vals, err := r.getMany(ctx, keys)
+	if errors.Is(err, ErrReplyTooLarge) {
+		return r.getManyOversized(ctx, keys, err)
+	}
+	return vals, err
+}
+
+func (r *Backend) getMany(ctx context.Context, keys []string) ([][]byte, error) {
 	if err := r.ready(); err != nil {
 		return nil, err
 	}

@@ -2,8 +2,11 @@
 // stored or first read, so that fragment blocks and memoized functions can
 // serve them while their backend cannot be reached (its circuit breaker
 // open, or a call failing), until each value's grace period ends. It is
-// bounded by a cost (bytes for fragments, a count for memoized results);
-// the value kept longest goes first. Reads take a shared lock only, and a
+// bounded by a cost in bytes: the value's (its length for fragments, its
+// encoded size for memoized results), its key's, and EntryOverhead for the
+// bookkeeping, so that keys chosen by clients (a vary_on term, an
+// argument) count, and the number of values kept is bounded too, by the
+// bound divided by EntryOverhead. The value kept longest goes first. Reads take a shared lock only, and a
 // read of a value already kept writes nothing, so a hit costs a map lookup.
 package stalecopy
 
@@ -12,9 +15,15 @@ import (
 	"sync"
 )
 
+// EntryOverhead is what a value costs beyond its own bytes and its key's:
+// the map entry, list element and entry record (about 130 bytes on 64-bit
+// platforms, rounded up).
+const EntryOverhead = 160
+
 // Copies holds values by key. A nil *Copies keeps nothing.
 type Copies[V any] struct {
 	max  int
+	maxN int // most values kept; 0 = no limit but max's
 	cost func(V) int
 	copy func(V) V
 	mu   sync.RWMutex
@@ -31,11 +40,19 @@ type entry[V any] struct {
 	until   int64 // Unix ms after which it is not served; 0 = never
 }
 
-// New returns Copies bounded by max, the total cost of the values kept.
+// New returns Copies bounded by max, the total cost of the values kept:
+// cost(v) + len(key) + EntryOverhead each.
 // copy, if not nil, makes the copy of a value that is kept (a caller's
 // bytes may be the backend's).
 func New[V any](max int, cost func(V) int, copy func(V) V) *Copies[V] {
 	return &Copies[V]{max: max, cost: cost, copy: copy, m: make(map[string]*list.Element)}
+}
+
+// LimitCount makes c keep at most n values besides its cost bound, and
+// returns c; it is for construction, before c is shared.
+func (c *Copies[V]) LimitCount(n int) *Copies[V] {
+	c.maxN = n
+	return c
 }
 
 // Keep records v for key, unless this version of it is kept already (v is
@@ -54,7 +71,7 @@ func (c *Copies[V]) Keep(key string, version, until int64, v V) {
 	if c.copy != nil {
 		v = c.copy(v)
 	}
-	ce := &entry[V]{key: key, v: v, cost: c.cost(v), version: version, until: until}
+	ce := &entry[V]{key: key, v: v, cost: c.cost(v) + len(key) + EntryOverhead, version: version, until: until}
 	if ce.cost > c.max {
 		return
 	}
@@ -66,7 +83,7 @@ func (c *Copies[V]) Keep(key string, version, until int64, v V) {
 	}
 	c.m[key] = c.age.PushFront(ce)
 	c.n += ce.cost
-	for c.n > c.max {
+	for c.n > c.max || c.maxN > 0 && c.age.Len() > c.maxN {
 		old := c.age.Back()
 		oe := old.Value.(*entry[V])
 		c.age.Remove(old)

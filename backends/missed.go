@@ -1,0 +1,45 @@
+package backends
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// MissedKeysError is returned by a Backend's GetMany together with its
+// values when some keys could not be read — a value over the backend's
+// size limit, which it refuses to read — while the others were: the
+// values of the keys it lists are nil (misses), the rest are read. One
+// key's trouble never loses the others'. [Cache.GetMany] logs it and
+// returns the values; a Backend returns any other error only when the
+// values cannot be trusted at all.
+type MissedKeysError struct {
+	Keys []string // as the backend was given them
+	Err  error    // why, for the first of them
+}
+
+func (e *MissedKeysError) Error() string {
+	return fmt.Sprintf("%d key(s) read as misses (%s): %v", len(e.Keys), strings.Join(quoteAll(e.Keys), ", "), e.Err)
+}
+
+// Unwrap returns why the keys were missed.
+func (e *MissedKeysError) Unwrap() error { return e.Err }
+
+func quoteAll(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = fmt.Sprintf("%.80q", k)
+	}
+	return out
+}
+
+// missedKeys reports whether err is a MissedKeysError that leaves raw,
+// the values for n keys, usable; it logs it.
+func (c *Cache) missedKeys(err error, raw [][]byte, n int) bool {
+	var missed *MissedKeysError
+	if !errors.As(err, &missed) || len(raw) != n {
+		return false
+	}
+	c.logger.Warn("fragcache: values too large to read were taken as misses", "err", missed)
+	return true
+}
