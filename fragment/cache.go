@@ -147,8 +147,6 @@ type Cache struct {
 	prefix string // KeyPrefix and Version, prepended to every key
 	group  flight.Group[[]byte]
 
-	siteNames sync.Map // *Site → an unnamed block's Observer name, "path:line"
-
 	hits, misses, renders, waits, deletes atomic.Uint64
 	staleHits, refreshes, lockWaits       atomic.Uint64
 	failures                              *failopen.Reporter
@@ -156,6 +154,8 @@ type Cache struct {
 	headed    bool                      // store fragments behind a header
 	inProcess bool                      // the backend is Simple or Null: a store never blocks
 	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
+
+	siteNames *sync.Map // with an Observer: *Site → an unnamed block's name, "path:line"
 }
 
 // New returns a fragment Cache storing into store. It panics, as for a
@@ -187,6 +187,9 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
+	if opts.Observer != nil {
+		c.siteNames = new(sync.Map)
+	}
 	switch store.Backend().(type) {
 	case *backends.Simple, *backends.Null:
 		c.inProcess = true
