@@ -29,12 +29,12 @@ func TestObservedKeepsPing(t *testing.T) {
 	down := errors.New("down")
 	ops := opCount{}
 	c := Observe(New(pinging{Backend: NewSimple(0), err: down}, CacheOptions{}), ops)
-	p, ok := c.backend.(interface{ Ping(context.Context) error })
-	require.True(t, ok, "the observed backend has Ping")
-	assert.ErrorIs(t, p.Ping(ctx), down)
+	_, ok := c.backend.(Pinger)
+	require.True(t, ok, "the observed backend is a Pinger")
+	assert.ErrorIs(t, c.Ping(ctx), down, "Cache.Ping reaches the backend's")
 	assert.Equal(t, 1, ops[OpPing])
 
-	plain := Observe(New(NewSimple(0), CacheOptions{}), ops).backend.(interface{ Ping(context.Context) error })
+	plain := Observe(New(NewSimple(0), CacheOptions{}), ops)
 	assert.NoError(t, plain.Ping(ctx), "a backend without Ping answers nil")
 	assert.Equal(t, 1, ops[OpPing], "and is not reported")
 }
