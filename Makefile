@@ -11,7 +11,7 @@ FUZZTIME  ?= 30s
 .PHONY: help test test-deps fuzz bench bench-peers bench-report lint size
 
 help:
-	@echo "make test       install missing test servers (as root), then go test -race against them"
+	@echo "make test       install missing test servers and Chromium (as root), then go test -race against them"
 	@echo "make fuzz       run every fuzz target for FUZZTIME each (default 30s)"
 	@echo "make bench      run benchmarks (BENCH=regex, BENCHTIME=1s|100x), bench-peers included"
 	@echo "make bench-peers  SimpleCache against otter, go-cache, golang-lru, ristretto (module bench/)"
@@ -22,6 +22,8 @@ help:
 test: test-deps
 	FRAGCACHE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 $(PKGS)
 
+# test-deps installs the servers and the headless Chromium the tests use
+# (see .ci/install-test-deps.sh), only what is missing.
 test-deps:
 	.ci/install-test-deps.sh
 

@@ -14,6 +14,8 @@ deps=(
 	"saslpasswd2 sasl2-bin"
 	"/usr/lib/*/sasl2/libplain.so* libsasl2-modules"
 	"/usr/lib/uwsgi/plugins/cache_plugin.so uwsgi-core"
+	# headless browser for examples/site's browser test (chromedp)
+	"chromium chromium"
 )
 
 have() {

@@ -359,6 +359,9 @@ func (br *Breaker) Ping(ctx context.Context) error {
 // if it has none (see Open).
 func (c *Cache) Breaker() *Breaker {
 	b := c.backend
+	if ob, ok := b.(*observed); ok { // Observe wraps whatever Open built
+		b = ob.b
+	}
 	if n, ok := b.(*NearCache); ok { // Open puts a near cache outside the breaker
 		b = n.b
 	}
@@ -366,8 +369,12 @@ func (c *Cache) Breaker() *Breaker {
 	return br
 }
 
-// unwrapBreaker returns the backend a Breaker guards, or b itself.
+// unwrapBreaker returns the backend a Breaker (and Observe's wrapper)
+// guards, or b itself.
 func unwrapBreaker(b Backend) Backend {
+	if ob, ok := b.(*observed); ok {
+		b = ob.b
+	}
 	if br, ok := b.(*Breaker); ok {
 		return br.b
 	}

@@ -109,6 +109,10 @@ type Options struct {
 	// blocks (see batch.go); the zero value, BatchAuto, does on networked
 	// backends.
 	Batch BatchMode
+	// Observer, when set, is told each block's outcome and each render,
+	// for metrics (see Observer, and the packages under metrics/). Nil
+	// costs a nil check per block.
+	Observer Observer
 }
 
 // Stats counts what a fragment Cache did.
@@ -118,7 +122,7 @@ type Stats struct {
 	Renders       uint64 // bodies rendered for a miss (at most Misses - Waits)
 	Waits         uint64 // misses served by another goroutine's render of the same key
 	Waiting       uint64 // misses waiting right now for another goroutine's render
-	Deletes       uint64 // blocks with timeout "del"
+	DelBlocks     uint64 // executions of blocks with timeout "del" (app code's deletions are not counted)
 	BackendErrors uint64 // backend failures, whether failed open or returned
 	// Skips counts backend calls skipped because the backend's circuit
 	// breaker was open (not counted in BackendErrors, and not logged: the
@@ -161,6 +165,7 @@ type Cache struct {
 	// histories remembers the keys of pages (page id → *pageHistory).
 	histories  sync.Map
 	nhistories atomic.Int64
+	siteNames  *sync.Map // with an Observer: *Site → an unnamed block's name, "path:line"
 }
 
 // New returns a fragment Cache storing into store. It panics, as for a
@@ -192,6 +197,9 @@ func New(store *backends.Cache, opts Options) *Cache {
 	}
 	c := &Cache{store: store, opts: opts, prefix: prefix,
 		failures: failopen.New(opts.Logger, opts.LogInterval, "fragcache: cache backend failed, rendering uncached")}
+	if opts.Observer != nil {
+		c.siteNames = new(sync.Map)
+	}
 	switch store.Backend().(type) {
 	case *backends.Simple, *backends.Null:
 		c.inProcess = true
@@ -219,7 +227,7 @@ func (c *Cache) Stats() Stats {
 		Renders:       c.renders.Load(),
 		Waits:         c.waits.Load(),
 		Waiting:       uint64(c.group.Waiting()),
-		Deletes:       c.deletes.Load(),
+		DelBlocks:     c.deletes.Load(),
 		BackendErrors: c.failures.Errors(),
 		Skips:         c.failures.Skips(),
 		Breaker:       c.breakerState(),
@@ -315,6 +323,7 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 				return nil, err
 			}
 		}
+		c.lookup(ctx, call, Delete, 0)
 		return uncached(w, body)
 	}
 
@@ -328,8 +337,10 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		}
 		if frag, ok := c.copies.Get(key, time.Now().UnixMilli()); ok {
 			c.staleHits.Add(1)
+			c.lookup(ctx, call, StaleHit, len(frag))
 			return frag, nil
 		}
+		c.lookup(ctx, call, Uncached, 0)
 		return c.renderOffline(ctx, call, key, w, body)
 	}
 	if frag, m, ok := c.fragmentOf(v); ok {
@@ -338,6 +349,9 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 			c.hits.Add(1)
 			if c.copies != nil && m.stale != 0 {
 				c.copies.Keep(key, m.stale, m.stale+c.opts.StaleWhileRevalidate.Milliseconds(), frag)
+			}
+			if c.opts.Observer != nil {
+				c.opts.Observer.ObserveLookup(ctx, c.block(call), Hit, len(frag))
 			}
 			return frag, nil
 		case xfetch.Early:
@@ -350,6 +364,7 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		c.notText(call.Site, key, v)
 	}
 	c.misses.Add(1)
+	c.lookup(ctx, call, Miss, 0)
 
 	servedByOther := false
 	out, shared, err := c.group.Do(ctx, key, func() ([]byte, error) {
@@ -401,8 +416,10 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	serveOld := func() ([]byte, error) {
 		if expiredCopy {
 			c.staleHits.Add(1)
+			c.lookup(ctx, call, StaleHit, len(old))
 		} else {
 			c.hits.Add(1)
+			c.lookup(ctx, call, Hit, len(old))
 		}
 		return old, nil
 	}
@@ -419,6 +436,7 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	if p := c.pageOf(ctx); p != nil {
 		p.rendered(key, out)
 	}
+	c.lookup(ctx, call, Refresh, 0)
 	return out, nil
 }
 
@@ -453,13 +471,19 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	if p != nil {
 		unknown = p.unknown
 	}
-	if err := body(buf); err != nil {
-		return nil, false, err
-	}
-	if p != nil && p.unknown > unknown {
+	err = body(buf)
+	took := time.Since(began)
+	if err == nil && p != nil && p.unknown > unknown {
+		// A batched pass that met blocks not looked up yet: not a render
+		// of its own (the next pass renders the body again), so not observed.
 		return nil, false, errIncomplete
 	}
-	took := time.Since(began)
+	if c.opts.Observer != nil {
+		c.opts.Observer.ObserveRender(ctx, c.block(call), took, buf.Len(), err)
+	}
+	if err != nil {
+		return nil, false, err
+	}
 	out = bytes.Clone(buf.Bytes())
 	var m meta
 	if c.headed {

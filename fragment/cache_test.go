@@ -278,7 +278,7 @@ func TestRenderTimeoutDelDeletesAndRendersUncached(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, has, "a \"del\" block deletes and does not store")
 	}
-	assert.Equal(t, Stats{Deletes: 2}, c.Stats())
+	assert.Equal(t, Stats{DelBlocks: 2}, c.Stats())
 }
 
 func TestRenderRejectsBadTimeout(t *testing.T) {

@@ -95,11 +95,11 @@ func ExampleCache_Stats() {
 		}
 	}
 	s := fc.Stats()
-	fmt.Printf("hits=%d misses=%d renders=%d deletes=%d\n", s.Hits, s.Misses, s.Renders, s.Deletes)
+	fmt.Printf("hits=%d misses=%d renders=%d del_blocks=%d\n", s.Hits, s.Misses, s.Renders, s.DelBlocks)
 
 	bad := fragment.Call{Site: site, Timeout: "forever"}
 	fmt.Println(fc.Render(ctx, bad, io.Discard, body))
 	// Output:
-	// hits=2 misses=1 renders=1 deletes=1
+	// hits=2 misses=1 renders=1 del_blocks=1
 	// index.html:5:1: cache: fragment: invalid cache timeout: "forever" (want seconds, a time.Duration, nil or "del")
 }

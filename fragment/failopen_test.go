@@ -42,7 +42,7 @@ func TestBackendFailureRendersUncached(t *testing.T) {
 			name:    "delete fails",
 			backend: func() backends.Backend { return brokenBackend{} },
 			timeout: "del",
-			want:    Stats{Deletes: 1, BackendErrors: 1},
+			want:    Stats{DelBlocks: 1, BackendErrors: 1},
 		},
 	}
 	for _, tt := range tests {
@@ -142,7 +142,7 @@ func TestStrictReturnsBackendErrors(t *testing.T) {
 			name:    "delete fails",
 			backend: func() backends.Backend { return brokenBackend{} },
 			timeout: "del",
-			want:    Stats{Deletes: 1, BackendErrors: 1},
+			want:    Stats{DelBlocks: 1, BackendErrors: 1},
 		},
 	}
 	for _, tt := range tests {

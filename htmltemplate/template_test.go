@@ -203,7 +203,7 @@ func TestTimeoutDelDeletesAndRendersWithoutStoring(t *testing.T) {
 		assert.Equal(t, want, out, "del renders the body every time")
 		assert.Zero(t, simple.Len(), "del stored a fragment")
 	}
-	assert.Equal(t, uint64(2), fc.Stats().Deletes)
+	assert.Equal(t, uint64(2), fc.Stats().DelBlocks)
 	data["T"] = 300
 	out, err := run(tpl, data)
 	require.NoError(t, err)

@@ -261,7 +261,7 @@ func TestDelDeletesAndDoesNotStore(t *testing.T) {
 	has, err := e.store.Has(ctx, key)
 	require.NoError(t, err)
 	assert.False(t, has, "del deletes and does not store")
-	assert.Equal(t, uint64(1), e.fc.Stats().Deletes)
+	assert.Equal(t, uint64(1), e.fc.Stats().DelBlocks)
 
 	out, err = e.render("/t.jet", jet.VarMap{}.Set("t", 300), map[string]int{"N": 3})
 	require.NoError(t, err)

@@ -244,7 +244,7 @@ func TestTimeoutDelDeletesAndRendersWithoutStoring(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, ok, "del left the fragment stored")
 	}
-	assert.Equal(t, uint64(2), fc.Stats().Deletes)
+	assert.Equal(t, uint64(2), fc.Stats().DelBlocks)
 }
 
 func TestVaryOnSeparatesFragments(t *testing.T) {

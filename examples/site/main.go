@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -109,10 +110,12 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, ready fu
 	if err != nil {
 		return err
 	}
+	var conns connStates
 	hs := &http.Server{
 		Handler:           srv.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ConnState:         conns.track,
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -130,7 +133,7 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, ready fu
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdown)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := shutdown(sctx, hs, &conns); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
@@ -138,4 +141,53 @@ func run(ctx context.Context, args, environ []string, stderr io.Writer, ready fu
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// connStates counts the server's connections that are serving a request.
+type connStates struct {
+	mu     sync.Mutex
+	active map[net.Conn]bool
+}
+
+// track is the server's ConnState hook.
+func (c *connStates) track(conn net.Conn, state http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active == nil {
+		c.active = map[net.Conn]bool{}
+	}
+	if state == http.StateActive {
+		c.active[conn] = true
+	} else {
+		delete(c.active, conn)
+	}
+}
+
+func (c *connStates) busy() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.active) > 0
+}
+
+// shutdown stops hs gracefully: requests in flight finish, then the
+// connections left are closed. http.Server.Shutdown alone would also wait,
+// up to 5 s, for connections that have not sent a request yet — browsers
+// open them ahead of time — so once no request is in flight the rest are
+// closed at once.
+func shutdown(ctx context.Context, hs *http.Server, conns *connStates) error {
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(ctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if !conns.busy() {
+				_ = hs.Close() // Shutdown then returns, with nothing left to wait for
+				return <-done
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/fragcache/fragcache/fragment"
@@ -28,6 +29,8 @@ type Page struct {
 	shop  *Shop
 	fc    *fragment.Cache
 	start time.Time
+
+	invalidated *atomic.Uint64
 }
 
 // EngineLink is one entry of the engine navigation.
@@ -69,6 +72,11 @@ func (p *Page) Now() string { return time.Now().Format("15:04:05.000") }
 // template calls it: printed at the end of a page, they include the page's
 // own blocks.
 func (p *Page) Stats() fragment.Stats { return p.fc.Stats() }
+
+// Invalidated returns how many stored fragments the invalidate buttons
+// have deleted since start. (fragment.Stats.DelBlocks counts "del"
+// blocks, which the demo's templates do not use.)
+func (p *Page) Invalidated() uint64 { return p.invalidated.Load() }
 
 // Queries returns how many slow queries the shop has run since start.
 func (p *Page) Queries() uint64 { return p.shop.Queries() }

@@ -12,11 +12,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/keys"
+	"github.com/fragcache/fragcache/metrics/prommetrics"
 )
 
 // staticFS holds the stylesheet every engine's pages link to.
@@ -35,15 +40,27 @@ type server struct {
 	backend string // CACHE_TYPE, shown on the pages
 	engines []engine
 	logger  *slog.Logger
+
+	metrics     http.Handler // GET /metrics
+	invalidated atomic.Uint64
+	extras      *extras // the memoize and httpcache pages
 }
 
 // newServer builds the fragment cache over store and every engine.
 func newServer(shop *Shop, store *backends.Cache, backend string, logger *slog.Logger) (*server, error) {
+	// Every use of the store goes through the metrics' observed Cache, so
+	// /metrics counts fragment, memoize, httpcache and invalidate calls.
+	m := prommetrics.New(prommetrics.Options{})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	store = m.Cache(backend, store)
 	// No KeyPrefix or Version: fragments are stored under exactly
 	// keys.MakeTemplateFragmentKey(name, varyOn...), which is what lets the
 	// invalidate handler compute the key a template used.
-	fc := fragment.New(store, fragment.Options{Logger: logger})
-	s := &server{shop: shop, store: store, fc: fc, backend: backend, logger: logger}
+	fc := fragment.New(store, fragment.Options{Logger: logger, Observer: badgeObserver{next: m}})
+	s := &server{shop: shop, store: store, fc: fc, backend: backend, logger: logger,
+		metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
+	s.extras = newExtras(shop, store, logger)
 	for _, f := range engineFactories {
 		e, err := f(fc)
 		if err != nil {
@@ -67,6 +84,8 @@ func (s *server) handler() http.Handler {
 	mux.HandleFunc("POST /invalidate", s.invalidate)
 	mux.HandleFunc("POST /signin", s.signin)
 	mux.HandleFunc("GET /stats", s.stats)
+	mux.Handle("GET /metrics", s.metrics)
+	s.extras.routes(mux)
 	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 	return s.logRequests(mux)
 }
@@ -110,17 +129,18 @@ func (s *server) newPage(r *http.Request, current engine, title string) *Page {
 	// notice.
 	path := localPath(r.URL.RequestURI()).String()
 	p := &Page{
-		Engine:  current.Name(),
-		Title:   title,
-		Path:    path,
-		Backend: s.backend,
-		User:    s.user(r),
-		Users:   s.shop.Users(),
-		Flash:   flash(r.URL.Query()),
-		ctx:     r.Context(),
-		shop:    s.shop,
-		fc:      s.fc,
-		start:   requestStart(r),
+		Engine:      current.Name(),
+		Title:       title,
+		Path:        path,
+		Backend:     s.backend,
+		User:        s.user(r),
+		Users:       s.shop.Users(),
+		Flash:       flash(r.URL.Query()),
+		ctx:         r.Context(),
+		shop:        s.shop,
+		fc:          s.fc,
+		start:       requestStart(r),
+		invalidated: &s.invalidated,
 	}
 	// The same page in another engine is the same path under its prefix.
 	rest := strings.TrimPrefix(path, "/"+current.Name())
@@ -145,13 +165,14 @@ func (s *server) user(r *http.Request) User {
 // clean 500 rather than half a page.
 func (s *server) render(w http.ResponseWriter, r *http.Request, e engine, view string, p *Page) {
 	var buf bytes.Buffer
-	if err := e.Render(r.Context(), &buf, view, p); err != nil {
+	ctx, blocks := withOutcomes(r.Context())
+	if err := e.Render(ctx, &buf, view, p); err != nil {
 		s.logger.Error("render failed", "engine", e.Name(), "view", view, "path", r.URL.Path, "err", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = buf.WriteTo(w)
+	_, _ = w.Write(blocks.badge(buf.Bytes()))
 }
 
 // Fragment groups the invalidate form can delete.
@@ -211,6 +232,7 @@ func (s *server) invalidate(w http.ResponseWriter, r *http.Request) {
 			deleted++
 		}
 	}
+	s.invalidated.Add(uint64(deleted))
 	s.logger.Info("invalidated", "fragment", group, "keys", len(ks), "deleted", deleted)
 	back := localPath(r.PostFormValue("return"))
 	q := back.Query()
@@ -261,14 +283,15 @@ func localPath(s string) *url.URL {
 // statsJSON is what GET /stats returns.
 type statsJSON struct {
 	fragment.Stats
-	Queries uint64 `json:"Queries"`
-	Backend string `json:"Backend"`
+	Queries     uint64 `json:"Queries"`
+	Invalidated uint64 `json:"Invalidated"` // stored fragments the invalidate buttons deleted
+	Backend     string `json:"Backend"`
 }
 
 // stats serves the counters as JSON, for scripts and tests.
 func (s *server) stats(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(statsJSON{Stats: s.fc.Stats(), Queries: s.shop.Queries(), Backend: s.backend})
+	_ = json.NewEncoder(w).Encode(statsJSON{Stats: s.fc.Stats(), Queries: s.shop.Queries(), Invalidated: s.invalidated.Load(), Backend: s.backend})
 }
 
 type startKey struct{}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"html"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -223,6 +224,9 @@ func TestSecondRequestIsServedFromTheCache(t *testing.T) {
 				assert.Equal(t, before.Misses, after.Misses)
 				assert.Equal(t, before.Queries, after.Queries, "no slow query runs")
 				assert.Equal(t, stripVolatile(cold), stripVolatile(warm), "cached output is the rendered output")
+				require.Len(t, badges(cold), int(blocks), "every fragment has a badge")
+				assert.Equal(t, allBadges(cold, "miss"), badges(cold), "the cold page shows MISS on every fragment")
+				assert.Equal(t, allBadges(warm, "hit"), badges(warm), "the warm page shows HIT on every fragment")
 			})
 		}
 	}
@@ -271,7 +275,28 @@ func TestConcurrentColdRequestsRenderEachFragmentOnce(t *testing.T) {
 // stripVolatile removes what differs between two renders of a page other
 // than through the cache: the counters and the render time.
 func stripVolatile(body string) string {
-	return statCell.ReplaceAllString(body, `id="$1"><`)
+	return badgeRe.ReplaceAllString(statCell.ReplaceAllString(body, `id="$1"><`), `data-fragment="$1">`)
+}
+
+// badgeRe matches the HIT/MISS badge the server adds to each fragment.
+var badgeRe = regexp.MustCompile(`data-fragment="([a-z0-9-]+)" data-cache="([a-z_]+)"><span class="cache-badge">[A-Z ]+</span>`)
+
+// badges returns each fragment's badge state ("hit", "miss"…), by name.
+func badges(body string) map[string]string {
+	out := map[string]string{}
+	for _, m := range badgeRe.FindAllStringSubmatch(body, -1) {
+		out[m[1]] = m[2]
+	}
+	return out
+}
+
+// allBadges returns a map giving every fragment of body the state want.
+func allBadges(body, want string) map[string]string {
+	out := map[string]string{}
+	for name := range badges(body) {
+		out[name] = want
+	}
+	return out
 }
 
 func TestPagesShowTheStatsAndRenderTime(t *testing.T) {
@@ -285,7 +310,7 @@ func TestPagesShowTheStatsAndRenderTime(t *testing.T) {
 			st := s.stats()
 			want := map[string]uint64{
 				"stat-hits": st.Hits, "stat-misses": st.Misses, "stat-renders": st.Renders,
-				"stat-waits": st.Waits, "stat-deletes": st.Deletes, "stat-backend-errors": st.BackendErrors,
+				"stat-waits": st.Waits, "stat-invalidated": st.Invalidated, "stat-backend-errors": st.BackendErrors,
 				"stat-queries": st.Queries,
 			}
 			for id, n := range want {
@@ -588,4 +613,79 @@ func (s *site) statsNow() statsJSON {
 	defer resp.Body.Close()
 	_ = json.NewDecoder(resp.Body).Decode(&st)
 	return st
+}
+
+func TestMetricsShowFragmentAndBackendSeries(t *testing.T) {
+	s := startSite(t, nil)
+	s.page("/html/")
+	s.page("/html/")
+	metrics := s.page("/metrics")
+	for _, want := range []string{
+		`fragcache_fragment_lookups_total{fragment="html-sidebar",outcome="miss"} 1`,
+		`fragcache_fragment_lookups_total{fragment="html-sidebar",outcome="hit"} 1`,
+		`fragcache_fragment_renders_total{fragment="html-products"} 1`,
+		`fragcache_fragment_render_duration_seconds_count{fragment="html-recommended"} 1`,
+		`fragcache_backend_operations_total{backend="SimpleCache",op="get"}`,
+		`fragcache_backend_operation_duration_seconds_bucket{backend="SimpleCache",op="set",le="+Inf"}`,
+		`fragcache_backend_breaker_state{backend="SimpleCache",state="closed"} 1`,
+	} {
+		assert.Contains(t, metrics, want)
+	}
+	assert.NotContains(t, metrics, `fragment="html-recommended",`+"\n", "vary_on values never become labels")
+	assert.NotRegexp(t, `fragment="[^"]*_`, metrics, "no fragment label holds a vary_on value (the key joins them with _)")
+}
+
+func TestMemoizePageShowsMissThenHit(t *testing.T) {
+	s := startSite(t, nil)
+	state := regexp.MustCompile(`id="memoize-state">([A-Z]+)<`)
+	computed := regexp.MustCompile(`id="memoize-computed">([^<]+)<`)
+	first := s.page("/memoize")
+	second := s.page("/memoize")
+	require.Regexp(t, state, first)
+	assert.Equal(t, "MISS", state.FindStringSubmatch(first)[1])
+	assert.Equal(t, "HIT", state.FindStringSubmatch(second)[1])
+	assert.Equal(t, computed.FindStringSubmatch(first)[1], computed.FindStringSubmatch(second)[1], "the stored result is served")
+
+	code, body := s.post("/memoize/forget", nil)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "MISS", state.FindStringSubmatch(body)[1], "forgetting makes the next call run the function")
+}
+
+func TestHTTPCacheEndpointSetsXCache(t *testing.T) {
+	s := startSite(t, nil)
+	get := func() (xcache, body string) {
+		resp, err := s.client.Get(s.base + bestsellersPath)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		return resp.Header.Get("X-Cache"), string(b)
+	}
+	x1, b1 := get()
+	x2, b2 := get()
+	assert.Equal(t, "MISS", x1)
+	assert.Equal(t, "HIT", x2)
+	assert.Equal(t, b1, b2)
+	assert.Contains(t, s.page("/httpcache"), bestsellersPath, "the page links the endpoint")
+
+	code, _ := s.post("/httpcache/purge", nil)
+	require.Equal(t, http.StatusOK, code)
+	x3, _ := get()
+	assert.Equal(t, "MISS", x3, "purged")
+}
+
+// A browser opens connections ahead of its requests (preconnect); the
+// server must not wait for them to send one before it stops. net/http's
+// Shutdown counts such a connection as busy for its first 5 s, which is
+// what made TestShutdownLetsRequestsInFlightFinish and the browser tests
+// fail now and then with "shutdown: context deadline exceeded".
+func TestShutdownDoesNotWaitForConnectionsWithoutARequest(t *testing.T) {
+	s := startSite(t, nil, "-shutdown-timeout", "2s")
+	s.page("/stats") // the server is serving
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.base, "http://"))
+	require.NoError(t, err)
+	defer conn.Close()
+	s.page("/stats") // accepted after conn, so conn was accepted too
+	s.stop()         // fails the test if run returns an error
 }
