@@ -104,3 +104,17 @@ func (br *Breaker) SetEntries(ctx context.Context, entries []Entry) error {
 	}
 	return br.do(ctx, func() error { return b.SetEntries(ctx, entries) })
 }
+
+// SetEntries writes through the observer, reported as one OpSetMany, so
+// that an observed Batcher stays one. The wrapped backend must be a
+// Batcher.
+func (ob *observed) SetEntries(ctx context.Context, entries []Entry) error {
+	b, ok := ob.b.(Batcher)
+	if !ok {
+		return fmt.Errorf("backends: %T is not a Batcher", ob.b)
+	}
+	began := time.Now()
+	err := b.SetEntries(ctx, entries)
+	ob.done(ctx, OpSetMany, began, err)
+	return err
+}

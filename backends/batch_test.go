@@ -2,8 +2,10 @@ package backends_test
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
@@ -66,3 +68,38 @@ func (f *fakeBatcher) SetEntries(ctx context.Context, entries []backends.Entry) 
 type plainWrapper struct{ backends.Backend }
 
 func (w plainWrapper) Unwrap() backends.Backend { return w.Backend }
+
+// A cache wrapped by Observe still batches, and its SetItems is observed
+// as one set_many.
+func TestBatchesThroughObserve(t *testing.T) {
+	fb := &fakeBatcher{Backend: backends.NewSimple(0)}
+	var ops opsSeen
+	store := backends.Observe(backends.New(fb, backends.CacheOptions{}), &ops)
+	assert.True(t, store.Batches())
+	testkit.CheckSetItems(t, store)
+	assert.EqualValues(t, 2, fb.calls.Load(), "one SetEntries per SetItems")
+	assert.Equal(t, 2, ops.count(backends.OpSetMany))
+}
+
+type opsSeen struct {
+	mu  sync.Mutex
+	ops []backends.Op
+}
+
+func (o *opsSeen) ObserveOp(_ context.Context, op backends.Op, _ time.Duration, _ error) {
+	o.mu.Lock()
+	o.ops = append(o.ops, op)
+	o.mu.Unlock()
+}
+
+func (o *opsSeen) count(op backends.Op) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, x := range o.ops {
+		if x == op {
+			n++
+		}
+	}
+	return n
+}
