@@ -307,13 +307,16 @@ func TestRedisSilentServerTimesOut(t *testing.T) {
 			}()
 		}
 	}()
-	const readTimeout = 300 * time.Millisecond
+	// Bounds in whole read timeouts, so that a loaded machine's delays do
+	// not count: without retries the call ends before a second timeout
+	// could have passed; with two it ends before a fourth plus slack.
+	const readTimeout = time.Second
 	tests := []struct {
 		maxRetries int
 		limit      time.Duration
 	}{
-		{-1, readTimeout + 250*time.Millisecond},
-		{2, 3*readTimeout + time.Second},
+		{-1, 2 * readTimeout},
+		{2, 3*readTimeout + 2*time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("max_retries %d", tt.maxRetries), func(t *testing.T) {
