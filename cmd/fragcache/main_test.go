@@ -175,11 +175,12 @@ func TestFragments(t *testing.T) {
 		{"stale while revalidate", fragment.Options{StaleWhileRevalidate: time.Minute}, nil},
 		{"prefix and version", fragment.Options{KeyPrefix: "shop/", Version: "v7"},
 			[]string{"-fragment-prefix", "shop/", "-fragment-version", "v7"}},
+		{"unambiguous keys", fragment.Options{UnambiguousKeys: true}, []string{"-unambiguous-keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fc := fragment.New(app, tt.opts)
-			user := "ann-" + strings.ReplaceAll(tt.name, " ", "-")
+			user := "ann_" + strings.ReplaceAll(tt.name, " ", "-") // "_" is escaped in unambiguous keys
 			page := renderSidebar(t, fc, user)
 
 			r := runCLI(t, environ, append(append([]string{"key"}, tt.flags...), "sidebar", user)...)
@@ -365,6 +366,7 @@ func TestRefusals(t *testing.T) {
 		{"del without key", nil, []string{"del"}, exitError, "del needs KEYs"},
 		{"key without name", nil, []string{"key"}, exitError, "key needs a block NAME"},
 		{"ping count", nil, []string{"ping", "-count", "0"}, exitError, "-count must be at least 1"},
+		{"lock prefix", nil, []string{"key", "-fragment-prefix", "fragcache-lock:", "x"}, exitError, "fragment options: fragment.New: key prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
