@@ -57,3 +57,13 @@ type Backend interface {
 	// ErrClosed.
 	Close() error
 }
+
+// Pinger is implemented by backends that talk to a server: Ping checks,
+// within ctx, that the server answers (and accepts the credentials, where
+// there are some). Open does not connect, so a readiness probe or a
+// program that wants to fail at startup calls [Cache.Ping], which uses
+// it. The networked backends (Redis, memcached, uWSGI) implement it;
+// in-process ones need not.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}

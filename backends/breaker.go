@@ -344,6 +344,17 @@ func (br *Breaker) Clear(ctx context.Context, prefix string) error {
 // Close closes the guarded backend; it never waits for the breaker.
 func (br *Breaker) Close() error { return br.b.Close() }
 
+// Ping pings the guarded backend if it is a [Pinger], whatever the
+// breaker's state, and is not counted by the breaker: a readiness probe
+// asks about the server, not about the breaker. It returns nil for a
+// backend that is not a Pinger.
+func (br *Breaker) Ping(ctx context.Context) error {
+	if p, ok := br.b.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // Breaker returns the circuit breaker guarding the cache's backend, or nil
 // if it has none (see Open).
 func (c *Cache) Breaker() *Breaker {

@@ -82,6 +82,19 @@ func New(b Backend, opts CacheOptions) *Cache {
 // breaker guards, not the breaker).
 func (c *Cache) Backend() Backend { return unwrapBreaker(c.backend) }
 
+// Ping checks, within ctx, that the backend's server answers: for a
+// readiness probe, or to fail at startup rather than at the first cache
+// operation. It returns nil for a backend without a server (Null, Simple,
+// FileSystem: any backend that is not a [Pinger]). A circuit breaker in
+// front of the backend does not answer for it: Ping always asks the
+// server.
+func (c *Cache) Ping(ctx context.Context) error {
+	if p, ok := c.backend.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
 // KeyPrefix returns the prefix prepended to every key.
 func (c *Cache) KeyPrefix() string { return c.prefix }
 

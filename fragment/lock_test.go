@@ -112,6 +112,9 @@ const (
 	lockGoroutines = 64 // spread over the processes
 )
 
+// lockTestOptions are the CACHE_OPTIONS of the cross-process lock test.
+var lockTestOptions = map[string]any{"dial_timeout": "30s", "read_timeout": "30s", "write_timeout": "30s", "breaker_failures": 0}
+
 func TestLockHelperProcess(t *testing.T) {
 	if os.Getenv("FRAGCACHE_LOCK_HELPER") == "" {
 		t.Skip("a helper process of TestCrossProcessLockRendersOnce")
@@ -119,7 +122,10 @@ func TestLockHelperProcess(t *testing.T) {
 	ctx := context.Background()
 	n, _ := strconv.Atoi(os.Getenv("FRAGCACHE_LOCK_GOROUTINES"))
 	lock, _ := time.ParseDuration(os.Getenv("FRAGCACHE_LOCK"))
-	store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": os.Getenv("FRAGCACHE_LOCK_REDIS")}, KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX")})
+	// The test counts body runs across processes: a lookup that timed out
+	// under load would render fail-open and count twice, so the cache-safe
+	// 250 ms defaults give way to generous timeouts and no breaker here.
+	store, err := backends.Open(backends.Config{Type: "RedisCache", Settings: map[string]any{"CACHE_REDIS_URL": os.Getenv("FRAGCACHE_LOCK_REDIS")}, KeyPrefix: os.Getenv("FRAGCACHE_LOCK_PREFIX"), Options: lockTestOptions})
 	require.NoError(t, err)
 	defer store.Close()
 	c := New(store, Options{Lock: lock})

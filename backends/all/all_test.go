@@ -74,3 +74,21 @@ func TestAllKnowsEveryFlaskName(t *testing.T) {
 		}
 	}
 }
+
+// Issue 18's Kubernetes environment: the service links of a Service named
+// "cache" sit beside the app's settings, and the Redis cache still opens.
+func TestFromEnvWithKubernetesServiceLinksOpensRedis(t *testing.T) {
+	env := []string{
+		"CACHE_TYPE=RedisCache", "CACHE_REDIS_HOST=10.0.0.5",
+		"CACHE_SERVICE_HOST=10.0.0.5", "CACHE_SERVICE_PORT=6379", "CACHE_PORT_6379_TCP_ADDR=10.0.0.5",
+	}
+	cfg, err := backends.FromEnv(env, backends.EnvOptions{})
+	require.NoError(t, err)
+	c, err := backends.Open(cfg)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+
+	_, err = backends.FromEnv(append(env, "CACHE_REDIS_PORT=tcp://10.0.0.5:6379"), backends.EnvOptions{})
+	require.ErrorIs(t, err, backends.ErrConfig)
+	assert.Contains(t, err.Error(), "CACHE_REDIS_PORT")
+}

@@ -39,6 +39,8 @@
 // Expiry is checked with short TTLs scaled to [Options.TTLResolution]; an
 // exact backend spends well under a second waiting in total, a whole-second
 // backend a few seconds per timing table.
+//
+// It imports backends, testify, golang.org/x/sync and the standard library.
 package backendtest
 
 import (

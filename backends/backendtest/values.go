@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -191,6 +192,29 @@ func (s *suite) testOverwrite(t *testing.T) {
 			requireValue(t, e, e.c, "k", tc.second)
 		})
 	}
+	// fragment hands a hit to the page (html/template as a string) without
+	// copying it, so a value a backend returned must stay as it was.
+	t.Run("a returned value is never modified by later calls", func(t *testing.T) {
+		e := s.env(t)
+		first := []byte(strings.Repeat("a", 64))
+		require.NoError(t, e.b.Set(e.ctx, "k", bytes.Clone(first), 0))
+		got, found, err := e.b.Get(e.ctx, "k")
+		require.NoError(t, err)
+		require.True(t, found)
+		many, err := e.b.GetMany(e.ctx, []string{"k"})
+		require.NoError(t, err)
+		require.Len(t, many, 1)
+		for i := range 3 { // same length, other bytes; other keys; reads in between
+			require.NoError(t, e.b.Set(e.ctx, "k", bytes.Repeat([]byte{'b' + byte(i)}, len(first)), 0))
+			require.NoError(t, e.b.Set(e.ctx, fmt.Sprintf("other%d", i), bytes.Repeat([]byte{'z'}, len(first)), 0))
+			_, _, err := e.b.Get(e.ctx, "k")
+			require.NoError(t, err)
+		}
+		_, err = e.b.Delete(e.ctx, "k")
+		require.NoError(t, err)
+		requireBytes(t, first, got, "Get's value after later calls")
+		requireBytes(t, first, many[0], "GetMany's value after later calls")
+	})
 }
 
 // largeSize is a moderate value size: larger than any buffer a backend might

@@ -187,7 +187,10 @@ type Backend struct {
 
 	// rw orders this process's writers: Set and Delete share it, Add, Inc,
 	// Clear and pruning hold it exclusively, together with lock.
-	rw     sync.RWMutex
+	rw sync.RWMutex
+	// excl is the exclusive slot of lockExclusive: a one-place semaphore,
+	// so that waiting for it can give up when the caller's ctx ends.
+	excl   chan struct{}
 	lock   *dirLock
 	closed atomic.Bool
 	// count approximates the number of entry files; it is exact after a
@@ -258,6 +261,7 @@ func New(dir string, opts Options) (*Backend, error) {
 		logger:    logger,
 		now:       func() int64 { return time.Now().UnixNano() },
 		lock:      lock,
+		excl:      make(chan struct{}, 1),
 	}
 	names, err := c.listEntries()
 	if err != nil {
@@ -538,7 +542,7 @@ func (c *Backend) get(ctx context.Context, key string) ([]byte, bool, error) {
 // bad. It looks again under the lock, because a writer may have replaced
 // the file since.
 func (c *Backend) discard(ctx context.Context, key, path string) error {
-	if err := c.lockExclusive(); err != nil {
+	if err := c.lockExclusive(ctx); err != nil {
 		return err
 	}
 	defer c.unlockExclusive()
@@ -601,14 +605,14 @@ func (c *Backend) Has(ctx context.Context, key string) (bool, error) {
 }
 
 // Set writes value to a temporary file and renames it over key's file.
-func (c *Backend) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if c.closed.Load() {
 		return backends.ErrClosed
 	}
-	return c.set(key, value, ttl)
+	return c.set(ctx, key, value, ttl)
 }
 
-func (c *Backend) set(key string, value []byte, ttl time.Duration) error {
+func (c *Backend) set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := c.checkSize(value); err != nil {
 		return err
 	}
@@ -619,7 +623,7 @@ func (c *Backend) set(key string, value []byte, ttl time.Duration) error {
 	}
 	path := c.path(key)
 	if c.full() && !exists(path) {
-		if err := c.prune(); err != nil {
+		if err := c.prune(ctx); err != nil {
 			os.Remove(tmp)
 			return err
 		}
@@ -634,13 +638,13 @@ func (c *Backend) set(key string, value []byte, ttl time.Duration) error {
 }
 
 // SetMany sets every item, reporting failures as *backends.KeyError.
-func (c *Backend) SetMany(_ context.Context, items map[string][]byte, ttl time.Duration) error {
+func (c *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
 	if c.closed.Load() {
 		return backends.ErrClosed
 	}
 	var errs []error
 	for k, v := range items {
-		if err := c.set(k, v, ttl); err != nil {
+		if err := c.set(ctx, k, v, ttl); err != nil {
 			if errors.Is(err, backends.ErrClosed) {
 				return err
 			}
@@ -656,7 +660,7 @@ func (c *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Du
 	if err := c.checkSize(value); err != nil {
 		return false, err
 	}
-	if err := c.lockExclusive(); err != nil {
+	if err := c.lockExclusive(ctx); err != nil {
 		return false, err
 	}
 	defer c.unlockExclusive()
@@ -675,7 +679,7 @@ func (c *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Du
 // Inc adds delta to the integer under key while holding the directory
 // lock, keeping the entry's expiry and write time.
 func (c *Backend) Inc(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
-	if err := c.lockExclusive(); err != nil {
+	if err := c.lockExclusive(ctx); err != nil {
 		return 0, err
 	}
 	defer c.unlockExclusive()
@@ -775,7 +779,7 @@ func (c *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 // prefix, every file named like an entry (damaged ones included). Other
 // files in the directory are left alone, apart from stale temporaries.
 func (c *Backend) Clear(ctx context.Context, prefix string) error {
-	if err := c.lockExclusive(); err != nil {
+	if err := c.lockExclusive(ctx); err != nil {
 		return err
 	}
 	defer c.unlockExclusive()
@@ -831,26 +835,43 @@ func (c *Backend) Close() error {
 }
 
 // lockExclusive takes the in-process and the cross-process lock, failing
-// once the cache is closed.
-func (c *Backend) lockExclusive() error {
+// once the cache is closed, and giving up with ctx's error when ctx ends
+// first: another process that holds the directory lock and stops (SIGSTOP,
+// a hung disk) costs a caller its deadline, not forever. The order is
+// fixed: the exclusive slot (which orders this Backend's Add, Inc, Clear
+// and pruning), then the directory lock, then the write lock that orders
+// them with this process's Set and Delete, so that Set and Delete go on
+// while another process holds the directory lock.
+func (c *Backend) lockExclusive(ctx context.Context) error {
 	if c.closed.Load() {
 		return backends.ErrClosed
+	}
+	select {
+	case c.excl <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := c.lock.lock(ctx); err != nil {
+		<-c.excl
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		return fmt.Errorf("filesystem: lock cache directory: %w", err)
 	}
 	c.rw.Lock()
 	if c.closed.Load() {
 		c.rw.Unlock()
+		c.lock.unlock()
+		<-c.excl
 		return backends.ErrClosed
-	}
-	if err := c.lock.lock(); err != nil {
-		c.rw.Unlock()
-		return fmt.Errorf("filesystem: lock cache directory: %w", err)
 	}
 	return nil
 }
 
 func (c *Backend) unlockExclusive() {
-	c.lock.unlock()
 	c.rw.Unlock()
+	c.lock.unlock()
+	<-c.excl
 }
 
 // writeTemp writes data to a new temporary file in the directory and
@@ -911,8 +932,8 @@ func (c *Backend) full() bool {
 	return c.threshold > 0 && c.count.Load() >= int64(c.threshold)
 }
 
-func (c *Backend) prune() error {
-	if err := c.lockExclusive(); err != nil {
+func (c *Backend) prune(ctx context.Context) error {
+	if err := c.lockExclusive(ctx); err != nil {
 		return err
 	}
 	defer c.unlockExclusive()

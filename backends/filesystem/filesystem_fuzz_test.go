@@ -65,7 +65,7 @@ func FuzzFileSystemEntry(f *testing.F) {
 
 		for name, op := range map[string]func() error{
 			"Clear with a prefix": func() error { return c.Clear(ctx, "k") },
-			"pruning":             func() error { return c.prune() },
+			"pruning":             func() error { return c.prune(ctx) },
 		} {
 			if err := os.WriteFile(path, data, 0o600); err != nil {
 				t.Fatal(err)

@@ -3,10 +3,12 @@
 package filesystem
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 )
 
 // dirLockAcrossProcesses reports whether dirLock excludes other processes.
@@ -38,11 +40,30 @@ func openDirLock(path string) (*dirLock, error) {
 	return &dirLock{}, nil
 }
 
-func (l *dirLock) lock() error {
+// lock takes the exclusive flock, or returns ctx's error once ctx ends.
+// flock(2) cannot be interrupted by a deadline, so it is tried without
+// blocking and retried after a pause that grows from 50 µs to 10 ms: a
+// lock held for microseconds by another process costs about that, one
+// held by a stopped process costs the caller its deadline, not forever.
+func (l *dirLock) lock(ctx context.Context) error {
 	if l.f == nil {
 		return nil
 	}
-	return l.flock(syscall.LOCK_EX)
+	pause := 50 * time.Microsecond
+	for {
+		err := l.flock(syscall.LOCK_EX | syscall.LOCK_NB)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
 }
 
 // unlock cannot fail in a way worth reporting: the lock is released at the

@@ -21,3 +21,8 @@
 // It imports backends, fragcache's internal memcache client, namespace and
 // option packages, keys, and the standard library.
 package memcached
+
+import "github.com/fragcache/fragcache/backends"
+
+// Every networked backend answers readiness probes.
+var _ backends.Pinger = (*Backend)(nil)

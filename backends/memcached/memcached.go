@@ -35,6 +35,12 @@ const (
 	// DefaultServer is the server used when none is given, as in
 	// Flask-Caching.
 	DefaultServer = "127.0.0.1:11211"
+	// DefaultDialTimeout and DefaultRoundTripTimeout are a
+	// cache's timeouts, not a database's, the same as Redis's: a server
+	// that is down or hung costs a page milliseconds, and the page renders
+	// uncached. A context deadline that comes sooner wins.
+	DefaultDialTimeout      = 500 * time.Millisecond
+	DefaultRoundTripTimeout = 250 * time.Millisecond
 	// DefaultChunkSize is how many bytes of a value each chunk
 	// holds when values are spread: Flask-Caching's 1048448 (1 MiB - 128)
 	// less 256 bytes, so that the chunk's header and a 250-byte key fit
@@ -104,9 +110,10 @@ type Options struct {
 	// MaxChunks is the most chunks one value may take, at most 255; 0
 	// means DefaultMaxChunks. Used only with Spread.
 	MaxChunks int
-	// DialTimeout bounds connecting and authenticating; 0 means 1 s.
+	// DialTimeout bounds connecting and authenticating; 0 means
+	// DefaultDialTimeout.
 	DialTimeout time.Duration
-	// Timeout bounds each round trip; 0 means 1 s. A context deadline
+	// Timeout bounds each round trip; 0 means DefaultRoundTripTimeout. A context deadline
 	// that comes sooner wins.
 	Timeout time.Duration
 	// MaxIdleConns is how many idle connections are kept per server; 0
@@ -133,7 +140,7 @@ type Options struct {
 	NamespaceRefresh time.Duration
 }
 
-// Memcached is Flask-Caching's MemcachedCache, SASLMemcachedCache and
+// Backend is Flask-Caching's MemcachedCache, SASLMemcachedCache and
 // SpreadSASLMemcachedCache: entries in one or more memcached servers,
 // reached over memcached's binary protocol with a client of this module's
 // own (internal/memcache), optionally authenticated with SASL PLAIN.
@@ -236,8 +243,8 @@ func New(opts Options) (*Backend, error) {
 		Servers:      servers,
 		Username:     opts.Username,
 		Password:     opts.Password,
-		DialTimeout:  opts.DialTimeout,
-		Timeout:      opts.Timeout,
+		DialTimeout:  cmp.Or(opts.DialTimeout, DefaultDialTimeout),
+		Timeout:      cmp.Or(opts.Timeout, DefaultRoundTripTimeout),
 		MaxIdleConns: opts.MaxIdleConns,
 		MaxConns:     opts.MaxConns,
 		MaxValueSize: opts.MaxValueSize,
@@ -659,7 +666,7 @@ func (m *Backend) Clear(ctx context.Context, prefix string) error {
 	}
 	ns := m.namespaces.Lookup(prefix)
 	if ns == nil {
-		return m.namespaces.Undeclared(m.String(), "memcached", "Options.Namespaces", prefix)
+		return m.namespaces.Undeclared(m.String(), "memcached", "memcached.Options.Namespaces", prefix)
 	}
 	_, err := m.bumpGen(ctx, ns, 1)
 	return err

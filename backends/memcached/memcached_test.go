@@ -2,6 +2,7 @@ package memcached_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,8 +31,14 @@ import (
 // clears; memcached can only clear declared namespaces.
 var memcachedSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
 
+// testTimeout replaces the cache-safe default timeouts in tests that do not
+// test timeouts: they count and compare, and the machine may be loaded.
+const testTimeout = 10 * time.Second
+
 func newTestMemcached(t testing.TB, opts memcached.Options) *memcached.Backend {
 	t.Helper()
+	opts.DialTimeout = cmp.Or(opts.DialTimeout, testTimeout)
+	opts.Timeout = cmp.Or(opts.Timeout, testTimeout)
 	b, err := memcached.New(opts)
 	require.NoError(t, err)
 	t.Cleanup(func() { b.Close() })

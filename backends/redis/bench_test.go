@@ -24,7 +24,7 @@ const redisBenchValue = 1200
 const redisBenchKeys = 10
 
 // redisBenchOps returns each operation through fragcache (a backends.Cache
-// over NewRedis) and as the equivalent raw go-redis call, on one client
+// over redis.New) and as the equivalent raw go-redis call, on one client
 // against one real server, so that a pair differs only by fragcache's own
 // work: the key prefix, the value envelope and the Backend call.
 func redisBenchOps(b *testing.B) []redisBenchPair {
@@ -32,7 +32,7 @@ func redisBenchOps(b *testing.B) []redisBenchPair {
 	ctx := context.Background()
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	b.Cleanup(func() { _ = client.Close() })
-	cache := backends.New(redis.New(client), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
+	cache := backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second})
 	value := bytes.Repeat([]byte("x"), redisBenchValue)
 	keys := make([]string, redisBenchKeys)
 	rawKeys := make([]string, redisBenchKeys)
@@ -140,7 +140,7 @@ func BenchmarkRedisPage(b *testing.B) {
 		backend backends.Backend
 	}{
 		{"Simple", backends.NewSimple(0)},
-		{"Redis", redis.New(client)},
+		{"Redis", redis.New(client, redis.Options{})},
 	} {
 		pagebench.Run(b, st.name, st.backend, true)
 	}

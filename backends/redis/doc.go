@@ -13,7 +13,7 @@
 // ctx deadline honoured. [New] wraps a client the application built:
 //
 //	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"})
-//	cache := backends.New(redis.New(client), backends.CacheOptions{KeyPrefix: "myapp_"})
+//	cache := backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{KeyPrefix: "myapp_"})
 //
 // max_value_size (64 MiB by default) means what it means for every
 // fragcache backend: the largest value stored, and the bound on what a
@@ -31,3 +31,8 @@
 // It imports backends, go-redis, fragcache's internal option reader and
 // the standard library.
 package redis
+
+import "github.com/fragcache/fragcache/backends"
+
+// Every networked backend answers readiness probes.
+var _ backends.Pinger = (*Backend)(nil)

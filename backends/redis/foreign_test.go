@@ -68,7 +68,7 @@ func TestForeignValuesFromRedisReadBackByteIdentical(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	c := backends.New(redis.New(client), backends.CacheOptions{KeyPrefix: "flask_cache_"})
+	c := backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{KeyPrefix: "flask_cache_"})
 	ctx := context.Background()
 	for i, raw := range foreignTexts {
 		t.Run(fmt.Sprintf("%q", raw), func(t *testing.T) {

@@ -288,8 +288,9 @@ func TestRedisHostileServerSentinelAndCluster(t *testing.T) {
 }
 
 // TestRedisRepliesUpToTheLimitPass stores values around the limit in a real
-// Redis: those within it read back, a larger one fails with
-// ErrRedisReplyTooLarge, and the backend goes on working afterwards.
+// Redis: those within it read back, a larger one is refused on write and,
+// written by another client, fails to read with ErrReplyTooLarge; the
+// backend goes on working afterwards.
 func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 	srv := testservers.Redis(t)
 	host, port := splitHostPort(t, srv.Addr)
@@ -318,7 +319,12 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 				assert.Equal(t, values[k], many[i], k)
 			}
 
-			require.NoError(t, b.Set(ctx, "too-big", make([]byte, limit+1), backends.NoExpiry))
+			require.ErrorIs(t, b.Set(ctx, "too-big", make([]byte, limit+1), backends.NoExpiry), backends.ErrValueTooLarge,
+				"the backend refuses to write what it could not read")
+			// Another program (or an older fragcache) wrote it anyway.
+			other := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+			t.Cleanup(func() { _ = other.Close() })
+			require.NoError(t, other.Set(ctx, "too-big", make([]byte, limit+1), 0).Err())
 			_, _, err = b.Get(ctx, "too-big")
 			require.ErrorIs(t, err, redis.ErrReplyTooLarge)
 			assert.Contains(t, err.Error(), fmt.Sprintf("bulk string of %d bytes", limit+1))
@@ -336,12 +342,12 @@ func TestRedisRepliesUpToTheLimitPass(t *testing.T) {
 func TestLimitRedisReplies(t *testing.T) {
 	srv := testservers.Redis(t)
 	ctx := context.Background()
-	t.Run("a client for NewRedis", func(t *testing.T) {
+	t.Run("a client for New", func(t *testing.T) {
 		opt := &goredis.Options{Addr: srv.Addr}
 		require.NoError(t, redis.LimitReplies(opt, 1000))
 		client := goredis.NewClient(opt)
 		t.Cleanup(func() { client.Close() })
-		b := redis.New(client)
+		b := redis.New(client, redis.Options{})
 		require.NoError(t, b.Set(ctx, "small", []byte("v"), backends.NoExpiry))
 		require.NoError(t, b.Set(ctx, "big", make([]byte, 1001), backends.NoExpiry))
 		_, _, err := b.Get(ctx, "big")

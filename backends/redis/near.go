@@ -94,7 +94,7 @@ type NearCacheOptions struct {
 // it cannot keep a near cache for.
 var ErrNearCacheUnsupported = errors.New("redis: the near cache needs a *goredis.Client (standalone or Sentinel)")
 
-// NewWithNearCache is New with a near cache: reads are served
+// NewWithNearCache is New (with the default Options) plus a near cache: reads are served
 // from process memory when they can be, and a dedicated tracking
 // connection (a second client built from client's options: same address or
 // Sentinel set, credentials, TLS and dialer) keeps the copies coherent.
@@ -102,7 +102,7 @@ var ErrNearCacheUnsupported = errors.New("redis: the near cache needs a *goredis
 // goredis.NewFailoverClient); a Redis Cluster client gives
 // ErrNearCacheUnsupported. Close stops the tracking connection.
 func NewWithNearCache(client goredis.UniversalClient, opt NearCacheOptions) (*Backend, error) {
-	r := New(client)
+	r := New(client, Options{})
 	if r.broken != nil {
 		return nil, r.broken
 	}

@@ -65,7 +65,7 @@ func BenchmarkRedisNear(b *testing.B) {
 	opts := backends.CacheOptions{KeyPrefix: "p:", DefaultTimeout: 300 * time.Second}
 	simple := backends.New(backends.NewSimple(0), opts)
 	nearCache := backends.New(near, opts)
-	plain := backends.New(redis.New(plainClient), opts)
+	plain := backends.New(redis.New(plainClient, redis.Options{}), opts)
 	value := bytes.Repeat([]byte("x"), redisBenchValue)
 	keys := make([]string, redisBenchKeys)
 	for i := range keys {

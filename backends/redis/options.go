@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -118,7 +119,7 @@ func openRedis(cfg backends.Config) (backends.Backend, error) {
 		return nil, err
 	}
 	client := goredis.NewClient(opt)
-	return openNear(&Backend{client: client, topo: oneServer, owned: true}, client, near, nearOn), nil
+	return openNear(&Backend{client: client, topo: oneServer, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, client, near, nearOn), nil
 }
 
 // parseRedisURL reads CACHE_REDIS_URL as goredis.ParseURL does. As in Flask,
@@ -186,7 +187,7 @@ func openRedisSentinel(cfg backends.Config) (backends.Backend, error) {
 		return nil, err
 	}
 	client := goredis.NewFailoverClient(opt)
-	return openNear(&Backend{client: client, topo: oneServer, owned: true}, client, near, nearOn), nil
+	return openNear(&Backend{client: client, topo: oneServer, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, client, near, nearOn), nil
 }
 
 // openRedisCluster is RedisClusterCache's factory.
@@ -222,7 +223,7 @@ func openRedisCluster(cfg backends.Config) (backends.Backend, error) {
 	if err := LimitReplies(opt, o.maxValueSize); err != nil {
 		return nil, err
 	}
-	return &Backend{client: goredis.NewClusterClient(opt), topo: clusterSlots, owned: true}, nil
+	return &Backend{client: goredis.NewClusterClient(opt), topo: clusterSlots, owned: true, maxValue: cmp.Or(o.maxValueSize, DefaultMaxValueSize)}, nil
 }
 
 // parseRedisCluster splits CACHE_REDIS_CLUSTER, "host1:port1,host2:port2",

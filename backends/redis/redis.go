@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,20 @@ type Backend struct {
 	broken error // why every operation fails: a client New cannot use
 	closed atomic.Bool
 	near   *redisNear // the near cache, or nil (near.go)
+	// maxValue is the largest value written (Options.MaxValueSize).
+	maxValue int
+}
+
+// Options configure a [Backend] built by [New]. The zero value refuses
+// values over DefaultMaxValueSize.
+type Options struct {
+	// MaxValueSize is the largest value, in bytes, that Set, SetMany and
+	// Add store; a larger one is refused, before anything is sent, with an
+	// error wrapping backends.ErrValueTooLarge. 0 means DefaultMaxValueSize.
+	// It is meant to match the read bound [LimitReplies] installs on the
+	// client's options, so that nothing is stored that Get would refuse;
+	// backends built by Open set both from CACHE_OPTIONS max_value_size.
+	MaxValueSize int
 }
 
 // New returns a backend over client: a *goredis.Client for a standalone
@@ -71,8 +86,15 @@ type Backend struct {
 // A *goredis.Ring is not supported (go-redis pipelines send its empty key to
 // a random shard), nor a nil client: every operation of such a backend
 // returns an error saying so.
-func New(client goredis.UniversalClient) *Backend {
-	r := &Backend{client: client}
+//
+// A negative opts.MaxValueSize is as unusable: every operation returns an
+// error wrapping backends.ErrConfig.
+func New(client goredis.UniversalClient, opts Options) *Backend {
+	r := &Backend{client: client, maxValue: cmp.Or(opts.MaxValueSize, DefaultMaxValueSize)}
+	if opts.MaxValueSize < 0 {
+		r.broken = fmt.Errorf("%w: redis MaxValueSize %d is negative", backends.ErrConfig, opts.MaxValueSize)
+		return r
+	}
 	switch client.(type) {
 	case nil:
 		r.broken = errors.New("backends: New was given a nil client")
@@ -234,9 +256,21 @@ func ttlMillis(ttl time.Duration) int64 {
 	return ms
 }
 
+// checkSize refuses a value over the size limit: Get could never read it
+// back.
+func (r *Backend) checkSize(value []byte) error {
+	if len(value) > r.maxValue {
+		return fmt.Errorf("%w: %d bytes, over the limit of %d (CACHE_OPTIONS max_value_size)", backends.ErrValueTooLarge, len(value), r.maxValue)
+	}
+	return nil
+}
+
 // Set stores value with one SET.
 func (r *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := r.ready(); err != nil {
+		return err
+	}
+	if err := r.checkSize(value); err != nil {
 		return err
 	}
 	if r.near != nil {
@@ -255,6 +289,7 @@ func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time
 	if len(items) == 0 {
 		return nil
 	}
+	var errs []error
 	if r.near != nil {
 		defer func() {
 			for k := range items {
@@ -266,6 +301,10 @@ func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time
 	cmds := make([]*goredis.StatusCmd, 0, len(items))
 	_, _ = r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for k, v := range items {
+			if err := r.checkSize(v); err != nil {
+				errs = append(errs, &backends.KeyError{Key: k, Err: err})
+				continue
+			}
 			cmd := goredis.NewStatusCmd(ctx, setArgs(k, v, false, ttl)...)
 			_ = p.Process(ctx, cmd)
 			keys = append(keys, k)
@@ -273,7 +312,6 @@ func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time
 		}
 		return nil
 	})
-	var errs []error
 	for i, cmd := range cmds {
 		if err := cmd.Err(); err != nil {
 			errs = append(errs, &backends.KeyError{Key: keys[i], Err: redisError("SET", err)})
@@ -285,6 +323,9 @@ func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time
 // Add stores value with SET NX.
 func (r *Backend) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := r.ready(); err != nil {
+		return false, err
+	}
+	if err := r.checkSize(value); err != nil {
 		return false, err
 	}
 	if r.near != nil {

@@ -54,7 +54,7 @@ func newRedisBackend(newClient func() goredis.UniversalClient) func(t *testing.T
 	return func(t *testing.T) backends.Backend {
 		c := newClient()
 		t.Cleanup(func() { _ = c.Close() })
-		return redis.New(c)
+		return redis.New(c, redis.Options{})
 	}
 }
 
@@ -177,7 +177,7 @@ func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 			t.Cleanup(func() { _ = client.Close() })
 			hook := &commandCounter{}
 			client.AddHook(hook)
-			fc := fragment.New(backends.New(redis.New(client), backends.CacheOptions{}), fragment.Options{})
+			fc := fragment.New(backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{}), fragment.Options{})
 			body := func(w io.Writer) error { _, err := io.WriteString(w, "<ul>fragment</ul>"); return err }
 
 			render := func() string {
@@ -206,7 +206,7 @@ func TestRedisOperationCommands(t *testing.T) {
 	t.Cleanup(func() { _ = client.Close() })
 	hook := &commandCounter{}
 	client.AddHook(hook)
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	ctx := t.Context()
 	tests := []struct {
 		name  string
@@ -247,7 +247,7 @@ func TestRedisSetStoresMillisecondTTL(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	ctx := t.Context()
 	writes := map[string]func(key string, ttl time.Duration) error{
 		"Set": func(k string, ttl time.Duration) error { return b.Set(ctx, k, []byte("v"), ttl) },
@@ -289,7 +289,7 @@ func TestRedisIncKeepsTheTTLOfAnExistingKey(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	ctx := t.Context()
 	require.NoError(t, b.Set(ctx, "n", []byte("41"), time.Hour))
 	n, err := b.Inc(ctx, "n", 1, time.Second)
@@ -332,7 +332,7 @@ func TestRedisClusterGroupsBySlot(t *testing.T) {
 
 	hook := &commandCounter{}
 	client.AddHook(hook)
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	items := map[string][]byte{}
 	for _, k := range keys {
 		items[k] = []byte("v:" + k)
@@ -385,7 +385,7 @@ func TestRedisClearByPrefix(t *testing.T) {
 			} else {
 				client.AddHook(hook)
 			}
-			b := redis.New(client)
+			b := redis.New(client, redis.Options{})
 			require.NoError(t, b.Clear(ctx, ""))
 
 			const n = 2500
@@ -454,7 +454,7 @@ func TestRedisUserClientStaysOpenAfterClose(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	require.NoError(t, b.Close())
 	_, _, err := b.Get(t.Context(), "k")
 	require.ErrorIs(t, err, backends.ErrClosed)
@@ -474,7 +474,7 @@ func TestRedisUnsupportedClients(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := redis.New(tt.client)
+			b := redis.New(tt.client, redis.Options{})
 			_, _, err := b.Get(t.Context(), "k")
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), tt.want)
@@ -586,7 +586,7 @@ func TestRedisConfigErrors(t *testing.T) {
 		name     string
 		settings map[string]any
 		names    []string // what the message must contain
-		missing  bool     // wraps a MissingKeyError
+		missing  bool     // a missing setting: the error says what the backend needs
 	}{
 		{"cluster without CACHE_REDIS_CLUSTER", map[string]any{"CACHE_TYPE": "RedisClusterCache"}, []string{"RedisClusterCache", "CACHE_REDIS_CLUSTER"}, true},
 		{"cluster with a blank CACHE_REDIS_CLUSTER", map[string]any{"CACHE_TYPE": "RedisClusterCache", "CACHE_REDIS_CLUSTER": "  "}, []string{"CACHE_REDIS_CLUSTER"}, true},
@@ -844,7 +844,7 @@ func TestRedisIncErrors(t *testing.T) {
 	srv := testservers.Redis(t)
 	client := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = client.Close() })
-	b := redis.New(client)
+	b := redis.New(client, redis.Options{})
 	ctx := t.Context()
 	require.NoError(t, b.Set(ctx, "text", []byte("sabc"), backends.NoExpiry))
 	require.NoError(t, b.Set(ctx, "max", []byte(strconv.FormatInt(1<<63-1, 10)), backends.NoExpiry))
@@ -860,7 +860,7 @@ func TestRedisIncErrors(t *testing.T) {
 // TestRedisErrorsCarryTheCommand checks that a failure names the command
 // and keeps go-redis's reason.
 func TestRedisErrorsCarryTheCommand(t *testing.T) {
-	b := redis.New(goredis.NewClient(&goredis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1}))
+	b := redis.New(goredis.NewClient(&goredis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1}), redis.Options{})
 	t.Cleanup(func() { _ = b.Client().Close() })
 	_, _, err := b.Get(t.Context(), "k")
 	require.Error(t, err)
@@ -879,7 +879,7 @@ func closedPort(t *testing.T) string {
 	return addr
 }
 
-// ExampleNewRedis wraps a go-redis client the application configured
+// ExampleNew wraps a go-redis client the application configured
 // itself. (It needs a Redis server, so it is compiled but not run.)
 func ExampleNew() {
 	client := goredis.NewClient(&goredis.Options{
@@ -889,7 +889,7 @@ func ExampleNew() {
 	})
 	defer client.Close() // the backend leaves the caller's client open
 
-	cache := backends.New(redis.New(client), backends.CacheOptions{
+	cache := backends.New(redis.New(client, redis.Options{}), backends.CacheOptions{
 		KeyPrefix:      "shop:",
 		DefaultTimeout: 5 * time.Minute,
 	})

@@ -217,3 +217,37 @@ func TestUWSGIMaxConnsOption(t *testing.T) {
 	require.True(t, c.Backend().(*Backend).client.Conns.TryAcquire(5))
 	assert.False(t, c.Backend().(*Backend).client.Conns.TryAcquire(1))
 }
+
+// One rule for uWSGI and memcached: an operation that finds every
+// connection busy waits as long as its context and the round-trip timeout
+// (ReadTimeout) allow, then fails with an error wrapping
+// backends.ErrPoolTimeout (an ErrUnavailable, counted by the breaker).
+func TestUWSGIWaitForAConnectionEndsWithErrPoolTimeout(t *testing.T) {
+	const readTimeout = 200 * time.Millisecond
+	u, err := New(Options{Addr: "127.0.0.1:1", MaxConns: 2, ReadTimeout: readTimeout})
+	require.NoError(t, err)
+	defer u.Close()
+	require.True(t, u.client.Conns.TryAcquire(2), "every connection busy")
+	defer u.client.Conns.Release(2)
+
+	done := make(chan error, 1)
+	go func() { _, _, err := u.Get(context.Background(), "k"); done <- err }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, backends.ErrPoolTimeout)
+		require.ErrorIs(t, err, backends.ErrUnavailable)
+		assert.Contains(t, err.Error(), "max_conns")
+	case <-time.After(30 * time.Second):
+		t.Fatal("a wait for a connection without a ctx deadline did not end")
+	}
+}
+
+// The zero Options get a cache's timeouts, the same as Redis's and
+// memcached's: 500 ms to connect, 250 ms per request.
+func TestUWSGICacheSafeDefaults(t *testing.T) {
+	u, err := New(Options{})
+	require.NoError(t, err)
+	defer u.Close()
+	assert.Equal(t, 500*time.Millisecond, u.client.DialTimeout)
+	assert.Equal(t, 250*time.Millisecond, u.client.Timeout)
+}

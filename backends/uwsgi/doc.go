@@ -19,3 +19,8 @@
 // It imports backends, fragcache's internal uwsgi protocol, namespace and
 // option packages, golang.org/x/sync, and the standard library.
 package uwsgi
+
+import "github.com/fragcache/fragcache/backends"
+
+// Every networked backend answers readiness probes.
+var _ backends.Pinger = (*Backend)(nil)

@@ -55,8 +55,12 @@ const (
 	// so that a few processes sharing one server stay under it too.
 	DefaultMaxConns = 32
 
-	uwsgiDefaultDialTimeout = time.Second
-	uwsgiDefaultReadTimeout = 3 * time.Second
+	// DefaultDialTimeout and DefaultReadTimeout are a cache's timeouts, not
+	// a database's, the same as Redis's and memcached's: a server that is
+	// down or hung costs a page milliseconds, and the page renders
+	// uncached. A context deadline that comes sooner wins.
+	DefaultDialTimeout = 500 * time.Millisecond
+	DefaultReadTimeout = 250 * time.Millisecond
 	// uwsgiParallelism bounds the connections one many-key operation opens
 	// at once: enough to overlap round trips, few enough not to flood the
 	// server's listen backlog (100 by default) from one call.
@@ -97,12 +101,13 @@ type Options struct {
 	// Cache is the name of the --cache2 cache; empty means the server's
 	// first cache.
 	Cache string
-	// DialTimeout bounds connecting; 0 means 1 s. Each operation connects
+	// DialTimeout bounds connecting; 0 means DefaultDialTimeout. Each
+	// operation connects
 	// anew, because the server closes the connection after every reply.
 	DialTimeout time.Duration
 	// ReadTimeout bounds each request after connecting: sending it and
-	// reading the reply. 0 means 3 s. A context deadline that comes sooner
-	// wins.
+	// reading the reply. 0 means DefaultReadTimeout. A context deadline
+	// that comes sooner wins.
 	ReadTimeout time.Duration
 	// MaxValueSize is the largest stored value, header included; 0 means
 	// DefaultMaxValueSize. Set it to the cache's item size: its
@@ -113,8 +118,9 @@ type Options struct {
 	// --buffer-size on the server.
 	MaxKeySize int
 	// MaxConns is the most connections open to the server at once; an
-	// operation that finds them all taken waits for one, as long as its
-	// context allows. 0 means DefaultMaxConns.
+	// operation that finds them all taken waits for one as long as its
+	// context and ReadTimeout allow, then fails with an error wrapping
+	// backends.ErrPoolTimeout (memcached's rule). 0 means DefaultMaxConns.
 	MaxConns int
 	// Namespaces are the key prefixes that Clear can remove (see Backend).
 	// Open adds CACHE_KEY_PREFIX.
@@ -126,7 +132,7 @@ type Options struct {
 	NamespaceRefresh time.Duration
 }
 
-// UWSGI is Flask's UWSGICache, reached over the network: it stores entries
+// Backend is Flask's UWSGICache, reached over the network: it stores entries
 // in a uWSGI server's --cache2 cache through the cache plugin's remote
 // interface, so any Go program can share a uWSGI cache. The server must
 // load the plugin (--plugin cache) and should run a master (--master),
@@ -135,7 +141,7 @@ type Options struct {
 // Each operation opens its own connection, since the server answers one
 // request per connection: 0.1 to 0.2 ms on loopback (BenchmarkUWSGI). At
 // most MaxConns are open at once; an operation past the cap waits for one
-// as long as its context allows, so a burst of renders queues here instead
+// as long as its context and ReadTimeout allow, so a burst of renders queues here instead
 // of overrunning the server's listen backlog.
 // Operations the protocol lacks are built from others and are not atomic:
 // Inc and Dec read and then write, so concurrent increments of one key can
@@ -228,10 +234,10 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("%w: uWSGI MaxKeySize %d is not below 65536, uWSGI's limit", backends.ErrConfig, opts.MaxKeySize)
 	}
 	if u.client.DialTimeout == 0 {
-		u.client.DialTimeout = uwsgiDefaultDialTimeout
+		u.client.DialTimeout = DefaultDialTimeout
 	}
 	if u.client.Timeout == 0 {
-		u.client.Timeout = uwsgiDefaultReadTimeout
+		u.client.Timeout = DefaultReadTimeout
 	}
 	if u.maxValue == 0 {
 		u.maxValue = DefaultMaxValueSize
@@ -468,6 +474,23 @@ func (u *Backend) DeleteMany(ctx context.Context, keys []string) (int, error) {
 	return int(n.Load()), errors.Join(errs...)
 }
 
+// Ping checks that the server accepts a connection and answers a cache
+// request (an exists of a key no caller can write) within ctx. uWSGI
+// answers a missing key, and a cache name it does not know, alike by
+// closing the connection, so Ping cannot tell a wrong cache name from an
+// empty cache. Open does not connect; a readiness probe calls Ping
+// (through [backends.Cache.Ping]).
+func (u *Backend) Ping(ctx context.Context) error {
+	if u.closed.Load() {
+		return backends.ErrClosed
+	}
+	err := u.client.Exists(ctx, uwsgiReserved+"ping")
+	if err == nil || errors.Is(err, wire.ErrNoReply) {
+		return nil
+	}
+	return u.opError("ping", "", err)
+}
+
 // Has reads the entry, since uWSGI's exists reports expired entries until
 // they are swept and cannot see namespace tokens.
 func (u *Backend) Has(ctx context.Context, key string) (bool, error) {
@@ -535,7 +558,7 @@ func (u *Backend) Clear(ctx context.Context, prefix string) error {
 		return nil
 	}
 	if u.namespaces.Lookup(prefix) == nil {
-		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "Options.Namespaces", prefix)
+		return u.namespaces.Undeclared("uwsgi cache "+u.String(), "uWSGI", "uwsgi.Options.Namespaces", prefix)
 	}
 	for _, ns := range u.namespaces.Within(prefix) {
 		if _, err := u.newToken(ctx, ns, "update"); err != nil {
@@ -712,6 +735,9 @@ func (u *Backend) opError(cmd, key string, err error) error {
 // uwsgiUnavailable adds ErrUnavailable to the client's errors that say the
 // server does not answer as a uWSGI cache should.
 func uwsgiUnavailable(err error) error {
+	if errors.Is(err, wire.ErrPoolTimeout) {
+		return fmt.Errorf("%w: %w", backends.ErrPoolTimeout, err)
+	}
 	if errors.Is(err, wire.ErrNoReply) || errors.Is(err, wire.ErrReset) || errors.Is(err, wire.ErrProtocol) {
 		return fmt.Errorf("%w: %w", backends.ErrUnavailable, err)
 	}

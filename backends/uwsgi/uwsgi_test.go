@@ -2,6 +2,7 @@ package uwsgi_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -34,8 +35,14 @@ func uwsgiBigCache(name string, extra string) string {
 // UWSGI can only clear declared namespaces.
 var uwsgiSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
 
+// testTimeout replaces the cache-safe default timeouts in tests that do not
+// test timeouts: they count and compare, and the machine may be loaded.
+const testTimeout = 10 * time.Second
+
 func newTestUWSGI(t testing.TB, opts uwsgi.Options) *uwsgi.Backend {
 	t.Helper()
+	opts.DialTimeout = cmp.Or(opts.DialTimeout, testTimeout)
+	opts.ReadTimeout = cmp.Or(opts.ReadTimeout, testTimeout)
 	b, err := uwsgi.New(opts)
 	require.NoError(t, err)
 	return b
@@ -746,7 +753,7 @@ func TestUWSGIClose(t *testing.T) {
 	assert.NoError(t, b.Close(), "a second Close is harmless")
 }
 
-// ExampleNewUWSGI shows a Cache over a uWSGI server started with
+// ExampleNew shows a Cache over a uWSGI server started with
 //
 //	uwsgi --plugin cache --master --socket 127.0.0.1:3031 \
 //	      --cache2 name=mycache,items=1000,blocksize=65536

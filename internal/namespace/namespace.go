@@ -174,7 +174,7 @@ func (s *Set) ForgetAll() {
 // namespace: it wraps errors.ErrUnsupported and says how to declare one.
 // server names the store ("memcached 127.0.0.1:11211"), what the store
 // that cannot list keys ("memcached"), and options where namespaces are
-// declared in the Go API ("MemcachedOptions.Namespaces").
+// declared in the Go API ("memcached.Options.Namespaces").
 func (s *Set) Undeclared(server, what, options, prefix string) error {
 	return fmt.Errorf("%w: %s: %s cannot list keys, so Clear(%q) needs %q declared as a namespace (%s, CACHE_OPTIONS namespaces, or CACHE_KEY_PREFIX); declared: %q",
 		errors.ErrUnsupported, server, what, prefix, prefix, options, s.Prefixes())

@@ -17,4 +17,6 @@
 // FRAGCACHE_REQUIRE_SERVERS=1 (what `make test` and CI set) the same case
 // fails the test instead, so a broken CI image cannot pass by skipping.
 // [RequireBinary] holds that rule for every package that needs a server.
+//
+// It is for tests only, and imports testify and the standard library.
 package testservers

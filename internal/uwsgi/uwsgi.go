@@ -63,6 +63,9 @@ var (
 	// ErrTooLarge means a request or a reply is larger than the protocol or
 	// the client's MaxValueSize allows.
 	ErrTooLarge = errors.New("uwsgi: too large")
+	// ErrPoolTimeout means a request found every connection Conns allows
+	// taken, and none came free within Timeout.
+	ErrPoolTimeout = errors.New("uwsgi: timed out waiting for a free connection")
 )
 
 // Client sends cache commands to one uWSGI server. The zero value is not
@@ -85,8 +88,9 @@ type Client struct {
 	MaxValueSize int
 	// Conns, if not nil, bounds the connections open at once: a request
 	// holds one unit from before it connects until its connection is
-	// closed, and waits for one, as long as its context allows, when all
-	// are taken. Copies of a Client share it.
+	// closed, and waits for one, as long as its context and Timeout allow,
+	// when all are taken (then ErrPoolTimeout). Copies of a Client share
+	// it.
 	Conns *semaphore.Weighted
 	// CloseWait bounds the wait for the server to close the connection
 	// after its reply; 0 means 50 ms.
@@ -214,6 +218,26 @@ const quoteMax = 64
 var aLongTimeAgo = time.Unix(1, 0)
 
 // do runs one request on a fresh connection.
+// acquire waits for a free connection as long as ctx and Timeout allow:
+// the same rule as memcached's pool, so that a burst of requests past the
+// cap fails at the round-trip timeout rather than waiting on ctx alone.
+func (c *Client) acquire(ctx context.Context) error {
+	wait := ctx
+	if c.Timeout > 0 {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+	}
+	err := c.Conns.Acquire(wait, 1)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: all connections busy for %v (max_conns)", ErrPoolTimeout, c.Timeout)
+	}
+	if err != nil {
+		return c.fail(ctx, "wait for a free connection", err)
+	}
+	return nil
+}
+
 func (c *Client) do(ctx context.Context, req []byte, body [][]byte, wantValue bool) (reply, error) {
 	if len(req)-4 > maxVars {
 		return reply{}, fmt.Errorf("%w: request of %d bytes (key and cache name) exceeds the protocol's %d-byte limit", ErrTooLarge, len(req)-4, maxVars)
@@ -223,8 +247,8 @@ func (c *Client) do(ctx context.Context, req []byte, body [][]byte, wantValue bo
 		network = "tcp"
 	}
 	if c.Conns != nil {
-		if err := c.Conns.Acquire(ctx, 1); err != nil {
-			return reply{}, c.fail(ctx, "wait for a free connection", err)
+		if err := c.acquire(ctx); err != nil {
+			return reply{}, err
 		}
 		defer c.Conns.Release(1)
 	}
