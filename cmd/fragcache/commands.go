@@ -187,19 +187,13 @@ func runClear(ctx context.Context, e *env, o *cmdOptions, args []string) error {
 	return err
 }
 
-// pinger is what the networked backends implement.
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// ping makes one round trip to the backend: its Ping where it has one,
-// otherwise a Has of a key no one uses.
+// ping makes one round trip to the backend's server with Cache.Ping. A
+// backend without a server (FileSystemCache; the in-process ones) answers
+// Ping with nil at once, so it is read instead: a Has of a key no one uses.
 func ping(ctx context.Context, cache *backends.Cache) (time.Duration, error) {
 	start := time.Now()
-	var err error
-	if p, ok := cache.Backend().(pinger); ok {
-		err = p.Ping(ctx)
-	} else {
+	err := cache.Ping(ctx)
+	if _, server := cache.Backend().(backends.Pinger); err == nil && !server {
 		_, err = cache.Has(ctx, "fragcache-cli-ping")
 	}
 	return time.Since(start), err

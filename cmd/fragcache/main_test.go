@@ -96,11 +96,25 @@ func TestPingUnreachable(t *testing.T) {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close()) // nothing listens there now
 
-	r := runCLI(t, []string{"CACHE_TYPE=RedisCache", "CACHE_REDIS_URL=redis://" + addr}, "ping", "-timeout", "10s")
-	assert.Equal(t, exitError, r.code)
-	assert.Contains(t, r.stderr, addr)
-	assert.Contains(t, r.stderr, "refused")
-	assert.Empty(t, r.stdout)
+	tests := []struct {
+		name    string
+		environ []string
+	}{
+		{"redis", []string{"CACHE_TYPE=RedisCache", "CACHE_REDIS_URL=redis://" + addr}},
+		{"memcached", []string{"CACHE_TYPE=MemcachedCache", "CACHE_MEMCACHED_SERVERS=" + addr}},
+		// The near cache wraps the backend; the server must still be asked.
+		{"memcached near cache", []string{"CACHE_TYPE=MemcachedCache", "CACHE_MEMCACHED_SERVERS=" + addr,
+			`CACHE_OPTIONS={"near_cache": true}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.environ, "ping", "-timeout", "10s")
+			assert.Equal(t, exitError, r.code)
+			assert.Contains(t, r.stderr, addr)
+			assert.Contains(t, r.stderr, "refused")
+			assert.Empty(t, r.stdout)
+		})
+	}
 }
 
 func TestGetPrintsEachKindOfValue(t *testing.T) {
