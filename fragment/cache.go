@@ -105,6 +105,10 @@ type Options struct {
 	// render of the same fragment before rendering it itself. 0 means
 	// Lock.
 	LockWait time.Duration
+	// Batch says whether Page batches the lookups and stores of a page's
+	// blocks (see batch.go); the zero value, BatchAuto, does on networked
+	// backends.
+	Batch BatchMode
 }
 
 // Stats counts what a fragment Cache did.
@@ -150,6 +154,13 @@ type Cache struct {
 	headed    bool                      // store fragments behind a header
 	inProcess bool                      // the backend is Simple or Null: a store never blocks
 	copies    *stalecopy.Copies[[]byte] // fragments kept to serve while the backend fails; nil when off
+
+	batch    bool         // Page batches lookups (batch.go)
+	pending  pending      // fragments whose store a page holds back
+	npending atomic.Int64 // entries in pending, read without its lock
+	// histories remembers the keys of pages (page id → *pageHistory).
+	histories  sync.Map
+	nhistories atomic.Int64
 }
 
 // New returns a fragment Cache storing into store. It panics, as for a
@@ -186,6 +197,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 		c.inProcess = true
 	}
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
+	c.batch = opts.Batch == BatchOn || (opts.Batch == BatchAuto && store.Batches())
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
 		n := opts.StaleCopyBytes
 		if n == 0 {
@@ -292,8 +304,12 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 	if err != nil {
 		return nil, &SiteError{Site: call.Site, Err: err}
 	}
+	p := c.pageOf(ctx)
 	if mode == deleteKey {
 		c.deletes.Add(1)
+		if p != nil && !p.firstDelete(key) {
+			return uncached(w, body)
+		}
 		if _, err := c.store.Delete(ctx, key); err != nil {
 			if err := c.backendError(call.Site, "delete", err); err != nil {
 				return nil, err
@@ -302,7 +318,10 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		return uncached(w, body)
 	}
 
-	v, err := c.store.GetValue(ctx, key)
+	v, frag, served, err := c.get(ctx, p, key)
+	if served {
+		return frag, err
+	}
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
 			return nil, err
@@ -337,11 +356,9 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 		// Another goroutine's render of key may have been stored between
 		// the lookup above and the start of this flight: look once more
 		// rather than render twice. (A failed lookup here just renders.)
-		if v, err := c.store.GetValue(ctx, key); err == nil {
-			if frag, m, ok := c.fragmentOf(v); ok && m.freshness(0) != xfetch.Stale {
-				servedByOther = true
-				return bytes.Clone(frag), nil
-			}
+		if frag, ok := c.getAgain(ctx, p, key); ok {
+			servedByOther = true
+			return bytes.Clone(frag), nil
 		}
 		out, other, err := c.fill(ctx, call, key, mode, ttl, body, false)
 		servedByOther = other
@@ -352,6 +369,9 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 	}
 	if err != nil {
 		return c.flightError(err, call, w, body)
+	}
+	if p != nil {
+		p.rendered(key, out)
 	}
 	return out, nil
 }
@@ -396,6 +416,9 @@ func (c *Cache) refresh(ctx context.Context, call Call, key string, mode timeout
 	case err != nil:
 		return c.flightError(err, call, w, body)
 	}
+	if p := c.pageOf(ctx); p != nil {
+		p.rendered(key, out)
+	}
 	return out, nil
 }
 
@@ -425,8 +448,16 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	buf.Reset()
 	defer bufPool.Put(buf)
 	began := time.Now()
+	p := c.pageOf(ctx)
+	var unknown int
+	if p != nil {
+		unknown = p.unknown
+	}
 	if err := body(buf); err != nil {
 		return nil, false, err
+	}
+	if p != nil && p.unknown > unknown {
+		return nil, false, errIncomplete
 	}
 	took := time.Since(began)
 	out = bytes.Clone(buf.Bytes())
@@ -437,7 +468,9 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 		}
 		m.render = xfetch.Micros(took)
 	}
-	if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
+	if p != nil && c.opts.Lock == 0 {
+		p.deferStore(key, encodeValue(out, c.headed, m), mode, ttl, out)
+	} else if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
 		return nil, false, err
 	}
 	if c.copies != nil && m.stale != 0 {
@@ -450,6 +483,10 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 // block it renders uncached goes where uncached puts it.
 func (c *Cache) flightError(err error, call Call, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	switch err {
+	case errIncomplete:
+		// The page runs again with the nested blocks looked up; this
+		// pass's output is thrown away.
+		return nil, nil
 	case flight.ErrCycle:
 		// Another goroutine renders this key and waits, through blocks
 		// nested the other way round on another page, for this one:

@@ -44,4 +44,14 @@
 // processes, through a short lock taken with the backend's atomic Add. The
 // first two store fragments behind a small header (stale.go); by default a
 // stored fragment is exactly the rendered bytes, as in Flask-Caching.
+//
+// One round trip per page. On a networked backend (a backends.Batcher:
+// Redis, memcached) each lookup costs a round trip. [Cache.Page], which the
+// engines' page entry points call (pongo2tag.Execute, jettag's
+// Tags.Execute, htmltemplate's Execute methods), renders a page in passes so
+// that the lookups of all its blocks go out in one GetMany per level of
+// nesting and the stores of its rendered fragments in one pipelined
+// SetItems: 1 round trip for a page whose blocks all hit, 1 + depth + 1 for
+// one whose blocks all miss. batch.go says how and what it costs
+// (Options.Batch decides when).
 package fragment

@@ -81,9 +81,7 @@ func (t *Template) ExecuteContext(ctx context.Context, w io.Writer, data any) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	id, prev := t.set.ctxs.bind(ctx)
-	defer t.set.ctxs.unbind(id, prev)
-	return t.Execute(w, data)
+	return t.page(ctx, w, t.Name(), func(w io.Writer) error { return t.execute(w, data) })
 }
 
 // ExecuteTemplateContext is ExecuteTemplate with a context.Context, as
@@ -92,7 +90,5 @@ func (t *Template) ExecuteTemplateContext(ctx context.Context, w io.Writer, name
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	id, prev := t.set.ctxs.bind(ctx)
-	defer t.set.ctxs.unbind(id, prev)
-	return t.ExecuteTemplate(w, name, data)
+	return t.page(ctx, w, name, func(w io.Writer) error { return t.executeTemplate(w, name, data) })
 }

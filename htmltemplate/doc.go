@@ -53,6 +53,12 @@
 // global and nothing outlives the call. Execute and ExecuteTemplate use
 // context.Background().
 //
+// On a networked backend (fragment.Cache.Batches), Execute and its
+// variants render through fragment.Cache.Page: the lookups of every block
+// of the page go out in one round trip per level of nesting and the stores
+// in one pipeline, and the output is buffered and written once complete
+// (the template runs more than once; see package fragment).
+//
 // # Syntax
 //
 // Arguments are separated by spaces, like any template function's:

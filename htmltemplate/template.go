@@ -1,6 +1,7 @@
 package htmltemplate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -382,6 +383,13 @@ func (t *Template) Clone() (*Template, error) {
 // backend with context.Background(); use ExecuteContext to give them the
 // request's context.
 func (t *Template) Execute(w io.Writer, data any) error {
+	if t.batches() {
+		return t.ExecuteContext(context.Background(), w, data)
+	}
+	return t.execute(w, data)
+}
+
+func (t *Template) execute(w io.Writer, data any) error {
 	if err := t.set.check(t.Name()); err != nil {
 		return err
 	}
@@ -395,6 +403,13 @@ func (t *Template) Execute(w io.Writer, data any) error {
 // Blocks reach the backend with context.Background(); use
 // ExecuteTemplateContext to give them the request's context.
 func (t *Template) ExecuteTemplate(w io.Writer, name string, data any) error {
+	if t.batches() {
+		return t.ExecuteTemplateContext(context.Background(), w, name, data)
+	}
+	return t.executeTemplate(w, name, data)
+}
+
+func (t *Template) executeTemplate(w io.Writer, name string, data any) error {
 	if err := t.set.check(name); err != nil {
 		return err
 	}

@@ -49,6 +49,11 @@
 // blocks use context.Background(). (pongo2tag.WithContext and
 // htmltemplate's ExecuteContext do the same for the other engines.)
 //
+// Tags.Execute runs a template through fragment.Cache.Page: on a networked
+// backend, the lookups of every block the page reaches go out in one round
+// trip per level of nesting and the stores in one pipeline (the template
+// runs more than once, into a buffer; see package fragment).
+//
 // # Syntax
 //
 // The arguments are Jet expressions separated by commas, optionally in

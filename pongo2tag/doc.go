@@ -60,6 +60,11 @@
 // a page silently served uncached is a misconfiguration that shows only as
 // load. To switch caching off, bind a fragment.Cache over backends.Null.
 //
+// Execute renders a page through fragment.Cache.Page: on a networked
+// backend, every block's lookup goes out in one round trip per level of
+// nesting and the stores in one pipeline, with no change to templates (the
+// template runs more than once, into a buffer; see package fragment).
+//
 // Caveats. Errors are *pongo2.Error values with file, line and column;
 // pongo2 v6's Error has no Unwrap, so test the cause with
 // errors.Is(pongoErr.OrigError, fragment.ErrTimeout). The body is rendered

@@ -101,7 +101,9 @@ func FuzzTemplate(f *testing.F) {
 		}
 		render := func(tpl *pongo2.Template) templatefuzz.Render {
 			return func(fc *fragment.Cache) (string, error) {
-				return tpl.Execute(With(context.Background(), fc, fuzzData()))
+				var b strings.Builder
+				err := Execute(context.Background(), fc, tpl, With(context.Background(), fc, fuzzData()), &b)
+				return b.String(), err
 			}
 		}
 		templatefuzz.CheckCachedEqualsUncached(t, render(tpl), templatefuzz.DefaultKeyShared(stringTemplate, src, "for", "include", "extends"))

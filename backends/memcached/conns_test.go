@@ -5,6 +5,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,7 +30,7 @@ func TestMemcachedConnectionCap(t *testing.T) {
 	c := openCache(t, map[string]any{
 		"CACHE_TYPE":              "MemcachedCache",
 		"CACHE_MEMCACHED_SERVERS": []string{proxy.Addr()},
-		"CACHE_OPTIONS":           map[string]any{"max_conns": maxConns, "max_idle_conns": maxConns, "timeout": 60},
+		"CACHE_OPTIONS":           map[string]any{"max_conns": maxConns, "max_idle_conns": maxConns, "timeout": 60, "dial_timeout": 60},
 	})
 	ctx := context.Background()
 	var g errgroup.Group
@@ -56,7 +57,7 @@ func TestMemcachedConnectionCap(t *testing.T) {
 func TestMemcachedMaxValueSize(t *testing.T) {
 	srv := testservers.Memcached(t)
 	ctx := context.Background()
-	m, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}, MaxValueSize: 1000})
+	m, err := memcached.New(memcached.Options{Servers: []string{srv.Addr}, MaxValueSize: 1000, DialTimeout: 30 * time.Second, Timeout: 30 * time.Second})
 	require.NoError(t, err)
 	defer m.Close()
 	require.NoError(t, m.Set(ctx, "fits", bytes.Repeat([]byte("x"), 999), backends.NoExpiry), "999 bytes and the backend's 1-byte marker")

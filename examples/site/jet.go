@@ -16,17 +16,19 @@ import (
 // jetEngine renders templates/jet/*.jet with Jet and the {{ cache }} block
 // of package jettag.
 type jetEngine struct {
+	tags  *jettag.Tags
 	pages map[string]*jet.Template
 }
 
 func newJetEngine(fc *fragment.Cache) (engine, error) {
 	// NewSet wraps the loader so that every template it loads, extended
 	// ones included, has its cache blocks rewritten into what Jet parses.
-	set, err := jettag.New(fc, jettag.Options{}).NewSet("shop", fsLoader{engineTemplates("jet")})
+	tags := jettag.New(fc, jettag.Options{})
+	set, err := tags.NewSet("shop", fsLoader{engineTemplates("jet")})
 	if err != nil {
 		return nil, fmt.Errorf("jet: %w", err)
 	}
-	e := &jetEngine{pages: make(map[string]*jet.Template)}
+	e := &jetEngine{tags: tags, pages: make(map[string]*jet.Template)}
 	for _, v := range views {
 		t, err := set.GetTemplate(v + ".jet")
 		if err != nil {
@@ -44,8 +46,9 @@ func (e *jetEngine) Render(ctx context.Context, w io.Writer, view string, p *Pag
 	if !ok {
 		return fmt.Errorf("jet: no view %q", view)
 	}
-	vars := jettag.WithContext(jet.VarMap{}, ctx).Set("page", p)
-	return t.Execute(w, vars, nil)
+	// Tags.Execute passes ctx to the blocks and, on a networked backend,
+	// looks every block of the page up in one round trip.
+	return e.tags.Execute(ctx, t, w, jet.VarMap{}.Set("page", p), nil)
 }
 
 // fsLoader loads Jet templates from an fs.FS. Jet asks for absolute,

@@ -53,6 +53,12 @@ var (
 	// ErrPanicked is returned to the callers that waited for a computation
 	// that panicked.
 	ErrPanicked = errors.New("the computation being waited for panicked")
+	// ErrAbandon, returned (or wrapped) by a computation, says that its
+	// result is of no use to anyone else: waiters do not get it but take
+	// over, as after a computation whose caller's context ended. Fragment
+	// batching uses it for a render that left nested blocks to a later
+	// pass.
+	ErrAbandon = errors.New("the computation was abandoned")
 )
 
 // Group deduplicates computations by key. The zero value is ready to use;
@@ -180,7 +186,7 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 		close(c.done)
 	}()
 	c.val, c.err = fn()
-	c.abandoned = c.err != nil && ctx.Err() != nil
+	c.abandoned = c.err != nil && (ctx.Err() != nil || errors.Is(c.err, ErrAbandon))
 	finished = true
 	return c.val, false, true, c.err
 }

@@ -83,6 +83,9 @@ var pageEngines = []pageEngine{
 			b.Fatal(err)
 		}
 		data := pongo2.Context{"items": pageItemList(), "user": pageUser{Name: "alice"}}
+		if fc.Batches() {
+			return func(w io.Writer) error { return pongo2tag.Execute(context.Background(), fc, tpl, data, w) }
+		}
 		return func(w io.Writer) error { return tpl.ExecuteWriter(data, w) }
 	}},
 	{"jet", func(b *testing.B, fc *fragment.Cache) func(io.Writer) error {
@@ -90,7 +93,8 @@ var pageEngines = []pageEngine{
 		views.Set("/page.jet", pageSource(func(i int) string {
 			return `{{ cache 300, "frag-` + strconv.Itoa(i) + `" }}<ul>{{ range _, it := items }}<li>{{ it.Name }} {{ user.Name }}</li>{{ end }}</ul>{{ endcache }}`
 		}))
-		set, err := jettag.New(fc, jettag.Options{}).NewSet("views", views)
+		tags := jettag.New(fc, jettag.Options{})
+		set, err := tags.NewSet("views", views)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -99,6 +103,9 @@ var pageEngines = []pageEngine{
 			b.Fatal(err)
 		}
 		vars := jet.VarMap{}.Set("items", pageItemList()).Set("user", pageUser{Name: "alice"})
+		if fc.Batches() {
+			return func(w io.Writer) error { return tags.Execute(context.Background(), tpl, w, vars, nil) }
+		}
 		return func(w io.Writer) error { return tpl.Execute(w, vars, nil) }
 	}},
 	{"html-template", func(b *testing.B, fc *fragment.Cache) func(io.Writer) error {
@@ -164,6 +171,69 @@ func Run(b *testing.B, label string, backend backends.Backend, parallel bool) {
 						s.Renders, s.BackendErrors, pageFragments)
 				}
 			})
+		}
+	}
+}
+
+// RunBatching renders the page of every engine over backend serially, with
+// every block a hit (AllHit) and with every block a miss (AllMiss: the
+// store is cleared before each page, outside the timer), with the blocks
+// looking themselves up (Direct, fragment.BatchOff) and through
+// fragment.Cache.Page (Batched, fragment.BatchOn). Sub-benchmarks are
+// named label/engine/AllHit|AllMiss/Direct|Batched. roundTrips, if not nil,
+// returns the round trips made since its last call (a go-redis hook's
+// count), reported per page; clearing the store must cost one.
+func RunBatching(b *testing.B, label string, backend backends.Backend, roundTrips func() int) {
+	for _, e := range pageEngines {
+		for _, hit := range []bool{true, false} {
+			for _, mode := range []struct {
+				name  string
+				batch fragment.BatchMode
+			}{{"Direct", fragment.BatchOff}, {"Batched", fragment.BatchOn}} {
+				state := "AllHit"
+				if !hit {
+					state = "AllMiss"
+				}
+				b.Run(label+"/"+e.name+"/"+state+"/"+mode.name, func(b *testing.B) {
+					ctx := context.Background()
+					if err := backend.Clear(ctx, ""); err != nil {
+						b.Fatal(err)
+					}
+					fc := fragment.New(backends.New(backend, backends.CacheOptions{}), fragment.Options{Batch: mode.batch})
+					render := e.prepare(b, fc)
+					var first bytes.Buffer
+					if err := render(&first); err != nil {
+						b.Fatal(err)
+					}
+					b.SetBytes(int64(first.Len()))
+					b.ReportAllocs()
+					if roundTrips != nil {
+						roundTrips()
+					}
+					for b.Loop() {
+						if !hit {
+							b.StopTimer()
+							if err := backend.Clear(ctx, ""); err != nil {
+								b.Fatal(err)
+							}
+							b.StartTimer()
+						}
+						if err := render(io.Discard); err != nil {
+							b.Fatal(err)
+						}
+					}
+					if roundTrips != nil {
+						n := roundTrips()
+						if !hit {
+							n -= b.N // the Clear before each page
+						}
+						b.ReportMetric(float64(n)/float64(b.N), "roundtrips/page")
+					}
+					if s := fc.Stats(); s.BackendErrors != 0 {
+						b.Fatalf("%d backend errors", s.BackendErrors)
+					}
+				})
+			}
 		}
 	}
 }

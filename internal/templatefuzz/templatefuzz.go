@@ -123,10 +123,17 @@ func Store() *fragment.Cache {
 	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
 }
 
+// BatchedStore returns a fragment cache over a fresh SimpleCache that
+// batches pages (fragment.BatchOn), as a networked backend does: an
+// engine's page entry point renders through fragment.Cache.Page.
+func BatchedStore() *fragment.Cache {
+	return fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{Batch: fragment.BatchOn})
+}
+
 // CheckCachedEqualsUncached renders through a cache that never holds
 // anything (twice: a template whose output changes between renders has no
 // expected output) and then through a SimpleCache (twice: misses, then
-// hits), and requires the same output from all of them, or an error from
+// hits), rendering directly and in batched pages, and requires the same output from all of them, or an error from
 // all of them.
 //
 // Where two executions of one key render different bodies, a cache rightly
@@ -155,8 +162,20 @@ func CheckCachedEqualsUncached(t testing.TB, render Render, mayShare func(key st
 		}
 		return
 	}
-	fc := Store()
-	for i, what := range []string{"first render (misses)", "second render (hits)"} {
+	for _, fc := range []*fragment.Cache{Store(), BatchedStore()} {
+		checkCached(t, render, fc, want, wantErr)
+	}
+}
+
+// checkCached renders twice through fc (misses, then hits) and requires
+// want, or an error if wantErr is one.
+func checkCached(t testing.TB, render Render, fc *fragment.Cache, want string, wantErr error) {
+	t.Helper()
+	mode := "direct"
+	if fc.Batches() {
+		mode = "batched"
+	}
+	for i, what := range []string{mode + " first render (misses)", mode + " second render (hits)"} {
 		var got string
 		var err error
 		if Guard(t, func() { got, err = render(fc) }) {
