@@ -16,17 +16,24 @@ import (
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/filesystem"
 	"github.com/fragcache/fragcache/backends/redis"
-	"github.com/fragcache/fragcache/keys"
+	"github.com/fragcache/fragcache/fragment"
 )
 
 // fragmentKey is the key a block stores under, below CACHE_KEY_PREFIX, as
-// fragment.Cache.Key makes it with the application's fragment options.
-func fragmentKey(o *cmdOptions, name string, vary []string) string {
-	prefix := o.fragmentPrefix
-	if o.fragmentVersion != "" {
-		prefix += o.fragmentVersion + ":"
-	}
-	return prefix + keys.MakeTemplateFragmentKey(name, vary...)
+// the application's fragment.Cache makes it: fragment.Cache.Key itself,
+// with the application's key options, over a cache that stores nothing.
+func fragmentKey(o *cmdOptions, name string, vary []string) (key string, err error) {
+	defer func() {
+		if p := recover(); p != nil { // fragment.New refuses options that collide
+			err = fmt.Errorf("fragment options: %v", p)
+		}
+	}()
+	fc := fragment.New(backends.New(backends.NewNull(), backends.CacheOptions{}), fragment.Options{
+		KeyPrefix:       o.fragmentPrefix,
+		Version:         o.fragmentVersion,
+		UnambiguousKeys: o.unambiguousKeys,
+	})
+	return fc.Key(name, vary...), nil
 }
 
 func runKey(_ context.Context, e *env, o *cmdOptions, args []string) error {
@@ -37,15 +44,22 @@ func runKey(_ context.Context, e *env, o *cmdOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintln(e.stdout, cfg.KeyPrefix+fragmentKey(o, args[0], args[1:]))
+	key, err := fragmentKey(o, args[0], args[1:])
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(e.stdout, cfg.KeyPrefix+key)
 	return err
 }
 
 func runGet(ctx context.Context, e *env, o *cmdOptions, args []string) error {
 	var key string
+	var err error
 	switch {
 	case o.fragment && len(args) > 0:
-		key = fragmentKey(o, args[0], args[1:])
+		if key, err = fragmentKey(o, args[0], args[1:]); err != nil {
+			return err
+		}
 	case len(args) == 1:
 		key = args[0]
 	default:
@@ -127,7 +141,11 @@ func runDel(ctx context.Context, e *env, o *cmdOptions, args []string) error {
 	var ks []string
 	switch {
 	case o.fragment && len(args) > 0:
-		ks = []string{fragmentKey(o, args[0], args[1:])}
+		key, err := fragmentKey(o, args[0], args[1:])
+		if err != nil {
+			return err
+		}
+		ks = []string{key}
 	case !o.fragment && len(args) > 0:
 		ks = args
 	default:
@@ -169,19 +187,13 @@ func runClear(ctx context.Context, e *env, o *cmdOptions, args []string) error {
 	return err
 }
 
-// pinger is what the networked backends implement.
-type pinger interface {
-	Ping(ctx context.Context) error
-}
-
-// ping makes one round trip to the backend: its Ping where it has one,
-// otherwise a Has of a key no one uses.
+// ping makes one round trip to the backend's server with Cache.Ping. A
+// backend without a server (FileSystemCache; the in-process ones) answers
+// Ping with nil at once, so it is read instead: a Has of a key no one uses.
 func ping(ctx context.Context, cache *backends.Cache) (time.Duration, error) {
 	start := time.Now()
-	var err error
-	if p, ok := cache.Backend().(pinger); ok {
-		err = p.Ping(ctx)
-	} else {
+	err := cache.Ping(ctx)
+	if _, server := cache.Backend().(backends.Pinger); err == nil && !server {
 		_, err = cache.Has(ctx, "fragcache-cli-ping")
 	}
 	return time.Since(start), err

@@ -20,6 +20,7 @@
 //	-timeout D        bound of the whole command (default 5s)
 //	-fragment-prefix  fragment.Options.KeyPrefix of the application
 //	-fragment-version fragment.Options.Version of the application
+//	-unambiguous-keys the application sets fragment.Options.UnambiguousKeys
 //
 // As backends.FromEnv does for the application, CACHE_* variables that are
 // not settings (Kubernetes' service links, CACHE_SERVICE_HOST…) are ignored,

@@ -58,6 +58,7 @@ type cmdOptions struct {
 	timeout         time.Duration
 	fragmentPrefix  string
 	fragmentVersion string
+	unambiguousKeys bool
 	fragment        bool // get, del: arguments are NAME [VARY…]
 	yes             bool // clear
 	count           int  // ping
@@ -140,6 +141,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "bound of the whole command")
 	fs.StringVar(&o.fragmentPrefix, "fragment-prefix", "", "the application's fragment.Options.KeyPrefix")
 	fs.StringVar(&o.fragmentVersion, "fragment-version", "", "the application's fragment.Options.Version")
+	fs.BoolVar(&o.unambiguousKeys, "unambiguous-keys", false, "the application sets fragment.Options.UnambiguousKeys")
 	if cmd.flags != nil {
 		cmd.flags(fs, &o)
 	}

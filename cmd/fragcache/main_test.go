@@ -96,11 +96,25 @@ func TestPingUnreachable(t *testing.T) {
 	addr := l.Addr().String()
 	require.NoError(t, l.Close()) // nothing listens there now
 
-	r := runCLI(t, []string{"CACHE_TYPE=RedisCache", "CACHE_REDIS_URL=redis://" + addr}, "ping", "-timeout", "10s")
-	assert.Equal(t, exitError, r.code)
-	assert.Contains(t, r.stderr, addr)
-	assert.Contains(t, r.stderr, "refused")
-	assert.Empty(t, r.stdout)
+	tests := []struct {
+		name    string
+		environ []string
+	}{
+		{"redis", []string{"CACHE_TYPE=RedisCache", "CACHE_REDIS_URL=redis://" + addr}},
+		{"memcached", []string{"CACHE_TYPE=MemcachedCache", "CACHE_MEMCACHED_SERVERS=" + addr}},
+		// The near cache wraps the backend; the server must still be asked.
+		{"memcached near cache", []string{"CACHE_TYPE=MemcachedCache", "CACHE_MEMCACHED_SERVERS=" + addr,
+			`CACHE_OPTIONS={"near_cache": true}`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCLI(t, tt.environ, "ping", "-timeout", "10s")
+			assert.Equal(t, exitError, r.code)
+			assert.Contains(t, r.stderr, addr)
+			assert.Contains(t, r.stderr, "refused")
+			assert.Empty(t, r.stdout)
+		})
+	}
 }
 
 func TestGetPrintsEachKindOfValue(t *testing.T) {
@@ -175,11 +189,12 @@ func TestFragments(t *testing.T) {
 		{"stale while revalidate", fragment.Options{StaleWhileRevalidate: time.Minute}, nil},
 		{"prefix and version", fragment.Options{KeyPrefix: "shop/", Version: "v7"},
 			[]string{"-fragment-prefix", "shop/", "-fragment-version", "v7"}},
+		{"unambiguous keys", fragment.Options{UnambiguousKeys: true}, []string{"-unambiguous-keys"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fc := fragment.New(app, tt.opts)
-			user := "ann-" + strings.ReplaceAll(tt.name, " ", "-")
+			user := "ann_" + strings.ReplaceAll(tt.name, " ", "-") // "_" is escaped in unambiguous keys
 			page := renderSidebar(t, fc, user)
 
 			r := runCLI(t, environ, append(append([]string{"key"}, tt.flags...), "sidebar", user)...)
@@ -365,6 +380,7 @@ func TestRefusals(t *testing.T) {
 		{"del without key", nil, []string{"del"}, exitError, "del needs KEYs"},
 		{"key without name", nil, []string{"key"}, exitError, "key needs a block NAME"},
 		{"ping count", nil, []string{"ping", "-count", "0"}, exitError, "-count must be at least 1"},
+		{"lock prefix", nil, []string{"key", "-fragment-prefix", "fragcache-lock:", "x"}, exitError, "fragment options: fragment.New: key prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
