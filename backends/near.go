@@ -259,3 +259,29 @@ func takeNearOptions(name string, cfg *Config) (opt NearCacheOptions, on bool, e
 	cfg.Options = rest
 	return NearCacheOptions{MaxEntries: c.MaxEntries, MaxBytes: int64(c.MaxBytes), Staleness: c.TTL}, c.On, nil
 }
+
+// Ping pings the backend if it is a [Pinger] (nil otherwise): a near copy
+// says nothing about whether the server answers, and readiness probes ask
+// exactly that.
+func (n *NearCache) Ping(ctx context.Context) error {
+	if p, ok := n.b.(Pinger); ok {
+		return p.Ping(ctx)
+	}
+	return nil
+}
+
+// SetEntries stores through the backend in one call and drops the local
+// copies, so that a near cache over a [Batcher] stays one. The backend
+// must be a Batcher ([Cache.Batches] checks the whole chain).
+func (n *NearCache) SetEntries(ctx context.Context, entries []Entry) error {
+	b, ok := n.b.(Batcher)
+	if !ok {
+		return fmt.Errorf("backends: %T is not a Batcher", n.b)
+	}
+	defer func() {
+		for _, e := range entries {
+			n.nc.Invalidate(e.Key)
+		}
+	}()
+	return b.SetEntries(ctx, entries)
+}

@@ -2,6 +2,7 @@ package backends_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -137,4 +138,56 @@ func TestNearCacheStaleness(t *testing.T) {
 		v, _, err := short.Get(ctx, "k")
 		return err == nil && string(v) == "new"
 	}, 10*time.Second, 5*time.Millisecond)
+}
+
+// serverLike is an in-process backend that looks networked: it pings (with
+// the error it is given) and stores entries in one call.
+type serverLike struct {
+	backends.Backend
+	pingErr error
+	batches atomic.Int64
+}
+
+func (s *serverLike) Ping(context.Context) error { return s.pingErr }
+
+func (s *serverLike) SetEntries(ctx context.Context, entries []backends.Entry) error {
+	s.batches.Add(1)
+	for _, e := range entries {
+		if err := s.Backend.Set(ctx, e.Key, e.Value, e.TTL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A near cache must not hide what its backend is: a readiness probe
+// through it reaches the server, and a batching backend still batches
+// (its writes dropping the near copies like any other write).
+func TestNearCacheKeepsPingAndBatching(t *testing.T) {
+	ctx := context.Background()
+	down := errors.New("server down")
+	inner := &serverLike{Backend: backends.NewSimple(0), pingErr: down}
+	n := backends.NewNearCache(inner, backends.NearCacheOptions{Staleness: time.Minute})
+	t.Cleanup(func() { _ = n.Close() })
+	c := backends.New(n, backends.CacheOptions{})
+
+	require.ErrorIs(t, c.Ping(ctx), down, "Ping reaches the backend")
+	inner.pingErr = nil
+	require.NoError(t, c.Ping(ctx))
+
+	require.True(t, c.Batches(), "a near cache over a Batcher batches")
+	require.NoError(t, c.Set(ctx, "k", "old"))
+	var v string
+	_, err := c.Get(ctx, "k", &v) // now near-cached
+	require.NoError(t, err)
+	require.NoError(t, c.SetItems(ctx, []backends.Item{{Key: "k", Value: "new"}}))
+	assert.EqualValues(t, 1, inner.batches.Load(), "one SetEntries call")
+	found, err := c.Get(ctx, "k", &v)
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "new", v, "SetEntries dropped the near copy")
+
+	plain, _ := newStaleNear(t, backends.NewSimple(0), time.Minute)
+	assert.False(t, backends.New(plain, backends.CacheOptions{}).Batches(), "not over a backend that does not batch")
+	assert.NoError(t, backends.New(plain, backends.CacheOptions{}).Ping(ctx), "nothing to ping in process")
 }
