@@ -87,7 +87,13 @@
 // name collide there, as they do in html/template itself; ParseFSPaths names
 // templates by their slash-separated path within an fs.FS
 // ("shop/index.html"), which keeps them apart and matches Flask's
-// loader-relative names. Errors name blocks as path:line:col, with line and
+// loader-relative names. Two Template sets sharing one fragment.Cache
+// share its key space: if both hold a template of one name ("index.html"
+// from two roots), their unnamed blocks on one line share a key, since
+// html/template has no loader to take a set's name from (pongo2tag.NewLoader
+// and jettag's Tags.NewSet do). Give such sets their own fragment.Cache with
+// its own KeyPrefix or Version, or name the blocks.
+// Errors name blocks as path:line:col, with line and
 // column as text/template reports them (parse.Tree.ErrorContext: the
 // column is the byte offset of the word cache within its line), so they
 // agree with html/template's own messages.

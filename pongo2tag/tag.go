@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/flosch/pongo2/v6"
 
@@ -52,17 +53,46 @@ type arg struct {
 	tok   *pongo2.Token // where errors about this argument point
 	fixed bool
 	value any
+	// ident is the variable name of an argument that is one bare
+	// identifier (user, page_id): the common vary_on. eval looks it up
+	// itself, as pongo2's resolver does (the private context, then the
+	// public one), and leaves to pongo2 only the values whose resolution
+	// does more than return them: a *pongo2.Value to unwrap and a function
+	// to call. pongo2's path allocates a *pongo2.Value per argument and
+	// goes through reflect, 15–20 % of an all-hit page.
+	ident string
 }
 
 func (a *arg) eval(ctx *pongo2.ExecutionContext) (any, *pongo2.Error) {
 	if a.fixed {
 		return a.value, nil
 	}
+	if a.ident != "" {
+		v, ok := ctx.Private[a.ident]
+		if !ok {
+			v = ctx.Public[a.ident]
+		}
+		if !needsPongo2(v) {
+			return v, nil
+		}
+	}
 	v, err := a.expr.Evaluate(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return v.Interface(), nil
+}
+
+// needsPongo2 reports whether pongo2's resolver does more with a context
+// value than return it: it unwraps a *pongo2.Value and calls a function.
+func needsPongo2(v any) bool {
+	switch v.(type) {
+	case nil, string, int, int64, uint64, float64, bool, []byte:
+		return false
+	case *pongo2.Value:
+		return true
+	}
+	return reflect.TypeOf(v).Kind() == reflect.Func
 }
 
 // tagError is a parse error at tok (or the parser's current token) with
@@ -94,6 +124,9 @@ func parseCache(doc *pongo2.Parser, start *pongo2.Token, args *pongo2.Parser) (p
 			if v, err := expr.Evaluate(&pongo2.ExecutionContext{}); err == nil {
 				a.fixed, a.value = true, v.Interface()
 			}
+		}
+		if before-args.Remaining() == 1 && args.GetR(-1).Typ == pongo2.TokenIdentifier {
+			a.ident = args.GetR(-1).Val
 		}
 		n.args = append(n.args, a)
 		if args.Remaining() == 0 {
