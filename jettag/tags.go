@@ -293,6 +293,11 @@ type execution struct {
 	rt    *jet.Runtime
 	block string
 	body  func(io.Writer) error
+	// vary holds the vary_on values of one call, reused across calls:
+	// Render reads call.VaryOn only to build the key and keeps no
+	// reference after it returns. A block nested in another's body gets
+	// its own execution, since the outer one is not back in the pool yet.
+	vary []any
 }
 
 var executionPool = sync.Pool{New: func() any {
@@ -347,17 +352,21 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 				ErrSameLine, s.lineMate)})
 		}
 	}
+	x := executionPool.Get().(*execution)
 	if n > 3 {
-		call.VaryOn = make([]any, n-3)
-		for i := range call.VaryOn {
-			call.VaryOn[i] = s.value(a.Get(i+3), fragment.ErrKeyValue)
+		for i := 3; i < n; i++ {
+			x.vary = append(x.vary, s.value(a.Get(i), fragment.ErrKeyValue))
 		}
+		call.VaryOn = x.vary
 	}
 	rt := a.Runtime()
-	x := executionPool.Get().(*execution)
 	x.rt, x.block = rt, s.block
 	err := t.fc.Render(contextOf(rt), call, rt.Writer, x.body)
-	x.rt = nil
+	clear(x.vary) // drop the references so the pool keeps no values alive
+	x.vary, x.rt = x.vary[:0], nil
+	if cap(x.vary) > 16 {
+		x.vary = nil // a rare long vary_on list is not worth keeping pooled
+	}
 	executionPool.Put(x)
 	if err != nil {
 		panic(err)

@@ -650,3 +650,21 @@ func TestNilNameOnASharedLineIsAnError(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "AB", out)
 }
+
+// execute reuses one vary_on buffer per pooled execution: nested blocks
+// and the blocks after them must each key on their own values only.
+func TestVaryOnNestedAndInSequence(t *testing.T) {
+	e := newEnv(t, envConfig{}, map[string]string{
+		"/t.jet": "{{ cache 300, \"outer\", .Outer }}o{{ .N }}({{ cache 300, \"inner\", .Inner, .Outer }}i{{ .N }}{{ endcache }}){{ endcache }}" +
+			"|{{ cache 300, \"after\", .Outer }}a{{ .N }}{{ endcache }}|{{ cache 300, \"plain\" }}p{{ .N }}{{ endcache }}",
+	})
+	render := func(outer, inner, n int) string {
+		out, err := e.render("/t.jet", nil, map[string]int{"Outer": outer, "Inner": inner, "N": n})
+		require.NoError(t, err)
+		return out
+	}
+	assert.Equal(t, "o1(i1)|a1|p1", render(1, 1, 1))
+	assert.Equal(t, "o1(i1)|a1|p1", render(1, 1, 2), "every block hits: no key kept values of another call")
+	assert.Equal(t, "o3(i3)|a3|p1", render(2, 1, 3), "the outer value varies outer, inner and after")
+	assert.Equal(t, "o3(i3)|a3|p1", render(2, 5, 4), "outer hit: the inner block does not run")
+}
