@@ -4,48 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-type requestKey struct{}
-
-// ctxSpy records, for every Get and Set, the requestKey value of the
-// context the backend was called with.
-type ctxSpy struct {
-	backends.Backend
-	mu   sync.Mutex
-	seen []any
-}
-
-func (s *ctxSpy) note(ctx context.Context) {
-	s.mu.Lock()
-	s.seen = append(s.seen, ctx.Value(requestKey{}))
-	s.mu.Unlock()
-}
-
-func (s *ctxSpy) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	s.note(ctx)
-	return s.Backend.Get(ctx, key)
-}
-
-func (s *ctxSpy) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.note(ctx)
-	return s.Backend.Set(ctx, key, value, ttl)
-}
-
-func (s *ctxSpy) calls() []any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]any(nil), s.seen...)
-}
 
 // Every backend call of every block, nested ones and those in templates
 // called with {{ template }}, gets the context ExecuteContext was given.
@@ -65,16 +32,16 @@ func TestExecuteContextReachesEveryBackendCall(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spy := &ctxSpy{Backend: backends.NewSimple(0)}
+			spy := &testkit.CtxSpy{Backend: backends.NewSimple(0)}
 			fc := fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{})
 			tpl := parseT(t, fc, "page", src, nil)
 			for i, req := range []string{"cold", "warm"} {
 				var buf bytes.Buffer
-				ctx := context.WithValue(context.Background(), requestKey{}, req)
+				ctx := context.WithValue(context.Background(), testkit.RequestKey{}, req)
 				require.NoError(t, tt.exec(tpl, ctx, &buf))
 				assert.Equal(t, "<p>1</p><i>side</i>", buf.String(), "render %d", i)
 			}
-			calls := spy.calls()
+			calls := spy.Calls()
 			require.NotEmpty(t, calls)
 			for i, got := range calls {
 				assert.NotNil(t, got, "backend call %d ran without the request's context", i)
@@ -87,7 +54,7 @@ func TestExecuteContextReachesEveryBackendCall(t *testing.T) {
 // Execute keeps using context.Background(), and an ExecuteContext running
 // on one goroutine does not leak its context into an Execute on another.
 func TestExecuteWithoutContextUsesBackground(t *testing.T) {
-	spy, otherSpy := &ctxSpy{Backend: backends.NewSimple(0)}, &ctxSpy{Backend: backends.NewSimple(0)}
+	spy, otherSpy := &testkit.CtxSpy{Backend: backends.NewSimple(0)}, &testkit.CtxSpy{Backend: backends.NewSimple(0)}
 	tpl := parseT(t, fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{}),
 		"page", `{{ cache 60 "x" .N }}{{ .N }}{{ endcache }}`, nil)
 	release := make(chan struct{})
@@ -95,7 +62,7 @@ func TestExecuteWithoutContextUsesBackground(t *testing.T) {
 		"other", `{{ cache 60 "w" }}{{ wait }}{{ endcache }}`, map[string]any{"wait": func() string { <-release; return "" }})
 	done := make(chan error, 1)
 	go func() {
-		done <- other.ExecuteContext(context.WithValue(context.Background(), requestKey{}, "other"), &bytes.Buffer{}, nil)
+		done <- other.ExecuteContext(context.WithValue(context.Background(), testkit.RequestKey{}, "other"), &bytes.Buffer{}, nil)
 	}()
 	for i := range 3 {
 		out, err := run(tpl, map[string]int{"N": i})
@@ -104,12 +71,12 @@ func TestExecuteWithoutContextUsesBackground(t *testing.T) {
 	}
 	close(release)
 	require.NoError(t, <-done)
-	require.NotEmpty(t, spy.calls())
-	for i, c := range spy.calls() {
+	require.NotEmpty(t, spy.Calls())
+	for i, c := range spy.Calls() {
 		assert.Nil(t, c, "Execute's backend call %d", i)
 	}
-	require.NotEmpty(t, otherSpy.calls())
-	for i, c := range otherSpy.calls() {
+	require.NotEmpty(t, otherSpy.Calls())
+	for i, c := range otherSpy.Calls() {
 		assert.Equal(t, "other", c, "ExecuteContext's backend call %d", i)
 	}
 }

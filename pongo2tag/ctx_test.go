@@ -2,9 +2,7 @@ package pongo2tag
 
 import (
 	"context"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/flosch/pongo2/v6"
 	"github.com/stretchr/testify/assert"
@@ -12,55 +10,24 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-type requestKey struct{}
-
-// ctxSpy records, for every Get and Set, the requestKey value of the
-// context the backend was called with.
-type ctxSpy struct {
-	backends.Backend
-	mu   sync.Mutex
-	seen []any
-}
-
-func (s *ctxSpy) note(ctx context.Context) {
-	s.mu.Lock()
-	s.seen = append(s.seen, ctx.Value(requestKey{}))
-	s.mu.Unlock()
-}
-
-func (s *ctxSpy) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	s.note(ctx)
-	return s.Backend.Get(ctx, key)
-}
-
-func (s *ctxSpy) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	s.note(ctx)
-	return s.Backend.Set(ctx, key, value, ttl)
-}
-
-func (s *ctxSpy) calls() []any {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]any(nil), s.seen...)
-}
 
 // With a set bound by Bind, WithContext gives every block of one render,
 // nested ones included, the request's context.
 func TestWithContextReachesEveryBackendCall(t *testing.T) {
 	const src = `{% cache 60, "outer" %}<p>{% cache 60, "inner", n %}{{ n }}{% endcache %}</p>{% endcache %}`
-	spy := &ctxSpy{Backend: backends.NewSimple(0)}
+	spy := &testkit.CtxSpy{Backend: backends.NewSimple(0)}
 	fc := fragment.New(backends.New(spy, backends.CacheOptions{}), fragment.Options{})
 	set := newSet(t)
 	Bind(set, fc)
 	tpl := fromString(t, set, src)
 	for i, req := range []string{"cold", "warm"} {
-		out, err := tpl.Execute(WithContext(pongo2.Context{"n": 1}, context.WithValue(context.Background(), requestKey{}, req)))
+		out, err := tpl.Execute(WithContext(pongo2.Context{"n": 1}, context.WithValue(context.Background(), testkit.RequestKey{}, req)))
 		require.NoError(t, err)
 		assert.Equal(t, "<p>1</p>", out, "render %d", i)
 	}
-	calls := spy.calls()
+	calls := spy.Calls()
 	require.NotEmpty(t, calls)
 	for i, got := range calls {
 		assert.NotNil(t, got, "backend call %d ran without the request's context", i)
@@ -69,16 +36,16 @@ func TestWithContextReachesEveryBackendCall(t *testing.T) {
 
 	// WithContext takes precedence over With's context too, and a nil ctx
 	// is context.Background().
-	spy.seen = nil
-	_, err := tpl.Execute(WithContext(With(context.Background(), fc, pongo2.Context{"n": 2}), context.WithValue(context.Background(), requestKey{}, "mine")))
+	spy.Reset()
+	_, err := tpl.Execute(WithContext(With(context.Background(), fc, pongo2.Context{"n": 2}), context.WithValue(context.Background(), testkit.RequestKey{}, "mine")))
 	require.NoError(t, err)
-	for i, got := range spy.calls() {
+	for i, got := range spy.Calls() {
 		assert.Equal(t, "mine", got, "backend call %d", i)
 	}
-	spy.seen = nil
+	spy.Reset()
 	_, err = tpl.Execute(WithContext(pongo2.Context{"n": 3}, nil))
 	require.NoError(t, err)
-	for i, got := range spy.calls() {
+	for i, got := range spy.Calls() {
 		assert.Nil(t, got, "backend call %d", i)
 	}
 }

@@ -1,7 +1,8 @@
 // Package testkit holds what the tests of several fragcache packages share:
 // a table of real caches to run a test over (SimpleCache and a real Redis
 // from internal/testservers), a backend that records the TTL of every write,
-// one that cannot be reached, a bounded poll, and a decoder for JSON log
+// one that cannot be reached, one that records the context of each call
+// (CtxSpy), a bounded poll, and a decoder for JSON log
 // output. It is imported by tests only.
 package testkit
 
