@@ -12,19 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// retained returns how much more live heap there is after f than before,
-// both measured after a collection.
-func retained(f func()) int64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
-}
 
 // TestAttackStaleCopiesBoundCountsKeys: StaleCopyBytes "bounds the
 // fragments kept in memory", but the bound counts fragment bytes only. A
@@ -44,7 +33,7 @@ func TestAttackStaleCopiesBoundCountsKeys(t *testing.T) {
 	})
 	site := testSite()
 	empty := func(io.Writer) error { return nil }
-	grew := retained(func() {
+	grew := testkit.Retained(func() {
 		for i := range n {
 			v := strings.Repeat("q", term-8) + strconv.Itoa(10000000+i)
 			_, err := render(c, Call{Site: site, Timeout: 60, Name: "results", VaryOn: []any{v}}, empty)
@@ -66,7 +55,7 @@ func TestAttackLastKeysOutliveTheirTemplates(t *testing.T) {
 	const n = 5000
 	c, _ := newTestCache(Options{})
 	body, _ := countingBody("x")
-	grew := retained(func() {
+	grew := testkit.Retained(func() {
 		for i := range n {
 			// A fresh parse of the same template: a new Site each time.
 			site := &Site{Path: "emails/welcome-" + strings.Repeat("x", 200) + ".html", Line: 3, Col: 1}

@@ -11,19 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// retained returns how much more live heap there is after f than before,
-// both measured after a collection.
-func retained(f func()) int64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
-}
 
 // TestStaleCopiesAreBoundedByBytes: results kept to return during an
 // outage are bounded by their size, not only by their number (finding 5:
@@ -47,7 +36,7 @@ func TestStaleCopiesAreBoundedByBytes(t *testing.T) {
 			m := Func(store, func(_ context.Context, i int) ([]byte, error) {
 				return bytes.Repeat([]byte{byte(i)}, size), nil
 			}, Options{Name: "big", Timeout: time.Minute, StaleWhileRevalidate: time.Minute, StaleCopyBytes: tt.bytes})
-			grew := retained(func() {
+			grew := testkit.Retained(func() {
 				for i := range calls {
 					_, err := m.Call(t.Context(), i)
 					require.NoError(t, err)
