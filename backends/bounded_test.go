@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -15,21 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// decodeBudget is what decoding n stored bytes may allocate, whatever they
-// are: the bound README's security section states.
-func decodeBudget(n int) uint64 { return 64<<10 + 64*uint64(n) }
-
-// allocated returns the bytes the heap allocated while f ran. Callers run
-// it where no other goroutine allocates (sequential tests, fuzz workers).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // warmDecodeDsts stores the zero value of every destination type and
 // decodes it back, once, before any allocation is measured. The first
@@ -128,11 +114,11 @@ func TestHostileValuesDecodeWithinBoundsOrFail(t *testing.T) {
 				require.NoError(t, s.Set(ctx, "k", []byte(hv.raw), backends.NoExpiry))
 				d := dst.new()
 				var err error
-				n := allocated(func() { _, err = c.Get(ctx, "k", d) })
+				n := testkit.Allocated(func() { _, err = c.Get(ctx, "k", d) })
 				if err != nil {
 					assert.ErrorIs(t, err, backends.ErrDecode)
 				}
-				assert.LessOrEqual(t, n, decodeBudget(len(hv.raw)), "bytes allocated decoding %d stored bytes", len(hv.raw))
+				assert.LessOrEqual(t, n, testkit.DecodeBudget(len(hv.raw)), "bytes allocated decoding %d stored bytes", len(hv.raw))
 			})
 		}
 	}
@@ -216,7 +202,7 @@ func TestWellFormedTimesAndMapsStillDecode(t *testing.T) {
 
 // FuzzDecode stores arbitrary bytes under a key and decodes them into every
 // destination type: no input may panic, fail with anything but ErrDecode,
-// or allocate more than decodeBudget of its size.
+// or allocate more than testkit.DecodeBudget of its size.
 func FuzzDecode(f *testing.F) {
 	for _, hv := range hostileValues {
 		f.Add([]byte(hv.raw))
@@ -241,11 +227,11 @@ func FuzzDecode(f *testing.F) {
 	warmDecodeDsts(f, c)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		require.NoError(t, s.Set(ctx, "k", raw, backends.NoExpiry))
-		budget := decodeBudget(len(raw))
+		budget := testkit.DecodeBudget(len(raw))
 		for _, dst := range decodeDsts {
 			d := dst.new()
 			var err error
-			if n := allocated(func() { _, err = c.Get(ctx, "k", d) }); n > budget {
+			if n := testkit.Allocated(func() { _, err = c.Get(ctx, "k", d) }); n > budget {
 				t.Fatalf("decoding %d bytes into %s allocated %d bytes, more than %d", len(raw), dst.name, n, budget)
 			}
 			if err != nil && !errors.Is(err, backends.ErrDecode) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"runtime"
 	"testing"
 	"time"
 
@@ -15,19 +14,6 @@ import (
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// decodeBudget is what decoding n stored bytes may allocate (README's
-// security section).
-func decodeBudget(n int) uint64 { return 64<<10 + 64*uint64(n) }
-
-// allocated returns the bytes the heap allocated while f ran.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 type event struct {
 	Name string
@@ -122,13 +108,13 @@ func FuzzDecodeResult(f *testing.F) {
 		require.NoError(t, c.Backend().Set(ctx, "k", raw, backends.NoExpiry))
 		v, err := c.GetValue(ctx, "k")
 		require.NoError(t, err)
-		budget := decodeBudget(len(raw))
+		budget := testkit.DecodeBudget(len(raw))
 		for name, decode := range map[string]func(){
 			"map[string]any": func() { mMap.m.decode(v, "k", "v1") },
 			"event":          func() { mEvent.m.decode(v, "k", "v1") },
 			"[]any":          func() { mList.m.decode(v, "k", "v1") },
 		} {
-			if n := allocated(decode); n > budget {
+			if n := testkit.Allocated(decode); n > budget {
 				t.Fatalf("decoding %d bytes into %s allocated %d bytes, more than %d", len(raw), name, n, budget)
 			}
 		}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // FuzzFileSystemEntry writes any bytes as the entry file of key "k" and
@@ -42,7 +44,7 @@ func FuzzFileSystemEntry(f *testing.F) {
 			ok  bool
 			err error
 		)
-		if n := allocated(func() { v, ok, err = c.Get(ctx, "k") }); n > bound {
+		if n := testkit.Allocated(func() { v, ok, err = c.Get(ctx, "k") }); n > bound {
 			t.Fatalf("Get of a %d-byte file allocated %d bytes, over %d", len(data), n, bound)
 		}
 		if err != nil {
@@ -71,7 +73,7 @@ func FuzzFileSystemEntry(f *testing.F) {
 				t.Fatal(err)
 			}
 			var err error
-			if n := allocated(func() { err = op() }); n > bound {
+			if n := testkit.Allocated(func() { err = op() }); n > bound {
 				t.Fatalf("%s of a %d-byte file allocated %d bytes, over %d", name, len(data), n, bound)
 			}
 			if err != nil {

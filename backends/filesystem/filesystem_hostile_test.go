@@ -20,17 +20,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/backends"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
-
-// allocated returns how many bytes of heap f allocates, as the runtime
-// counts them (every goroutine counts, so callers run nothing else).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // bytesRead returns how many bytes this process read through read(2)
 // while f ran, from /proc/self/io; ok is false where that file is missing.
@@ -208,7 +199,7 @@ func TestFileSystemHostileFiles(t *testing.T) {
 					defer cancel()
 					var r result
 					r.read, r.hasIO = bytesRead(func() {
-						r.alloc = allocated(func() { r.err = op.run(ctx, c) })
+						r.alloc = testkit.Allocated(func() { r.err = op.run(ctx, c) })
 					})
 					done <- r
 				}()
