@@ -69,27 +69,39 @@ func (b *block) constantVaryOn() []any {
 // fn returns the function the rewritten tag calls. Its parameters are
 // fixed for up to three passed values ($ counts as one), because
 // text/template calls a variadic function through a freshly allocated
-// slice.
+// slice. It has no error result: it panics with its error instead, which
+// text/template's call of a template function recovers and reports
+// exactly as a returned error ("error calling NAME: …", wrapped with %w),
+// and a hit saves reflect's copy of a second result.
 func (b *block) fn() any {
 	switch n := b.nArgs; {
 	case b.usesRoot && n == 0:
-		return func(dot, root any) (template.HTML, error) { return b.render(dot, root, nil) }
+		return func(dot, root any) template.HTML { return b.call(dot, root, nil) }
 	case b.usesRoot && n == 1:
-		return func(dot, root, a any) (template.HTML, error) { return b.render(dot, root, []any{a}) }
+		return func(dot, root, a any) template.HTML { return b.call(dot, root, []any{a}) }
 	case b.usesRoot && n == 2:
-		return func(dot, root, a, c any) (template.HTML, error) { return b.render(dot, root, []any{a, c}) }
+		return func(dot, root, a, c any) template.HTML { return b.call(dot, root, []any{a, c}) }
 	case b.usesRoot:
-		return func(dot, root any, args ...any) (template.HTML, error) { return b.render(dot, root, args) }
+		return func(dot, root any, args ...any) template.HTML { return b.call(dot, root, args) }
 	case n == 0:
-		return func(dot any) (template.HTML, error) { return b.render(dot, nil, nil) }
+		return func(dot any) template.HTML { return b.call(dot, nil, nil) }
 	case n == 1:
-		return func(dot, a any) (template.HTML, error) { return b.render(dot, nil, []any{a}) }
+		return func(dot, a any) template.HTML { return b.call(dot, nil, []any{a}) }
 	case n == 2:
-		return func(dot, a, c any) (template.HTML, error) { return b.render(dot, nil, []any{a, c}) }
+		return func(dot, a, c any) template.HTML { return b.call(dot, nil, []any{a, c}) }
 	case n == 3:
-		return func(dot, a, c, d any) (template.HTML, error) { return b.render(dot, nil, []any{a, c, d}) }
+		return func(dot, a, c, d any) template.HTML { return b.call(dot, nil, []any{a, c, d}) }
 	}
-	return func(dot any, args ...any) (template.HTML, error) { return b.render(dot, nil, args) }
+	return func(dot any, args ...any) template.HTML { return b.call(dot, nil, args) }
+}
+
+// call is render for the block's function: it panics with render's error.
+func (b *block) call(dot, root any, dyn []any) template.HTML {
+	html, err := b.render(dot, root, dyn)
+	if err != nil {
+		panic(err)
+	}
+	return html
 }
 
 // render runs the block through the fragment cache and returns the

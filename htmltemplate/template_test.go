@@ -3,6 +3,7 @@ package htmltemplate
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	texttemplate "text/template"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -286,6 +288,52 @@ func TestExecutionErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), `executing "cache@page.html:1:3"`)
 		assert.Zero(t, simple.Len())
 	})
+}
+
+// TestBlockErrorsReadAsAFunctionsError pins how a block's error reaches
+// Execute's caller: as text/template reports a template function's error,
+// an ExecError at the tag saying "error calling" the block's function and
+// wrapping the *fragment.SiteError, whatever way the function reports it.
+func TestBlockErrorsReadAsAFunctionsError(t *testing.T) {
+	boom := errors.New("boom")
+	tests := []struct {
+		name, src string
+		data      any
+		is        error
+	}{
+		{"bad dynamic timeout", "<p>\n {{ cache .T }}x{{ endcache }}", map[string]any{"T": "soon"}, fragment.ErrTimeout},
+		{"key value", `{{ cache 1 "n" .U }}x{{ endcache }}`, map[string]any{"U": testUser{}}, fragment.ErrKeyValue},
+		{"nil name on a shared line", `{{ cache 1 .X }}a{{ endcache }}{{ cache 1 }}b{{ endcache }}`, map[string]any{}, ErrSameLine},
+		{"body function error", `{{ cache 1 "b" }}{{ fail }}{{ endcache }}`, nil, boom},
+		{"body function panic", `{{ cache 1 "b" }}{{ panics }}{{ endcache }}`, nil, boom},
+	}
+	funcs := template.FuncMap{
+		"fail":   func() (string, error) { return "", boom },
+		"panics": func() string { panic(boom) },
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, simple := newCache(fragment.Options{})
+			_, err := run(parseT(t, fc, "page.html", tc.src, funcs), tc.data)
+			require.ErrorIs(t, err, tc.is)
+			var ee texttemplate.ExecError
+			require.ErrorAs(t, err, &ee)
+			assert.Equal(t, "page.html", ee.Name)
+			pos := positionOf(t, tc.src, "cache", 0)
+			fn := funcName(0)
+			prefix := fmt.Sprintf("template: page.html:%d:%d: executing %q at <%s", pos.line, pos.col, "page.html", fn)
+			assert.True(t, strings.HasPrefix(err.Error(), prefix), "%q does not start with %q", err, prefix)
+			calling := ">: error calling " + fn + ": "
+			if tc.is == boom { // the body's own error, from its hoisted template
+				assert.Contains(t, err.Error(), calling+`template: page.html:1:20: executing "cache@page.html:1:3" at <`)
+			} else {
+				se := siteError(t, err)
+				assert.Equal(t, position{pos.line, pos.col}, position{se.Site.Line, se.Site.Col})
+				assert.True(t, strings.HasSuffix(err.Error(), calling+se.Error()), "%q does not end with %q", err, calling+se.Error())
+			}
+			assert.Zero(t, simple.Len(), "a failed render is not stored")
+		})
+	}
 }
 
 func TestRecursionIntoTheSameFragmentFails(t *testing.T) {
