@@ -112,7 +112,10 @@
 //     hoisted template cannot see it); Parse rejects that with
 //     ErrOuterVariable. Variables declared inside the body are fine, and
 //     the block's own arguments may use any variable.
-//   - $ keeps its meaning: when a body uses $, the block passes it along and
+//   - $ keeps its meaning: where the dot is $ (a block at the top level of
+//     a template, or in its {{if}} branches, in a template that does not
+//     assign $), the body runs with the dot as its data, which makes it $
+//     again; elsewhere, when a body uses $, the block passes it along and
 //     the body sets it back before running.
 //   - {{break}} and {{continue}} cannot leave the body (ErrSyntax).
 //   - The key is computed from the arguments only: anything else the body

@@ -77,7 +77,23 @@ func (s *set) rewriteTree(tr *parse.Tree) error {
 	if err != nil {
 		return err
 	}
-	return s.rewriteList(tr, tr.Root)
+	return s.rewriteList(tr, tr.Root, !assignsRoot(tr))
+}
+
+// assignsRoot reports whether tr declares or assigns the variable $
+// anywhere ({{ $ = .X }}), after which the dot at its top level may no
+// longer be $.
+func assignsRoot(tr *parse.Tree) bool {
+	found := false
+	inspect(tr.Root, func(n parse.Node) bool {
+		if p, ok := n.(*parse.PipeNode); ok && p != nil {
+			for _, v := range p.Decl {
+				found = found || v.Ident[0] == "$"
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // checkIdent reports a cache or endcache used other than as a tag.
@@ -103,8 +119,11 @@ func tag(n parse.Node) (*parse.ActionNode, string) {
 }
 
 // rewriteList hoists every block whose tags are both in list, after the
-// blocks nested in its branches and in the block's own body.
-func (s *set) rewriteList(tr *parse.Tree, list *parse.ListNode) error {
+// blocks nested in its branches and in the block's own body. rootIsDot
+// says that the dot is $ wherever list runs: at the top level of a
+// template that never assigns $, and in the {{if}} branches and {{else}}
+// branches of {{range}} and {{with}} (which keep the dot) of such a list.
+func (s *set) rewriteList(tr *parse.Tree, list *parse.ListNode, rootIsDot bool) error {
 	if list == nil {
 		return nil
 	}
@@ -112,10 +131,11 @@ func (s *set) rewriteList(tr *parse.Tree, list *parse.ListNode) error {
 	for i := 0; i < len(list.Nodes); i++ {
 		n := list.Nodes[i]
 		if br := branch(n); br != nil {
-			if err := s.rewriteList(tr, br.List); err != nil {
+			_, isIf := n.(*parse.IfNode)
+			if err := s.rewriteList(tr, br.List, rootIsDot && isIf); err != nil {
 				return err
 			}
-			if err := s.rewriteList(tr, br.ElseList); err != nil {
+			if err := s.rewriteList(tr, br.ElseList, rootIsDot); err != nil {
 				return err
 			}
 		}
@@ -144,7 +164,7 @@ func (s *set) rewriteList(tr *parse.Tree, list *parse.ListNode) error {
 				"cache without a matching endcache in the same list of actions (both must be inside the same {{if}}, {{range}} or {{with}} branch)")
 		}
 		body := &parse.ListNode{NodeType: parse.NodeList, Pos: open.Pos, Nodes: slices.Clone(list.Nodes[i+1 : j])}
-		if err := s.hoist(tr, open, body); err != nil {
+		if err := s.hoist(tr, open, body, rootIsDot); err != nil {
 			return err
 		}
 		out = append(out, open)
@@ -170,12 +190,17 @@ func branch(n parse.Node) *parse.BranchNode {
 // hoist moves body into a template of its own and turns the opening tag
 // into a call of the block's function: {{ cache 300 "x" .A }} becomes
 // {{ _fragcache_7 . .A }} (constant arguments are kept by the block, and
-// $ is passed after the dot when the body uses it).
-func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode) error {
+// $ is passed after the dot when the body uses it and the dot may not be
+// $ there: see rewriteList).
+func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode, rootIsDot bool) error {
 	site := siteOf(tr, open)
 	sum := sha256.Sum256([]byte(body.String())) // before nested blocks are rewritten
 	site.Digest = hex.EncodeToString(sum[:8])
-	if err := s.rewriteList(tr, body); err != nil {
+	// Where the dot is $, the body executed with the dot as its data sees
+	// $ as the block saw it; elsewhere, a body using $ is wrapped so that
+	// $ is set back, and its own top level is no more sure to have $ as
+	// the dot than the block's.
+	if err := s.rewriteList(tr, body, rootIsDot); err != nil {
 		return err
 	}
 	sc := scope{tr: tr}
@@ -183,11 +208,11 @@ func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode
 		return err
 	}
 
-	b := &block{id: len(s.blocks), site: site, set: s, usesRoot: sc.usesRoot}
+	b := &block{id: len(s.blocks), site: site, set: s, usesRoot: sc.usesRoot && !rootIsDot}
 	cmd := open.Pipe.Cmds[0]
 	ident := cmd.Args[0].(*parse.IdentifierNode)
 	var dynamic []parse.Node
-	if sc.usesRoot {
+	if b.usesRoot {
 		dynamic = append(dynamic, &parse.VariableNode{NodeType: parse.NodeVariable, Ident: []string{"$"}})
 	}
 	for i, arg := range cmd.Args[1:] {
@@ -243,7 +268,7 @@ func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode
 	*ht = *tr // keeps the source text, which ErrorContext reads for any node without a tree
 	ht.Name = b.hoistedName
 	ht.Root = body
-	if sc.usesRoot {
+	if b.usesRoot {
 		ht.Root = rootWrapper(body)
 	}
 	tmpl, err := s.root.AddParseTree(b.hoistedName, ht)

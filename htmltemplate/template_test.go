@@ -68,6 +68,14 @@ func TestCachedOutputEqualsUncached(t *testing.T) {
 		{"dollar inside range", `{{ range .Items }}{{ cache 1 "r" . }}{{ $.N }}:{{ . }}:{{ $.User.Name }}{{ endcache }}{{ end }}`},
 		{"dollar with falsy dots", `{{ range .Nums }}{{ cache 1 "n" . }}{{ if . }}t{{ else }}f{{ end }}{{ $.N }}{{ . }}{{ endcache }}{{ end }}` +
 			`{{ range $i, $v := .Any }}{{ cache 1 "any" $i }}{{ if . }}t{{ else }}f{{ end }}{{ $.N }}[{{ . }}]{{ endcache }}{{ end }}`},
+		{"dollar where the dot is dollar", `{{ cache 1 "top" }}{{ $.N }}{{ .N }}{{ endcache }}{{ if .Show }}{{ cache 1 "if" }}{{ $.N }}{{ endcache }}{{ end }}` +
+			`{{ range .Empty }}x{{ else }}{{ cache 1 "relse" }}{{ $.N }}{{ .N }}{{ endcache }}{{ end }}` +
+			`{{ with .Missing }}x{{ else }}{{ cache 1 "welse" }}{{ $.N }}{{ .N }}{{ endcache }}{{ end }}` +
+			`{{ define "d" }}{{ cache 1 "d" }}{{ $.Name }}{{ .Name }}{{ endcache }}{{ end }}{{ template "d" .User }}`},
+		{"dollar assigned before a top-level block", `{{ $ = .User }}{{ cache 1 "re" }}{{ $.Name }}|{{ .N }}{{ endcache }}`},
+		{"dollar assigned in a range before a top-level block", `{{ range .Nums }}{{ $ = . }}{{ end }}{{ cache 1 "after" }}{{ $ }}|{{ .N }}{{ endcache }}`},
+		{"dollar in nested blocks", `{{ range .Items }}{{ cache 1 "o" . }}{{ $.N }}{{ cache 1 "i" . }}{{ . }}{{ $.N }}{{ endcache }}{{ endcache }}{{ end }}` +
+			`{{ cache 1 "o2" }}{{ $.N }}{{ range .Items }}{{ cache 1 "i2" . }}{{ . }}{{ $.N }}{{ endcache }}{{ end }}{{ with .User }}{{ cache 1 "i3" }}{{ .Name }}{{ $.N }}{{ endcache }}{{ end }}{{ endcache }}`},
 		{"dot values", `{{ range $i, $v := .Any }}{{ cache 1 "dot" $i }}{{ if . }}t{{ else }}f{{ end }}[{{ . }}]{{ printf "%T" . }}{{ endcache }}{{ end }}`},
 		{"variables declared inside", `{{ cache 1 }}{{ $x := .N }}{{ range $i, $v := .Items }}{{ $x }}{{ $i }}{{ $v }}{{ $x = $i }}{{ end }}{{ $x }}{{ endcache }}`},
 		{"break and continue inside the body's range", `{{ cache 1 }}{{ range .Nums }}{{ if eq . 1 }}{{ continue }}{{ end }}{{ if eq . 2 }}{{ break }}{{ end }}{{ . }}{{ end }}{{ endcache }}`},
