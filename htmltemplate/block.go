@@ -21,6 +21,12 @@ type block struct {
 	tmpl        *template.Template // the hoisted body
 	hoistedName string
 	usesRoot    bool // the call passes $ after the dot
+	rootIsDot   bool // the dot is $ at the block (see rewriteList)
+
+	// native evaluates the dynamic arguments, when set.finalize found
+	// that the block can do so exactly as text/template would; the call
+	// then passes only the dot.
+	native []*chainArg
 
 	// The tag's arguments: constants are kept here, the others are passed
 	// to the block's function in order (nArgs of them).
@@ -74,6 +80,9 @@ func (b *block) constantVaryOn() []any {
 // exactly as a returned error ("error calling NAME: …", wrapped with %w),
 // and a hit saves reflect's copy of a second result.
 func (b *block) fn() any {
+	if b.native != nil {
+		return b.callNative
+	}
 	switch n := b.nArgs; {
 	case b.usesRoot && n == 0:
 		return func(dot, root any) template.HTML { return b.call(dot, root, nil) }
@@ -93,6 +102,16 @@ func (b *block) fn() any {
 		return func(dot, a, c, d any) template.HTML { return b.call(dot, nil, []any{a, c, d}) }
 	}
 	return func(dot any, args ...any) template.HTML { return b.call(dot, nil, args) }
+}
+
+// callNative is the function of a block that evaluates its arguments.
+func (b *block) callNative(dot any) template.HTML {
+	var buf [4]any
+	dyn := buf[:0]
+	for _, a := range b.native {
+		dyn = append(dyn, a.eval(dot))
+	}
+	return b.call(dot, nil, dyn)
 }
 
 // call is render for the block's function: it panics with render's error.
@@ -175,9 +194,9 @@ func (x *execution) release() {
 // execute renders the body for the value of the dot and $ at the block.
 func (b *block) execute(w io.Writer, dot, root any) error {
 	if !b.usesRoot {
-		return b.tmpl.Execute(w, dot)
+		return unwrapArgError(b.tmpl.Execute(w, dot))
 	}
-	return b.tmpl.Execute(w, &rootData{Root: root, Dot: single(dot)})
+	return unwrapArgError(b.tmpl.Execute(w, &rootData{Root: root, Dot: single(dot)}))
 }
 
 // rootData is what the body of a block using $ is executed with; see

@@ -208,7 +208,7 @@ func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode
 		return err
 	}
 
-	b := &block{id: len(s.blocks), site: site, set: s, usesRoot: sc.usesRoot && !rootIsDot}
+	b := &block{id: len(s.blocks), site: site, set: s, usesRoot: sc.usesRoot && !rootIsDot, rootIsDot: rootIsDot}
 	cmd := open.Pipe.Cmds[0]
 	ident := cmd.Args[0].(*parse.IdentifierNode)
 	var dynamic []parse.Node
@@ -551,4 +551,79 @@ func siteOf(tr *parse.Tree, n parse.Node) *fragment.Site {
 // nodeError returns a *fragment.SiteError at n wrapping sentinel.
 func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args ...any) error {
 	return &fragment.SiteError{Site: siteOf(tr, n), Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
+}
+
+// finalize lets blocks evaluate their arguments themselves where that is
+// exactly what text/template would do (see native.go). It runs once,
+// before the set's first execution, when its templates are final
+// (html/template parses nothing more after one). A block qualifies when
+// its dot is $ and its template is executed only by Execute or
+// ExecuteTemplate, never by a {{template}} action: its dot is then the
+// reflect.ValueOf of the data, which is what the block's interface{}
+// parameter receives. (Elsewhere the dot may be addressable, which
+// decides whether text/template sees pointer methods, or an interface,
+// which its errors name; the parameter loses both.) Every dynamic
+// argument must also be the dot or a field chain on it.
+func (s *set) finalize() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finalized {
+		return
+	}
+	s.finalized = true
+	type place struct {
+		name string
+		tree *parse.Tree
+		cmd  *parse.CommandNode
+	}
+	targets := make(map[string]bool)
+	calls := make(map[string][]place) // by function name
+	for _, t := range s.root.Templates() {
+		if t.Tree == nil || t.Tree.Root == nil {
+			continue
+		}
+		inspect(t.Tree.Root, func(n parse.Node) bool {
+			switch x := n.(type) {
+			case *parse.TemplateNode:
+				targets[x.Name] = true
+			case *parse.CommandNode:
+				if id, ok := x.Args[0].(*parse.IdentifierNode); ok && strings.HasPrefix(id.Ident, funcPrefix) {
+					calls[id.Ident] = append(calls[id.Ident], place{t.Name(), t.Tree, x})
+				}
+			}
+			return true
+		})
+	}
+	funcs := template.FuncMap{}
+	for _, b := range s.blocks {
+		at := calls[funcName(b.id)]
+		if !b.rootIsDot || b.usesRoot || b.nArgs == 0 || len(at) != 1 || targets[at[0].name] {
+			continue
+		}
+		args := at[0].cmd.Args[2:] // after the function and the dot
+		native := make([]*chainArg, 0, len(args))
+		for _, n := range args {
+			a := &chainArg{set: s}
+			switch x := n.(type) {
+			case *parse.DotNode:
+			case *parse.FieldNode:
+				for _, id := range x.Ident {
+					a.steps = append(a.steps, &chainStep{name: id})
+				}
+				a.capture = s.captureTemplate(at[0].tree, at[0].name, x, s.options)
+			default:
+				continue
+			}
+			native = append(native, a)
+		}
+		if len(native) != b.nArgs || len(args) != b.nArgs {
+			continue
+		}
+		b.native = native
+		at[0].cmd.Args = at[0].cmd.Args[:2]
+		funcs[funcName(b.id)] = b.fn()
+	}
+	if len(funcs) > 0 {
+		s.root.Funcs(funcs)
+	}
 }

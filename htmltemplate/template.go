@@ -59,6 +59,15 @@ type set struct {
 	// ctxs holds the context.Context of each ExecuteContext call running,
 	// by goroutine (see ctx.go).
 	ctxs execContexts
+
+	// finalized is set, under mu, by finalize. options and missingKey
+	// are what Option set, for the blocks evaluating their arguments;
+	// sinks receives the values of the arguments text/template evaluates
+	// for them (native.go).
+	finalized  bool
+	options    []string
+	missingKey missingKeyAction
+	sinks      sinks
 }
 
 // New allocates a new, undefined template with the given name whose cache
@@ -196,6 +205,9 @@ func (t *Template) Delims(left, right string) *Template {
 // block bodies follow them too.
 func (t *Template) Option(opt ...string) *Template {
 	t.tmpl.Option(opt...)
+	t.set.mu.Lock()
+	t.set.recordOptions(opt)
+	t.set.mu.Unlock()
 	return t
 }
 
@@ -394,7 +406,7 @@ func (t *Template) execute(w io.Writer, data any) error {
 		return err
 	}
 	t.set.markExecuted()
-	return t.tmpl.Execute(w, data)
+	return unwrapArgError(t.tmpl.Execute(w, data))
 }
 
 // ExecuteTemplate applies the template associated with t that has the
@@ -414,13 +426,14 @@ func (t *Template) executeTemplate(w io.Writer, name string, data any) error {
 		return err
 	}
 	t.set.markExecuted()
-	return t.tmpl.ExecuteTemplate(w, name, data)
+	return unwrapArgError(t.tmpl.ExecuteTemplate(w, name, data))
 }
 
 // markExecuted records the first execution, reading before writing so
 // that executions do not contend on the flag's cache line.
 func (s *set) markExecuted() {
 	if !s.executed.Load() {
+		s.finalize()
 		s.executed.Store(true)
 	}
 }
