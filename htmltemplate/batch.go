@@ -11,19 +11,14 @@ func (t *Template) batches() bool {
 	return t.set.fc != nil && t.set.fc.Batches()
 }
 
-// page runs one execution with ctx recorded for its blocks: through
-// fragment.Cache.Page when the cache batches (then run may run more than
-// once, into Page's buffer), straight into w otherwise.
-func (t *Template) page(ctx context.Context, w io.Writer, name string, run func(w io.Writer) error) error {
-	exec := func(ctx context.Context, w io.Writer) error {
-		id, prev := t.set.ctxs.bind(ctx)
-		defer t.set.ctxs.unbind(id, prev)
-		return run(w)
-	}
+// page runs one execution with ctx: through fragment.Cache.Page when the
+// cache batches (then run may run more than once, into Page's buffer, with
+// Page's ctx), straight into w otherwise.
+func (t *Template) page(ctx context.Context, w io.Writer, name string, run func(ctx context.Context, w io.Writer) error) error {
 	if !t.batches() {
-		return exec(ctx, w)
+		return run(ctx, w)
 	}
-	return t.set.fc.Page(ctx, w, pageID{t.set, name}, exec)
+	return t.set.fc.Page(ctx, w, pageID{t.set, name}, run)
 }
 
 // pageID identifies a template of a set to fragment.Cache.Page.

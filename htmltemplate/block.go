@@ -2,6 +2,7 @@ package htmltemplate
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"html/template"
 	"io"
@@ -23,9 +24,11 @@ type block struct {
 	usesRoot    bool // the call passes $ after the dot
 	rootIsDot   bool // the dot is $ at the block (see rewriteList)
 
-	// native evaluates the dynamic arguments, when set.finalize found
-	// that the block can do so exactly as text/template would; the call
-	// then passes only the dot.
+	// bound is set by set.finalize when the block's dot is always the data
+	// of the execution running it and its arguments are field chains of
+	// it: its call then passes nothing, and native evaluates the dynamic
+	// arguments exactly as text/template would.
+	bound  bool
 	native []*chainArg
 
 	// The tag's arguments: constants are kept here, the others are passed
@@ -80,43 +83,54 @@ func (b *block) constantVaryOn() []any {
 // exactly as a returned error ("error calling NAME: …", wrapped with %w),
 // and a hit saves reflect's copy of a second result.
 func (b *block) fn() any {
-	if b.native != nil {
-		return b.callNative
+	if b.bound {
+		return b.callBound
 	}
 	switch n := b.nArgs; {
 	case b.usesRoot && n == 0:
-		return func(dot, root any) template.HTML { return b.call(dot, root, nil) }
+		return func(dot, root any) template.HTML { return b.callArgs(dot, root, nil) }
 	case b.usesRoot && n == 1:
-		return func(dot, root, a any) template.HTML { return b.call(dot, root, []any{a}) }
+		return func(dot, root, a any) template.HTML { return b.callArgs(dot, root, []any{a}) }
 	case b.usesRoot && n == 2:
-		return func(dot, root, a, c any) template.HTML { return b.call(dot, root, []any{a, c}) }
+		return func(dot, root, a, c any) template.HTML { return b.callArgs(dot, root, []any{a, c}) }
 	case b.usesRoot:
-		return func(dot, root any, args ...any) template.HTML { return b.call(dot, root, args) }
+		return func(dot, root any, args ...any) template.HTML { return b.callArgs(dot, root, args) }
 	case n == 0:
-		return func(dot any) template.HTML { return b.call(dot, nil, nil) }
+		return func(dot any) template.HTML { return b.callArgs(dot, nil, nil) }
 	case n == 1:
-		return func(dot, a any) template.HTML { return b.call(dot, nil, []any{a}) }
+		return func(dot, a any) template.HTML { return b.callArgs(dot, nil, []any{a}) }
 	case n == 2:
-		return func(dot, a, c any) template.HTML { return b.call(dot, nil, []any{a, c}) }
+		return func(dot, a, c any) template.HTML { return b.callArgs(dot, nil, []any{a, c}) }
 	case n == 3:
-		return func(dot, a, c, d any) template.HTML { return b.call(dot, nil, []any{a, c, d}) }
+		return func(dot, a, c, d any) template.HTML { return b.callArgs(dot, nil, []any{a, c, d}) }
 	}
-	return func(dot any, args ...any) template.HTML { return b.call(dot, nil, args) }
+	return func(dot any, args ...any) template.HTML { return b.callArgs(dot, nil, args) }
 }
 
-// callNative is the function of a block that evaluates its arguments.
-func (b *block) callNative(dot any) template.HTML {
+// callBound is the function of a block that takes no arguments (see
+// set.finalize): its dot is the data of the execution running it, and it
+// evaluates its own arguments on it.
+func (b *block) callBound() template.HTML {
+	bd := b.set.execs.current()
+	if !bd.ok { // cannot happen: every execution binds its data
+		panic(fmt.Errorf("%s: cache: htmltemplate: block called outside an execution of its template", b.site))
+	}
 	var buf [4]any
 	dyn := buf[:0]
 	for _, a := range b.native {
-		dyn = append(dyn, a.eval(dot))
+		dyn = append(dyn, a.eval(bd.data))
 	}
-	return b.call(dot, nil, dyn)
+	return b.call(bd.ctx, bd.data, nil, dyn)
+}
+
+// callArgs is call for a block passed its dot, $ and arguments.
+func (b *block) callArgs(dot, root any, dyn []any) template.HTML {
+	return b.call(b.set.execs.current().ctx, dot, root, dyn)
 }
 
 // call is render for the block's function: it panics with render's error.
-func (b *block) call(dot, root any, dyn []any) template.HTML {
-	html, err := b.render(dot, root, dyn)
+func (b *block) call(ctx context.Context, dot, root any, dyn []any) template.HTML {
+	html, err := b.render(ctx, dot, root, dyn)
 	if err != nil {
 		panic(err)
 	}
@@ -126,7 +140,7 @@ func (b *block) call(dot, root any, dyn []any) template.HTML {
 // render runs the block through the fragment cache and returns the
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
-func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
+func (b *block) render(ctx context.Context, dot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -138,7 +152,7 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 	}
 	x := executionPool.Get().(*execution)
 	defer x.release()
-	x.b, x.dot, x.root = b, dot, root
+	x.b, x.ctx, x.dot, x.root = b, ctx, dot, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
@@ -152,7 +166,7 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		frag, err = fc.Fragment(b.set.ctxs.current(), call, x.body)
+		frag, err = fc.Fragment(ctx, call, x.body)
 	} else {
 		var buf bytes.Buffer
 		err = x.body(&buf)
@@ -172,6 +186,7 @@ func (b *block) render(dot, root any, dyn []any) (template.HTML, error) {
 // vary_on slice (Fragment keeps neither after it returns).
 type execution struct {
 	b         *block
+	ctx       context.Context
 	dot, root any
 	body      func(io.Writer) error // x.render, bound once
 	vary      []any
@@ -183,20 +198,25 @@ var executionPool = sync.Pool{New: func() any {
 	return x
 }}
 
-func (x *execution) render(w io.Writer) error { return x.b.execute(w, x.dot, x.root) }
+func (x *execution) render(w io.Writer) error { return x.b.execute(x.ctx, w, x.dot, x.root) }
 
 func (x *execution) release() {
 	clear(x.vary) // do not keep the values alive
-	x.b, x.dot, x.root, x.vary = nil, nil, nil, x.vary[:0]
+	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, nil, nil, x.vary[:0]
 	executionPool.Put(x)
 }
 
-// execute renders the body for the value of the dot and $ at the block.
-func (b *block) execute(w io.Writer, dot, root any) error {
-	if !b.usesRoot {
-		return unwrapArgError(b.tmpl.Execute(w, dot))
+// execute renders the body for the value of the dot and $ at the block,
+// with ctx and its data bound for the blocks inside (on whatever goroutine
+// fragment.Cache runs it).
+func (b *block) execute(ctx context.Context, w io.Writer, dot, root any) error {
+	data := dot
+	if b.usesRoot {
+		data = &rootData{Root: root, Dot: single(dot)}
 	}
-	return unwrapArgError(b.tmpl.Execute(w, &rootData{Root: root, Dot: single(dot)}))
+	id, prev := b.set.execs.bind(ctx, data)
+	defer b.set.execs.unbind(id, prev)
+	return unwrapArgError(b.tmpl.Execute(w, data))
 }
 
 // rootData is what the body of a block using $ is executed with; see

@@ -4,71 +4,86 @@ import (
 	"context"
 	"io"
 	"sync"
-	"sync/atomic"
 
 	"github.com/petermattis/goid"
 )
 
 // html/template gives template functions no per-execution state: not the
 // writer, not the data's origin, not a context.Context. What a block's
-// function does share with the ExecuteContext call that runs it is its
+// function does share with the Execute call that runs it is its
 // goroutine, since text/template executes synchronously (as package
-// internal/flight relies on too). So ExecuteContext records its ctx under
-// its goroutine's id, in the template set, for the duration of the call,
-// and a block looks it up there. The record is scoped to one call on one
-// goroutine: nothing global, nothing left behind.
+// internal/flight relies on too). So each execution records its ctx and
+// its data under its goroutine's id, in the template set, for the
+// duration of the call, and a block looks them up there: the ctx for its
+// backend calls, the data for the blocks that take no arguments at all
+// (see set.finalize). The record is scoped to one call on one goroutine:
+// nothing global, nothing left behind.
 
-// execContexts maps goroutine ids to the ctx of the ExecuteContext call
-// running on that goroutine.
-type execContexts struct {
-	n  atomic.Int32 // entries in m: lets blocks skip the lookup when no ExecuteContext runs
-	mu sync.RWMutex
-	m  map[int64]context.Context
+// binding is what an execution records for its blocks.
+type binding struct {
+	ctx  context.Context
+	data any // as given to Execute, or to the body's Execute for a body
+	ok   bool
 }
 
-// bind records ctx for the calling goroutine and returns what unbind
-// needs to restore the previous record (an ExecuteContext nested in a
-// template function of another).
-func (e *execContexts) bind(ctx context.Context) (id int64, prev context.Context) {
+// executions maps goroutine ids to the binding of the execution running
+// on that goroutine, in shards so that blocks running on different cores
+// do not all read one lock's cache line.
+type executions struct {
+	shards [executionShards]executionShard
+}
+
+const executionShards = 16
+
+type executionShard struct {
+	mu sync.RWMutex
+	m  map[int64]binding
+	_  [64 - 8 - 24 - 8]byte // a cache line each
+}
+
+func (e *executions) shard(id int64) *executionShard {
+	return &e.shards[uint64(id)%executionShards]
+}
+
+// bind records ctx and data for the calling goroutine and returns what
+// unbind needs to restore the previous record (an execution nested in a
+// template function, or a block's body).
+func (e *executions) bind(ctx context.Context, data any) (id int64, prev binding) {
 	id = goid.Get()
-	e.mu.Lock()
-	if e.m == nil {
-		e.m = make(map[int64]context.Context)
+	sh := e.shard(id)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[int64]binding)
 	}
-	prev = e.m[id]
-	e.m[id] = ctx
-	if prev == nil {
-		e.n.Add(1)
-	}
-	e.mu.Unlock()
+	prev = sh.m[id]
+	sh.m[id] = binding{ctx: ctx, data: data, ok: true}
+	sh.mu.Unlock()
 	return id, prev
 }
 
-func (e *execContexts) unbind(id int64, prev context.Context) {
-	e.mu.Lock()
-	if prev != nil {
-		e.m[id] = prev
+func (e *executions) unbind(id int64, prev binding) {
+	sh := e.shard(id)
+	sh.mu.Lock()
+	if prev.ok {
+		sh.m[id] = prev
 	} else {
-		delete(e.m, id)
-		e.n.Add(-1)
+		delete(sh.m, id)
 	}
-	e.mu.Unlock()
+	sh.mu.Unlock()
 }
 
-// current returns the ctx of the ExecuteContext call running on the
-// calling goroutine, or context.Background() under Execute.
-func (e *execContexts) current() context.Context {
-	if e.n.Load() == 0 {
-		return context.Background()
-	}
+// current returns the binding of the execution running on the calling
+// goroutine; its ctx is context.Background() when there is none.
+func (e *executions) current() binding {
 	id := goid.Get()
-	e.mu.RLock()
-	ctx := e.m[id]
-	e.mu.RUnlock()
-	if ctx == nil {
-		return context.Background()
+	sh := e.shard(id)
+	sh.mu.RLock()
+	b := sh.m[id]
+	sh.mu.RUnlock()
+	if !b.ok {
+		b.ctx = context.Background()
 	}
-	return ctx
+	return b
 }
 
 // ExecuteContext is Execute with a context.Context for the cache blocks'
@@ -81,7 +96,7 @@ func (t *Template) ExecuteContext(ctx context.Context, w io.Writer, data any) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return t.page(ctx, w, t.Name(), func(w io.Writer) error { return t.execute(w, data) })
+	return t.page(ctx, w, t.Name(), func(ctx context.Context, w io.Writer) error { return t.execute(ctx, w, data) })
 }
 
 // ExecuteTemplateContext is ExecuteTemplate with a context.Context, as
@@ -90,5 +105,5 @@ func (t *Template) ExecuteTemplateContext(ctx context.Context, w io.Writer, name
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return t.page(ctx, w, name, func(w io.Writer) error { return t.executeTemplate(w, name, data) })
+	return t.page(ctx, w, name, func(ctx context.Context, w io.Writer) error { return t.executeTemplate(ctx, w, name, data) })
 }

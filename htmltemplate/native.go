@@ -93,16 +93,21 @@ func planFor(t reflect.Type, name string) *stepPlan {
 	return p
 }
 
-// eval returns the argument's value for dot, as text/template passes it to
-// an interface{} parameter. It panics with an *argError when text/template
-// would have failed.
-func (a *chainArg) eval(dot any) any {
-	if len(a.steps) == 0 {
-		return dot
+// eval returns the argument's value for the data an execution was given,
+// as text/template passes it to an interface{} parameter. It panics with an
+// *argError when text/template would have failed.
+func (a *chainArg) eval(data any) any {
+	if _, ok := data.(reflect.Value); ok {
+		// text/template takes a reflect.Value as the dot itself, possibly
+		// addressable or an interface: only it knows what that means.
+		return a.slow(data)
 	}
-	v, ok := a.fast(dot)
+	if len(a.steps) == 0 {
+		return data
+	}
+	v, ok := a.fast(data)
 	if !ok {
-		return a.slow(dot)
+		return a.slow(data)
 	}
 	if !v.IsValid() {
 		return nil
@@ -162,11 +167,11 @@ func (a *chainArg) fast(dot any) (v reflect.Value, ok bool) {
 	return v, true
 }
 
-// slow has text/template evaluate the argument on dot.
-func (a *chainArg) slow(dot any) any {
+// slow has text/template evaluate the argument on the data.
+func (a *chainArg) slow(data any) any {
 	var got any
 	id, prev := a.set.sinks.bind(&got)
-	err := a.capture.Execute(io.Discard, dot)
+	err := a.capture.Execute(io.Discard, data)
 	a.set.sinks.unbind(id, prev)
 	if err != nil {
 		panic(&argError{err: err})

@@ -106,6 +106,12 @@ func TestNativeArgumentsMatchTextTemplate(t *testing.T) {
 		"nil":     nil,
 		"methods": nMethods{F: "f"},
 		"int":     7,
+		// text/template takes a reflect.Value as the dot itself: here an
+		// addressable struct (pointer methods of its fields' types are
+		// seen) and an interface.
+		"reflect addressable": reflect.ValueOf(nativeData()).Elem(),
+		"reflect interface":   reflect.ValueOf(&[]any{nativeData()}[0]).Elem(),
+		"reflect invalid":     reflect.Value{},
 	}
 	methodChains := []string{".F", ".Value", ".Fails", ".Panics", ".Args", ".Two", ".Self.F", ".Self.Value", ".RV", ".Ptr", ".X"}
 	for _, opt := range []string{"missingkey=default", "missingkey=zero", "missingkey=error"} {
@@ -145,7 +151,7 @@ func compareNative(t *testing.T, opt string, dot any, chain string) {
 	require.NoError(t, err)
 	_, gotErr := run(tpl, dot)
 	b := tpl.set.blocks[0]
-	require.NotNil(t, b.native, "the block evaluates its argument")
+	require.True(t, b.bound, "the block evaluates its argument")
 
 	if wantErr != nil {
 		require.Error(t, gotErr)
@@ -191,7 +197,7 @@ func assertSameValue(t *testing.T, want, got any) {
 func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	src := `{{ define "called" }}{{ cache 1 "c" .B }}c{{ endcache }}{{ end }}` +
 		`{{ define "direct" }}{{ cache 1 "d" .B }}d{{ endcache }}{{ end }}` +
-		`{{ cache 1 "top" .A.B }}t{{ endcache }}` +
+		`{{ cache 1 "top" .A.B }}t{{ endcache }}{{ cache 1 "noargs" }}{{ .B }}{{ endcache }}` +
 		`{{ if true }}{{ cache 1 "if" .A.B .B }}i{{ endcache }}{{ end }}` +
 		`{{ range .List }}{{ cache 1 "range" .B }}r{{ endcache }}{{ end }}` +
 		`{{ with .A }}{{ cache 1 "with" .B }}w{{ endcache }}{{ end }}` +
@@ -214,14 +220,14 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	require.NoError(t, tpl.ExecuteTemplate(&buf, "direct", data))
 	native := map[string]bool{}
 	for _, b := range tpl.set.blocks {
-		native[b.site.String()] = b.native != nil
+		native[b.site.String()] = b.bound
 	}
 	at := func(what string) string {
 		pos := positionOf(t, src, `cache 1 "`+what+`"`, 0)
 		return fmt.Sprintf("page.html:%d:%d", pos.line, pos.col)
 	}
 	for what, want := range map[string]bool{
-		"top": true, "if": true, "d": true, "nested": true,
+		"top": true, "noargs": true, "if": true, "d": true, "nested": true, "body": true,
 		"range": false, "with": false, "c": false, "pipe": false, "var": false,
 	} {
 		got, ok := native[at(what)]
@@ -283,7 +289,7 @@ func TestNativeFastPath(t *testing.T) {
 			require.NoError(t, err)
 			tpl.set.finalize()
 			b := tpl.set.blocks[0]
-			require.NotNil(t, b.native)
+			require.True(t, b.bound)
 			_, fast := b.native[0].fast(tc.dot)
 			assert.Equal(t, tc.fast, fast)
 		})

@@ -553,17 +553,19 @@ func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args
 	return &fragment.SiteError{Site: siteOf(tr, n), Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 }
 
-// finalize lets blocks evaluate their arguments themselves where that is
-// exactly what text/template would do (see native.go). It runs once,
-// before the set's first execution, when its templates are final
-// (html/template parses nothing more after one). A block qualifies when
-// its dot is $ and its template is executed only by Execute or
-// ExecuteTemplate, never by a {{template}} action: its dot is then the
-// reflect.ValueOf of the data, which is what the block's interface{}
-// parameter receives. (Elsewhere the dot may be addressable, which
-// decides whether text/template sees pointer methods, or an interface,
-// which its errors name; the parameter loses both.) Every dynamic
-// argument must also be the dot or a field chain on it.
+// finalize binds the blocks that can be bound, once, before the set's
+// first execution, when its templates are final (html/template parses
+// nothing more after one). A block can be bound when its dot is $ and its
+// template is executed only by Execute, ExecuteTemplate or as a block's
+// body, never by a {{template}} action: its dot is then always the data
+// of the execution running it, which every execution records (ctx.go).
+// Its dynamic arguments must also be the dot or field chains of it. A
+// bound block's call passes nothing, as cheap for text/template as a
+// constant, and the block evaluates its arguments itself, exactly as
+// text/template would (native.go). (Elsewhere the dot may be a range
+// element or a {{template}} argument, which may be addressable, deciding
+// whether text/template sees pointer methods, or an interface, which its
+// errors name; only text/template can evaluate arguments there.)
 func (s *set) finalize() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -597,7 +599,7 @@ func (s *set) finalize() {
 	funcs := template.FuncMap{}
 	for _, b := range s.blocks {
 		at := calls[funcName(b.id)]
-		if !b.rootIsDot || b.usesRoot || b.nArgs == 0 || len(at) != 1 || targets[at[0].name] {
+		if !b.rootIsDot || b.usesRoot || len(at) != 1 || targets[at[0].name] {
 			continue
 		}
 		args := at[0].cmd.Args[2:] // after the function and the dot
@@ -610,17 +612,17 @@ func (s *set) finalize() {
 				for _, id := range x.Ident {
 					a.steps = append(a.steps, &chainStep{name: id})
 				}
-				a.capture = s.captureTemplate(at[0].tree, at[0].name, x, s.options)
 			default:
 				continue
 			}
+			a.capture = s.captureTemplate(at[0].tree, at[0].name, n, s.options)
 			native = append(native, a)
 		}
 		if len(native) != b.nArgs || len(args) != b.nArgs {
 			continue
 		}
-		b.native = native
-		at[0].cmd.Args = at[0].cmd.Args[:2]
+		b.bound, b.native = true, native
+		at[0].cmd.Args = at[0].cmd.Args[:1]
 		funcs[funcName(b.id)] = b.fn()
 	}
 	if len(funcs) > 0 {

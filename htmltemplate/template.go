@@ -56,9 +56,9 @@ type set struct {
 	// executed is set by the first execution; html/template then refuses
 	// to parse more, so the check's state stays valid.
 	executed atomic.Bool
-	// ctxs holds the context.Context of each ExecuteContext call running,
-	// by goroutine (see ctx.go).
-	ctxs execContexts
+	// execs holds the context.Context and data of each execution
+	// running, by goroutine (see ctx.go).
+	execs executions
 
 	// finalized is set, under mu, by finalize. options and missingKey
 	// are what Option set, for the blocks evaluating their arguments;
@@ -398,14 +398,16 @@ func (t *Template) Execute(w io.Writer, data any) error {
 	if t.batches() {
 		return t.ExecuteContext(context.Background(), w, data)
 	}
-	return t.execute(w, data)
+	return t.execute(context.Background(), w, data)
 }
 
-func (t *Template) execute(w io.Writer, data any) error {
+func (t *Template) execute(ctx context.Context, w io.Writer, data any) error {
 	if err := t.set.check(t.Name()); err != nil {
 		return err
 	}
 	t.set.markExecuted()
+	id, prev := t.set.execs.bind(ctx, data)
+	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.Execute(w, data))
 }
 
@@ -418,14 +420,16 @@ func (t *Template) ExecuteTemplate(w io.Writer, name string, data any) error {
 	if t.batches() {
 		return t.ExecuteTemplateContext(context.Background(), w, name, data)
 	}
-	return t.executeTemplate(w, name, data)
+	return t.executeTemplate(context.Background(), w, name, data)
 }
 
-func (t *Template) executeTemplate(w io.Writer, name string, data any) error {
+func (t *Template) executeTemplate(ctx context.Context, w io.Writer, name string, data any) error {
 	if err := t.set.check(name); err != nil {
 		return err
 	}
 	t.set.markExecuted()
+	id, prev := t.set.execs.bind(ctx, data)
+	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.ExecuteTemplate(w, name, data))
 }
 
