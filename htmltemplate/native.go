@@ -41,6 +41,7 @@ type chainArg struct {
 	steps   []*chainStep // empty for the dot itself
 	capture *texttemplate.Template
 	set     *set
+	last    atomic.Value // the last string value boxed (boxString)
 }
 
 // chainStep is one .Name of a chain, with what it does on the last type
@@ -112,7 +113,27 @@ func (a *chainArg) eval(data any) any {
 	if !v.IsValid() {
 		return nil
 	}
+	if v.Kind() == reflect.String && v.Type() == stringType {
+		return a.boxString(v.String())
+	}
 	return v.Interface()
+}
+
+var stringType = reflect.TypeFor[string]()
+
+// boxString returns s as an interface{}, reusing the last one the argument
+// boxed when it holds the same text: vary_on values such as a user, a
+// locale or a role repeat from page to page, and boxing is then the only
+// allocation of a hit. A value that changes costs a compare and a store
+// more than boxing alone.
+func (a *chainArg) boxString(s string) any {
+	last := a.last.Load()
+	if l, ok := last.(string); ok && l == s {
+		return last
+	}
+	box := any(s)
+	a.last.Store(box)
+	return box
 }
 
 // fast follows the chain for the common cases; ok is false where

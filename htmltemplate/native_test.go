@@ -295,3 +295,22 @@ func TestNativeFastPath(t *testing.T) {
 		})
 	}
 }
+
+// TestBoxStringReusesOnlyTheSameText: a string argument's interface value,
+// reused while the text repeats (TestBoxStringRepeatsAllocateNothing), is
+// a fresh one holding the new text when it changes; other types are never
+// taken for strings.
+func TestBoxStringReusesOnlyTheSameText(t *testing.T) {
+	tpl := New("page.html", nil)
+	_, err := tpl.Parse(`{{ cache 1 "n" .U }}x{{ endcache }}`)
+	require.NoError(t, err)
+	tpl.set.finalize()
+	a := tpl.set.blocks[0].native[0]
+	assert.Equal(t, "alice", a.eval(map[string]any{"U": "alice"}))
+	again := a.eval(map[string]any{"U": strings.Clone("alice")})
+	assert.Equal(t, "alice", again)
+	assert.Equal(t, "bob", a.eval(map[string]any{"U": "bob"}))
+	assert.Equal(t, "alice", a.eval(map[string]any{"U": "alice"}))
+	assert.Equal(t, nKey("alice"), a.eval(map[string]any{"U": nKey("alice")}), "a named string type stays itself")
+	assert.Equal(t, 7, a.eval(map[string]any{"U": 7}))
+}

@@ -406,6 +406,9 @@ func (t *Template) execute(ctx context.Context, w io.Writer, data any) error {
 		return err
 	}
 	t.set.markExecuted()
+	if len(t.set.blocks) == 0 { // fixed since the first execution
+		return t.tmpl.Execute(w, data)
+	}
 	id, prev := t.set.execs.bind(ctx, data)
 	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.Execute(w, data))
@@ -428,6 +431,9 @@ func (t *Template) executeTemplate(ctx context.Context, w io.Writer, name string
 		return err
 	}
 	t.set.markExecuted()
+	if len(t.set.blocks) == 0 {
+		return t.tmpl.ExecuteTemplate(w, name, data)
+	}
 	id, prev := t.set.execs.bind(ctx, data)
 	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.ExecuteTemplate(w, name, data))
