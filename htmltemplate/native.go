@@ -144,7 +144,7 @@ func (a *chainArg) fast(dot any) (v reflect.Value, ok bool) {
 		if !v.IsValid() {
 			// A missing key earlier in the chain: evalField returns the
 			// invalid value again, unless missingkey=error.
-			if a.set.missingKey == missingKeyError {
+			if a.set.missingKey() == missingKeyError {
 				return v, false
 			}
 			continue
@@ -170,7 +170,7 @@ func (a *chainArg) fast(dot any) (v reflect.Value, ok bool) {
 		case stepMapKey:
 			r := v.MapIndex(reflect.ValueOf(st.name))
 			if !r.IsValid() {
-				switch a.set.missingKey {
+				switch a.set.missingKey() {
 				case missingKeyZero:
 					r = reflect.Zero(v.Type().Elem())
 				case missingKeyError:
@@ -301,8 +301,10 @@ const (
 	missingKeyError
 )
 
-// recordOptions notes the missingkey option from Option's arguments, which
-// text/template has accepted.
+// recordOptions notes the options text/template has accepted from Option,
+// for the capture templates (those already made take them too, as
+// text/template's own templates do) and the missingkey one for the fast
+// path. Called with s.mu held.
 func (s *set) recordOptions(opts []string) {
 	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
@@ -311,12 +313,19 @@ func (s *set) recordOptions(opts []string) {
 		}
 		switch v {
 		case "zero":
-			s.missingKey = missingKeyZero
+			s.missingKeyOpt.Store(uint32(missingKeyZero))
 		case "error":
-			s.missingKey = missingKeyError
+			s.missingKeyOpt.Store(uint32(missingKeyError))
 		default:
-			s.missingKey = missingKeyInvalid
+			s.missingKeyOpt.Store(uint32(missingKeyInvalid))
 		}
 	}
 	s.options = append(s.options, opts...)
+	for _, b := range s.blocks {
+		for _, a := range b.native {
+			a.capture.Option(opts...)
+		}
+	}
 }
+
+func (s *set) missingKey() missingKeyAction { return missingKeyAction(s.missingKeyOpt.Load()) }

@@ -314,3 +314,22 @@ func TestBoxStringReusesOnlyTheSameText(t *testing.T) {
 	assert.Equal(t, nKey("alice"), a.eval(map[string]any{"U": nKey("alice")}), "a named string type stays itself")
 	assert.Equal(t, 7, a.eval(map[string]any{"U": 7}))
 }
+
+// A clone evaluates its bound blocks' arguments under the options it
+// inherited, as text/template's clone does.
+func TestCloneKeepsOptionsForBoundBlocks(t *testing.T) {
+	src := `{{ cache 1 "n" .M.missing }}x{{ endcache }}`
+	data := map[string]any{"M": map[string]any{}}
+	tpl, err := New("page.html", nil).Option("missingkey=error").Parse(src)
+	require.NoError(t, err)
+	clone, err := tpl.Clone()
+	require.NoError(t, err)
+	_, err = run(clone, data)
+	want := texttemplate.Must(texttemplate.New("page.html").Option("missingkey=error").Funcs(texttemplate.FuncMap{
+		"cache": func(...any) string { return "" }, "endcache": func() string { return "" },
+	}).Parse(src)).Execute(&bytes.Buffer{}, data)
+	require.Error(t, want)
+	require.Error(t, err)
+	assert.Equal(t, want.Error(), err.Error())
+	assert.True(t, clone.set.blocks[0].bound)
+}

@@ -599,7 +599,7 @@ func (s *set) finalize() {
 	funcs := template.FuncMap{}
 	for _, b := range s.blocks {
 		at := calls[funcName(b.id)]
-		if !b.rootIsDot || b.usesRoot || len(at) != 1 || targets[at[0].name] {
+		if b.bound || !b.rootIsDot || b.usesRoot || len(at) != 1 || targets[at[0].name] {
 			continue
 		}
 		args := at[0].cmd.Args[2:] // after the function and the dot

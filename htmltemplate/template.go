@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -60,14 +61,14 @@ type set struct {
 	// running, by goroutine (see ctx.go).
 	execs executions
 
-	// finalized is set, under mu, by finalize. options and missingKey
-	// are what Option set, for the blocks evaluating their arguments;
-	// sinks receives the values of the arguments text/template evaluates
-	// for them (native.go).
-	finalized  bool
-	options    []string
-	missingKey missingKeyAction
-	sinks      sinks
+	// finalized is set, under mu, by finalize. options (under mu) and
+	// missingKeyOpt are what Option set, for the blocks evaluating their
+	// arguments; sinks receives the values of the arguments text/template
+	// evaluates for them (native.go).
+	finalized     bool
+	options       []string
+	missingKeyOpt atomic.Uint32 // a missingKeyAction
+	sinks         sinks
 }
 
 // New allocates a new, undefined template with the given name whose cache
@@ -366,7 +367,9 @@ func (t *Template) Clone() (*Template, error) {
 		blocks:  make([]*block, len(s.blocks)),
 		hoisted: make(map[string]*block, len(s.hoisted)),
 		done:    make(map[*parse.Tree]bool, len(s.done)),
+		options: slices.Clone(s.options), // the clone keeps them, as text/template's does
 	}
+	ns.missingKeyOpt.Store(s.missingKeyOpt.Load())
 	funcs := template.FuncMap{}
 	for i, b := range s.blocks {
 		nb := *b
