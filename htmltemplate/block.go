@@ -78,33 +78,79 @@ func (b *block) constantVaryOn() []any {
 // fn returns the function the rewritten tag calls. Its parameters are
 // fixed for up to three passed values ($ counts as one), because
 // text/template calls a variadic function through a freshly allocated
-// slice. It has no error result: it panics with its error instead, which
-// text/template's call of a template function recovers and reports
-// exactly as a returned error ("error calling NAME: …", wrapped with %w),
-// and a hit saves reflect's copy of a second result.
+// slice. The dot is a reflect.Value, the one text/template holds (an
+// addressable range element shows its pointer methods to the body, as it
+// does to the template without cache tags), except where the dot is $:
+// there it may be invalid (nil data), which text/template passes only to
+// an interface{}. The function has no error result: it panics with its
+// error instead, which text/template's call of a template function
+// recovers and reports exactly as a returned error ("error calling NAME:
+// …", wrapped with %w), and a hit saves reflect's copy of a second result.
 func (b *block) fn() any {
 	if b.bound {
 		return b.callBound
 	}
-	switch n := b.nArgs; {
-	case b.usesRoot && n == 0:
-		return func(dot, root any) template.HTML { return b.callArgs(dot, root, nil) }
-	case b.usesRoot && n == 1:
-		return func(dot, root, a any) template.HTML { return b.callArgs(dot, root, []any{a}) }
-	case b.usesRoot && n == 2:
-		return func(dot, root, a, c any) template.HTML { return b.callArgs(dot, root, []any{a, c}) }
-	case b.usesRoot:
-		return func(dot, root any, args ...any) template.HTML { return b.callArgs(dot, root, args) }
-	case n == 0:
-		return func(dot any) template.HTML { return b.callArgs(dot, nil, nil) }
-	case n == 1:
-		return func(dot, a any) template.HTML { return b.callArgs(dot, nil, []any{a}) }
-	case n == 2:
-		return func(dot, a, c any) template.HTML { return b.callArgs(dot, nil, []any{a, c}) }
-	case n == 3:
-		return func(dot, a, c, d any) template.HTML { return b.callArgs(dot, nil, []any{a, c, d}) }
+	n := b.nArgs
+	if b.rootIsDot {
+		switch n {
+		case 0:
+			return func(dot any) template.HTML { return b.callArgs(anyDot(dot), nil, nil) }
+		case 1:
+			return func(dot, a any) template.HTML { return b.callArgs(anyDot(dot), nil, []any{a}) }
+		case 2:
+			return func(dot, a, c any) template.HTML { return b.callArgs(anyDot(dot), nil, []any{a, c}) }
+		case 3:
+			return func(dot, a, c, d any) template.HTML { return b.callArgs(anyDot(dot), nil, []any{a, c, d}) }
+		}
+		return func(dot any, args ...any) template.HTML { return b.callArgs(anyDot(dot), nil, args) }
 	}
-	return func(dot any, args ...any) template.HTML { return b.callArgs(dot, nil, args) }
+	if b.usesRoot {
+		switch n {
+		case 0:
+			return func(dot reflect.Value, root any) template.HTML { return b.callArgs(valueDot(dot), root, nil) }
+		case 1:
+			return func(dot reflect.Value, root, a any) template.HTML { return b.callArgs(valueDot(dot), root, []any{a}) }
+		case 2:
+			return func(dot reflect.Value, root, a, c any) template.HTML {
+				return b.callArgs(valueDot(dot), root, []any{a, c})
+			}
+		}
+		return func(dot reflect.Value, root any, args ...any) template.HTML {
+			return b.callArgs(valueDot(dot), root, args)
+		}
+	}
+	switch n {
+	case 0:
+		return func(dot reflect.Value) template.HTML { return b.callArgs(valueDot(dot), nil, nil) }
+	case 1:
+		return func(dot reflect.Value, a any) template.HTML { return b.callArgs(valueDot(dot), nil, []any{a}) }
+	case 2:
+		return func(dot reflect.Value, a, c any) template.HTML { return b.callArgs(valueDot(dot), nil, []any{a, c}) }
+	case 3:
+		return func(dot reflect.Value, a, c, d any) template.HTML {
+			return b.callArgs(valueDot(dot), nil, []any{a, c, d})
+		}
+	}
+	return func(dot reflect.Value, args ...any) template.HTML { return b.callArgs(valueDot(dot), nil, args) }
+}
+
+// dot is the dot at a block, in the form its function received it.
+type dot struct {
+	v       reflect.Value
+	iface   any
+	isValue bool
+}
+
+func anyDot(d any) dot             { return dot{iface: d} }
+func valueDot(v reflect.Value) dot { return dot{v: v, isValue: true} }
+
+// data is what the body is executed with: text/template takes a
+// reflect.Value as the dot itself.
+func (d dot) data() any {
+	if d.isValue {
+		return d.v
+	}
+	return d.iface
 }
 
 // callBound is the function of a block that takes no arguments (see
@@ -120,17 +166,17 @@ func (b *block) callBound() template.HTML {
 	for _, a := range b.native {
 		dyn = append(dyn, a.eval(bd.data))
 	}
-	return b.call(bd.ctx, bd.data, nil, dyn)
+	return b.call(bd.ctx, anyDot(bd.data), nil, dyn)
 }
 
 // callArgs is call for a block passed its dot, $ and arguments.
-func (b *block) callArgs(dot, root any, dyn []any) template.HTML {
-	return b.call(b.set.execs.current().ctx, dot, root, dyn)
+func (b *block) callArgs(d dot, root any, dyn []any) template.HTML {
+	return b.call(b.set.execs.current().ctx, d, root, dyn)
 }
 
 // call is render for the block's function: it panics with render's error.
-func (b *block) call(ctx context.Context, dot, root any, dyn []any) template.HTML {
-	html, err := b.render(ctx, dot, root, dyn)
+func (b *block) call(ctx context.Context, d dot, root any, dyn []any) template.HTML {
+	html, err := b.render(ctx, d, root, dyn)
 	if err != nil {
 		panic(err)
 	}
@@ -140,7 +186,7 @@ func (b *block) call(ctx context.Context, dot, root any, dyn []any) template.HTM
 // render runs the block through the fragment cache and returns the
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
-func (b *block) render(ctx context.Context, dot, root any, dyn []any) (template.HTML, error) {
+func (b *block) render(ctx context.Context, d dot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -152,7 +198,7 @@ func (b *block) render(ctx context.Context, dot, root any, dyn []any) (template.
 	}
 	x := executionPool.Get().(*execution)
 	defer x.release()
-	x.b, x.ctx, x.dot, x.root = b, ctx, dot, root
+	x.b, x.ctx, x.dot, x.root = b, ctx, d, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
@@ -185,11 +231,12 @@ func (b *block) render(ctx context.Context, dot, root any, dyn []any) (template.
 // pooled so that a hit allocates neither the body's closure nor the
 // vary_on slice (Fragment keeps neither after it returns).
 type execution struct {
-	b         *block
-	ctx       context.Context
-	dot, root any
-	body      func(io.Writer) error // x.render, bound once
-	vary      []any
+	b    *block
+	ctx  context.Context
+	dot  dot
+	root any
+	body func(io.Writer) error // x.render, bound once
+	vary []any
 }
 
 var executionPool = sync.Pool{New: func() any {
@@ -202,38 +249,17 @@ func (x *execution) render(w io.Writer) error { return x.b.execute(x.ctx, w, x.d
 
 func (x *execution) release() {
 	clear(x.vary) // do not keep the values alive
-	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, nil, nil, x.vary[:0]
+	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, dot{}, nil, x.vary[:0]
 	executionPool.Put(x)
 }
 
 // execute renders the body for the value of the dot and $ at the block,
-// with ctx and its data bound for the blocks inside (on whatever goroutine
-// fragment.Cache runs it).
-func (b *block) execute(ctx context.Context, w io.Writer, dot, root any) error {
-	data := dot
-	if b.usesRoot {
-		data = &rootData{Root: root, Dot: single(dot)}
-	}
-	id, prev := b.set.execs.bind(ctx, data)
+// with ctx, the dot and $ bound for the blocks inside and for the body's
+// own {{ $ = _fragcache_root }} (on whatever goroutine fragment.Cache runs
+// it).
+func (b *block) execute(ctx context.Context, w io.Writer, d dot, root any) error {
+	data := d.data()
+	id, prev := b.set.execs.bind(ctx, data, root)
 	defer b.set.execs.unbind(id, prev)
 	return unwrapArgError(b.tmpl.Execute(w, data))
-}
-
-// rootData is what the body of a block using $ is executed with; see
-// rootWrapper.
-type rootData struct {
-	Root any
-	Dot  any
-}
-
-// single returns a one-element array holding v, of v's own type so that the
-// body's range sees the dot exactly as the block saw it (neither wrapped in
-// an interface nor addressable).
-func single(v any) any {
-	if v == nil {
-		return [1]any{}
-	}
-	arr := reflect.New(reflect.ArrayOf(1, reflect.TypeOf(v))).Elem()
-	arr.Index(0).Set(reflect.ValueOf(v))
-	return arr.Interface()
 }

@@ -23,6 +23,7 @@ import (
 type binding struct {
 	ctx  context.Context
 	data any // as given to Execute, or to the body's Execute for a body
+	root any // $ at the block, for a body that uses it
 	ok   bool
 }
 
@@ -48,7 +49,7 @@ func (e *executions) shard(id int64) *executionShard {
 // bind records ctx and data for the calling goroutine and returns what
 // unbind needs to restore the previous record (an execution nested in a
 // template function, or a block's body).
-func (e *executions) bind(ctx context.Context, data any) (id int64, prev binding) {
+func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev binding) {
 	id = goid.Get()
 	sh := e.shard(id)
 	sh.mu.Lock()
@@ -56,7 +57,7 @@ func (e *executions) bind(ctx context.Context, data any) (id int64, prev binding
 		sh.m = make(map[int64]binding)
 	}
 	prev = sh.m[id]
-	sh.m[id] = binding{ctx: ctx, data: data, ok: true}
+	sh.m[id] = binding{ctx: ctx, data: data, root: root, ok: true}
 	sh.mu.Unlock()
 	return id, prev
 }

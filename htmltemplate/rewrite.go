@@ -289,24 +289,25 @@ func (s *set) hoist(tr *parse.Tree, open *parse.ActionNode, body *parse.ListNode
 	return nil
 }
 
-// rootWrapper wraps the body of a block that uses $ so that the hoisted
-// template, executed with rootData, sees $ and the dot as they were at the
-// block: {{ $ = .Root }}{{ range .Dot }}BODY{{ end }}, where .Dot is a
-// one-element array holding the dot.
+// rootFunc returns $ at the block whose body is executing (set.boundRoot).
+const rootFunc = funcPrefix + "root"
+
+// boundRoot returns $ at the block whose body the calling goroutine is
+// executing.
+func (s *set) boundRoot() any { return s.execs.current().root }
+
+// rootWrapper prefixes the body of a block that uses $ with
+// {{ $ = _fragcache_root }}: the hoisted template is executed with the
+// block's dot as its data, and this sets $ back to what it was at the
+// block (block.execute binds it).
 func rootWrapper(body *parse.ListNode) *parse.ListNode {
-	field := func(name string) *parse.PipeNode {
-		return &parse.PipeNode{NodeType: parse.NodePipe, Cmds: []*parse.CommandNode{{
-			NodeType: parse.NodeCommand,
-			Args:     []parse.Node{&parse.FieldNode{NodeType: parse.NodeField, Ident: []string{name}}},
-		}}}
+	setRoot := &parse.PipeNode{NodeType: parse.NodePipe, IsAssign: true,
+		Decl: []*parse.VariableNode{{NodeType: parse.NodeVariable, Ident: []string{"$"}}},
+		Cmds: []*parse.CommandNode{{NodeType: parse.NodeCommand,
+			Args: []parse.Node{&parse.IdentifierNode{NodeType: parse.NodeIdentifier, Ident: rootFunc}}}},
 	}
-	setRoot := field("Root")
-	setRoot.IsAssign = true
-	setRoot.Decl = []*parse.VariableNode{{NodeType: parse.NodeVariable, Ident: []string{"$"}}}
-	return &parse.ListNode{NodeType: parse.NodeList, Nodes: []parse.Node{
-		&parse.ActionNode{NodeType: parse.NodeAction, Pipe: setRoot},
-		&parse.RangeNode{BranchNode: parse.BranchNode{NodeType: parse.NodeRange, Pipe: field("Dot"), List: body}},
-	}}
+	return &parse.ListNode{NodeType: parse.NodeList, Nodes: append(
+		[]parse.Node{&parse.ActionNode{NodeType: parse.NodeAction, Pipe: setRoot}}, body.Nodes...)}
 }
 
 // constant returns the value text/template passes for arg to an

@@ -79,12 +79,14 @@ func New(name string, fc *fragment.Cache) *Template {
 		"cache":    placeholder,
 		"endcache": placeholder,
 	})
-	return &Template{tmpl: tmpl, set: &set{
+	s := &set{
 		fc:      fc,
 		root:    tmpl,
 		hoisted: make(map[string]*block),
 		done:    make(map[*parse.Tree]bool),
-	}}
+	}
+	tmpl.Funcs(template.FuncMap{rootFunc: s.boundRoot})
+	return &Template{tmpl: tmpl, set: s}
 }
 
 // placeholder lets the parser accept cache and endcache; the rewrite
@@ -370,7 +372,7 @@ func (t *Template) Clone() (*Template, error) {
 		options: slices.Clone(s.options), // the clone keeps them, as text/template's does
 	}
 	ns.missingKeyOpt.Store(s.missingKeyOpt.Load())
-	funcs := template.FuncMap{}
+	funcs := template.FuncMap{rootFunc: ns.boundRoot}
 	for i, b := range s.blocks {
 		nb := *b
 		nb.set = ns
@@ -412,7 +414,7 @@ func (t *Template) execute(ctx context.Context, w io.Writer, data any) error {
 	if len(t.set.blocks) == 0 { // fixed since the first execution
 		return t.tmpl.Execute(w, data)
 	}
-	id, prev := t.set.execs.bind(ctx, data)
+	id, prev := t.set.execs.bind(ctx, data, nil)
 	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.Execute(w, data))
 }
@@ -437,7 +439,7 @@ func (t *Template) executeTemplate(ctx context.Context, w io.Writer, name string
 	if len(t.set.blocks) == 0 {
 		return t.tmpl.ExecuteTemplate(w, name, data)
 	}
-	id, prev := t.set.execs.bind(ctx, data)
+	id, prev := t.set.execs.bind(ctx, data, nil)
 	defer t.set.execs.unbind(id, prev)
 	return unwrapArgError(t.tmpl.ExecuteTemplate(w, name, data))
 }

@@ -108,6 +108,38 @@ func TestCachedOutputEqualsUncached(t *testing.T) {
 	}
 }
 
+// ptrItem has a method on its pointer only: text/template finds it on an
+// addressable dot, such as a range element of a slice.
+type ptrItem struct{ N int }
+
+func (p *ptrItem) Double() int { return 2 * p.N }
+
+// TestBodiesSeeTheDotAsTextTemplateDoes: a body runs on the very value the
+// block's dot was (addressable, or an interface), so it finds what the
+// same template without cache tags finds.
+func TestBodiesSeeTheDotAsTextTemplateDoes(t *testing.T) {
+	data := map[string]any{
+		"Items": []ptrItem{{1}, {2}},
+		"Any":   []any{ptrItem{3}, &ptrItem{4}, nil},
+		"N":     7,
+	}
+	for _, src := range []string{
+		`{{ range .Items }}{{ cache 1 "r" .N }}{{ .Double }}{{ endcache }}{{ end }}`,
+		`{{ range .Items }}{{ cache 1 "d" .N }}{{ .Double }}{{ $.N }}{{ endcache }}{{ end }}`,
+		`{{ range $i, $v := .Any }}{{ cache 1 "a" $i }}{{ printf "%T" . }}{{ $.N }}{{ endcache }}{{ end }}`,
+		`{{ range .Items }}{{ cache 1 "o" .N }}{{ cache 1 "i" .N }}{{ .Double }}{{ endcache }}{{ $.N }}{{ endcache }}{{ end }}`,
+	} {
+		want := runPlain(t, uncached(t, "page.html", src, nil), data)
+		fc, _ := newCache(fragment.Options{})
+		tpl := parseT(t, fc, "page.html", src, nil)
+		for i := range 2 {
+			got, err := run(tpl, data)
+			require.NoError(t, err, src)
+			assert.Equal(t, want, got, "%s: render %d", src, i)
+		}
+	}
+}
+
 func TestNilCacheRendersUncached(t *testing.T) {
 	var c counter
 	tpl := parseT(t, nil, "p", `{{ cache 300 "x" }}{{ inc }}{{ endcache }}`, template.FuncMap{"inc": c.inc})
