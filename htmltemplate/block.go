@@ -24,12 +24,13 @@ type block struct {
 	usesRoot    bool // the call passes $ after the dot
 	rootIsDot   bool // the dot is $ at the block (see rewriteList)
 
-	// bound is set by set.finalize when the block's dot is always the data
-	// of the execution running it and its arguments are field chains of
-	// it: its call then passes nothing, and native evaluates the dynamic
-	// arguments exactly as text/template would.
-	bound  bool
+	// native is set by set.finalize when the block's arguments are field
+	// chains of its dot and the block can evaluate them exactly as
+	// text/template would: its call then passes the dot only (and $ if
+	// the body uses it), or nothing at all when it is bound: its dot is
+	// then always the data of the execution running it.
 	native []*chainArg
+	bound  bool
 
 	// The tag's arguments: constants are kept here, the others are passed
 	// to the block's function in order (nArgs of them).
@@ -87,8 +88,13 @@ func (b *block) constantVaryOn() []any {
 // recovers and reports exactly as a returned error ("error calling NAME:
 // …", wrapped with %w), and a hit saves reflect's copy of a second result.
 func (b *block) fn() any {
-	if b.bound {
+	switch {
+	case b.bound:
 		return b.callBound
+	case b.native != nil && b.usesRoot:
+		return func(dot reflect.Value, root any) template.HTML { return b.callNative(dot, root) }
+	case b.native != nil:
+		return func(dot reflect.Value) template.HTML { return b.callNative(dot, nil) }
 	}
 	n := b.nArgs
 	if b.rootIsDot {
@@ -167,6 +173,17 @@ func (b *block) callBound() template.HTML {
 		dyn = append(dyn, a.eval(bd.data))
 	}
 	return b.call(bd.ctx, anyDot(bd.data), nil, dyn)
+}
+
+// callNative is the function of a block that evaluates its arguments on
+// the dot it is passed (see set.finalize).
+func (b *block) callNative(v reflect.Value, root any) template.HTML {
+	var buf [4]any
+	dyn := buf[:0]
+	for _, a := range b.native {
+		dyn = append(dyn, a.evalValue(v))
+	}
+	return b.callArgs(valueDot(v), root, dyn)
 }
 
 // callArgs is call for a block passed its dot, $ and arguments.

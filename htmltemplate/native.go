@@ -106,9 +106,27 @@ func (a *chainArg) eval(data any) any {
 	if len(a.steps) == 0 {
 		return data
 	}
-	v, ok := a.fast(data)
+	v, ok := a.fast(reflect.ValueOf(data))
+	return a.result(v, ok, anyDot(data))
+}
+
+// evalValue is eval for the dot as the reflect.Value text/template holds.
+func (a *chainArg) evalValue(dot reflect.Value) any {
+	if len(a.steps) == 0 {
+		if !dot.CanInterface() {
+			return a.slow(dot)
+		}
+		return dot.Interface()
+	}
+	v, ok := a.fast(dot)
+	return a.result(v, ok, valueDot(dot))
+}
+
+// result turns what fast found into the value passed, or has text/template
+// evaluate the argument on the dot when fast could not.
+func (a *chainArg) result(v reflect.Value, ok bool, d dot) any {
 	if !ok {
-		return a.slow(data)
+		return a.slow(d.data())
 	}
 	if !v.IsValid() {
 		return nil
@@ -138,8 +156,7 @@ func (a *chainArg) boxString(s string) any {
 
 // fast follows the chain for the common cases; ok is false where
 // text/template must.
-func (a *chainArg) fast(dot any) (v reflect.Value, ok bool) {
-	v = reflect.ValueOf(dot)
+func (a *chainArg) fast(v reflect.Value) (_ reflect.Value, ok bool) {
 	for _, st := range a.steps {
 		if !v.IsValid() {
 			// A missing key earlier in the chain: evalField returns the

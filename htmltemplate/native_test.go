@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"html/template"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -121,37 +123,80 @@ func TestNativeArgumentsMatchTextTemplate(t *testing.T) {
 				cs = methodChains
 			}
 			for _, chain := range cs {
-				t.Run(opt+"/"+dname+"/"+chain, func(t *testing.T) {
-					compareNative(t, opt, dot, chain)
-				})
+				for _, where := range nativePlaces {
+					t.Run(opt+"/"+dname+"/"+chain+"/"+where, func(t *testing.T) {
+						compareNative(t, opt, dot, chain, where)
+					})
+				}
 			}
 		}
 		t.Run(opt+"/pointer method on a struct value", func(t *testing.T) {
-			compareNative(t, opt, nPtrMeth{X: "x"}, ".Ptr")
-			compareNative(t, opt, &nPtrMeth{X: "x"}, ".Ptr")
+			for _, where := range nativePlaces {
+				compareNative(t, opt, nPtrMeth{X: "x"}, ".Ptr", where)
+				compareNative(t, opt, &nPtrMeth{X: "x"}, ".Ptr", where)
+			}
 		})
 	}
 }
 
-// compareNative checks one chain on one dot under one option.
-func compareNative(t *testing.T, opt string, dot any, chain string) {
+// nativePlaces are where compareNative puts the block: where the dot is
+// the data (the block is bound), and inside a {{range}} whose element is
+// the data, as an interface (in a []any) or addressable (in a []T).
+var nativePlaces = []string{"top", "range any", "range addressable"}
+
+// compareNative checks one chain on one dot under one option, with the
+// block where says.
+func compareNative(t *testing.T, opt string, dot any, chain, where string) {
 	t.Helper()
-	src := "<p>{{ cache 1 \"n\" " + chain + " }}x{{ endcache }}</p>"
+	block := "{{ cache 1 \"n\" " + chain + " }}x{{ endcache }}"
+	src := "<p>" + block + "</p>"
+	var elem reflect.Value // the dot at the block, for the value check
+	funcs := texttemplate.FuncMap{}
+	switch where {
+	case "top":
+	case "range any":
+		src = "<p>{{ range wrap . }}" + block + "{{ end }}</p>"
+		inner := dot // what wrap receives: a reflect.Value is the dot itself
+		if v, ok := dot.(reflect.Value); ok {
+			inner = nil
+			if v.IsValid() {
+				inner = v.Interface()
+			}
+		}
+		elem = reflect.ValueOf([]any{inner}).Index(0)
+		funcs["wrap"] = func(v any) []any { return []any{v} }
+	case "range addressable":
+		v, ok := dot.(reflect.Value)
+		if !ok {
+			v = reflect.ValueOf(dot)
+		}
+		if !v.IsValid() {
+			t.Skip("no type to make a slice of")
+		}
+		src = "<p>{{ range wrap }}" + block + "{{ end }}</p>"
+		s := reflect.MakeSlice(reflect.SliceOf(v.Type()), 1, 1)
+		s.Index(0).Set(v)
+		elem = s.Index(0)
+		funcs["wrap"] = func() any { return s.Interface() }
+	}
 
 	// text/template's own evaluation: cache is a function receiving it.
 	var want any
-	ref := texttemplate.Must(texttemplate.New("page.html").Option(opt).Funcs(texttemplate.FuncMap{
+	refFuncs := texttemplate.FuncMap{
 		"cache":    func(args ...any) string { want = args[2]; return "" },
 		"endcache": func() string { return "" },
-	}).Parse(src))
+	}
+	maps.Copy(refFuncs, funcs)
+	ref := texttemplate.Must(texttemplate.New("page.html").Option(opt).Funcs(refFuncs).Parse(src))
 	wantErr := ref.Execute(&bytes.Buffer{}, dot)
 
 	fc, _ := newCache(fragment.Options{})
-	tpl, err := New("page.html", fc).Option(opt).Parse(src)
+	tpl, err := New("page.html", fc).Option(opt).Funcs(template.FuncMap(funcs)).Parse(src)
 	require.NoError(t, err)
 	_, gotErr := run(tpl, dot)
 	b := tpl.set.blocks[0]
-	require.True(t, b.bound, "the block evaluates its argument")
+	require.NotNil(t, b.native, "the block evaluates its argument")
+	assert.Equal(t, where == "top", b.bound)
 
 	if wantErr != nil {
 		require.Error(t, gotErr)
@@ -164,7 +209,7 @@ func compareNative(t *testing.T, opt string, dot any, chain string) {
 	}
 	// The value itself, straight from the block's evaluation: the key
 	// alone could not tell every value apart.
-	got, evalErr := evalNative(b, dot)
+	got, evalErr := evalNative(b, dot, elem)
 	require.NoError(t, evalErr)
 	assertSameValue(t, want, got)
 	if gotErr != nil { // a value without a key form, as it would have been
@@ -172,12 +217,15 @@ func compareNative(t *testing.T, opt string, dot any, chain string) {
 	}
 }
 
-func evalNative(b *block, dot any) (v any, err error) {
+func evalNative(b *block, dot any, elem reflect.Value) (v any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%v", r)
 		}
 	}()
+	if elem.IsValid() {
+		return b.native[0].evalValue(elem), nil
+	}
 	return b.native[0].eval(dot), nil
 }
 
@@ -190,10 +238,11 @@ func assertSameValue(t *testing.T, want, got any) {
 }
 
 // TestNativeOnlyWhereTheDotIsTheData checks which blocks evaluate their
-// arguments: those whose dot is the data, not those whose dot is a range
-// element, a {{with}} value or a {{template}} argument, which may be
-// addressable or an interface (what text/template sees differs then), nor
-// those with other arguments than field chains.
+// arguments: those passed text/template's own dot (in a {{range}} or
+// {{with}}), and, bound to the execution, those whose dot is the data; not
+// those whose dot is $ in a {{template}} target (passed an interface{}
+// copy, which loses addressability and interface-ness), nor those with
+// other arguments than field chains.
 func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	src := `{{ define "called" }}{{ cache 1 "c" .B }}c{{ endcache }}{{ end }}` +
 		`{{ define "direct" }}{{ cache 1 "d" .B }}d{{ endcache }}{{ end }}` +
@@ -218,17 +267,19 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	require.NoError(t, tpl.ExecuteTemplate(&buf, "direct", data))
-	native := map[string]bool{}
+	type how struct{ native, bound bool }
+	native := map[string]how{}
 	for _, b := range tpl.set.blocks {
-		native[b.site.String()] = b.bound
+		native[b.site.String()] = how{b.native != nil, b.bound}
 	}
 	at := func(what string) string {
 		pos := positionOf(t, src, `cache 1 "`+what+`"`, 0)
 		return fmt.Sprintf("page.html:%d:%d", pos.line, pos.col)
 	}
-	for what, want := range map[string]bool{
-		"top": true, "noargs": true, "if": true, "d": true, "nested": true, "body": true,
-		"range": false, "with": false, "c": false, "pipe": false, "var": false,
+	bound, native2, neither := how{true, true}, how{true, false}, how{}
+	for what, want := range map[string]how{
+		"top": bound, "noargs": bound, "if": bound, "d": bound, "nested": bound, "body": bound,
+		"range": native2, "with": native2, "c": neither, "pipe": neither, "var": neither,
 	} {
 		got, ok := native[at(what)]
 		require.True(t, ok, "no block at %s among %v", at(what), native)
@@ -290,7 +341,7 @@ func TestNativeFastPath(t *testing.T) {
 			tpl.set.finalize()
 			b := tpl.set.blocks[0]
 			require.True(t, b.bound)
-			_, fast := b.native[0].fast(tc.dot)
+			_, fast := b.native[0].fast(reflect.ValueOf(tc.dot))
 			assert.Equal(t, tc.fast, fast)
 		})
 	}

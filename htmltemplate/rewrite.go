@@ -554,19 +554,21 @@ func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args
 	return &fragment.SiteError{Site: siteOf(tr, n), Err: fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)}
 }
 
-// finalize binds the blocks that can be bound, once, before the set's
-// first execution, when its templates are final (html/template parses
-// nothing more after one). A block can be bound when its dot is $ and its
-// template is executed only by Execute, ExecuteTemplate or as a block's
-// body, never by a {{template}} action: its dot is then always the data
-// of the execution running it, which every execution records (ctx.go).
-// Its dynamic arguments must also be the dot or field chains of it. A
-// bound block's call passes nothing, as cheap for text/template as a
-// constant, and the block evaluates its arguments itself, exactly as
-// text/template would (native.go). (Elsewhere the dot may be a range
-// element or a {{template}} argument, which may be addressable, deciding
-// whether text/template sees pointer methods, or an interface, which its
-// errors name; only text/template can evaluate arguments there.)
+// finalize lets blocks evaluate their own arguments where they can do so
+// exactly as text/template would, once, before the set's first execution,
+// when its templates are final (html/template parses nothing more after
+// one). Their dynamic arguments must be the dot or field chains of it
+// (native.go evaluates those), and text/template's own dot must reach the
+// block: a block whose dot is not $ is passed the reflect.Value
+// text/template holds (block.fn), and its call drops the arguments. Where
+// the dot is $, the block is passed an interface{} copy, which loses
+// whether the dot was addressable (that decides whether text/template
+// sees pointer methods) or an interface (its errors name it); but when
+// the block's template is executed only by Execute, ExecuteTemplate or as
+// a block's body, never by a {{template}} action, the dot there is always
+// the data of the execution running it, which every execution records
+// (ctx.go): such a block is bound, its call passes nothing, as cheap for
+// text/template as a constant, and it reads its dot from the record.
 func (s *set) finalize() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -600,10 +602,22 @@ func (s *set) finalize() {
 	funcs := template.FuncMap{}
 	for _, b := range s.blocks {
 		at := calls[funcName(b.id)]
-		if b.bound || !b.rootIsDot || b.usesRoot || len(at) != 1 || targets[at[0].name] {
+		// Bound: the dot is always the data. Otherwise the block is passed
+		// the dot text/template holds (block.fn); where the dot is $ that
+		// is an interface{} copy, though, so only text/template can
+		// evaluate the arguments there.
+		if b.native != nil || len(at) != 1 {
 			continue
 		}
-		args := at[0].cmd.Args[2:] // after the function and the dot
+		bound := b.rootIsDot && !targets[at[0].name]
+		if (b.rootIsDot && !bound) || (!bound && b.nArgs == 0) {
+			continue
+		}
+		keep := 2 // the function and the dot
+		if b.usesRoot {
+			keep++ // and $
+		}
+		args := at[0].cmd.Args[keep:]
 		native := make([]*chainArg, 0, len(args))
 		for _, n := range args {
 			a := &chainArg{set: s}
@@ -622,8 +636,11 @@ func (s *set) finalize() {
 		if len(native) != b.nArgs || len(args) != b.nArgs {
 			continue
 		}
-		b.bound, b.native = true, native
-		at[0].cmd.Args = at[0].cmd.Args[:1]
+		b.bound, b.native = bound, native
+		if bound {
+			keep = 1
+		}
+		at[0].cmd.Args = at[0].cmd.Args[:keep]
 		funcs[funcName(b.id)] = b.fn()
 	}
 	if len(funcs) > 0 {
