@@ -17,7 +17,7 @@
 // parser accepts them, then each {{ cache … }}…{{ endcache }} range of the
 // parse tree is hoisted into a template of its own (named
 // "cache@path:line:col") and replaced by a call of a function that renders
-// that template through fragment.Cache.Render and returns the result as
+// that template through fragment.Cache.Fragment and returns the result as
 // template.HTML. html/template escapes the body itself, as a template
 // starting in HTML element content, so cached and uncached output are
 // byte-identical as long as the block stands in element content, which
@@ -47,11 +47,11 @@
 //
 //	err := t.ExecuteTemplateContext(r.Context(), w, "shop/index.html", data)
 //
-// The context is recorded, for the duration of the call, under the
-// executing goroutine (text/template executes synchronously, so a block's
-// function runs on the goroutine that called ExecuteContext); nothing is
-// global and nothing outlives the call. Execute and ExecuteTemplate use
-// context.Background().
+// Every execution records its context and its data, for the duration of
+// the call, under the executing goroutine (text/template executes
+// synchronously, so a block's function runs on the goroutine that called
+// ExecuteContext), in the template set; nothing is global and nothing
+// outlives the call. Execute and ExecuteTemplate use context.Background().
 //
 // On a networked backend (fragment.Cache.Batches), Execute and its
 // variants render through fragment.Cache.Page: the lookups of every block
@@ -136,6 +136,31 @@
 // in element content. The check needs a namespace that has not been
 // executed, which is why the underlying *template.Template is not
 // exposed.
+//
+// # Cost
+//
+// text/template calls a block's function through reflect, and evaluating
+// and passing its arguments costs more than the cache lookup. So before
+// the first execution, when the set is final, a block whose dynamic
+// arguments are the dot or field chains of it ({{ cache 300 "side"
+// .User.ID }}) is set to evaluate them itself, exactly as text/template
+// would: struct fields, map keys and missing keys on a fast path (field
+// indexes cached per type); anything else (a method, a nil pointer,
+// missingkey=error, an unexported field...) by text/template itself on the
+// same value, so values and errors are text/template's own. Such a block
+// is passed only the dot (the reflect.Value text/template holds). Where
+// its dot is the data of the execution (at the top level of a template
+// executed by Execute, ExecuteTemplate or as a body, never by a {{template}}
+// action), it is passed nothing at all and reads the data from the record
+// above. On a page of 10 blocks varying on the user that all hit, the page
+// allocates as much as the same page printing each fragment from a
+// function returning a constant template.HTML, html/template's cheapest
+// way to print one, and costs about 1.5× it (BENCHMARKS.md). A string
+// vary_on value repeating from page to page is boxed once.
+//
+// A body runs on the very value the dot had at the block, so an
+// addressable range element shows its pointer methods to the body, as it
+// does without the cache tags.
 //
 // # Caveats
 //
