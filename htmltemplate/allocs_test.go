@@ -72,3 +72,14 @@ func TestBoxStringRepeatsAllocateNothing(t *testing.T) {
 	data.U = strings.Clone("alice") // the same text elsewhere in memory
 	assert.Zero(t, testing.AllocsPerRun(100, func() { _ = a.eval(data) }))
 }
+
+func TestBoxStringDoesNotKeepLongTexts(t *testing.T) {
+	tpl := New("page.html", nil)
+	_, err := tpl.Parse(`{{ cache 1 "n" .U }}x{{ endcache }}`)
+	require.NoError(t, err)
+	tpl.set.finalize()
+	a := tpl.set.blocks[0].native[0]
+	long := strings.Repeat("x", maxReusedString+1)
+	assert.Equal(t, long, a.eval(&struct{ U string }{U: long}))
+	assert.Nil(t, a.last.Load(), "a long text is not kept alive")
+}

@@ -41,6 +41,9 @@ func FuzzTemplate(f *testing.F) {
 		`{{ cache }}x{{ endcache }}`, `{{ cache 300 }}x`, `{{ endcache }}`, `{{ cache -1 }}x{{ endcache }}`,
 		`{{ cache "abc" }}x{{ endcache }}`, `{{ cache 300 .L }}x{{ endcache }}`, `{{ $v := 1 }}{{ cache 300 }}{{ $v }}{{ endcache }}`,
 		`{{ range .L }}{{ cache 300 }}{{ break }}{{ endcache }}{{ end }}`,
+		`{{ cache 300 "n" .Missing.X .S }}x{{ endcache }}{{ cache 300 "e" .S.X }}y{{ endcache }}`, // arguments the block evaluates
+		`{{ range .L }}{{ cache 300 "r" . }}{{ $.N }}{{ . }}{{ endcache }}{{ end }}`,
+		`{{ $ = .L }}{{ cache 300 "re" }}{{ $ }}{{ . }}{{ endcache }}`,
 	} {
 		f.Add(seed)
 	}

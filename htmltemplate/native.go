@@ -139,12 +139,19 @@ func (a *chainArg) result(v reflect.Value, ok bool, d dot) any {
 
 var stringType = reflect.TypeFor[string]()
 
+// maxReusedString is the longest string value boxString keeps.
+const maxReusedString = 128
+
 // boxString returns s as an interface{}, reusing the last one the argument
 // boxed when it holds the same text: vary_on values such as a user, a
 // locale or a role repeat from page to page, and boxing is then the only
 // allocation of a hit. A value that changes costs a compare and a store
-// more than boxing alone.
+// more than boxing alone. Long texts are not kept: comparing them costs
+// more than boxing, and the argument would keep one alive.
 func (a *chainArg) boxString(s string) any {
+	if len(s) > maxReusedString {
+		return s
+	}
 	last := a.last.Load()
 	if l, ok := last.(string); ok && l == s {
 		return last
