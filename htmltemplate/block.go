@@ -29,8 +29,9 @@ type block struct {
 	// text/template would: its call then passes the dot only (and $ if
 	// the body uses it), or nothing at all when it is bound: its dot is
 	// then always the data of the execution running it.
-	native []*chainArg
-	bound  bool
+	native   []*chainArg
+	bound    bool
+	rootArgs bool // some of native are chains of $, the execution's data
 
 	// The tag's arguments: constants are kept here, the others are passed
 	// to the block's function in order (nArgs of them).
@@ -178,10 +179,18 @@ func (b *block) callBound() template.HTML {
 // callNative is the function of a block that evaluates its arguments on
 // the dot it is passed (see set.finalize).
 func (b *block) callNative(v reflect.Value, root any) template.HTML {
+	var data any
+	if b.rootArgs {
+		data = b.set.execs.current().data
+	}
 	var buf [4]any
 	dyn := buf[:0]
 	for _, a := range b.native {
-		dyn = append(dyn, a.evalValue(v))
+		if a.onRoot {
+			dyn = append(dyn, a.eval(data))
+		} else {
+			dyn = append(dyn, a.evalValue(v))
+		}
 	}
 	return b.callArgs(valueDot(v), root, dyn)
 }

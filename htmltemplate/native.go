@@ -35,13 +35,14 @@ import (
 //     text/template's own, byte for byte. The fast path calls nothing, so
 //     nothing runs twice.
 
-// chainArg is one argument evaluated by the block: the dot, or a field
-// chain on it.
+// chainArg is one argument evaluated by the block: the dot or $, or a
+// field chain on either.
 type chainArg struct {
 	steps   []*chainStep // empty for the dot itself
 	capture *texttemplate.Template
 	set     *set
 	last    atomic.Value // the last string value boxed (boxString)
+	onRoot  bool         // a chain of $ ($.User), not of the dot
 }
 
 // chainStep is one .Name of a chain, with what it does on the last type

@@ -2,6 +2,7 @@ package htmltemplate
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/keys"
 )
 
 // Types for the native evaluation tests: every way text/template's field
@@ -99,6 +101,7 @@ func TestNativeArgumentsMatchTextTemplate(t *testing.T) {
 		".M.s", ".M.n", ".M.nil", ".M.nil.x", ".M.inner.B", ".M.ptr.B", ".M.m.x", ".M.missing", ".M.missing.deeper",
 		".Ints.one", ".Ints.two", ".ByInt.x", ".ByName.k", ".ByAny.k", ".ByAny.z", ".Named.k", ".Named.Get", ".PMap.k", ".PMap.Get",
 		".Promoted", ".nEmbed.Promoted", ".EmbeddedMethod", ".Deep", ".nEmbedPtr", ".lower", ".Nil", ".Missing", ".Missing.x",
+		"$", "$.A.B", "$.M.s", "$.M.missing", "$.P.Ptr.B", "$.A.Method", "$.Missing",
 	}
 	dots := map[string]any{
 		"pointer": nativeData(),
@@ -115,7 +118,7 @@ func TestNativeArgumentsMatchTextTemplate(t *testing.T) {
 		"reflect interface":   reflect.ValueOf(&[]any{nativeData()}[0]).Elem(),
 		"reflect invalid":     reflect.Value{},
 	}
-	methodChains := []string{".F", ".Value", ".Fails", ".Panics", ".Args", ".Two", ".Self.F", ".Self.Value", ".RV", ".Ptr", ".X"}
+	methodChains := []string{".F", ".Value", ".Fails", ".Panics", ".Args", ".Two", ".Self.F", ".Self.Value", ".RV", ".Ptr", ".X", "$.Value", "$.Fails"}
 	for _, opt := range []string{"missingkey=default", "missingkey=zero", "missingkey=error"} {
 		for dname, dot := range dots {
 			cs := chains
@@ -209,6 +212,9 @@ func compareNative(t *testing.T, opt string, dot any, chain, where string) {
 	}
 	// The value itself, straight from the block's evaluation: the key
 	// alone could not tell every value apart.
+	if strings.HasPrefix(chain, "$") { // evaluated on the data, wherever the block is
+		elem = reflect.Value{}
+	}
 	got, evalErr := evalNative(b, dot, elem)
 	require.NoError(t, evalErr)
 	assertSameValue(t, want, got)
@@ -253,6 +259,9 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 		`{{ cache 1 "pipe" (print .A.B) }}p{{ endcache }}` +
 		`{{ cache 1 "var" $.A.B }}v{{ endcache }}` +
 		`{{ cache 1 "body" }}{{ cache 1 "nested" .A.B }}n{{ endcache }}{{ endcache }}` +
+		`{{ range .List }}{{ cache 1 "rvar" .B $.B }}r{{ endcache }}{{ end }}` +
+		`{{ define "reassigns" }}{{ $ = .A }}{{ range .List }}{{ cache 1 "ra" $.B }}r{{ endcache }}{{ end }}{{ end }}` +
+		`{{ define "called2" }}{{ range .List }}{{ cache 1 "ca" $.B }}r{{ endcache }}{{ end }}{{ end }}{{ template "called2" . }}` +
 		`{{ template "called" .A }}`
 	data := map[string]any{"A": nInner{B: "b"}, "List": []nInner{{B: "1"}}, "B": "top b"}
 	fc, _ := newCache(fragment.Options{})
@@ -279,7 +288,8 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	bound, native2, neither := how{true, true}, how{true, false}, how{}
 	for what, want := range map[string]how{
 		"top": bound, "noargs": bound, "if": bound, "d": bound, "nested": bound, "body": bound,
-		"range": native2, "with": native2, "c": neither, "pipe": neither, "var": neither,
+		"range": native2, "with": native2, "rvar": native2, "var": bound,
+		"c": neither, "pipe": neither, "ra": neither, "ca": neither,
 	} {
 		got, ok := native[at(what)]
 		require.True(t, ok, "no block at %s among %v", at(what), native)
@@ -383,4 +393,32 @@ func TestCloneKeepsOptionsForBoundBlocks(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, want.Error(), err.Error())
 	assert.True(t, clone.set.blocks[0].bound)
+}
+
+// TestDollarArgumentsKeyAsTextTemplateEvaluatesThem: a block varying on
+// $.X keys by what $ is where it stands, the data or what the template
+// assigned to $.
+func TestDollarArgumentsKeyAsTextTemplateEvaluatesThem(t *testing.T) {
+	ctx := context.Background()
+	src := `{{ range .L }}{{ cache 1 "d" $.Name . }}x{{ endcache }}{{ end }}` +
+		`{{ range .L }}{{ cache 1 "o" . }}{{ cache 1 "i" $.Name . }}z{{ endcache }}{{ endcache }}{{ end }}` +
+		`{{ define "re" }}{{ $ = .U }}{{ range .L }}{{ cache 1 "r" $.Name . }}y{{ endcache }}{{ end }}{{ end }}`
+	data := map[string]any{"Name": "data", "U": map[string]any{"Name": "assigned"}, "L": []string{"a"}}
+	fc, _ := newCache(fragment.Options{})
+	tpl := parseT(t, fc, "page.html", src, nil)
+	_, err := run(tpl, data)
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, tpl.ExecuteTemplate(&buf, "re", data))
+	for key, want := range map[string]string{
+		keys.MakeTemplateFragmentKey("d", "data", "a"):     "x",
+		keys.MakeTemplateFragmentKey("r", "assigned", "a"): "y",
+		keys.MakeTemplateFragmentKey("i", "data", "a"):     "z", // in a body, where $ is set back
+	} {
+		var got string
+		found, err := fc.Store().Get(ctx, key, &got)
+		require.NoError(t, err)
+		require.True(t, found, "no fragment under %q", key)
+		assert.Equal(t, want, got)
+	}
 }

@@ -558,7 +558,8 @@ func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args
 // exactly as text/template would, once, before the set's first execution,
 // when its templates are final (html/template parses nothing more after
 // one). Their dynamic arguments must be the dot or field chains of it
-// (native.go evaluates those), and text/template's own dot must reach the
+// (native.go evaluates those) or of $ where $ is the execution's data, and
+// text/template's own dot must reach the
 // block: a block whose dot is not $ is passed the reflect.Value
 // text/template holds (block.fn), and its call drops the arguments. Where
 // the dot is $, the block is passed an interface{} copy, which loses
@@ -617,14 +618,27 @@ func (s *set) finalize() {
 		if b.usesRoot {
 			keep++ // and $
 		}
+		// $ is the data of the execution everywhere in a template that is
+		// no {{template}} target and never assigns $, and not a body
+		// (whose $ is set back from the block's).
+		rootIsData := !targets[at[0].name] && s.hoisted[at[0].name] == nil && !assignsRoot(at[0].tree)
 		args := at[0].cmd.Args[keep:]
 		native := make([]*chainArg, 0, len(args))
+		rootArgs := false
 		for _, n := range args {
 			a := &chainArg{set: s}
 			switch x := n.(type) {
 			case *parse.DotNode:
 			case *parse.FieldNode:
 				for _, id := range x.Ident {
+					a.steps = append(a.steps, &chainStep{name: id})
+				}
+			case *parse.VariableNode:
+				if x.Ident[0] != "$" || !rootIsData {
+					continue
+				}
+				a.onRoot, rootArgs = true, true
+				for _, id := range x.Ident[1:] {
 					a.steps = append(a.steps, &chainStep{name: id})
 				}
 			default:
@@ -636,7 +650,7 @@ func (s *set) finalize() {
 		if len(native) != b.nArgs || len(args) != b.nArgs {
 			continue
 		}
-		b.bound, b.native = bound, native
+		b.bound, b.native, b.rootArgs = bound, native, rootArgs
 		if bound {
 			keep = 1
 		}
