@@ -143,8 +143,9 @@
 // and passing its arguments costs more than the cache lookup. So before
 // the first execution, when the set is final, a block whose dynamic
 // arguments are the dot or field chains of it ({{ cache 300 "side"
-// .User.ID }}) is set to evaluate them itself, exactly as text/template
-// would: struct fields, map keys and missing keys on a fast path (field
+// .User.ID }}), or of $ where $ is the execution's data (in a template
+// that is no {{template}} target and never assigns $), is set to evaluate
+// them itself, exactly as text/template would: struct fields, map keys and missing keys on a fast path (field
 // indexes cached per type); anything else (a method, a nil pointer,
 // missingkey=error, an unexported field...) by text/template itself on the
 // same value, so values and errors are text/template's own. Such a block
