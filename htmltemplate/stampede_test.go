@@ -3,7 +3,9 @@ package htmltemplate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -121,4 +123,61 @@ type stringWriter struct{ s string }
 func (w *stringWriter) Write(p []byte) (int, error) {
 	w.s += string(p)
 	return len(p), nil
+}
+
+// TestBoundBlocksNeverSeeAnotherExecutionsData: blocks that read their dot
+// from the record each execution keeps under its goroutine see their own
+// execution's data, with executions on many goroutines at once and
+// executions nested in a template function of another, on hits and
+// misses alike: one user's fragment never lands in another user's page.
+func TestBoundBlocksNeverSeeAnotherExecutionsData(t *testing.T) {
+	const goroutines, rounds = 8, 40
+	var tpl *Template
+	funcs := template.FuncMap{
+		// inner executes the set's "inner" template for another user in
+		// the middle of the page.
+		"inner": func(user string) (template.HTML, error) {
+			var b strings.Builder
+			err := tpl.ExecuteTemplate(&b, "inner", map[string]any{"User": user})
+			return template.HTML(b.String()), err
+		},
+	}
+	src := `{{ define "inner" }}{{ cache 300 "in" .User }}<i>{{ .User }}</i>{{ endcache }}{{ end }}` +
+		`{{ cache 300 "page" .User }}[{{ .User }}{{ inner (printf "%s-nested" .User) }}` +
+		`{{ cache 300 "deep" .User }}({{ .User }}){{ endcache }}]{{ endcache }}` +
+		`{{ inner .User }}{{ cache 300 "after" .User }}<{{ .User }}>{{ endcache }}`
+	fc, _ := newCache(fragment.Options{})
+	tpl = parseT(t, fc, "page.html", src, funcs)
+	want := func(u string) string {
+		return "[" + u + "<i>" + u + "-nested</i>(" + u + ")]<i>" + u + "</i>&lt;" + u + ">"
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines*rounds)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				user := fmt.Sprintf("u%d-%d", g, r%5) // repeats: hits and misses
+				var b strings.Builder
+				ctx := context.Background()
+				if err := tpl.ExecuteContext(ctx, &b, map[string]any{"User": user}); err != nil {
+					errs <- err
+					return
+				}
+				if got := b.String(); got != want(user) {
+					errs <- fmt.Errorf("user %s got %q", user, got)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, b := range tpl.set.blocks {
+		assert.True(t, b.bound, "block at %s is bound", b.site)
+	}
 }
