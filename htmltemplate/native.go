@@ -16,10 +16,9 @@ import (
 // A block's arguments that are the dot or field chains of it ({{ cache 300
 // "side" .User.ID }}) cost text/template more than the cache lookup: a
 // FieldByName and a MethodByName per step and an interface cell per
-// argument, on every call through reflect. Where the block's dot is
-// exactly the reflect.Value text/template evaluates them on (see
-// set.nativeArgs), the block's function takes only the dot and evaluates
-// them itself, as text/template would:
+// argument, on every call through reflect. Where the block gets exactly
+// the value text/template would evaluate them on (see set.finalize), it
+// evaluates them itself, as text/template would:
 //
 //   - a step on a struct with an exported field of that name and no method
 //     of that name on the type or its pointer reads the field, through
@@ -217,8 +216,8 @@ func (a *chainArg) fast(v reflect.Value) (_ reflect.Value, ok bool) {
 func (a *chainArg) slow(data any) any {
 	var got any
 	id, prev := a.set.sinks.bind(&got)
+	defer a.set.sinks.unbind(id, prev) // text/template re-panics runtime errors
 	err := a.capture.Execute(io.Discard, data)
-	a.set.sinks.unbind(id, prev)
 	if err != nil {
 		panic(&argError{err: err})
 	}
@@ -313,7 +312,9 @@ func (s *sinks) put(v any) string {
 	s.mu.Lock()
 	p := s.m[id]
 	s.mu.Unlock()
-	*p = v
+	if p != nil { // always: only capture templates call it, under slow
+		*p = v
+	}
 	return ""
 }
 
