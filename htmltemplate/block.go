@@ -141,19 +141,19 @@ func (b *block) fn() any {
 	return func(dot reflect.Value, args ...any) template.HTML { return b.callArgs(valueDot(dot), nil, args) }
 }
 
-// dot is the dot at a block, in the form its function received it.
-type dot struct {
+// blockDot is the dot at a block, in the form its function received it.
+type blockDot struct {
 	v       reflect.Value
 	iface   any
 	isValue bool
 }
 
-func anyDot(d any) dot             { return dot{iface: d} }
-func valueDot(v reflect.Value) dot { return dot{v: v, isValue: true} }
+func anyDot(d any) blockDot             { return blockDot{iface: d} }
+func valueDot(v reflect.Value) blockDot { return blockDot{v: v, isValue: true} }
 
 // data is what the body is executed with: text/template takes a
 // reflect.Value as the dot itself.
-func (d dot) data() any {
+func (d blockDot) data() any {
 	if d.isValue {
 		return d.v
 	}
@@ -196,12 +196,12 @@ func (b *block) callNative(v reflect.Value, root any) template.HTML {
 }
 
 // callArgs is call for a block passed its dot, $ and arguments.
-func (b *block) callArgs(d dot, root any, dyn []any) template.HTML {
+func (b *block) callArgs(d blockDot, root any, dyn []any) template.HTML {
 	return b.call(b.set.execs.current().ctx, d, root, dyn)
 }
 
 // call is render for the block's function: it panics with render's error.
-func (b *block) call(ctx context.Context, d dot, root any, dyn []any) template.HTML {
+func (b *block) call(ctx context.Context, d blockDot, root any, dyn []any) template.HTML {
 	html, err := b.render(ctx, d, root, dyn)
 	if err != nil {
 		panic(err)
@@ -212,7 +212,7 @@ func (b *block) call(ctx context.Context, d dot, root any, dyn []any) template.H
 // render runs the block through the fragment cache and returns the
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
-func (b *block) render(ctx context.Context, d dot, root any, dyn []any) (template.HTML, error) {
+func (b *block) render(ctx context.Context, d blockDot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -259,7 +259,7 @@ func (b *block) render(ctx context.Context, d dot, root any, dyn []any) (templat
 type execution struct {
 	b    *block
 	ctx  context.Context
-	dot  dot
+	dot  blockDot
 	root any
 	body func(io.Writer) error // x.render, bound once
 	vary []any
@@ -275,7 +275,7 @@ func (x *execution) render(w io.Writer) error { return x.b.execute(x.ctx, w, x.d
 
 func (x *execution) release() {
 	clear(x.vary) // do not keep the values alive
-	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, dot{}, nil, x.vary[:0]
+	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, blockDot{}, nil, x.vary[:0]
 	executionPool.Put(x)
 }
 
@@ -283,7 +283,7 @@ func (x *execution) release() {
 // with ctx, the dot and $ bound for the blocks inside and for the body's
 // own {{ $ = _fragcache_root }} (on whatever goroutine fragment.Cache runs
 // it).
-func (b *block) execute(ctx context.Context, w io.Writer, d dot, root any) error {
+func (b *block) execute(ctx context.Context, w io.Writer, d blockDot, root any) error {
 	data := d.data()
 	id, prev := b.set.execs.bind(ctx, data, root)
 	defer b.set.execs.unbind(id, prev)

@@ -124,7 +124,7 @@ func (a *chainArg) evalValue(dot reflect.Value) any {
 
 // result turns what fast found into the value passed, or has text/template
 // evaluate the argument on the dot when fast could not.
-func (a *chainArg) result(v reflect.Value, ok bool, d dot) any {
+func (a *chainArg) result(v reflect.Value, ok bool, d blockDot) any {
 	if !ok {
 		return a.slow(d.data())
 	}
