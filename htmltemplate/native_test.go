@@ -247,8 +247,9 @@ func assertSameValue(t *testing.T, want, got any) {
 // arguments: those passed text/template's own dot (in a {{range}} or
 // {{with}}), and, bound to the execution, those whose dot is the data; not
 // those whose dot is $ in a {{template}} target (passed an interface{}
-// copy, which loses addressability and interface-ness), nor those with
-// other arguments than field chains.
+// copy, which loses addressability and interface-ness), unless every
+// {{template}} action calling it passes its own data, nor those with other
+// arguments than field chains.
 func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	src := `{{ define "called" }}{{ cache 1 "c" .B }}c{{ endcache }}{{ end }}` +
 		`{{ define "direct" }}{{ cache 1 "d" .B }}d{{ endcache }}{{ end }}` +
@@ -262,6 +263,11 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 		`{{ range .List }}{{ cache 1 "rvar" .B $.B }}r{{ endcache }}{{ end }}` +
 		`{{ define "reassigns" }}{{ $ = .A }}{{ range .List }}{{ cache 1 "ra" $.B }}r{{ endcache }}{{ end }}{{ end }}` +
 		`{{ define "called2" }}{{ range .List }}{{ cache 1 "ca" $.B }}r{{ endcache }}{{ end }}{{ end }}{{ template "called2" . }}` +
+		`{{ define "called3" }}{{ with .B }}{{ cache 1 "cb" $.B }}r{{ endcache }}{{ end }}{{ cache 1 "cc" .B }}{{ endcache }}{{ end }}` +
+		`{{ range .List }}{{ template "called3" . }}{{ end }}` +
+		`{{ define "partial" }}{{ cache 1 "p" .B }}p{{ endcache }}{{ template "sub" . }}{{ end }}{{ template "partial" . }}` +
+		`{{ define "sub" }}{{ cache 1 "s" .B }}s{{ endcache }}{{ end }}` +
+		`{{ define "twice" }}{{ cache 1 "tw" .B }}{{ .B }}{{ endcache }}{{ end }}{{ template "twice" . }}{{ with .A }}{{ template "twice" . }}{{ end }}` +
 		`{{ template "called" .A }}`
 	data := map[string]any{"A": nInner{B: "b"}, "List": []nInner{{B: "1"}}, "B": "top b"}
 	fc, _ := newCache(fragment.Options{})
@@ -288,8 +294,9 @@ func TestNativeOnlyWhereTheDotIsTheData(t *testing.T) {
 	bound, native2, neither := how{true, true}, how{true, false}, how{}
 	for what, want := range map[string]how{
 		"top": bound, "noargs": bound, "if": bound, "d": bound, "nested": bound, "body": bound,
-		"range": native2, "with": native2, "rvar": native2, "var": bound,
-		"c": neither, "pipe": neither, "ra": neither, "ca": neither,
+		"range": native2, "with": native2, "rvar": native2, "var": bound, "ca": native2,
+		"p": bound, "s": bound, // partials called with the page's data, directly or through another
+		"c": neither, "pipe": neither, "ra": neither, "cb": neither, "cc": neither, "tw": neither,
 	} {
 		got, ok := native[at(what)]
 		require.True(t, ok, "no block at %s among %v", at(what), native)

@@ -565,11 +565,12 @@ func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args
 // the dot is $, the block is passed an interface{} copy, which loses
 // whether the dot was addressable (that decides whether text/template
 // sees pointer methods) or an interface (its errors name it); but when
-// the block's template is executed only by Execute, ExecuteTemplate or as
-// a block's body, never by a {{template}} action, the dot there is always
-// the data of the execution running it, which every execution records
-// (ctx.go): such a block is bound, its call passes nothing, as cheap for
-// text/template as a constant, and it reads its dot from the record.
+// the block's template is executed only by Execute, ExecuteTemplate, as a
+// block's body, or by {{template "name" .}} where the caller's dot is its
+// data (dataDotTemplates), the dot there is always the data of the
+// execution running it, which every execution records (ctx.go): such a
+// block is bound, its call passes nothing, as cheap for text/template as
+// a constant, and it reads its dot from the record.
 func (s *set) finalize() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -582,17 +583,13 @@ func (s *set) finalize() {
 		tree *parse.Tree
 		cmd  *parse.CommandNode
 	}
-	targets := make(map[string]bool)
 	calls := make(map[string][]place) // by function name
 	for _, t := range s.root.Templates() {
 		if t.Tree == nil || t.Tree.Root == nil {
 			continue
 		}
 		inspect(t.Tree.Root, func(n parse.Node) bool {
-			switch x := n.(type) {
-			case *parse.TemplateNode:
-				targets[x.Name] = true
-			case *parse.CommandNode:
+			if x, ok := n.(*parse.CommandNode); ok {
 				if id, ok := x.Args[0].(*parse.IdentifierNode); ok && strings.HasPrefix(id.Ident, funcPrefix) {
 					calls[id.Ident] = append(calls[id.Ident], place{t.Name(), t.Tree, x})
 				}
@@ -600,6 +597,7 @@ func (s *set) finalize() {
 			return true
 		})
 	}
+	dataDot := s.dataDotTemplates()
 	funcs := template.FuncMap{}
 	for _, b := range s.blocks {
 		at := calls[funcName(b.id)]
@@ -610,7 +608,7 @@ func (s *set) finalize() {
 		if b.native != nil || len(at) != 1 {
 			continue
 		}
-		bound := b.rootIsDot && !targets[at[0].name]
+		bound := b.rootIsDot && dataDot[at[0].name]
 		if (b.rootIsDot && !bound) || (!bound && b.nArgs == 0) {
 			continue
 		}
@@ -621,7 +619,7 @@ func (s *set) finalize() {
 		// $ is the data of the execution everywhere in a template that is
 		// no {{template}} target and never assigns $, and not a body
 		// (whose $ is set back from the block's).
-		rootIsData := !targets[at[0].name] && s.hoisted[at[0].name] == nil && !assignsRoot(at[0].tree)
+		rootIsData := dataDot[at[0].name] && s.hoisted[at[0].name] == nil && !assignsRoot(at[0].tree)
 		args := at[0].cmd.Args[keep:]
 		native := make([]*chainArg, 0, len(args))
 		rootArgs := false
@@ -659,5 +657,64 @@ func (s *set) finalize() {
 	}
 	if len(funcs) > 0 {
 		s.root.Funcs(funcs)
+	}
+}
+
+// dataDotTemplates returns the templates whose dot is always the data of
+// the execution running them: all of them but those a {{template}} action
+// calls with something else than {{template "name" .}} where the caller's
+// dot is its data (see rewriteList's rootIsDot), or from a body. Layouts
+// and partials called with the page's data keep it.
+func (s *set) dataDotTemplates() map[string]bool {
+	type site struct {
+		caller string
+		ok     bool // {{template "x" .}} where the caller's own dot is $
+	}
+	sites := make(map[string][]site) // by callee
+	ok := make(map[string]bool)
+	for _, t := range s.root.Templates() {
+		if t.Tree == nil || t.Tree.Root == nil {
+			continue
+		}
+		ok[t.Name()] = true
+		caller, hoisted, assigns := t.Name(), s.hoisted[t.Name()] != nil, assignsRoot(t.Tree)
+		templateCalls(t.Tree.Root, !assigns, func(n *parse.TemplateNode, rootIsDot bool) {
+			passesDot := n.Pipe != nil && len(n.Pipe.Decl) == 0 && len(n.Pipe.Cmds) == 1 &&
+				len(n.Pipe.Cmds[0].Args) == 1 && n.Pipe.Cmds[0].Args[0].Type() == parse.NodeDot
+			sites[n.Name] = append(sites[n.Name], site{caller, passesDot && rootIsDot && !hoisted})
+		})
+	}
+	for changed := true; changed; {
+		changed = false
+		for callee, ss := range sites {
+			if !ok[callee] {
+				continue
+			}
+			for _, st := range ss {
+				if !st.ok || !ok[st.caller] {
+					ok[callee], changed = false, true
+					break
+				}
+			}
+		}
+	}
+	return ok
+}
+
+// templateCalls calls f for every {{template}} action in list, with
+// whether the dot is $ there, as rewriteList tracks it.
+func templateCalls(list *parse.ListNode, rootIsDot bool, f func(n *parse.TemplateNode, rootIsDot bool)) {
+	if list == nil {
+		return
+	}
+	for _, n := range list.Nodes {
+		if t, ok := n.(*parse.TemplateNode); ok {
+			f(t, rootIsDot)
+		}
+		if br := branch(n); br != nil {
+			_, isIf := n.(*parse.IfNode)
+			templateCalls(br.List, rootIsDot && isIf, f)
+			templateCalls(br.ElseList, rootIsDot, f)
+		}
 	}
 }
