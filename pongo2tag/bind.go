@@ -10,8 +10,8 @@ import (
 )
 
 // ContextKey is the pongo2 context key a cache block reads its
-// *fragment.Cache from. Bind puts it into a set's Globals and With into one
-// render's context. The value may be what those functions store, or a
+// *fragment.Cache from. Bind puts it into a set's Globals, With and Execute
+// into one render's context. The value may be what those functions store, or a
 // *fragment.Cache itself (its backend calls then use context.Background()).
 // A template passes it on through {% include … only %} with
 // `with _fragcache=_fragcache`.
