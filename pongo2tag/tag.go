@@ -322,7 +322,7 @@ func bodyDigest(doc *pongo2.Parser, first *pongo2.Token) string {
 
 // Execute renders the block through the bound fragment.Cache.
 func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	bctx, fc, ok := bound(ctx)
+	rctx, fc, ok := bound(ctx)
 	if !ok {
 		return n.notBound(ctx)
 	}
@@ -351,7 +351,7 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		r.varyOn = append(r.varyOn, v)
 	}
 	call.VaryOn = r.varyOn
-	if err := fc.Render(renderContext(ctx, bctx), call, w, r.body); err != nil {
+	if err := fc.Render(rctx, call, w, r.body); err != nil {
 		return n.execError(ctx, err, call)
 	}
 	return nil
