@@ -63,8 +63,10 @@ func Execute(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template, data
 func executeBound(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template, data pongo2.Context, w io.Writer) error {
 	c := pageContexts.Get().(pongo2.Context)
 	defer func() {
-		clear(c)
-		pageContexts.Put(c)
+		if len(c) <= maxPooledKeys { // clear costs a map's capacity, not its length
+			clear(c)
+			pageContexts.Put(c)
+		}
 	}()
 	for k, v := range data {
 		c[k] = v
@@ -78,6 +80,10 @@ func executeBound(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template,
 
 // pageContexts holds the context maps executeBound fills.
 var pageContexts = sync.Pool{New: func() any { return make(pongo2.Context, 8) }}
+
+// maxPooledKeys is the most keys a context map put back into pageContexts
+// held: a rare huge context should not make every page's clear slow.
+const maxPooledKeys = 64
 
 // pageBufs holds the buffers Execute renders pages into for writers that
 // are not a *bytes.Buffer.
