@@ -13,11 +13,12 @@ import (
 
 // Execute renders tpl with data into w, its cache blocks through fc with
 // ctx (typically the request's) for their backend calls: the page entry
-// point. It binds fc and ctx for the render as With(ctx, fc, data) does,
-// in a pooled copy of data (data is not modified), so the template's set
-// needs no Bind, and this binding takes precedence over Bind's and over one
-// in data; ctx also replaces a ContextVar in data. A template that passes
-// the binding through {% include … only %} does it with
+// point. It binds fc and ctx under ContextKey for the render, in a pooled
+// copy of data (data is not modified), so the template's set needs no
+// Bind. This binding takes precedence over Bind's and over one in data,
+// and its ctx over ContextVar, which its blocks do not read (ctx replaces
+// a ContextVar in data, for templates that pass it on). A template that
+// passes the binding through {% include … only %} does it with
 // `with _fragcache=_fragcache`.
 //
 // Nothing is written to w when the render fails: a *bytes.Buffer gets the
