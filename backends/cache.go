@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+	"unsafe"
 )
 
 // Timeouts. A timeout is a time.Duration: 0 means the default (the zero
@@ -157,6 +158,37 @@ func (c *Cache) GetValue(ctx context.Context, key string) (Value, error) {
 	}
 	return Value{data: b, codec: c.codec}, nil
 }
+
+// GetValueBytes is GetValue for a key held in a byte slice, for a read
+// path that builds its keys in a reused buffer (fragment's block lookups).
+// The Cache keeps no reference to key once it returns. On a Simple backend
+// (not wrapped by Observe) the lookup makes no string of the key, so a hit
+// allocates nothing; other backends are given string(key).
+func (c *Cache) GetValueBytes(ctx context.Context, key []byte) (Value, error) {
+	s, ok := c.backend.(*Simple)
+	if !ok {
+		return c.GetValue(ctx, string(key))
+	}
+	full := key
+	if c.prefix != "" {
+		var arr [keyBufLen]byte
+		full = append(append(arr[:0], c.prefix...), key...)
+	}
+	// Simple.Get only compares the key with the stored ones: the string
+	// does not outlive the call, so it may share the caller's buffer.
+	b, found, err := s.Get(ctx, unsafe.String(unsafe.SliceData(full), len(full)))
+	if err != nil {
+		return Value{}, fmt.Errorf("get %q: %w", string(key), err)
+	}
+	if !found {
+		return Value{}, nil
+	}
+	return Value{data: b, codec: c.codec}, nil
+}
+
+// keyBufLen is the size of the stack buffer GetValueBytes joins the prefix
+// and a key in; longer keys are joined on the heap.
+const keyBufLen = 256
 
 // GetMany returns one Value per key, in order; a miss is a zero Value.
 func (c *Cache) GetMany(ctx context.Context, keys ...string) ([]Value, error) {

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -437,6 +438,7 @@ func TestBackendErrorsAreWrappedWithTheOperationAndKey(t *testing.T) {
 		run        func() error
 	}{
 		{"Get", `get "k"`, func() error { _, err := c.Get(ctx, "k", new(int)); return err }},
+		{"GetValueBytes", `get "k"`, func() error { _, err := c.GetValueBytes(ctx, []byte("k")); return err }},
 		{"GetMany", "get many", func() error { _, err := c.GetMany(ctx, "k"); return err }},
 		{"GetDict", "get many", func() error { _, err := c.GetDict(ctx, "k"); return err }},
 		{"Set", `set "k"`, func() error { return c.Set(ctx, "k", 1) }},
@@ -510,3 +512,52 @@ func TestNewAppliesOptions(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 300*time.Second, d, "the zero Options expire entries after Flask's 300 s")
 }
+
+// GetValueBytes reads what GetValue reads, under the Cache's prefix, on
+// Simple and through any other backend (here Simple behind Observe).
+func TestGetValueBytesReadsWhatGetValueReads(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("k", 300) // longer than the stack buffer
+	for _, prefix := range []string{"", "app:"} {
+		simple := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: prefix})
+		observed := backends.Observe(simple, nopObserver{})
+		for name, c := range map[string]*backends.Cache{"simple": simple, "observed": observed} {
+			t.Run(prefix+name, func(t *testing.T) {
+				require.NoError(t, c.Set(ctx, "frag", "<p>"))
+				require.NoError(t, c.Set(ctx, long, []byte("long")))
+				for _, key := range []string{"frag", long, "missing", prefix + "frag"} {
+					want, err := c.GetValue(ctx, key)
+					require.NoError(t, err)
+					got, err := c.GetValueBytes(ctx, []byte(key))
+					require.NoError(t, err)
+					assert.Equal(t, want.Found(), got.Found(), key)
+					wb, _ := want.Bytes()
+					gb, _ := got.Bytes()
+					assert.Equal(t, wb, gb, key)
+				}
+				got, err := c.GetValueBytes(ctx, []byte("frag"))
+				require.NoError(t, err)
+				require.True(t, got.Found())
+			})
+		}
+	}
+}
+
+// On Simple a hit through GetValueBytes allocates nothing, with a prefix
+// too: the key is joined to the prefix on the stack.
+func TestGetValueBytesOnSimpleAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	for _, prefix := range []string{"", "app:"} {
+		c := backends.New(backends.NewSimple(0), backends.CacheOptions{KeyPrefix: prefix})
+		require.NoError(t, c.Set(ctx, "frag_alice", "<p>"))
+		key := []byte("frag_alice")
+		assert.Zero(t, testing.AllocsPerRun(100, func() {
+			v, _ := c.GetValueBytes(ctx, key)
+			_, _ = v.Bytes()
+		}), "prefix %q", prefix)
+	}
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveOp(context.Context, backends.Op, time.Duration, error) {}

@@ -1,6 +1,7 @@
 package backends
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,4 +43,35 @@ func (c *Cache) missedKeys(err error, raw [][]byte, n int) bool {
 	}
 	c.logger.Warn("fragcache: values too large to read were taken as misses", "err", missed)
 	return true
+}
+
+// GetEach reads keys one b.Get at a time: the fallback of a Backend's
+// GetMany whose multi-get failed because one of its values is too large to
+// read (tooLarge reports such an error), which a size bound on the reply
+// does to the whole call. The keys whose values are too large are misses,
+// listed in a *MissedKeysError returned with the values of the others; any
+// other failure fails the call. If no value is too large any more (it was
+// rewritten in between), the error is nil.
+func GetEach(ctx context.Context, b Backend, keys []string, tooLarge func(error) bool) ([][]byte, error) {
+	out := make([][]byte, len(keys))
+	var missed []string
+	var cause error
+	for i, k := range keys {
+		v, ok, err := b.Get(ctx, k)
+		switch {
+		case err != nil && tooLarge(err):
+			missed = append(missed, k)
+			if cause == nil {
+				cause = err
+			}
+		case err != nil:
+			return nil, err
+		case ok:
+			out[i] = v
+		}
+	}
+	if len(missed) == 0 {
+		return out, nil
+	}
+	return out, &MissedKeysError{Keys: missed, Err: cause}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -59,4 +60,58 @@ func TestGetManyMissedKeys(t *testing.T) {
 	assert.Equal(t, backends.BreakerClosed, br.State())
 	assert.Contains(t, logs.String(), `p/big`)
 	assert.Contains(t, logs.String(), errTooBig.Error())
+}
+
+// failingGets is a Simple whose Get fails for the keys in errs.
+type failingGets struct {
+	*backends.Simple
+	errs map[string]error
+}
+
+func (f failingGets) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := f.errs[key]; err != nil {
+		return nil, false, err
+	}
+	return f.Simple.Get(ctx, key)
+}
+
+func TestGetEachMissesOnlyTheKeysTooLargeToRead(t *testing.T) {
+	ctx := context.Background()
+	errDown := errors.New("connection reset")
+	tooLarge := func(err error) bool { return errors.Is(err, errTooBig) }
+	tests := []struct {
+		name       string
+		errs       map[string]error
+		want       [][]byte
+		wantMissed []string // nil: no MissedKeysError
+		wantErr    error    // another failure fails the call
+	}{
+		{"none too large now", nil, [][]byte{[]byte("A"), nil, []byte("C")}, nil, nil},
+		{"one", map[string]error{"a": errTooBig}, [][]byte{nil, nil, []byte("C")}, []string{"a"}, nil},
+		{"two, the first's cause kept", map[string]error{"a": errTooBig, "c": fmt.Errorf("c: %w", errTooBig)},
+			[][]byte{nil, nil, nil}, []string{"a", "c"}, nil},
+		{"another failure", map[string]error{"a": errTooBig, "c": errDown}, nil, nil, errDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := failingGets{backends.NewSimple(0), tt.errs}
+			require.NoError(t, b.Set(ctx, "a", []byte("A"), 0))
+			require.NoError(t, b.Set(ctx, "c", []byte("C"), 0))
+			got, err := backends.GetEach(ctx, b, []string{"a", "b", "c"}, tooLarge)
+			switch {
+			case tt.wantErr != nil:
+				require.ErrorIs(t, err, tt.wantErr)
+				assert.Nil(t, got)
+				return
+			case tt.wantMissed == nil:
+				require.NoError(t, err)
+			default:
+				var missed *backends.MissedKeysError
+				require.ErrorAs(t, err, &missed)
+				assert.Equal(t, tt.wantMissed, missed.Keys)
+				assert.Same(t, tt.errs[tt.wantMissed[0]], missed.Err, "the first key's cause")
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
 }

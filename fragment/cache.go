@@ -311,11 +311,30 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 	if err != nil {
 		return nil, &SiteError{Site: call.Site, Err: err}
 	}
-	key, err := c.blockKey(call)
+	var buf [keyBufLen]byte
+	kb, err := c.appendKey(buf[:0], call)
 	if err != nil {
 		return nil, &SiteError{Site: call.Site, Err: err}
 	}
 	p := c.pageOf(ctx)
+	if p == nil && mode != deleteKey {
+		// The common case, a block looked up on its own: the key stays in
+		// buf unless the block misses or its fragment is kept in memory.
+		// (With early refresh, whether a fragment is fresh is drawn at
+		// random: lookedUp draws once.)
+		v, err := c.store.GetValueBytes(ctx, kb)
+		if err == nil && c.opts.EarlyRefresh == 0 {
+			if frag, m, ok := c.fragmentOf(v); ok && (c.copies == nil || m.stale == 0) && m.freshness(0) == xfetch.Fresh {
+				c.hits.Add(1)
+				if c.opts.Observer != nil {
+					c.opts.Observer.ObserveLookup(ctx, c.block(call), Hit, len(frag))
+				}
+				return frag, nil
+			}
+		}
+		return c.lookedUp(ctx, call, nil, c.keyString(kb, call), mode, ttl, v, err, w, body)
+	}
+	key := c.keyString(kb, call)
 	if mode == deleteKey {
 		c.deletes.Add(1)
 		if p != nil && !p.firstDelete(key) {
@@ -334,6 +353,13 @@ func (c *Cache) execute(ctx context.Context, call Call, w io.Writer, body func(i
 	if served {
 		return frag, err
 	}
+	return c.lookedUp(ctx, call, p, key, mode, ttl, v, err, w, body)
+}
+
+// lookedUp goes on with a block of page p (nil outside a batched page)
+// once its key was looked up: v is the stored value (zero for a miss), err
+// the lookup's failure.
+func (c *Cache) lookedUp(ctx context.Context, call Call, p *page, key string, mode timeoutMode, ttl time.Duration, v backends.Value, err error, w io.Writer, body func(io.Writer) error) ([]byte, error) {
 	if err != nil {
 		if err := c.backendError(call.Site, "get", err); err != nil {
 			return nil, err
@@ -664,36 +690,46 @@ func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, raw [
 	}
 }
 
-// blockKey builds the backend key of a call in one allocation.
-func (c *Cache) blockKey(call Call) (string, error) {
-	var arr [128]byte
-	b := append(arr[:0], c.prefix...)
+// keyBufLen is the size of the buffer on the stack a block's key is built
+// in; a longer key is built on the heap.
+const keyBufLen = 128
+
+// appendKey appends the key of a call (within the backend cache's prefix)
+// to b.
+func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
+	b = append(b, c.prefix...)
 	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
 	if call.Name != nil {
 		if b, err = c.appendPart(b, call.Name); err != nil {
-			return "", err
+			return nil, err
 		}
 	} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
-		return "", err
+		return nil, err
 	}
 	for _, v := range call.VaryOn {
 		b = append(b, '_')
 		if b, err = c.appendPart(b, v); err != nil {
-			return "", err
+			return nil, err
 		}
 	}
+	return b, nil
+}
+
+// keyString returns the key appendKey built as a string, for the paths
+// that keep it (a miss, a page's lookups, a kept copy).
+func (c *Cache) keyString(b []byte, call Call) string {
 	if len(call.VaryOn) > 0 {
-		return string(b), nil
+		return string(b)
 	}
 	// A block without vary_on values (a named sidebar, a menu) usually has
 	// the same key on every render: reuse the last one instead of allocating.
 	if last, ok := call.Site.lastKey.Load().(string); ok && last == string(b) {
-		return last, nil
+		return last
 	}
 	key := string(b)
 	call.Site.lastKey.Store(key)
-	return key, nil
+	return key
 }
 
 // backendError counts a backend failure and, in strict mode, returns it;

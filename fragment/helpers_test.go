@@ -101,3 +101,12 @@ func (s *spyBackend) ttl(t *testing.T, key string) time.Duration {
 	require.True(t, ok, "%q was never set", key)
 	return ttl
 }
+
+// blockKey is the key a call's block stores under.
+func (c *Cache) blockKey(call Call) (string, error) {
+	b, err := c.appendKey(nil, call)
+	if err != nil {
+		return "", err
+	}
+	return c.keyString(b, call), nil
+}

@@ -1,7 +1,7 @@
 package fragment
 
 import (
-	"bytes"
+	"slices"
 	"strconv"
 )
 
@@ -21,25 +21,38 @@ import (
 
 // escapeFrom escapes, in place, the key part b[start:]: "%" and "_" (and
 // ":" when colon is set) become "%25", "%5F" and "%3A". It allocates only
-// for a part that holds one.
+// when b has no room for the escapes.
 func escapeFrom(b []byte, start int, colon bool) []byte {
-	part := b[start:]
-	if bytes.IndexByte(part, '_') < 0 && bytes.IndexByte(part, '%') < 0 && (!colon || bytes.IndexByte(part, ':') < 0) {
+	n := 0
+	for _, ch := range b[start:] {
+		if ch == '%' || ch == '_' || ch == ':' && colon {
+			n++
+		}
+	}
+	if n == 0 {
 		return b
 	}
-	part = bytes.Clone(part)
-	b = b[:start]
-	for _, ch := range part {
-		switch {
+	end := len(b)
+	b = slices.Grow(b, 2*n)[:end+2*n]
+	// From the end, so that every byte is read before an escape overwrites
+	// it: the write position stays 2 × (escapes still to come) ahead.
+	j := len(b)
+	for i := end - 1; i >= start; i-- {
+		var esc string
+		switch ch := b[i]; {
 		case ch == '%':
-			b = append(b, "%25"...)
+			esc = "%25"
 		case ch == '_':
-			b = append(b, "%5F"...)
+			esc = "%5F"
 		case ch == ':' && colon:
-			b = append(b, "%3A"...)
+			esc = "%3A"
 		default:
-			b = append(b, ch)
+			j--
+			b[j] = ch
+			continue
 		}
+		j -= len(esc)
+		copy(b[j:], esc)
 	}
 	return b
 }

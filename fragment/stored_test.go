@@ -56,22 +56,53 @@ func TestRenderTreatsAPickleAsALoggedMiss(t *testing.T) {
 	assert.Equal(t, out, stored, "the render overwrote the pickle")
 }
 
-// A hit writes the backend's bytes without copying or allocating.
+// A hit writes the backend's bytes without copying or allocating, with or
+// without vary_on values and prefixes: the key is built and looked up in
+// a buffer on the stack (keys up to keyBufLen bytes).
 func TestRenderHitAllocatesNothing(t *testing.T) {
-	ctx := context.Background()
-	c, _ := newTestCache(Options{})
-	call := Call{Site: testSite(), Timeout: 60, Name: "n"}
-	body, _ := countingBody("<ul><li>a</li></ul>")
-	_, err := render(c, call, body)
-	require.NoError(t, err)
-	var w discardCounter
-	allocs := testing.AllocsPerRun(100, func() {
-		if err := c.Render(ctx, call, &w, body); err != nil {
-			t.Fatal(err)
-		}
-	})
-	assert.Zero(t, allocs)
-	assert.Equal(t, 101*len("<ul><li>a</li></ul>"), int(w))
+	const frag = "<ul><li>a</li></ul>"
+	tests := []struct {
+		name      string
+		storeOpts backends.CacheOptions
+		opts      Options
+		call      Call
+	}{
+		{"named", backends.CacheOptions{}, Options{}, Call{Timeout: 60, Name: "n"}},
+		{"vary_on string", backends.CacheOptions{}, Options{}, Call{Timeout: 60, Name: "n", VaryOn: []any{"alice"}}},
+		{"vary_on values", backends.CacheOptions{}, Options{}, Call{Timeout: 60, Name: "n", VaryOn: []any{"alice", 42, true}}},
+		{"unnamed, vary_on", backends.CacheOptions{}, Options{}, Call{Timeout: nil, VaryOn: []any{"alice"}}},
+		{"store prefix", backends.CacheOptions{KeyPrefix: "app:"}, Options{}, Call{Timeout: 60, Name: "n", VaryOn: []any{"alice"}}},
+		{"fragment prefix and version", backends.CacheOptions{KeyPrefix: "app:"}, Options{KeyPrefix: "f:", Version: "v2"},
+			Call{Timeout: 60, Name: "n", VaryOn: []any{"alice"}}},
+		{"unambiguous keys", backends.CacheOptions{}, Options{UnambiguousKeys: true}, Call{Timeout: 60, Name: "n_1", VaryOn: []any{"a%b"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			c := New(backends.New(backends.NewSimple(0), tt.storeOpts), tt.opts)
+			call := tt.call
+			call.Site = testSite()
+			body, calls := countingBody(frag)
+			_, err := render(c, call, body)
+			require.NoError(t, err)
+			var w discardCounter
+			allocs := testing.AllocsPerRun(100, func() {
+				if err := c.Render(ctx, call, &w, body); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs, "Render")
+			assert.Equal(t, 101*len(frag), int(w))
+			allocs = testing.AllocsPerRun(100, func() {
+				if _, err := c.Fragment(ctx, call, body); err != nil {
+					t.Fatal(err)
+				}
+			})
+			assert.Zero(t, allocs, "Fragment")
+			assert.EqualValues(t, 1, calls.Load(), "every call after the first hit")
+			assert.EqualValues(t, 202, c.Stats().Hits)
+		})
+	}
 }
 
 type discardCounter int

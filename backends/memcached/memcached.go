@@ -388,7 +388,7 @@ func (m *Backend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 func (m *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	vals, err := m.getMany(ctx, keys)
 	if tooLarge(err) {
-		return m.getManyOversized(ctx, keys, err)
+		return backends.GetEach(ctx, m, keys, tooLarge)
 	}
 	return vals, err
 }

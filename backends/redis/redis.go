@@ -159,7 +159,7 @@ func (r *Backend) getDirect(ctx context.Context, key string) ([]byte, bool, erro
 func (r *Backend) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
 	vals, err := r.getMany(ctx, keys)
 	if errors.Is(err, ErrReplyTooLarge) {
-		return r.getManyOversized(ctx, keys, err)
+		return backends.GetEach(ctx, r, keys, func(err error) bool { return errors.Is(err, ErrReplyTooLarge) })
 	}
 	return vals, err
 }
