@@ -262,3 +262,69 @@ func BenchmarkNode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkPageBinding renders internal/enginebench's all-hit page (10
+// blocks varying on a string user) the ways a render can bind the cache
+// and the request's context, into a bytes.Buffer: each binding is a
+// context key that pongo2 copies and checks on every page.
+func BenchmarkPageBinding(b *testing.B) {
+	ctx := context.Background()
+	data := benchData()
+	data["user"] = "alice"
+	src := benchPage(benchFragments, func(i int) string {
+		return `{% cache 300, "frag-` + strconv.Itoa(i) + `", user %}<ul>{% for it in items %}<li>{{ it.Name }} {{ user }}</li>{% endfor %}</ul>{% endcache %}`
+	})
+	if err := registerOnce(); err != nil {
+		b.Fatal(err)
+	}
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
+	parse := func(bind bool) *pongo2.Template {
+		set := pongo2.NewSet(b.Name()+strconv.FormatBool(bind), pongo2.MustNewLocalFileSystemLoader(""))
+		if bind {
+			Bind(set, fc)
+		}
+		tpl, err := set.FromString(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return tpl
+	}
+	bound, alone := parse(true), parse(false)
+	cases := []struct {
+		name   string
+		render func(w *bytes.Buffer) error
+	}{
+		{"Bind+WithContext", func(w *bytes.Buffer) error { return bound.ExecuteWriterUnbuffered(WithContext(data, ctx), w) }},
+		{"With", func(w *bytes.Buffer) error { return alone.ExecuteWriterUnbuffered(With(ctx, fc, data), w) }},
+		{"Execute", func(w *bytes.Buffer) error { return Execute(ctx, fc, alone, data, w) }},
+		// Any writer but a *bytes.Buffer (an http.ResponseWriter) gets the
+		// page from a pooled buffer once it is complete: one more copy.
+		{"Execute/io.Writer", func(w *bytes.Buffer) error { return Execute(ctx, fc, alone, data, struct{ io.Writer }{w}) }},
+		{"Bind+Execute", func(w *bytes.Buffer) error { return Execute(ctx, fc, bound, data, w) }},
+	}
+	var want string
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			if err := tc.render(&buf); err != nil {
+				b.Fatal(err)
+			}
+			if want == "" {
+				want = buf.String()
+			} else if buf.String() != want {
+				b.Fatal("the page differs from the first case's")
+			}
+			renders := fc.Stats().Renders
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if err := tc.render(&buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if fc.Stats().Renders != renders {
+				b.Fatal("a block missed")
+			}
+		})
+	}
+}

@@ -10,8 +10,8 @@ import (
 )
 
 // ContextKey is the pongo2 context key a cache block reads its
-// *fragment.Cache from. Bind puts it into a set's Globals and With into one
-// render's context. The value may be what those functions store, or a
+// *fragment.Cache from. Bind puts it into a set's Globals, With and Execute
+// into one render's context. The value may be what those functions store, or a
 // *fragment.Cache itself (its backend calls then use context.Background()).
 // A template passes it on through {% include … only %} with
 // `with _fragcache=_fragcache`.
@@ -21,7 +21,8 @@ const ContextKey = "_fragcache"
 // context.Context from, for backend calls and for waiting on another
 // render of the same fragment; WithContext sets it. It takes precedence
 // over the context of the binding (With's, or Bind's
-// context.Background()). A template passes it on through
+// context.Background()), but not over Execute's: that is the render's own,
+// and blocks of a render through Execute do not read ContextVar. A template passes it on through
 // {% include … only %} with `with _fragcache_ctx=_fragcache_ctx`.
 const ContextVar = "_fragcache_ctx"
 
@@ -29,10 +30,13 @@ const ContextVar = "_fragcache_ctx"
 // block executed with no *fragment.Cache under ContextKey.
 var ErrNotBound = errors.New("pongo2tag: no fragment cache bound; use pongo2tag.Bind(set, fc) or render with pongo2tag.With(ctx, fc, data)")
 
-// binding is what Bind and With store under ContextKey.
+// binding is what Bind, With and Execute store under ContextKey.
 type binding struct {
 	ctx context.Context
 	fc  *fragment.Cache
+	// page marks Execute's binding: ctx is the render's, and ContextVar,
+	// which Execute sets to the same ctx when data has one, is not read.
+	page bool
 }
 
 // String keeps a template that prints the binding from dumping its fields.
@@ -110,7 +114,9 @@ func renderContext(ctx *pongo2.ExecutionContext, bctx context.Context) context.C
 	return bctx
 }
 
-// bound finds the cache bound to a render. A value passed through
+// bound finds the cache bound to a render and the context its backend
+// calls use (renderContext; Execute's binding is the render's own, so its
+// context needs no second lookup). A value passed through
 // `{% include … with _fragcache=_fragcache %}` arrives wrapped in a
 // *pongo2.Value.
 func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool) {
@@ -121,11 +127,14 @@ func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool
 	switch b := v.(type) {
 	case *binding:
 		if b != nil && b.fc != nil {
-			return b.ctx, b.fc, true
+			if b.page {
+				return b.ctx, b.fc, true
+			}
+			return renderContext(ctx, b.ctx), b.fc, true
 		}
 	case *fragment.Cache:
 		if b != nil {
-			return context.Background(), b, true
+			return renderContext(ctx, context.Background()), b, true
 		}
 	}
 	return nil, nil, false

@@ -50,20 +50,26 @@
 // Templates made by FromString or FromBytes have the path "<string>".
 // Loader.Path gives app code the path of a template, to rebuild a key.
 //
-// A cache is bound through the pongo2 context under ContextKey: Bind(set,
-// fc) once for a whole TemplateSet, or With(ctx, fc, data) per render. A
-// render passes the request's context.Context to its blocks' backend calls
-// with WithContext(data, ctx) (the binding's context otherwise: With's, or
-// Bind's context.Background()), as jettag.WithContext does for Jet and
-// htmltemplate's ExecuteContext for html/template. A block that executes
-// with no cache bound fails with ErrNotBound rather than rendering uncached:
-// a page silently served uncached is a misconfiguration that shows only as
-// load. To switch caching off, bind a fragment.Cache over backends.Null.
+// A cache is bound through the pongo2 context under ContextKey. Execute(ctx,
+// fc, tpl, data, w), the page entry point, binds fc and the request's ctx
+// for one render; With(ctx, fc, data) does the same for pongo2's own
+// Execute* methods, and Bind(set, fc) binds fc once for a whole
+// TemplateSet, with WithContext(data, ctx) passing a render's context (the
+// binding's context otherwise: With's, or Bind's context.Background()), as
+// jettag.WithContext does for Jet and htmltemplate's ExecuteContext for
+// html/template. pongo2 copies every context key into a new map and checks
+// its name against a regular expression on every render, so each binding
+// costs every page (BenchmarkPageBinding): Execute on a set without Bind is
+// one key, Bind + WithContext two. A block that executes with no cache bound fails
+// with ErrNotBound rather than rendering uncached: a page silently served
+// uncached is a misconfiguration that shows only as load. To switch
+// caching off, bind a fragment.Cache over backends.Null.
 //
-// Execute renders a page through fragment.Cache.Page: on a networked
-// backend, every block's lookup goes out in one round trip per level of
-// nesting and the stores in one pipeline, with no change to templates (the
-// template runs more than once, into a buffer; see package fragment).
+// On a cache that batches (a networked backend), Execute renders the page
+// through fragment.Cache.Page: every block's lookup goes out in one round
+// trip per level of nesting and the stores in one pipeline, with no change
+// to templates (the template runs more than once, into a buffer; see
+// package fragment).
 //
 // Caveats. Errors are *pongo2.Error values with file, line and column;
 // pongo2 v6's Error has no Unwrap, so test the cause with
@@ -76,9 +82,10 @@
 // FromBytes template "<string>", so unnamed blocks in different string
 // templates on the same line share a key unless fragment.Options.SourceDigest
 // adds the body digest; name them. {% include … only %} drops the render's
-// context, and a binding made by With with it, unless the template passes
-// `with _fragcache=_fragcache _fragcache_ctx=_fragcache_ctx` (a Bind
-// binding survives). The body digest covers the block's own
+// context, and a binding made by Execute or With with it, unless the
+// template passes `with _fragcache=_fragcache _fragcache_ctx=_fragcache_ctx`
+// (a Bind binding survives, with context.Background() unless
+// _fragcache_ctx is passed). The body digest covers the block's own
 // source only, not templates it includes or macros it calls. pongo2's
 // TrimBlocks and LStripBlocks options rewrite shared tokens on every
 // execution (a data race in pongo2 itself), so avoid them with concurrent

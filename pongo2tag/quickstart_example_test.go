@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/flosch/pongo2/v6"
 
@@ -25,11 +26,10 @@ func Example_quickstart() {
 	renders := 0
 	data := pongo2.Context{"name": "Ann", "renders": func() int { renders++; return renders }}
 	for range 2 {
-		out, err := tpl.Execute(pongo2tag.With(context.Background(), fc, data)) // in a handler: r.Context()
-		if err != nil {
+		if err := pongo2tag.Execute(context.Background(), fc, tpl, data, os.Stdout); err != nil { // in a handler: r.Context(), w
 			log.Fatal(err)
 		}
-		fmt.Println(out)
+		fmt.Println()
 	}
 	// Output:
 	// Hello Ann (render #1)

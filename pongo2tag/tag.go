@@ -322,12 +322,10 @@ func bodyDigest(doc *pongo2.Parser, first *pongo2.Token) string {
 
 // Execute renders the block through the bound fragment.Cache.
 func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	bctx, fc, ok := bound(ctx)
+	rctx, fc, ok := bound(ctx)
 	if !ok {
 		return n.notBound(ctx)
 	}
-	r := renderers.get(n, ctx)
-	defer renderers.put(r)
 	call := fragment.Call{Site: n.site}
 	var err *pongo2.Error
 	if call.Timeout, err = n.args[0].eval(ctx); err != nil {
@@ -343,15 +341,22 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 				ErrSameLine, n.site.Path, n.lineMate.Line, n.lineMate.Col), n.args[1].tok)
 		}
 	}
-	for i := 2; i < len(n.args); i++ {
-		v, err := n.args[i].eval(ctx)
-		if err != nil {
-			return err
+	if len(n.args) > 2 {
+		vs := varyOns.get()
+		defer varyOns.put(vs)
+		for i := 2; i < len(n.args); i++ {
+			v, err := n.args[i].eval(ctx)
+			if err != nil {
+				return err
+			}
+			vs.v = append(vs.v, v)
 		}
-		r.varyOn = append(r.varyOn, v)
+		call.VaryOn = vs.v
 	}
-	call.VaryOn = r.varyOn
-	if err := fc.Render(renderContext(ctx, bctx), call, w, r.body); err != nil {
+	// fragment.Render keeps no body after it returns, so the closure
+	// stays on the stack.
+	body := func(w io.Writer) error { return n.renderBody(ctx, w) }
+	if err := fc.Render(rctx, call, w, body); err != nil {
 		return n.execError(ctx, err, call)
 	}
 	return nil

@@ -48,8 +48,8 @@ func (e *pongo2Engine) Render(ctx context.Context, w io.Writer, view string, p *
 	if !ok {
 		return fmt.Errorf("pongo2: no view %q", view)
 	}
-	// With binds the cache for this render only; Execute passes the
-	// request's context to the backend calls and, on a networked backend,
-	// looks every block of the page up in one round trip.
-	return pongo2tag.Execute(ctx, e.fc, t, pongo2tag.With(ctx, e.fc, pongo2.Context{"page": p}), w)
+	// Execute binds the cache and the request's context for this render
+	// (one context key) and, on a networked backend, looks every block of
+	// the page up in one round trip.
+	return pongo2tag.Execute(ctx, e.fc, t, pongo2.Context{"page": p}, w)
 }
