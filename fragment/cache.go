@@ -630,9 +630,9 @@ func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
 }
 
 // set stores a rendered fragment with the TTL its block asked for, plus
-// the grace period of stale-while-revalidate. raw is the stored value
-// envelope included (backends.MakeBytesValue), so the backends.Cache does
-// not copy it once more.
+// the grace period of stale-while-revalidate. raw is the stored value,
+// backends.BytesEnvelope included, so the backends.Cache does not copy it
+// once more.
 func (c *Cache) set(ctx context.Context, key string, raw []byte, mode timeoutMode, ttl time.Duration) error {
 	ttl = c.ttl(mode, ttl)
 	if grace := c.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
@@ -643,9 +643,9 @@ func (c *Cache) set(ctx context.Context, key string, raw []byte, mode timeoutMod
 
 // storeDetached stores a rendered fragment (raw, as set takes it) on a
 // context that keeps ctx's values but not its cancellation, bounded by
-// StoreTimeout, and waits for it only as long as ctx lives: a render that outlived its request's
-// deadline is still stored, and a slow store does not hold the request
-// past its deadline. The error is the backend's, in strict mode, when the
+// StoreTimeout, and waits for it only as long as ctx lives: a render that
+// outlived its request's deadline is still stored, and a slow store does
+// not hold the request past its deadline. The error is the backend's, in strict mode, when the
 // store finished while the request waited.
 func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, raw []byte, mode timeoutMode, ttl time.Duration) error {
 	if c.inProcess {
