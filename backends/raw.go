@@ -33,3 +33,12 @@ func (c *Cache) SetRaw(ctx context.Context, key string, value []byte, timeout ..
 	}
 	return nil
 }
+
+// BytesEnvelope is what Set writes ahead of a []byte value: a value stored
+// with SetRaw as BytesEnvelope followed by b is, byte for byte, what
+// Set(ctx, key, b) stores, and every reader (Get, GetValue, other
+// processes) sees the []byte b. It is for callers that build a value in a
+// buffer of their own and keep it (fragment's renders, stored and then
+// printed), which can then store it without the copy Set makes into its
+// envelope.
+const BytesEnvelope = "\xf6"

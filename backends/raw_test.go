@@ -65,3 +65,34 @@ func TestRawBytesGoThroughTheBreaker(t *testing.T) {
 	assert.Equal(t, calls, f.calls.Load(), "skipped calls do not reach the backend")
 	assert.EqualValues(t, 2, br.Stats().Skipped)
 }
+
+// TestBytesEnvelope: a value built in place behind BytesEnvelope and
+// stored with SetRaw is stored byte for byte as Set stores the same
+// []byte, so every reader sees a []byte.
+func TestBytesEnvelope(t *testing.T) {
+	ctx := t.Context()
+	for _, want := range [][]byte{{}, []byte("x"), []byte("<p>fragment</p>"), {0xF8, 0xF6, 0}} {
+		simple := backends.NewSimple(0)
+		c := backends.New(simple, backends.CacheOptions{KeyPrefix: "p/"})
+
+		require.NoError(t, c.SetRaw(ctx, "raw", append([]byte(backends.BytesEnvelope), want...)))
+		require.NoError(t, c.Set(ctx, "set", want))
+
+		viaRaw, _, err := simple.Get(ctx, "p/raw")
+		require.NoError(t, err)
+		viaSet, _, err := simple.Get(ctx, "p/set")
+		require.NoError(t, err)
+		assert.Equal(t, viaSet, viaRaw, "stored bytes")
+
+		v, err := c.GetValue(ctx, "raw")
+		require.NoError(t, err)
+		text, ok := v.Text()
+		require.True(t, ok)
+		assert.Equal(t, want, text)
+		var got []byte
+		found, err := c.Get(ctx, "raw", &got)
+		require.NoError(t, err)
+		require.True(t, found)
+		assert.Equal(t, want, got)
+	}
+}

@@ -463,15 +463,20 @@ func (s *Simple) Clear(_ context.Context, prefix string) error {
 		return ErrClosed
 	}
 	if prefix == "" {
-		s.table.Store(newSimpleTable(min(max(s.threshold, 0), initialTableSize)))
+		// Readers may still be searching the old table, so it is
+		// replaced rather than emptied. The new one has room for as many
+		// entries as the old held (up to the initial size), and the TTL
+		// classes stay, emptied: refilling the cache, the usual next
+		// step, then does not rebuild the table or remake the classes.
+		s.table.Store(newSimpleTable(min(max(s.threshold, s.n, 0), initialTableSize)))
 		s.n = 0
 		s.order.qprev, s.order.qnext = &s.order, &s.order
 		if s.lfu != nil {
 			s.lfu.reset()
 		}
-		clear(s.classes)
-		clear(s.heads)
-		s.heads = s.heads[:0]
+		for _, c := range s.heads {
+			c.ring.prev, c.ring.next = &c.ring, &c.ring
+		}
 		return nil
 	}
 	t := s.table.Load()

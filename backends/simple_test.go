@@ -994,3 +994,28 @@ func TestSimpleEntryReadsAreNeverTorn(t *testing.T) {
 	stop.Store(true)
 	<-writer
 }
+
+// Clear keeps what refilling the cache would rebuild: a table with room
+// for as many entries as it held (up to the initial size), and its TTL
+// classes, emptied. A page cleared and rendered again then costs its
+// entries, not a table rebuild and a class per TTL.
+func TestSimpleClearKeepsRoomForARefill(t *testing.T) {
+	ctx := context.Background()
+	s := NewSimple(0)
+	keys := make([]string, 40)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+		require.NoError(t, s.Set(ctx, keys[i], []byte("v"), time.Hour))
+	}
+	require.NoError(t, s.Clear(ctx, ""))
+	table, classes := s.table.Load(), len(s.heads)
+	assert.Equal(t, 0, s.Len())
+	for _, k := range keys {
+		require.NoError(t, s.Set(ctx, k, []byte("v"), time.Hour))
+	}
+	checkSimpleInvariants(t, s)
+	assert.Same(t, table, s.table.Load(), "the refill fits the table Clear made")
+	assert.Equal(t, 1, classes, "the TTL class stays")
+	assert.Len(t, s.heads, 1)
+	assert.Equal(t, len(keys), s.Len())
+}

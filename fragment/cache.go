@@ -269,6 +269,9 @@ func (c *Cache) Delete(ctx context.Context, name string, varyOn ...string) (dele
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// noHeader holds a header's place in a render buffer.
+var noHeader [headerLen]byte
+
 // Render executes one block: it writes the stored fragment on a hit, and
 // on a miss calls body to render it into a buffer, stores the result and
 // writes it. A stored value that is not text (an integer or a codec-encoded
@@ -488,29 +491,47 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 	if refreshing {
 		c.refreshes.Add(1)
 	}
+	// The body renders behind room for what the backend stores ahead of
+	// it (the []byte envelope, and the header when fragments have one),
+	// so that the stored value is one copy of the buffer: append's copy,
+	// which does not zero the memory it fills. out, what the block prints,
+	// is that value's tail; neither ever changes (see Fragment).
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	began := time.Now()
+	lead := len(backends.BytesEnvelope)
+	buf.WriteString(backends.BytesEnvelope)
+	if c.headed {
+		lead += headerLen
+		buf.Write(noHeader[:]) // written once the render is done
+	}
+	// The clock is read only for what needs the render's duration.
+	timed := c.headed || c.opts.Observer != nil
+	var began time.Time
+	if timed {
+		began = time.Now()
+	}
 	p := c.pageOf(ctx)
 	var unknown int
 	if p != nil {
 		unknown = p.unknown
 	}
 	err = body(buf)
-	took := time.Since(began)
+	var took time.Duration
+	if timed {
+		took = time.Since(began)
+	}
 	if err == nil && p != nil && p.unknown > unknown {
 		// A batched pass that met blocks not looked up yet: not a render
 		// of its own (the next pass renders the body again), so not observed.
 		return nil, false, errIncomplete
 	}
 	if c.opts.Observer != nil {
-		c.opts.Observer.ObserveRender(ctx, c.block(call), took, buf.Len(), err)
+		c.opts.Observer.ObserveRender(ctx, c.block(call), took, buf.Len()-lead, err)
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	out = bytes.Clone(buf.Bytes())
 	var m meta
 	if c.headed {
 		if life := c.lifetime(mode, ttl); life > 0 {
@@ -518,9 +539,23 @@ func (c *Cache) fill(ctx context.Context, call Call, key string, mode timeoutMod
 		}
 		m.render = xfetch.Micros(took)
 	}
+	var raw []byte
+	if b := buf.Bytes(); c.headed || !needsHeader(b[lead:], false) {
+		if c.headed {
+			putHeader(b[len(backends.BytesEnvelope):], m)
+		}
+		raw = append([]byte(nil), b...)
+	} else {
+		// Rare: a fragment that starts with the header mark is stored
+		// behind a header, which the buffer has no room for.
+		raw = append([]byte(backends.BytesEnvelope), encodeValue(b[lead:], false, m)...)
+	}
+	raw = raw[:len(raw):len(raw)]              // an append to out reallocates
+	value := raw[len(backends.BytesEnvelope):] // what Set would have been given
+	out = raw[len(raw)-(buf.Len()-lead):]      // the fragment is the tail
 	if p != nil && c.opts.Lock == 0 {
-		p.deferStore(key, encodeValue(out, c.headed, m), mode, ttl, out)
-	} else if err := c.storeDetached(ctx, call.Site, key, encodeValue(out, c.headed, m), mode, ttl); err != nil {
+		p.deferStore(key, value, mode, ttl, out)
+	} else if err := c.storeDetached(ctx, call.Site, key, raw, mode, ttl); err != nil {
 		return nil, false, err
 	}
 	if c.copies != nil && m.stale != 0 {
@@ -595,27 +630,33 @@ func (c *Cache) lifetime(mode timeoutMode, ttl time.Duration) time.Duration {
 }
 
 // set stores a rendered fragment with the TTL its block asked for, plus
-// the grace period of stale-while-revalidate.
-func (c *Cache) set(ctx context.Context, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+// the grace period of stale-while-revalidate. raw is the stored value,
+// backends.BytesEnvelope included, so the backends.Cache does not copy it
+// once more.
+func (c *Cache) set(ctx context.Context, key string, raw []byte, mode timeoutMode, ttl time.Duration) error {
 	ttl = c.ttl(mode, ttl)
 	if grace := c.opts.StaleWhileRevalidate; grace > 0 && ttl > 0 {
 		ttl = min(ttl, math.MaxInt64-grace) + grace
 	}
-	return c.store.Set(ctx, key, value, ttl)
+	return c.store.SetRaw(ctx, key, raw, ttl)
 }
 
-// storeDetached stores a rendered fragment on a context that keeps ctx's
-// values but not its cancellation, bounded by StoreTimeout, and waits for
-// it only as long as ctx lives: a render that outlived its request's
-// deadline is still stored, and a slow store does not hold the request
-// past its deadline. The error is the backend's, in strict mode, when the
+// storeDetached stores a rendered fragment (raw, as set takes it) on a
+// context that keeps ctx's values but not its cancellation, bounded by
+// StoreTimeout, and waits for it only as long as ctx lives: a render that
+// outlived its request's deadline is still stored, and a slow store does
+// not hold the request past its deadline. The error is the backend's, in strict mode, when the
 // store finished while the request waited.
-func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value []byte, mode timeoutMode, ttl time.Duration) error {
+func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, raw []byte, mode timeoutMode, ttl time.Duration) error {
 	if c.inProcess {
 		// An in-process store returns at once: it needs neither a
 		// timeout (a timer per miss) nor a goroutine, only to outlive
-		// the request's cancellation.
-		if err := c.set(context.WithoutCancel(ctx), key, value, mode, ttl); err != nil {
+		// the request's cancellation, if it has one.
+		sctx := ctx
+		if ctx.Done() != nil {
+			sctx = context.WithoutCancel(ctx)
+		}
+		if err := c.set(sctx, key, raw, mode, ttl); err != nil {
 			return c.backendError(site, "set", err)
 		}
 		return nil
@@ -623,7 +664,7 @@ func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.StoreTimeout)
 	if ctx.Done() == nil { // nothing to detach from: no goroutine needed
 		defer cancel()
-		if err := c.set(sctx, key, value, mode, ttl); err != nil {
+		if err := c.set(sctx, key, raw, mode, ttl); err != nil {
 			return c.backendError(site, "set", err)
 		}
 		return nil
@@ -631,7 +672,7 @@ func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, value
 	done := make(chan error, 1)
 	go func() {
 		defer cancel()
-		done <- c.set(sctx, key, value, mode, ttl)
+		done <- c.set(sctx, key, raw, mode, ttl)
 	}()
 	select {
 	case err := <-done:

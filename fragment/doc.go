@@ -11,7 +11,9 @@
 // becomes keys.FragmentName(templatePath, line); a nil timeout means the
 // default, 0 never expires, and "del" deletes the fragment and renders the
 // body without storing it. A hit writes the stored bytes; a miss renders the
-// body into a buffer, stores it and writes it.
+// body into a pooled buffer and stores one copy of it, which is also what
+// the block writes (on a SimpleCache that copy, and the key, are all a miss
+// allocates).
 //
 // Flask's keys are ambiguous (name "sidebar" with vary_on "admin" is name
 // "sidebar_admin"); Options.UnambiguousKeys escapes the parts so that no

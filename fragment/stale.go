@@ -54,15 +54,26 @@ func (m meta) freshness(beta float64) xfetch.Freshness {
 // encodeValue returns the value to store for fragment frag: frag itself,
 // or frag behind a header when headed is set or frag starts with the mark.
 func encodeValue(frag []byte, headed bool, m meta) []byte {
-	if !headed && (len(frag) == 0 || frag[0] != headerMark) {
+	if !needsHeader(frag, headed) {
 		return frag
 	}
 	v := make([]byte, headerLen+len(frag))
+	putHeader(v, m)
+	copy(v[headerLen:], frag)
+	return v
+}
+
+// needsHeader reports whether frag is stored behind a header: when headed
+// is set, or frag starts with the mark.
+func needsHeader(frag []byte, headed bool) bool {
+	return headed || len(frag) > 0 && frag[0] == headerMark
+}
+
+// putHeader writes m's header into v[:headerLen].
+func putHeader(v []byte, m meta) {
 	v[0], v[1] = headerMark, headerVersion
 	binary.BigEndian.PutUint64(v[2:10], uint64(m.stale))
 	binary.BigEndian.PutUint32(v[10:14], m.render)
-	copy(v[headerLen:], frag)
-	return v
 }
 
 // decodeValue splits a stored value into the fragment and its header; ok

@@ -287,32 +287,20 @@ func (t *Tags) Bind(set *jet.Set) error {
 	return nil
 }
 
-// execution carries what a block's body needs into fragment.Cache.Render.
-// Pooled, with body bound once, so that a hit allocates no closure.
-type execution struct {
-	rt    *jet.Runtime
-	block string
-	body  func(io.Writer) error
-	// vary holds the vary_on values of one call, reused across calls:
-	// Render reads call.VaryOn only to build the key and keeps no
-	// reference after it returns. A block nested in another's body gets
-	// its own execution, since the outer one is not back in the pool yet.
-	vary []any
-}
+// varyList holds the vary_on values of one call, reused across calls
+// (pooled): Render reads call.VaryOn only to build the key and keeps no
+// reference after it returns. A block nested in another's body gets its
+// own, since the outer one is not back in the pool yet.
+type varyList struct{ values []any }
 
-var executionPool = sync.Pool{New: func() any {
-	x := new(execution)
-	x.body = x.render
-	return x
-}}
+var varyPool = sync.Pool{New: func() any { return new(varyList) }}
 
-// render runs the block's body with the Runtime's output sent to w. Jet
-// reports template errors by panicking with an error; render turns those
-// into its result so Render can hand them to every waiter and store
-// nothing. Other panics (runtime errors, non-error values) go on, as Jet
-// itself lets them.
-func (x *execution) render(w io.Writer) (err error) {
-	rt := x.rt
+// renderBlock runs the Jet block named block with the Runtime's output sent
+// to w. Jet reports template errors by panicking with an error;
+// renderBlock turns those into its result so Render can hand them to every
+// waiter and store nothing. Other panics (runtime errors, non-error values)
+// go on, as Jet itself lets them.
+func renderBlock(rt *jet.Runtime, block string, w io.Writer) (err error) {
 	saved := rt.Writer
 	rt.Writer = w
 	defer func() {
@@ -325,7 +313,7 @@ func (x *execution) render(w io.Writer) (err error) {
 			err = e
 		}
 	}()
-	rt.YieldBlock(x.block, nil)
+	rt.YieldBlock(block, nil)
 	return nil
 }
 
@@ -352,22 +340,26 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 				ErrSameLine, s.lineMate)})
 		}
 	}
-	x := executionPool.Get().(*execution)
+	var vary *varyList
 	if n > 3 {
+		vary = varyPool.Get().(*varyList)
 		for i := 3; i < n; i++ {
-			x.vary = append(x.vary, s.value(a.Get(i), fragment.ErrKeyValue))
+			vary.values = append(vary.values, s.value(a.Get(i), fragment.ErrKeyValue))
 		}
-		call.VaryOn = x.vary
+		call.VaryOn = vary.values
 	}
-	rt := a.Runtime()
-	x.rt, x.block = rt, s.block
-	err := t.fc.Render(contextOf(rt), call, rt.Writer, x.body)
-	clear(x.vary) // drop the references so the pool keeps no values alive
-	x.vary, x.rt = x.vary[:0], nil
-	if cap(x.vary) > 16 {
-		x.vary = nil // a rare long vary_on list is not worth keeping pooled
+	rt, block := a.Runtime(), s.block
+	// Render does not keep body, so this closure stays on the stack: a
+	// hit allocates nothing here.
+	body := func(w io.Writer) error { return renderBlock(rt, block, w) }
+	err := t.fc.Render(contextOf(rt), call, rt.Writer, body)
+	if vary != nil {
+		clear(vary.values) // drop the references so the pool keeps no values alive
+		vary.values = vary.values[:0]
+		if cap(vary.values) <= 16 { // a rare long vary_on list is not worth keeping pooled
+			varyPool.Put(vary)
+		}
 	}
-	executionPool.Put(x)
 	if err != nil {
 		panic(err)
 	}

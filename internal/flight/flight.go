@@ -26,6 +26,10 @@
 // only standard-library way, walks the whole stack (50–110 µs at the
 // depths Jet and html/template render at). It is read only on the miss
 // path, never on a cache hit.
+//
+// A computation nobody waits for allocates nothing: its bookkeeping is
+// reused, and the channel waiters block on is made by the first waiter.
+// That is every cache miss but the concurrent ones.
 package flight
 
 import (
@@ -67,6 +71,10 @@ type Group[V any] struct {
 	mu      sync.Mutex
 	calls   map[string]*call[V]
 	waiting int // callers waiting for a computation of this group
+	// free holds calls nobody waited for, for reuse: a computation
+	// without waiters (every cache miss but the concurrent ones) then
+	// allocates nothing.
+	free sync.Pool
 }
 
 // waits is the process-wide wait-for graph: goroutine → the goroutine
@@ -83,9 +91,14 @@ var waits struct {
 
 type call[V any] struct {
 	owner int64 // goroutine computing the value
-	done  chan struct{}
-	val   V
-	err   error
+	// done is made by the first waiter and closed when the computation
+	// ends; both under Group.mu, which also guards waiters, the callers
+	// that ever waited. A call that had none is reused (Group.free):
+	// nobody can reach it once it is out of Group.calls.
+	done    chan struct{}
+	waiters int
+	val     V
+	err     error
 	// abandoned: the computation failed after its caller's context
 	// ended, so its error says nothing about the key.
 	abandoned bool
@@ -150,10 +163,15 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 		}
 		waits.on[me] = c.owner
 		waits.mu.Unlock()
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
+		c.waiters++
+		done := c.done
 		g.waiting++
 		g.mu.Unlock()
 		select {
-		case <-c.done:
+		case <-done:
 		case <-ctx.Done():
 		}
 		waits.mu.Lock()
@@ -171,7 +189,11 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 		return c.val, true, false, c.err
 	}
 
-	c := &call[V]{owner: me, done: make(chan struct{})}
+	c, _ := g.free.Get().(*call[V])
+	if c == nil {
+		c = new(call[V])
+	}
+	c.owner = me
 	g.calls[key] = c
 	g.mu.Unlock()
 
@@ -182,13 +204,20 @@ func (g *Group[V]) do(ctx context.Context, key string, fn func() (V, error), wai
 		}
 		g.mu.Lock()
 		delete(g.calls, key)
+		done, waited := c.done, c.waiters > 0
 		g.mu.Unlock()
-		close(c.done)
+		if waited {
+			close(done) // the waiters read c from now on: it is not reused
+		} else if finished {
+			*c = call[V]{}
+			g.free.Put(c)
+		}
 	}()
-	c.val, c.err = fn()
-	c.abandoned = c.err != nil && (ctx.Err() != nil || errors.Is(c.err, ErrAbandon))
+	val, err = fn()
+	c.val, c.err = val, err
+	c.abandoned = err != nil && (ctx.Err() != nil || errors.Is(err, ErrAbandon))
 	finished = true
-	return c.val, false, true, c.err
+	return val, false, true, err
 }
 
 // Waiting returns how many callers are waiting for a computation of g in

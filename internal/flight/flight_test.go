@@ -285,3 +285,53 @@ func TestWaiterStopsWhenItsContextEnds(t *testing.T) {
 	assert.ErrorIs(t, <-errc, context.Canceled)
 	assert.Zero(t, g.Waiting())
 }
+
+// A computation nobody waits for is the miss path of every cache block:
+// it must not allocate (its bookkeeping is reused), while a reused call
+// must never hand one key's result to another key's waiters.
+func TestUncontendedDoAllocatesNothing(t *testing.T) {
+	var g Group[int]
+	ctx := context.Background()
+	fn := func() (int, error) { return 7, nil }
+	_, _, _ = g.Do(ctx, "warm", fn) // the map's first allocation
+	allocs := testing.AllocsPerRun(100, func() {
+		v, shared, err := g.Do(ctx, "k", fn)
+		if v != 7 || shared || err != nil {
+			panic("wrong result")
+		}
+	})
+	assert.Zero(t, allocs, "allocations per uncontended Do")
+}
+
+func TestReusedCallsKeepResultsApart(t *testing.T) {
+	var g Group[string]
+	ctx := context.Background()
+	for i := range 50 {
+		key := fmt.Sprint("k", i%3)
+		release := make(chan struct{})
+		waiterGot := make(chan string, 1)
+		go func() {
+			_, _, _ = g.Do(ctx, key, func() (string, error) { <-release; return key, nil })
+		}()
+		testkit.Eventually(t, "the leader runs", func() bool { return g.InFlight(key) })
+		go func() {
+			v, _, err := g.Do(ctx, key, func() (string, error) { return "not " + key, nil })
+			if err != nil {
+				v = err.Error()
+			}
+			waiterGot <- v
+		}()
+		testkit.Eventually(t, "the waiter waits", func() bool { return g.Waiting() == 1 })
+		// Uncontended calls of other keys meanwhile reuse their calls.
+		for j := range 5 {
+			other := fmt.Sprint("other", j)
+			v, shared, err := g.Do(ctx, other, func() (string, error) { return other, nil })
+			require.NoError(t, err)
+			require.False(t, shared)
+			require.Equal(t, other, v)
+		}
+		close(release)
+		assert.Equal(t, key, <-waiterGot)
+		testkit.Eventually(t, "the flight ends", func() bool { return !g.InFlight(key) })
+	}
+}
