@@ -161,7 +161,12 @@
 //
 // A body runs on the very value the dot had at the block, so an
 // addressable range element shows its pointer methods to the body, as it
-// does without the cache tags.
+// does without the cache tags. The exception is a block at the top level
+// of a template that a {{template}} action calls with another value than
+// the caller's data ({{ range .Items }}{{ template "card" . }}): text/template
+// passes a function there only an interface{} copy of the dot (the dot may
+// be invalid, which it passes to nothing else), so that block's body and
+// arguments see the copy, as before.
 //
 // # Caveats
 //
