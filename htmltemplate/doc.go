@@ -165,8 +165,8 @@
 // of a template that a {{template}} action calls with another value than
 // the caller's data ({{ range .Items }}{{ template "card" . }}): text/template
 // passes a function there only an interface{} copy of the dot (the dot may
-// be invalid, which it passes to nothing else), so that block's body and
-// arguments see the copy, as before.
+// be invalid, which it passes to nothing else), so that block's body sees
+// the copy, as before (text/template evaluates its arguments itself).
 //
 // # Caveats
 //
