@@ -50,15 +50,18 @@ func TestStaleResultIsReturnedWhileOneBackgroundRunRefreshesIt(t *testing.T) {
 	for i := range callers {
 		assert.Equal(t, "v1", outs[i], "caller %d gets the stale result", i)
 	}
+	// The refresh blocks until release, so no other run can have ended.
+	testkit.Eventually(t, "the background run starts", func() bool { return runs.Load() >= 2 })
+	assert.EqualValues(t, 2, runs.Load(), "one background run for all the stale callers")
+	assert.EqualValues(t, 1, f.Stats().Refreshes)
 	close(release)
+	// v2 lives 50 ms: on a loaded machine it can go stale before a poll
+	// reads it, and be refreshed again (v3…); any of them is the refresh.
 	testkit.Eventually(t, "the refreshed result is stored", func() bool {
 		got, err := f.Call(ctx, 1)
-		return err == nil && got == "v2"
+		return err == nil && got != "v1"
 	})
-	assert.EqualValues(t, 2, runs.Load(), "one background run")
-	st := f.Stats()
-	assert.EqualValues(t, 1, st.Refreshes)
-	assert.GreaterOrEqual(t, st.StaleHits, uint64(callers))
+	assert.GreaterOrEqual(t, f.Stats().StaleHits, uint64(callers))
 }
 
 func TestStaleWhileRevalidateStoresWithTheGracePeriod(t *testing.T) {
