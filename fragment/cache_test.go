@@ -194,6 +194,9 @@ func TestRenderRejectsBadKeyValue(t *testing.T) {
 	}
 }
 
+// seconds is a float64 kind that is not float64 itself.
+type seconds float64
+
 func TestRenderTimeoutSetsTTL(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -209,6 +212,7 @@ func TestRenderTimeoutSetsTTL(t *testing.T) {
 		{name: "float seconds", timeout: 1.5, want: 1500 * time.Millisecond},
 		{name: "fraction of a second", timeout: 0.05, want: 50 * time.Millisecond},
 		{name: "float32 seconds", timeout: float32(0.25), want: 250 * time.Millisecond},
+		{name: "named float seconds", timeout: seconds(0.5), want: 500 * time.Millisecond},
 		{name: "Duration as is", timeout: 90 * time.Millisecond, want: 90 * time.Millisecond},
 		{name: "positive float below 1 ns is 1 ns, never \"never expires\"", timeout: 1e-10, want: time.Nanosecond},
 		{name: "smallest positive float is 1 ns", timeout: math.SmallestNonzeroFloat64, want: time.Nanosecond},

@@ -59,6 +59,8 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 		if t >= 0 && int64(t) <= math.MaxInt64/int64(time.Second) {
 			return useTTL, flaskSeconds(time.Duration(t) * time.Second), nil
 		}
+	case float64: // Jet's numbers, without reflection
+		return floatSeconds(t)
 	case string:
 		if t == "del" {
 			return deleteKey, 0, nil
@@ -88,21 +90,25 @@ func parseTimeout(v any) (timeoutMode, time.Duration, error) {
 		}
 		return useTTL, flaskSeconds(time.Duration(n) * time.Second), nil
 	case reflect.Float32, reflect.Float64:
-		f := rv.Float()
-		ns := f * float64(time.Second)
-		// float64(math.MaxInt64) is 2⁶³, one past the largest Duration:
-		// a product that reaches it does not convert.
-		if math.IsNaN(f) || f < 0 || ns >= float64(math.MaxInt64) {
-			return 0, 0, fmt.Errorf("%w: %v seconds is out of range", ErrTimeout, f)
-		}
-		if d := time.Duration(ns); d > 0 || f == 0 {
-			return useTTL, flaskSeconds(d), nil
-		}
-		// A positive timeout under a nanosecond is the shortest TTL
-		// there is, never 0, which would mean "never expires".
-		return useTTL, time.Nanosecond, nil
+		return floatSeconds(rv.Float())
 	}
 	return 0, 0, fmt.Errorf("%w: %T %v (want seconds, a time.Duration, nil or \"del\")", ErrTimeout, v, v)
+}
+
+// floatSeconds is a timeout of f seconds.
+func floatSeconds(f float64) (timeoutMode, time.Duration, error) {
+	ns := f * float64(time.Second)
+	// float64(math.MaxInt64) is 2⁶³, one past the largest Duration:
+	// a product that reaches it does not convert.
+	if math.IsNaN(f) || f < 0 || ns >= float64(math.MaxInt64) {
+		return 0, 0, fmt.Errorf("%w: %v seconds is out of range", ErrTimeout, f)
+	}
+	if d := time.Duration(ns); d > 0 || f == 0 {
+		return useTTL, flaskSeconds(d), nil
+	}
+	// A positive timeout under a nanosecond is the shortest TTL
+	// there is, never 0, which would mean "never expires".
+	return useTTL, time.Nanosecond, nil
 }
 
 // flaskSeconds is a TTL given in seconds as Flask reads them: 0 never
