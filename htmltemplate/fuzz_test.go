@@ -44,6 +44,11 @@ func FuzzTemplate(f *testing.F) {
 		`{{ cache 300 "n" .Missing.X .S }}x{{ endcache }}{{ cache 300 "e" .S.X }}y{{ endcache }}`, // arguments the block evaluates
 		`{{ range .L }}{{ cache 300 "r" . }}{{ $.N }}{{ . }}{{ endcache }}{{ end }}`,
 		`{{ $ = .L }}{{ cache 300 "re" }}{{ $ }}{{ . }}{{ endcache }}`,
+		`{{ define "p" }}{{ cache 300 "p" .S }}{{ . }}{{ endcache }}{{ end }}{{ template "p" . }}{{ template "p" .L }}{{ with .L }}{{ template "p" . }}{{ end }}`, // partials with another dot
+		`{{ with .X }}{{ else with .L }}{{ cache 300 "ew" .S }}{{ . }}{{ endcache }}{{ end }}`,
+		`{{ if .N }}{{ $ = .L }}{{ end }}{{ cache 300 "ra" $.S .N }}{{ $ }}{{ endcache }}`,
+		`{{ range $i, $e := .L }}{{ cache 300 "rd" $.N . $i }}{{ $e }}{{ $.S }}{{ endcache }}{{ else }}{{ cache 300 "re" .N }}{{ .S }}{{ endcache }}{{ end }}`,
+		`{{ define "q" }}{{ cache 300 "q" $.N }}{{ $ }}{{ endcache }}{{ end }}{{ cache 300 "o" .S }}{{ template "q" . }}{{ endcache }}{{ template "q" .S }}`,
 	} {
 		f.Add(seed)
 	}
