@@ -335,3 +335,50 @@ func TestReusedCallsKeepResultsApart(t *testing.T) {
 		testkit.Eventually(t, "the flight ends", func() bool { return !g.InFlight(key) })
 	}
 }
+
+// Many goroutines call Do and TryDo on a few keys at once, some with a
+// context that is already cancelled and some computations panicking, so
+// that waiters arrive while computations end and calls are reused: every
+// value a caller gets is one computed for its own key.
+func TestReusedCallsUnderContention(t *testing.T) {
+	var g Group[string]
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 400 {
+				key := fmt.Sprint("k", (w+i)%3)
+				ctx := context.Background()
+				if i%7 == 0 {
+					ctx = cancelled
+				}
+				fn := func() (string, error) {
+					if i%11 == 0 {
+						panic("boom")
+					}
+					return key, nil
+				}
+				var v string
+				var err error
+				func() {
+					defer func() { _ = recover() }()
+					if i%5 == 0 {
+						v, _, err = g.TryDo(ctx, key, fn)
+					} else {
+						v, _, err = g.Do(ctx, key, fn)
+					}
+				}()
+				if err == nil && v != "" && v != key {
+					t.Errorf("%s got %q", key, v)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Zero(t, g.Waiting())
+	for k := range 3 {
+		assert.False(t, g.InFlight(fmt.Sprint("k", k)))
+	}
+}
