@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"html/template"
+	"io"
 	"math/rand/v2"
 	"reflect"
 	"sync"
@@ -130,4 +131,51 @@ func TestConcurrentExecutionsNeverShareFragments(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A clone in which a partial is called with another dot renders the
+// partial's blocks on that dot, whatever the original went through first.
+// An execution of the original that failed before html/template escaped
+// anything (an undefined name) leaves html/template willing to clone it;
+// but the original's blocks were by then fitted to its templates as they
+// were (bound to the execution's data where the partial's dot was the
+// data), so the clone must be refused: it used to render the page's data
+// in the partial, keyed by it.
+func TestCloneNeverRendersAPartialOnAnotherDot(t *testing.T) {
+	const baseSrc = `{{ define "sidebar" }}{{ cache 60 "side" .Name }}[{{ .Name }}]{{ endcache }}{{ end }}` +
+		`{{ define "page" }}{{ template "sidebar" . }}{{ end }}`
+	data := map[string]any{"Name": "page", "User": map[string]any{"Name": "alice"}}
+	for _, tc := range []struct {
+		name         string
+		before       func(*Template) error
+		refusesClone bool
+	}{
+		{"not executed", func(*Template) error { return nil }, false},
+		{"ExecuteTemplate of an undefined name", func(b *Template) error {
+			return b.ExecuteTemplate(io.Discard, "nope", nil)
+		}, true},
+		{"ExecuteTemplateContext of an undefined name", func(b *Template) error {
+			return b.ExecuteTemplateContext(t.Context(), io.Discard, "nope", nil)
+		}, true},
+		{"executed", func(b *Template) error { return b.ExecuteTemplate(io.Discard, "page", data) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, _ := newCache(fragment.Options{})
+			base, err := New("base", fc).Parse(baseSrc)
+			require.NoError(t, err)
+			_ = tc.before(base)
+			clone, err := base.Clone()
+			if err != nil {
+				require.True(t, tc.refusesClone, "Clone: %v", err)
+				require.ErrorContains(t, err, "after it has executed")
+				return
+			}
+			_, err = clone.Parse(`{{ define "page" }}{{ template "sidebar" .User }}{{ end }}`)
+			require.NoError(t, err)
+			var b bytes.Buffer
+			require.NoError(t, clone.ExecuteTemplate(&b, "page", data))
+			assert.Equal(t, "[alice]", b.String())
+			assert.False(t, tc.refusesClone, "Clone succeeded")
+		})
+	}
 }

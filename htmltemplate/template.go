@@ -352,13 +352,23 @@ func (t *Template) DefinedTemplates() string {
 
 // Clone returns a duplicate of the template and all its associated
 // templates, bound to the same fragment cache, as template.Template.Clone
-// does; like it, Clone fails once the template has been executed. The
+// does; like it, Clone fails once the template has been executed (here
+// also after an execution that failed before html/template escaped
+// anything, such as one of an undefined name). The
 // clone's blocks render the clone's bodies, so templates redefined in the
 // clone are the ones its blocks call.
 func (t *Template) Clone() (*Template, error) {
 	s := t.set
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.finalized {
+		// html/template refuses a Clone once a template of the set was
+		// escaped, but not after an execution that failed before that
+		// (an undefined name): finalize has by then fitted the blocks'
+		// calls to the set as it is, which a clone may change by
+		// redefining a template ({{template "p" .X}} where it was .).
+		return nil, fmt.Errorf("htmltemplate: cannot Clone %q after it has executed", t.Name())
+	}
 	c, err := t.tmpl.Clone()
 	if err != nil {
 		return nil, err
