@@ -59,14 +59,14 @@ func zData(r *rand.Rand) zD {
 }
 
 const zSrc = `{{define "p"}}{{cache 300 "p" .U.ID}}<p>{{.U.Name}}</p>{{endcache}}{{end}}
-{{define "q"}}{{cache 300 "q" .ID}}<q>{{.Name}}{{.Label}}</q>{{endcache}}{{end}}
+{{define "q"}}{{cache 300 "q" .ID}}<q>{{.Name}}{{.Label}}{{cache 300 "qi" .ID}}{{.Name}}{{endcache}}</q>{{endcache}}{{end}}
 {{define "s"}}{{cache 300 "s" .ID}}<s>{{.Name}}</s>{{endcache}}{{end}}
 {{define "layout"}}{{cache 300 "lay" .U.ID $.U.Name}}[{{.U.Name}}{{template "p" .}}]{{endcache}}{{end}}
 {{cache 300 "top" .U.ID}}<t>{{.U.Name}}{{template "p" .}}</t>{{endcache}}
 {{template "layout" .}}{{template "p" .}}
 {{with .U}}{{template "q" .}}{{cache 300 "w" .ID}}{{.Name}}{{endcache}}{{end}}
 {{range .L}}{{cache 300 "r" .ID $.U.ID}}{{.Name}}{{$.U.Name}}{{endcache}}{{end}}
-{{template "q" .Other}}
+{{template "q" .Other}}{{range $i, $u := .L}}{{template "q" $u}}{{end}}
 {{if .U}}{{cache 300 "if" $.U.ID}}{{$.U.Name}}{{endcache}}{{end}}
 {{cache 300 "nest" .U.ID .Other.ID}}{{sub .Other}}{{.U.Name}}{{endcache}}
 {{cache 300 "iface" .I.ID .I.Name}}{{with .I}}{{.Name}}{{end}}{{endcache}}
