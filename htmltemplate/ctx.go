@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"sync"
+	"unsafe"
 
 	"github.com/petermattis/goid"
 )
@@ -39,7 +40,7 @@ const executionShards = 16
 type executionShard struct {
 	mu sync.RWMutex
 	m  map[int64]binding
-	_  [64 - 8 - 24 - 8]byte // a cache line each
+	_  [64 - unsafe.Sizeof(sync.RWMutex{}) - unsafe.Sizeof(map[int64]binding(nil))]byte // a cache line each
 }
 
 func (e *executions) shard(id int64) *executionShard {
