@@ -11,8 +11,9 @@ import (
 
 // ContextKey is the pongo2 context key a cache block reads its
 // *fragment.Cache from. Bind puts it into a set's Globals, With and Execute
-// into one render's context. The value may be what those functions store, or a
-// *fragment.Cache itself (its backend calls then use context.Background()).
+// into one render's context. The value may be what those functions store,
+// or a *fragment.Cache itself (its backend calls then use
+// context.Background()).
 // A template passes it on through {% include … only %} with
 // `with _fragcache=_fragcache`.
 const ContextKey = "_fragcache"
@@ -22,8 +23,9 @@ const ContextKey = "_fragcache"
 // render of the same fragment; WithContext sets it. It takes precedence
 // over the context of the binding (With's, or Bind's
 // context.Background()), but not over Execute's: that is the render's own,
-// and blocks of a render through Execute do not read ContextVar. A template passes it on through
-// {% include … only %} with `with _fragcache_ctx=_fragcache_ctx`.
+// and blocks of a render through Execute do not read ContextVar. A
+// template passes it on through {% include … only %} with
+// `with _fragcache_ctx=_fragcache_ctx`.
 const ContextVar = "_fragcache_ctx"
 
 // ErrNotBound is the error (inside the *pongo2.Error's OrigError) of a cache
