@@ -115,10 +115,10 @@ func (v Value) Found() bool { return v.data != nil }
 // not be modified. An integer, a codec value, cachelib's pickle and a miss
 // give nil, false.
 func (v Value) Text() (b []byte, ok bool) {
-	switch v.kind() {
-	case kindString, kindBytes:
-		return v.data[1:], true
-	case kindForeign:
+	if d := v.data; len(d) > 0 && d[0]-markString < 2 { // markString, markBytes
+		return d[1:], true
+	}
+	if v.kind() == kindForeign {
 		return v.data, true
 	}
 	return nil, false
