@@ -60,10 +60,10 @@
 // html/template. pongo2 copies every context key into a new map and checks
 // its name against a regular expression on every render, so each binding
 // costs every page (BenchmarkPageBinding): Execute on a set without Bind is
-// one key, Bind + WithContext two. A block that executes with no cache bound fails
-// with ErrNotBound rather than rendering uncached: a page silently served
-// uncached is a misconfiguration that shows only as load. To switch
-// caching off, bind a fragment.Cache over backends.Null.
+// one key, Bind + WithContext two. A block that executes with no cache
+// bound fails with ErrNotBound rather than rendering uncached: a page
+// silently served uncached is a misconfiguration that shows only as load.
+// To switch caching off, bind a fragment.Cache over backends.Null.
 //
 // On a cache that batches (a networked backend), Execute renders the page
 // through fragment.Cache.Page: every block's lookup goes out in one round
