@@ -144,20 +144,21 @@
 // the first execution, when the set is final, a block whose dynamic
 // arguments are the dot or field chains of it ({{ cache 300 "side"
 // .User.ID }}), or of $ where $ is the execution's data (see below), is
-// set to evaluate them itself, exactly as text/template would: struct fields, map keys and missing keys on a fast path (field
-// indexes cached per type); anything else (a method, a nil pointer,
-// missingkey=error, an unexported field...) by text/template itself on the
-// same value, so values and errors are text/template's own. Such a block
-// is passed only the dot (the reflect.Value text/template holds). Where
-// its dot is the data of the execution (at the top level of a template
-// executed by Execute, ExecuteTemplate, as a body, or by {{template "name"
-// .}} actions only, each where the caller's dot is its data: layouts and
-// partials), it is passed nothing at all and reads the data from the
-// record above. On a page of 10 blocks varying on the user that all hit, the page
-// allocates as much as the same page printing each fragment from a
-// function returning a constant template.HTML, html/template's cheapest
-// way to print one, and costs about 1.5× it (BENCHMARKS.md). A string
-// vary_on value repeating from page to page is boxed once.
+// set to evaluate them itself, exactly as text/template would: struct
+// fields, map keys and missing keys on a fast path (field indexes cached
+// per type); anything else (a method, a nil pointer, missingkey=error, an
+// unexported field...) by text/template itself on the same value, so
+// values and errors are text/template's own. Such a block is passed only
+// the dot (the reflect.Value text/template holds). Where its dot is the
+// data of the execution (at the top level of a template executed by
+// Execute, ExecuteTemplate, as a body, or by {{template "name" .}} actions
+// only, each where the caller's dot is its data: layouts and partials), it
+// is passed nothing at all and reads the data from the record above. On a
+// page of 10 blocks varying on the user that all hit, the page allocates
+// as much as the same page printing each fragment from a function
+// returning a constant template.HTML, html/template's cheapest way to
+// print one, and costs about 1.3–1.5× it (BENCHMARKS.md). A string vary_on
+// value repeating from page to page is boxed once.
 //
 // A body runs on the very value the dot had at the block, so an
 // addressable range element shows its pointer methods to the body, as it
