@@ -15,6 +15,7 @@ import (
 	"github.com/CloudyKit/jet/v6"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/loadername"
 )
 
 // ContextVar is the Jet variable the cache blocks take their
@@ -194,23 +195,10 @@ func (t *Tags) Loader(name string, inner jet.Loader) (jet.Loader, error) {
 	if inner == nil {
 		return nil, errors.New("jettag: Loader needs a loader to wrap")
 	}
-	if !validLoaderName(name) {
-		return nil, fmt.Errorf("%w: %q: use one or more ASCII letters, digits, '.', '_' or '-' (not \".\" or \"..\")", ErrLoaderName, name)
+	if err := loadername.Check(name, ErrLoaderName); err != nil {
+		return nil, err
 	}
 	return &loader{name: name, inner: inner, tags: t}, nil
-}
-
-func validLoaderName(name string) bool {
-	if name == "" || name == "." || name == ".." {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 type loader struct {

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/flosch/pongo2/v6"
+
+	"github.com/fragcache/fragcache/internal/loadername"
 )
 
 // ErrLoaderName is returned by NewLoader for a name that is not usable as a
@@ -46,8 +48,8 @@ func NewLoader(name string, inner pongo2.TemplateLoader) (*Loader, error) {
 	if inner == nil {
 		return nil, errors.New("pongo2tag: NewLoader needs a loader to wrap")
 	}
-	if !validLoaderName(name) {
-		return nil, fmt.Errorf("%w: %q: use one or more ASCII letters, digits, '.', '_' or '-' (not \".\" or \"..\")", ErrLoaderName, name)
+	if err := loadername.Check(name, ErrLoaderName); err != nil {
+		return nil, err
 	}
 	l := &Loader{name: name, inner: inner}
 	if abs := inner.Abs("", loaderProbe); filepath.IsAbs(abs) {
@@ -57,19 +59,6 @@ func NewLoader(name string, inner pongo2.TemplateLoader) (*Loader, error) {
 		return nil, err
 	}
 	return l, nil
-}
-
-func validLoaderName(name string) bool {
-	if name == "" || name == "." || name == ".." {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // sameRoot reports whether two loaders of one name may serve different
