@@ -56,6 +56,13 @@ import (
 	"github.com/fragcache/fragcache/backends"
 )
 
+// ClearedPrefixes returns the key prefixes the suite clears with Clear: a
+// backend that can clear only declared namespaces (memcached, uWSGI)
+// declares these for its run of the suite.
+func ClearedPrefixes() []string {
+	return []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
+}
+
 // Options describe what a backend promises, so that the suite asks no more
 // of it. The zero value suits an in-process backend with an exact clock and
 // makes no atomicity claims.

@@ -27,10 +27,6 @@ import (
 	"github.com/fragcache/fragcache/keys"
 )
 
-// memcachedSuitePrefixes are the key prefixes the conformance suite
-// clears; memcached can only clear declared namespaces.
-var memcachedSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
-
 // testTimeout replaces the cache-safe default timeouts in tests that do not
 // test timeouts: they count and compare, and the machine may be loaded.
 const testTimeout = 10 * time.Second
@@ -74,7 +70,7 @@ func TestMemcachedConformance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			opts := tc.start(t)
-			opts.Namespaces = memcachedSuitePrefixes
+			opts.Namespaces = backendtest.ClearedPrefixes()
 			backendtest.Run(t, func(t *testing.T) backends.Backend {
 				return newTestMemcached(t, opts)
 			}, backendtest.Options{TTLResolution: time.Second, AtomicInc: true, AtomicAdd: true})

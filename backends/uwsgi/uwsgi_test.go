@@ -31,10 +31,6 @@ func uwsgiBigCache(name string, extra string) string {
 	return "name=" + name + ",items=256,blocksize=4096,blocks=4096,bitmap=1" + extra
 }
 
-// uwsgiSuitePrefixes are the key prefixes the conformance suite clears;
-// UWSGI can only clear declared namespaces.
-var uwsgiSuitePrefixes = []string{"a:", "b:", "p:", "prefix:", "g[ab]*?:", "r.+(x|y):"}
-
 // testTimeout replaces the cache-safe default timeouts in tests that do not
 // test timeouts: they count and compare, and the machine may be loaded.
 const testTimeout = 10 * time.Second
@@ -75,7 +71,7 @@ func TestUWSGIConformance(t *testing.T) {
 			srv := testservers.UWSGI(t, tc.cache)
 			backendtest.Run(t, func(t *testing.T) backends.Backend {
 				opts := tc.opts
-				opts.Addr, opts.Cache, opts.MaxValueSize, opts.Namespaces = srv.Addr, "c", 1<<20, uwsgiSuitePrefixes
+				opts.Addr, opts.Cache, opts.MaxValueSize, opts.Namespaces = srv.Addr, "c", 1<<20, backendtest.ClearedPrefixes()
 				return newTestUWSGI(t, opts)
 			}, backendtest.Options{TTLResolution: time.Millisecond, AtomicAdd: true})
 		})
