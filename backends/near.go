@@ -78,15 +78,7 @@ func (n *NearCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 // GetMany serves what it can from memory and reads the rest with one
 // backend GetMany.
 func (n *NearCache) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
-	out := make([][]byte, len(keys))
-	var miss []int
-	for i, k := range keys {
-		if v, ok := n.nc.Get(k); ok {
-			out[i] = v
-			continue
-		}
-		miss = append(miss, i)
-	}
+	out, miss := n.nc.GetMany(keys, nil)
 	if len(miss) == 0 {
 		return out, nil
 	}

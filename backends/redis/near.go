@@ -404,19 +404,7 @@ func (n *redisNear) keep(key string, v []byte, pttl *goredis.DurationCmd, ticket
 // getMany serves what it can from the near cache and reads the rest with
 // one MGET and their PTTLs in one round trip.
 func (n *redisNear) getMany(ctx context.Context, r *Backend, keys []string) ([][]byte, error) {
-	out := make([][]byte, len(keys))
-	var miss []int
-	for i, k := range keys {
-		if !n.covers(k) {
-			miss = append(miss, i)
-			continue
-		}
-		if v, ok := n.nc.Get(k); ok {
-			out[i] = v
-			continue
-		}
-		miss = append(miss, i)
-	}
+	out, miss := n.nc.GetMany(keys, n.covers)
 	if len(miss) == 0 {
 		return out, nil
 	}

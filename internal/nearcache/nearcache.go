@@ -222,6 +222,24 @@ func (c *Cache) Get(key string) ([]byte, bool) {
 	return v, true
 }
 
+// GetMany looks keys up as Get does: out holds the values found (nil for
+// the others), miss the indexes of the keys to read from the server, in
+// order. covers, when not nil, says which keys the cache may hold; the
+// others are misses without a lookup.
+func (c *Cache) GetMany(keys []string, covers func(string) bool) (out [][]byte, miss []int) {
+	out = make([][]byte, len(keys))
+	for i, k := range keys {
+		if covers == nil || covers(k) {
+			if v, ok := c.Get(k); ok {
+				out[i] = v
+				continue
+			}
+		}
+		miss = append(miss, i)
+	}
+	return out, miss
+}
+
 // live reports whether an entry expiring at exp is still live.
 func (c *Cache) live(exp int64) bool {
 	if exp-c.coarse.Load() > int64(coarseMargin) {

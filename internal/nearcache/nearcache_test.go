@@ -53,6 +53,37 @@ func TestGetPut(t *testing.T) {
 	assert.Equal(t, uint64(1), st.Misses)
 }
 
+func TestGetManySplitsHitsAndMisses(t *testing.T) {
+	c := newCache(t, Options{})
+	put(t, c, "a", "1")
+	put(t, c, "c", "3")
+	put(t, c, "x:d", "4")
+	keys := []string{"a", "b", "c", "x:d"}
+	tests := []struct {
+		name     string
+		covers   func(string) bool
+		wantOut  []string // "" for nil
+		wantMiss []int
+	}{
+		{"every key covered", nil, []string{"1", "", "3", "4"}, []int{1}},
+		{"uncovered keys miss without a lookup", func(k string) bool { return k[0] != 'x' }, []string{"1", "", "3", ""}, []int{1, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, miss := c.GetMany(keys, tt.covers)
+			require.Len(t, out, len(keys))
+			for i, want := range tt.wantOut {
+				if want == "" {
+					assert.Nil(t, out[i], keys[i])
+				} else {
+					assert.Equal(t, want, string(out[i]), keys[i])
+				}
+			}
+			assert.Equal(t, tt.wantMiss, miss)
+		})
+	}
+}
+
 // TestSequence is the rule that keeps a read racing an invalidation from
 // putting back a stale value: a Put whose ticket predates an Invalidate of
 // its key, or a Flush, is dropped; one whose ticket came after is kept.
