@@ -15,6 +15,16 @@ type Entry struct {
 	TTL   time.Duration
 }
 
+// EntriesOf returns items as entries that all have ttl: a Batcher's
+// SetMany is its SetEntries of them.
+func EntriesOf(items map[string][]byte, ttl time.Duration) []Entry {
+	entries := make([]Entry, 0, len(items))
+	for k, v := range items {
+		entries = append(entries, Entry{Key: k, Value: v, TTL: ttl})
+	}
+	return entries
+}
+
 // Batcher is implemented by backends whose every call costs a network
 // round trip (Redis, memcached). SetEntries stores entries that each have
 // their own TTL in as few round trips as the protocol allows (one pipeline

@@ -12,19 +12,14 @@ var _ backends.Batcher = (*Backend)(nil)
 
 // SetEntries stores every entry with its own expiration through the
 // client's pipelined SetMulti: one round trip per server. Spread values
-// (SpreadSASLMemcachedCache) go one by one, as their chunks need.
+// (SpreadSASLMemcachedCache) take two: every chunk after the first, then
+// the first chunks of the entries whose other chunks were stored.
 func (m *Backend) SetEntries(ctx context.Context, entries []backends.Entry) error {
 	if m.closed.Load() {
 		return backends.ErrClosed
 	}
 	if m.spread {
-		var errs []error
-		for _, e := range entries {
-			if err := m.Set(ctx, e.Key, e.Value, e.TTL); err != nil {
-				errs = append(errs, &backends.KeyError{Key: e.Key, Err: err})
-			}
-		}
-		return errors.Join(errs...)
+		return m.spreadSetEntries(ctx, entries)
 	}
 	var errs []error
 	batch := make([]memcache.Item, 0, len(entries))

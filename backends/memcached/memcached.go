@@ -438,31 +438,7 @@ func (m *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 // SetMany stores every item in one pipeline per server and reports
 // failures as *KeyError.
 func (m *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	if m.closed.Load() {
-		return backends.ErrClosed
-	}
-	if m.spread {
-		return m.spreadSetMany(ctx, items, ttl)
-	}
-	exp, flags := m.exptime(ttl), m.expiryFlags(ttl)
-	var errs []error
-	batch := make([]memcache.Item, 0, len(items))
-	owners := make([]string, 0, len(items))
-	for key, v := range items {
-		k, err := m.itemKey(ctx, key)
-		if err != nil {
-			errs = append(errs, &backends.KeyError{Key: key, Err: err})
-			continue
-		}
-		batch = append(batch, memcache.Item{Key: k, Value: encodeMemcached(v), Flags: flags, Expiration: exp})
-		owners = append(owners, key)
-	}
-	for i, err := range m.client.SetMulti(ctx, batch) {
-		if err != nil {
-			errs = append(errs, &backends.KeyError{Key: owners[i], Err: memcachedError(err)})
-		}
-	}
-	return errors.Join(errs...)
+	return m.SetEntries(ctx, backends.EntriesOf(items, ttl))
 }
 
 // Add stores value with memcached's add, which refuses present keys.
@@ -1069,10 +1045,10 @@ func (m *Backend) spreadSet(ctx context.Context, key string, value []byte, ttl t
 	return memcachedError(m.client.Set(ctx, items[0]))
 }
 
-// spreadSetMany writes every chunk after the first of every item in one
-// pipeline per server, then the first chunks of the items whose other
-// chunks were stored.
-func (m *Backend) spreadSetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
+// spreadSetEntries writes every chunk after the first of every entry in
+// one pipeline per server, then the first chunks of the entries whose
+// other chunks were stored.
+func (m *Backend) spreadSetEntries(ctx context.Context, entries []backends.Entry) error {
 	var (
 		errs        []error
 		firsts      []memcache.Item
@@ -1081,21 +1057,21 @@ func (m *Backend) spreadSetMany(ctx context.Context, items map[string][]byte, tt
 		restOwner   []string
 		restFailure = map[string]error{}
 	)
-	for key, v := range items {
-		logical, err := m.logical(ctx, key)
+	for _, e := range entries {
+		logical, err := m.logical(ctx, e.Key)
 		var chunks []memcache.Item
 		if err == nil {
-			chunks, err = m.spreadChunks(logical, v, ttl)
+			chunks, err = m.spreadChunks(logical, e.Value, e.TTL)
 		}
 		if err != nil {
-			errs = append(errs, &backends.KeyError{Key: key, Err: err})
+			errs = append(errs, &backends.KeyError{Key: e.Key, Err: err})
 			continue
 		}
 		firsts = append(firsts, chunks[0])
-		firstOwner = append(firstOwner, key)
+		firstOwner = append(firstOwner, e.Key)
 		for _, c := range chunks[1:] {
 			rest = append(rest, c)
-			restOwner = append(restOwner, key)
+			restOwner = append(restOwner, e.Key)
 		}
 	}
 	for i, err := range m.client.SetMulti(ctx, rest) {

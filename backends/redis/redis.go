@@ -283,41 +283,7 @@ func (r *Backend) Set(ctx context.Context, key string, value []byte, ttl time.Du
 
 // SetMany sends one SET per item in one pipeline.
 func (r *Backend) SetMany(ctx context.Context, items map[string][]byte, ttl time.Duration) error {
-	if err := r.ready(); err != nil {
-		return err
-	}
-	if len(items) == 0 {
-		return nil
-	}
-	var errs []error
-	if r.near != nil {
-		defer func() {
-			for k := range items {
-				r.near.forget(k)
-			}
-		}()
-	}
-	keys := make([]string, 0, len(items))
-	cmds := make([]*goredis.StatusCmd, 0, len(items))
-	_, _ = r.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for k, v := range items {
-			if err := r.checkSize(v); err != nil {
-				errs = append(errs, &backends.KeyError{Key: k, Err: err})
-				continue
-			}
-			cmd := goredis.NewStatusCmd(ctx, setArgs(k, v, false, ttl)...)
-			_ = p.Process(ctx, cmd)
-			keys = append(keys, k)
-			cmds = append(cmds, cmd)
-		}
-		return nil
-	})
-	for i, cmd := range cmds {
-		if err := cmd.Err(); err != nil {
-			errs = append(errs, &backends.KeyError{Key: keys[i], Err: redisError("SET", err)})
-		}
-	}
-	return errors.Join(errs...)
+	return r.SetEntries(ctx, backends.EntriesOf(items, ttl))
 }
 
 // Add stores value with SET NX.
