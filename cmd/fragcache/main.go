@@ -70,22 +70,23 @@ type env struct {
 	stdout, stderr io.Writer
 }
 
+// fragmentFlag is the -fragment flag of get and del.
+func fragmentFlag(fs *flag.FlagSet, o *cmdOptions) {
+	fs.BoolVar(&o.fragment, "fragment", false, "the arguments are a cache block's name and vary_on values")
+}
+
 var commands = map[string]command{
 	"get": {
-		args: "[-fragment] KEY | NAME [VARY…]",
-		help: "print the value stored under KEY (or the fragment NAME, VARY…)",
-		flags: func(fs *flag.FlagSet, o *cmdOptions) {
-			fs.BoolVar(&o.fragment, "fragment", false, "the arguments are a cache block's name and vary_on values")
-		},
-		run: runGet,
+		args:  "[-fragment] KEY | NAME [VARY…]",
+		help:  "print the value stored under KEY (or the fragment NAME, VARY…)",
+		flags: fragmentFlag,
+		run:   runGet,
 	},
 	"del": {
-		args: "[-fragment] KEY… | NAME [VARY…]",
-		help: "delete the entries stored under the KEYs (or the fragment NAME, VARY…)",
-		flags: func(fs *flag.FlagSet, o *cmdOptions) {
-			fs.BoolVar(&o.fragment, "fragment", false, "the arguments are a cache block's name and vary_on values")
-		},
-		run: runDel,
+		args:  "[-fragment] KEY… | NAME [VARY…]",
+		help:  "delete the entries stored under the KEYs (or the fragment NAME, VARY…)",
+		flags: fragmentFlag,
+		run:   runDel,
 	},
 	"clear": {
 		args: "-yes",
