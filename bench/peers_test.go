@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+
+	"github.com/fragcache/fragcache/internal/benchreport"
 )
 
 // The measured workloads. Key counts are those of the issue: 100k and 1M
@@ -44,7 +46,7 @@ func parallel(b *testing.B, trace []int32, op func(key string)) {
 	per := b.N / benchRoutines
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	cpu0 := cpuClock()
+	cpu0 := benchreport.CPUClock()
 	for g := range benchRoutines {
 		n := per
 		if g == 0 {
@@ -63,7 +65,7 @@ func parallel(b *testing.B, trace []int32, op func(key string)) {
 		})
 	}
 	wg.Wait()
-	lastCPU = float64(cpuClock()-cpu0) / float64(max(b.N, 1))
+	lastCPU = float64(benchreport.CPUClock()-cpu0) / float64(max(b.N, 1))
 }
 
 // lastCPU is the process CPU time per operation of the last parallel run

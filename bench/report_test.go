@@ -4,10 +4,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/benchreport"
 )
 
 var (
@@ -75,7 +76,7 @@ func TestReport(t *testing.T) {
 					ratios[i] = ns[k][i] / o[i]
 				}
 				fmt.Fprintf(&out, "| %s | %s | %s | %s | %d | %s |\n", op.name, sizeName(n), c.name,
-					summary(ns[k], "%.1f"), allocs[k], summary(ratios, "%.2f"))
+					benchreport.Summary(ns[k], "%.1f"), allocs[k], benchreport.Summary(ratios, "%.2f"))
 			}
 		}
 	}
@@ -104,25 +105,9 @@ func TestReport(t *testing.T) {
 			for range *hitRoundsFlag {
 				rs = append(rs, 100*hitRatio(c, trace))
 			}
-			row += " " + summary(rs, "%.2f") + " |"
+			row += " " + benchreport.Summary(rs, "%.2f") + " |"
 		}
 		fmt.Fprintln(&out, row)
 	}
 	fmt.Print(out.String())
-}
-
-// summary formats the median and range of xs.
-func summary(xs []float64, f string) string {
-	if len(xs) == 0 {
-		return "–"
-	}
-	s := slices.Sorted(slices.Values(xs))
-	med := s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	if len(s) == 1 {
-		return fmt.Sprintf(f, med)
-	}
-	return fmt.Sprintf(f+" ["+f+"–"+f+"]", med, s[0], s[len(s)-1])
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fragcache/fragcache/internal/benchreport"
 )
 
 var (
@@ -122,7 +124,7 @@ func now() time.Duration {
 	if *clockFlag == "wall" {
 		return time.Duration(time.Now().UnixNano())
 	}
-	return cpuClock()
+	return benchreport.CPUClock()
 }
 
 // measure returns the nanoseconds per call of c.run, timing only the
@@ -217,7 +219,7 @@ func TestReport(t *testing.T) {
 		for i := range v {
 			v[i] /= 1000
 		}
-		return summary(v, "%.2f")
+		return benchreport.Summary(v, "%.2f")
 	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "Clock: %s. Page of %d fragments (vary_on the user) × %d items, µs per page: median [min–max] of %d interleaved rounds; ratios taken per round. allocs per page in parentheses.\n\n", *clockFlag, pageFragments, pageItems, *roundsFlag)
@@ -230,11 +232,11 @@ func TestReport(t *testing.T) {
 			for i := range inv {
 				inv[i] = *flaskFlag * 1000 / inv[i]
 			}
-			flask = summary(inv, "%.1f")
+			flask = benchreport.Summary(inv, "%.1f")
 		}
 		fmt.Fprintf(&out, "| %s | %s (%.0f) | %s (%.0f) | %s (%.0f) | %s (%.0f) | %s | %s | %s |\n", e.name,
 			us(k("plain")), al[k("plain")], us(k("floor")), al[k("floor")], us(k("hit")), al[k("hit")], us(k("miss")), al[k("miss")],
-			summary(ratio(k("hit"), k("floor")), "%.2f"), summary(ratio(k("miss"), k("plain")), "%.3f"), flask)
+			benchreport.Summary(ratio(k("hit"), k("floor")), "%.2f"), benchreport.Summary(ratio(k("miss"), k("plain")), "%.3f"), flask)
 	}
 	fmt.Fprintf(&out, "\nOne fragment hit next to the engine's constant of the same size, µs per page (allocs):\n\n")
 	fmt.Fprintf(&out, "| engine | size | floor | hit | hit ÷ floor |\n|---|---|---:|---:|---:|\n")
@@ -242,26 +244,10 @@ func TestReport(t *testing.T) {
 		for _, size := range fragmentSizes {
 			k := func(v string) string { return e.name + "|" + sizeName(size) + "|" + v }
 			fmt.Fprintf(&out, "| %s | %s | %s (%.0f) | %s (%.0f) | %s |\n", e.name, sizeName(size),
-				us(k("floor")), al[k("floor")], us(k("hit")), al[k("hit")], summary(ratio(k("hit"), k("floor")), "%.2f"))
+				us(k("floor")), al[k("floor")], us(k("hit")), al[k("hit")], benchreport.Summary(ratio(k("hit"), k("floor")), "%.2f"))
 		}
 	}
 	fmt.Print(out.String())
-}
-
-// summary formats the median and range of xs.
-func summary(xs []float64, f string) string {
-	if len(xs) == 0 {
-		return "–"
-	}
-	s := slices.Sorted(slices.Values(xs))
-	med := s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	if len(s) == 1 {
-		return fmt.Sprintf(f, med)
-	}
-	return fmt.Sprintf(f+" ["+f+"–"+f+"]", med, s[0], s[len(s)-1])
 }
 
 // BenchmarkCells runs each cell as a benchmark, for profiling one of them
