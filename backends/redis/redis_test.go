@@ -155,6 +155,21 @@ func (h *commandCounter) counts() (names []string, trips int) {
 	return slices.Clone(h.names), h.trips
 }
 
+// topologyClients starts a Redis server and a Redis Cluster and returns a
+// constructor of a new client for each, keyed "standalone" and "cluster",
+// with the cluster itself, for tests that count its masters.
+func topologyClients(t *testing.T) (map[string]func() goredis.UniversalClient, *testservers.ClusterSet) {
+	t.Helper()
+	srv := testservers.Redis(t)
+	cl := testservers.Cluster(t)
+	return map[string]func() goredis.UniversalClient{
+		"standalone": func() goredis.UniversalClient { return goredis.NewClient(&goredis.Options{Addr: srv.Addr}) },
+		"cluster": func() goredis.UniversalClient {
+			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
+		},
+	}, cl
+}
+
 // fragmentCall is one named cache block with a 300 s timeout.
 func fragmentCall(name string) fragment.Call {
 	return fragment.Call{Site: &fragment.Site{Path: "page.html", Line: 1, Col: 1}, Timeout: 300, Name: name}
@@ -162,14 +177,7 @@ func fragmentCall(name string) fragment.Call {
 
 func TestRedisFragmentHitIsOneRoundTrip(t *testing.T) {
 	t.Parallel()
-	srv := testservers.Redis(t)
-	cl := testservers.Cluster(t)
-	clients := map[string]func() goredis.UniversalClient{
-		"standalone": func() goredis.UniversalClient { return goredis.NewClient(&goredis.Options{Addr: srv.Addr}) },
-		"cluster": func() goredis.UniversalClient {
-			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
-		},
-	}
+	clients, _ := topologyClients(t)
 	for name, newClient := range clients {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
@@ -364,14 +372,7 @@ func TestRedisClusterGroupsBySlot(t *testing.T) {
 // than one SCAN batch returns, and glob characters in the prefix.
 func TestRedisClearByPrefix(t *testing.T) {
 	t.Parallel()
-	srv := testservers.Redis(t)
-	cl := testservers.Cluster(t)
-	clients := map[string]func() goredis.UniversalClient{
-		"standalone": func() goredis.UniversalClient { return goredis.NewClient(&goredis.Options{Addr: srv.Addr}) },
-		"cluster": func() goredis.UniversalClient {
-			return goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: cl.Addrs})
-		},
-	}
+	clients, cl := topologyClients(t)
 	for name, newClient := range clients {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
