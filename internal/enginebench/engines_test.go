@@ -74,6 +74,12 @@ type page struct {
 	// floor renders the template with each block replaced by the engine's
 	// cheapest way to print the block's output as a constant.
 	floor func(w *bytes.Buffer) error
+	// store, where set, renders the template with each block replaced by
+	// the engine's cheapest way to render the body and keep a copy of its
+	// output: a function that renders it into a buffer, stores a copy in
+	// a Go map under the block's key and writes the copy. It is the least
+	// a miss (render and store) can cost in that engine.
+	store func(w *bytes.Buffer) error
 }
 
 type engine struct {
@@ -276,7 +282,51 @@ func jetPage(tb testing.TB) *page {
 	for i := range floor {
 		floor[i] = text.String()
 	}
-	return jetTemplates(tb, newFC(), cached, plain, floor, vars)
+	p := jetTemplates(tb, newFC(), cached, plain, floor, vars)
+	p.store = jetStoreFloor(tb, vars)
+	return p
+}
+
+// jetStoreFloor is the page's store variant (page.store): each block is a
+// Jet block rendered by a global function into a buffer, as jettag renders
+// a miss, and kept in a map.
+func jetStoreFloor(tb testing.TB, vars jet.VarMap) func(w *bytes.Buffer) error {
+	src := repeat(pageFragments, func(i int) string {
+		n := strconv.Itoa(i)
+		return `{{ if store(` + n + `, user) }}{{ block stored` + n + `() }}` + jetBody + `{{ end }}{{ end }}`
+	})
+	views := jet.NewInMemLoader()
+	views.Set("/store.jet", src)
+	set := jet.NewSet(views)
+	blocks := make([]string, pageFragments)
+	for i := range blocks {
+		blocks[i] = "stored" + strconv.Itoa(i)
+	}
+	var (
+		mu     sync.Mutex
+		stored = map[string][]byte{}
+		buf    bytes.Buffer
+	)
+	set.AddGlobalFunc("store", func(a jet.Arguments) reflect.Value {
+		i, user := int(a.Get(0).Float()), a.Get(1).String()
+		rt := a.Runtime()
+		page := rt.Writer
+		buf.Reset()
+		rt.Writer = &buf
+		rt.YieldBlock(blocks[i], nil)
+		rt.Writer = page
+		frag := bytes.Clone(buf.Bytes())
+		mu.Lock()
+		stored["frag-"+strconv.Itoa(i)+"_"+user] = frag
+		mu.Unlock()
+		_, _ = page.Write(frag)
+		return reflect.ValueOf(false)
+	})
+	tpl, err := set.GetTemplate("/store.jet")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return func(w *bytes.Buffer) error { return tpl.Execute(w, vars, nil) }
 }
 
 func jetOne(tb testing.TB, size int) *page {

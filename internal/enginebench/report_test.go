@@ -58,6 +58,9 @@ func engineCells(tb testing.TB, e engine) []cell {
 			cell{e.name, "page", "hit", p.cached, nil},
 			cell{e.name, "page", "miss", p.cached, reset},
 		)
+		if p.store != nil {
+			out = append(out, cell{e.name, "page", "store", p.store, reset})
+		}
 		for _, size := range fragmentSizes {
 			o := e.one(tb, size)
 			w := sizeName(size)
@@ -81,7 +84,7 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// checkSame fails unless the page's three variants print the same text,
+// checkSame fails unless the page's variants print the same text,
 // and leaves its cache warm.
 func checkSame(tb testing.TB, what string, p *page) {
 	tb.Helper()
@@ -97,6 +100,15 @@ func checkSame(tb testing.TB, what string, p *page) {
 	if plain.String() != floor.String() || plain.String() != miss.String() || plain.String() != hit.String() {
 		tb.Fatalf("%s: variants differ:\nplain %q\nfloor %q\nmiss  %q\nhit   %q", what,
 			head(plain.String()), head(floor.String()), head(miss.String()), head(hit.String()))
+	}
+	if p.store != nil {
+		var store bytes.Buffer
+		if err := p.store(&store); err != nil {
+			tb.Fatalf("%s: store: %v", what, err)
+		}
+		if store.String() != plain.String() {
+			tb.Fatalf("%s: the store variant differs:\nplain %q\nstore %q", what, head(plain.String()), head(store.String()))
+		}
 	}
 	if st := p.fc.Stats(); st.Hits == 0 {
 		tb.Fatalf("%s: the second render did not hit: %+v", what, st)
@@ -237,6 +249,13 @@ func TestReport(t *testing.T) {
 		fmt.Fprintf(&out, "| %s | %s (%.0f) | %s (%.0f) | %s (%.0f) | %s (%.0f) | %s | %s | %s |\n", e.name,
 			us(k("plain")), al[k("plain")], us(k("floor")), al[k("floor")], us(k("hit")), al[k("hit")], us(k("miss")), al[k("miss")],
 			benchreport.Summary(ratio(k("hit"), k("floor")), "%.2f"), benchreport.Summary(ratio(k("miss"), k("plain")), "%.3f"), flask)
+	}
+	for _, e := range engines {
+		k := func(v string) string { return e.name + "|page|" + v }
+		if _, ok := ns[k("store")]; ok {
+			fmt.Fprintf(&out, "\n%s's store floor (each block rendered into a buffer by a function and a copy kept in a Go map, the least a miss can cost): %s µs (%.0f allocs); store ÷ plain %s, miss ÷ store %s.\n",
+				e.name, us(k("store")), al[k("store")], benchreport.Summary(ratio(k("store"), k("plain")), "%.3f"), benchreport.Summary(ratio(k("miss"), k("store")), "%.3f"))
+		}
 	}
 	fmt.Fprintf(&out, "\nOne fragment hit next to the engine's constant of the same size, µs per page (allocs):\n\n")
 	fmt.Fprintf(&out, "| engine | size | floor | hit | hit ÷ floor |\n|---|---|---:|---:|---:|\n")
