@@ -19,7 +19,7 @@ import (
 // and its ctx over ContextVar, which its blocks do not read (ctx replaces
 // a ContextVar in data, for templates that pass it on). A template that
 // passes the binding through {% include … only %} does it with
-// `with _fragcache=_fragcache`.
+// `with _fc=_fc`.
 //
 // Nothing is written to w when the render fails: a *bytes.Buffer gets the
 // page straight away and is cut back to its previous length on failure,

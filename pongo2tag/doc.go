@@ -83,9 +83,9 @@
 // templates on the same line share a key unless fragment.Options.SourceDigest
 // adds the body digest; name them. {% include … only %} drops the render's
 // context, and a binding made by Execute or With with it, unless the
-// template passes `with _fragcache=_fragcache _fragcache_ctx=_fragcache_ctx`
-// (a Bind binding survives, with context.Background() unless
-// _fragcache_ctx is passed). The body digest covers the block's own
+// template passes `with _fc=_fc _fc_ctx=_fc_ctx` (ContextKey and
+// ContextVar; a Bind binding survives, with context.Background() unless
+// _fc_ctx is passed). The body digest covers the block's own
 // source only, not templates it includes or macros it calls. pongo2's
 // TrimBlocks and LStripBlocks options rewrite shared tokens on every
 // execution (a data race in pongo2 itself), so avoid them with concurrent

@@ -101,13 +101,13 @@ func TestExecuteInProcessError(t *testing.T) {
 
 // Execute binds its cache and context for the render: a set without Bind
 // works, every block (nested, and included with `only` passing
-// _fragcache on) uses Execute's ctx, and Execute's cache and ctx take
+// _fc on) uses Execute's ctx, and Execute's cache and ctx take
 // precedence over Bind's, over a With binding in data and over a
 // ContextVar in data.
 func TestExecuteBindsCacheAndContext(t *testing.T) {
 	other, otherStore := newCache(fragment.Options{})
 	const src = `{% cache 60, "outer" %}<p>{% cache 60, "inner", n %}{{ n }}{% endcache %}</p>{% endcache %}` +
-		`{% include "shop/passon.html" with item=n %}` // it includes shop/item.html with only, passing _fragcache on
+		`{% include "shop/passon.html" with item=n %}` // it includes shop/item.html with only, passing _fc on
 	req := func(name string) context.Context {
 		return context.WithValue(context.Background(), testkit.RequestKey{}, name)
 	}

@@ -383,6 +383,8 @@ func (n *cacheNode) notBound(ctx *pongo2.ExecutionContext) *pongo2.Error {
 	err := ErrNotBound
 	if v, ok := ctx.Public[ContextKey]; ok {
 		err = fmt.Errorf("%w (context key %q holds %T)", ErrNotBound, ContextKey, v)
+	} else if _, ok := ctx.Public[formerContextKey]; ok {
+		err = fmt.Errorf("%w (%q is the former name of ContextKey: pass the binding on as %s)", ErrNotBound, formerContextKey, ContextKey)
 	}
 	return n.errorAt(ctx, err, n.start)
 }

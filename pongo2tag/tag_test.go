@@ -582,6 +582,9 @@ func TestBinding(t *testing.T) {
 		{"something else under the key", func(*pongo2.TemplateSet, *fragment.Cache, *fragment.Cache) pongo2.Context {
 			return pongo2.Context{ContextKey: "oops"}
 		}, "", "holds string"},
+		{"the binding under the key's former name", func(_ *pongo2.TemplateSet, fc, _ *fragment.Cache) pongo2.Context {
+			return pongo2.Context{"_fragcache": With(ctx, fc, nil)[ContextKey]}
+		}, "", `"_fragcache" is the former name of ContextKey: pass the binding on as _fc`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
