@@ -694,24 +694,50 @@ func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, raw [
 // in; a longer key is built on the heap.
 const keyBufLen = 128
 
+// keyHead is the start of a block's keys, up to and including its name,
+// for one Cache and one string name: the prefixes and the name, escaped as
+// the Cache escapes it.
+type keyHead struct {
+	c    *Cache
+	name string
+	b    []byte
+}
+
 // appendKey appends the key of a call (within the backend cache's prefix)
 // to b.
 func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
-	b = append(b, c.prefix...)
-	b = append(b, keys.TemplateFragmentPrefix...)
 	var err error
-	if call.Name != nil {
-		if b, err = c.appendPart(b, call.Name); err != nil {
+	start := len(b)
+	name, isString := call.Name.(string)
+	h, ok := call.Site.head.Load().(*keyHead)
+	reuse := ok && isString && h.c == c && h.name == name
+	if reuse {
+		// The common block, named by a literal, skips both prefixes and
+		// the name's conversion and escaping.
+		b = append(b, h.b...)
+	} else {
+		b = append(b, c.prefix...)
+		b = append(b, keys.TemplateFragmentPrefix...)
+		if call.Name != nil {
+			if b, err = c.appendPart(b, call.Name); err != nil {
+				return nil, err
+			}
+		} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
 			return nil, err
 		}
-	} else if b, err = c.appendUnnamed(b, call.Site); err != nil {
-		return nil, err
 	}
+	headEnd := len(b)
 	for _, v := range call.VaryOn {
 		b = append(b, '_')
 		if b, err = c.appendPart(b, v); err != nil {
 			return nil, err
 		}
+	}
+	// A head is kept once the whole key is built, and only a site's first
+	// string name per Cache: a name that changes from call to call would
+	// otherwise allocate a head each time.
+	if !reuse && isString && (!ok || h.c != c) {
+		call.Site.head.Store(&keyHead{c: c, name: name, b: bytes.Clone(b[start:headEnd])})
 	}
 	return b, nil
 }

@@ -29,6 +29,10 @@ type Site struct {
 	// atomic.Pointer, keeps Site comparable and copyable, as engines'
 	// tests and code treat it.)
 	lastKey atomic.Value // string
+
+	// head is the start of the block's keys for one Cache and one string
+	// name (see Cache.appendKey), kept like lastKey.
+	head atomic.Value // *keyHead
 }
 
 // String returns "path:line:col", the position errors name.
