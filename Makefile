@@ -21,6 +21,14 @@ help:
 
 test: test-deps
 	FRAGCACHE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 $(PKGS)
+	$(GO) test -count=1 -run '$(NORACE_TESTS)' $(NORACE_PKGS)
+
+# NORACE_PKGS hold test files built only without the race detector (//go:build
+# !race: it makes sync.Pool drop items at random and multiplies allocation
+# costs), whose allocation and memory tests NORACE_TESTS names; make test runs
+# them in a pass without it.
+NORACE_PKGS = ./htmltemplate ./httpcache ./jettag
+NORACE_TESTS = TestAllHitPageAllocatesAsTheFloor|TestBoxString|TestMemoryOfConcurrentColdResponses|TestHitAllocatesNothingBeyondJet
 
 # test-deps installs the servers and the headless Chromium the tests use
 # (see .ci/install-test-deps.sh), only what is missing.
