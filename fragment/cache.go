@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/internal/failopen"
@@ -149,7 +150,11 @@ type Cache struct {
 	store  *backends.Cache
 	opts   Options
 	prefix string // KeyPrefix and Version, prepended to every key
-	group  flight.Group[[]byte]
+	// self identifies the Cache to the key heads sites keep (see
+	// appendKey) without keeping it alive: a site outlives the Caches that
+	// rendered it when templates are parsed once.
+	self  weak.Pointer[Cache]
+	group flight.Group[[]byte]
 
 	hits, misses, renders, waits, deletes atomic.Uint64
 	staleHits, refreshes, lockWaits       atomic.Uint64
@@ -204,6 +209,7 @@ func New(store *backends.Cache, opts Options) *Cache {
 	case *backends.Simple, *backends.Null:
 		c.inProcess = true
 	}
+	c.self = weak.Make(c)
 	c.headed = opts.StaleWhileRevalidate > 0 || opts.EarlyRefresh > 0
 	c.batch = opts.Batch == BatchOn || (opts.Batch == BatchAuto && store.Batches())
 	if opts.StaleWhileRevalidate > 0 && opts.StaleCopyBytes >= 0 {
@@ -698,9 +704,9 @@ const keyBufLen = 128
 // for one Cache and one string name: the prefixes and the name, escaped as
 // the Cache escapes it.
 type keyHead struct {
-	c    *Cache
-	name string
-	b    []byte
+	cache weak.Pointer[Cache]
+	name  string
+	b     []byte
 }
 
 // appendKey appends the key of a call (within the backend cache's prefix)
@@ -710,7 +716,7 @@ func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
 	start := len(b)
 	name, isString := call.Name.(string)
 	h, ok := call.Site.head.Load().(*keyHead)
-	reuse := ok && isString && h.c == c && h.name == name
+	reuse := ok && isString && h.cache == c.self && h.name == name
 	if reuse {
 		// The common block, named by a literal, skips both prefixes and
 		// the name's conversion and escaping.
@@ -736,8 +742,8 @@ func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
 	// A head is kept once the whole key is built, and only a site's first
 	// string name per Cache: a name that changes from call to call would
 	// otherwise allocate a head each time.
-	if !reuse && isString && (!ok || h.c != c) {
-		call.Site.head.Store(&keyHead{c: c, name: name, b: bytes.Clone(b[start:headEnd])})
+	if !reuse && isString && (!ok || h.cache != c.self) {
+		call.Site.head.Store(&keyHead{cache: c.self, name: name, b: bytes.Clone(b[start:headEnd])})
 	}
 	return b, nil
 }

@@ -2,8 +2,10 @@ package fragment
 
 import (
 	"maps"
+	"runtime"
 	"slices"
 	"testing"
+	"weak"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -72,4 +74,25 @@ func TestKeyHeadFollowsCacheAndName(t *testing.T) {
 		assert.Equal(t, slices.Sorted(maps.Keys(want[name])), stored, "keys %s stored", name)
 		assert.Equal(t, uint64(len(want[name])), c.fc.Stats().Renders, "renders of %s: one per key", name)
 	}
+}
+
+// TestKeyHeadDoesNotKeepTheCacheAlive drops a Cache after rendering a named
+// block through it: the block's site, which outlives it (templates are
+// parsed once), must not keep it, and its store, reachable.
+func TestKeyHeadDoesNotKeepTheCacheAlive(t *testing.T) {
+	site := testSite()
+	fc, _ := newTestCache(Options{})
+	body, _ := countingBody("x")
+	_, err := render(fc, Call{Site: site, Timeout: 60, Name: "sidebar"}, body)
+	require.NoError(t, err)
+	gone := weak.Make(fc)
+	fc = nil
+	for range 5 {
+		runtime.GC()
+		if gone.Value() == nil {
+			break
+		}
+	}
+	assert.Nil(t, gone.Value(), "the site keeps the Cache alive")
+	runtime.KeepAlive(site)
 }
