@@ -1,9 +1,9 @@
 // Package enginebench measures the three template engines' cache blocks
 // against each engine alone, in one process and one run, as issue 17 asks:
 // the 10-fragment page (all hits, all misses, without cache blocks, and
-// with each block replaced by the engine's cheapest constant; for Jet also
-// with each block rendered and kept by a bare function, the least a miss
-// can cost), and one
+// with each block replaced by the engine's cheapest constant; for Jet and
+// html/template also with each block rendered and kept by a bare function,
+// the least a miss can cost), and one
 // fragment hit next to one constant of 100 B, 10 KB and 1 MB.
 //
 // It holds only tests and benchmarks; it is a package of its own so that

@@ -77,8 +77,9 @@ type page struct {
 	// store, where set, renders the template with each block replaced by
 	// the engine's cheapest way to render the body and keep a copy of its
 	// output: a function that renders it into a buffer, stores a copy in
-	// a Go map under the block's key and writes the copy. It is the least
-	// a miss (render and store) can cost in that engine.
+	// a Go map under the block's key and prints the copy. It is the least
+	// a miss (render and store) can cost in that engine. (pongo2's miss is
+	// already cheaper than its plain page, so it has none.)
 	store func(w *bytes.Buffer) error
 }
 
@@ -385,7 +386,40 @@ func htmlPage(tb testing.TB) *page {
 	for i := range floor {
 		floor[i] = text.String()
 	}
-	return htmlTemplates(tb, newFC(), cached, plain, floor, data)
+	p := htmlTemplates(tb, newFC(), cached, plain, floor, data)
+	p.store = htmlStoreFloor(data)
+	return p
+}
+
+// htmlStoreFloor is the page's store variant (page.store): each block is a
+// function without arguments that executes the body, a template of its
+// own, into a buffer, as htmltemplate renders a miss, keeps a copy in a
+// map and returns it as template.HTML.
+func htmlStoreFloor(data *htmlData) func(w *bytes.Buffer) error {
+	body := htmpl.Must(htmpl.New("body").Parse(htmlBody))
+	var (
+		mu     sync.Mutex
+		stored = map[string][]byte{}
+		buf    bytes.Buffer
+	)
+	funcs := htmpl.FuncMap{}
+	for i := range pageFragments {
+		key := "frag-" + strconv.Itoa(i)
+		funcs["store"+strconv.Itoa(i)] = func() (htmpl.HTML, error) {
+			buf.Reset()
+			if err := body.Execute(&buf, data); err != nil {
+				return "", err
+			}
+			frag := bytes.Clone(buf.Bytes())
+			mu.Lock()
+			stored[key+"_"+data.User] = frag
+			mu.Unlock()
+			return htmpl.HTML(frag), nil
+		}
+	}
+	src := repeat(pageFragments, func(i int) string { return "{{ store" + strconv.Itoa(i) + " }}" })
+	tpl := htmpl.Must(htmpl.New("store").Funcs(funcs).Parse(src))
+	return func(w *bytes.Buffer) error { return tpl.Execute(w, data) }
 }
 
 func htmlOne(tb testing.TB, size int) *page {
