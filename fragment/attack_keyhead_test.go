@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 	"weak"
 
 	"github.com/stretchr/testify/assert"
@@ -191,4 +192,33 @@ func TestAttackKeyHeadOfACopiedSite(t *testing.T) {
 			assert.Equal(t, c.Key(name, "v"), got)
 		}
 	}
+}
+
+// TestAttackKeyHeadDoesNotKeepTheNamesMemory: a block's first string name
+// may be a slice of a far larger string (a path segment, a field split out
+// of a document). The site keeps its head for as long as the template
+// lives, so the head must keep a copy of the name, not the larger string.
+func TestAttackKeyHeadDoesNotKeepTheNamesMemory(t *testing.T) {
+	c, _ := newTestCache(Options{})
+	site := testSite()
+	big := strings.Repeat("x", 8<<20)
+	gone := weak.Make(unsafe.StringData(big))
+	name := big[:8]
+	out, err := c.Fragment(context.Background(), Call{Site: site, Timeout: 60, Name: name}, func(w io.Writer) error {
+		_, err := io.WriteString(w, "f")
+		return err
+	})
+	require.NoError(t, err)
+	assert.Equal(t, "f", string(out))
+	big, name = "", ""
+	for range 5 {
+		runtime.GC()
+		if gone.Value() == nil {
+			break
+		}
+	}
+	assert.Nil(t, gone.Value(), "the site's key head keeps the string its name was sliced from")
+	runtime.KeepAlive(site)
+	runtime.KeepAlive(c)
+	_, _ = big, name
 }

@@ -741,9 +741,11 @@ func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
 	}
 	// A head is kept once the whole key is built, and only a site's first
 	// string name per Cache: a name that changes from call to call would
-	// otherwise allocate a head each time.
+	// otherwise allocate a head each time. The head keeps a copy of the
+	// name: it lives as long as the template, and the name may be a slice
+	// of a far larger string.
 	if !reuse && isString && (!ok || h.cache != c.self) {
-		call.Site.head.Store(&keyHead{cache: c.self, name: name, b: bytes.Clone(b[start:headEnd])})
+		call.Site.head.Store(&keyHead{cache: c.self, name: strings.Clone(name), b: bytes.Clone(b[start:headEnd])})
 	}
 	return b, nil
 }
