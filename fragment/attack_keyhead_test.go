@@ -222,3 +222,42 @@ func TestAttackKeyHeadDoesNotKeepTheNamesMemory(t *testing.T) {
 	runtime.KeepAlive(c)
 	_, _ = big, name
 }
+
+// TestAttackKeyHeadOfSeveralCachesAllocatesNothing: a site rendered
+// through two Caches in turn (pongo2 binds one per render: a tenant's,
+// a test's) hits without allocating, as it did before sites kept heads,
+// rather than building and storing a new head on every call.
+func TestAttackKeyHeadOfSeveralCachesAllocatesNothing(t *testing.T) {
+	ctx := context.Background()
+	a, _ := newTestCache(Options{})
+	b, _ := newTestCache(Options{KeyPrefix: "b-", UnambiguousKeys: true})
+	site := testSite()
+	for _, vary := range [][]any{nil, {"alice"}} {
+		body, runs := countingBody("f")
+		for _, c := range []*Cache{a, b} {
+			_, err := c.Fragment(ctx, Call{Site: site, Timeout: 60, Name: "side_bar", VaryOn: vary}, body)
+			require.NoError(t, err)
+		}
+		i := 0
+		allocs := testing.AllocsPerRun(100, func() {
+			c := a
+			if i++; i%2 == 0 {
+				c = b
+			}
+			if _, err := c.Fragment(ctx, Call{Site: site, Timeout: 60, Name: "side_bar", VaryOn: vary}, body); err != nil {
+				t.Fatal(err)
+			}
+		})
+		assert.Zero(t, allocs, "a hit through alternating Caches, vary_on %q", vary)
+		assert.EqualValues(t, 2, runs.Load(), "every call after the first of each Cache hit")
+		for _, c := range []*Cache{a, b} {
+			got, err := c.blockKey(Call{Site: site, Name: "side_bar", VaryOn: vary})
+			require.NoError(t, err)
+			want := c.Key("side_bar")
+			if vary != nil {
+				want = c.Key("side_bar", "alice")
+			}
+			assert.Equal(t, want, got)
+		}
+	}
+}

@@ -739,12 +739,14 @@ func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// A head is kept once the whole key is built, and only a site's first
-	// string name per Cache: a name that changes from call to call would
+	// A head is kept once the whole key is built, for a site's first
+	// string name and the first Cache that renders it, until that Cache is
+	// collected: a name that changes from call to call, or a site rendered
+	// through several Caches in turn (pongo2 binds one per render), would
 	// otherwise allocate a head each time. The head keeps a copy of the
 	// name: it lives as long as the template, and the name may be a slice
 	// of a far larger string.
-	if !reuse && isString && (!ok || h.cache != c.self) {
+	if !reuse && isString && (!ok || h.cache.Value() == nil) {
 		call.Site.head.Store(&keyHead{cache: c.self, name: strings.Clone(name), b: bytes.Clone(b[start:headEnd])})
 	}
 	return b, nil
