@@ -745,8 +745,9 @@ func (c *Cache) appendKey(b []byte, call Call) ([]byte, error) {
 	// through several Caches in turn (pongo2 binds one per render), would
 	// otherwise allocate a head each time. The head keeps a copy of the
 	// name: it lives as long as the template, and the name may be a slice
-	// of a far larger string.
-	if !reuse && isString && (!ok || h.cache.Value() == nil) {
+	// of a far larger string. (Its own Cache is compared first: a name that
+	// changes per call then costs no weak pointer read.)
+	if !reuse && isString && (!ok || (h.cache != c.self && h.cache.Value() == nil)) {
 		call.Site.head.Store(&keyHead{cache: c.self, name: strings.Clone(name), b: bytes.Clone(b[start:headEnd])})
 	}
 	return b, nil
