@@ -53,6 +53,8 @@ func (e *SiteError) Unwrap() error { return e.Err }
 
 // Call is one execution of a block: its site and its evaluated arguments.
 type Call struct {
+	// Site is the block's site, made once when its template is parsed and
+	// passed on every call; it must not be nil.
 	Site *Site
 	// Timeout is the evaluated timeout argument: integer or float seconds,
 	// a time.Duration, nil for the default, or "del".
