@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/fragcache/fragcache/backends"
 	"github.com/fragcache/fragcache/backends/redis"
+	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
 
@@ -156,16 +156,6 @@ func splitHostPort(t *testing.T, addr string) (string, int) {
 	return host, n
 }
 
-// heapAllocatedBy returns the bytes f allocated on the heap, counting every
-// goroutine (the fake server's allocations are small).
-func heapAllocatedBy(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
-
 // hostileReplies are what an impersonator answers to a read. Each would
 // make go-redis allocate far beyond its size; the first kills the process
 // without the bound.
@@ -205,7 +195,7 @@ func TestRedisHostileServerReplies(t *testing.T) {
 				b := openBackend(t, map[string]any{"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": host,
 					"CACHE_REDIS_PORT": port, "CACHE_OPTIONS": opts})
 				var err2 error
-				alloc := heapAllocatedBy(func() {
+				alloc := testkit.Allocated(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
 					_, _, err2 = b.Get(ctx, "k")
@@ -234,7 +224,7 @@ func TestRedisHostileServerSentinelAndCluster(t *testing.T) {
 	opts := map[string]any{"read_timeout": "20s", "max_value_size": hostileMaxValueSize, "max_retries": 0}
 	run := func(t *testing.T, b backends.Backend) error {
 		var err error
-		alloc := heapAllocatedBy(func() {
+		alloc := testkit.Allocated(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			_, _, err = b.Get(ctx, "k")

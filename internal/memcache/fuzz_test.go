@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"testing"
+
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // FuzzReadResponse reads any bytes as a stream of responses, as a hostile
@@ -25,7 +27,7 @@ func FuzzReadResponse(f *testing.F) {
 		bound := uint64(64<<10 + 64*len(data))
 		var texts []string
 		r := bufio.NewReader(bytes.NewReader(data)) // the connection's, not the replies'
-		n := allocated(func() {
+		n := testkit.Allocated(func() {
 			for i := uint32(0); ; i++ {
 				resp, err := readResponse(r, op, i, DefaultMaxValueSize)
 				if err != nil {

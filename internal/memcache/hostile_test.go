@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -14,18 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fragcache/fragcache/internal/testkit"
 	"github.com/fragcache/fragcache/internal/testservers"
 )
-
-// allocated returns how many bytes of heap f allocates (every goroutine
-// counts, so callers run nothing else meanwhile).
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // claim is a response header to req announcing a body of bodyLen bytes,
 // followed by the body bytes actually sent.
@@ -89,7 +79,7 @@ func TestHostileRepliesAreBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newClient(t, Options{Servers: []string{fakeServer(t, tc.reply)}, Timeout: tc.timeout, MaxValueSize: tc.maxValue})
 			var err error
-			n := allocated(func() { err = tc.op(c) })
+			n := testkit.Allocated(func() { err = tc.op(c) })
 			require.Error(t, err)
 			if tc.is != nil {
 				require.ErrorIs(t, err, tc.is)

@@ -3,24 +3,15 @@ package uwsgi
 import (
 	"bytes"
 	"net"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// allocatedBy returns the bytes f allocated on the heap, counting every
-// goroutine.
-func allocatedBy(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
+	"github.com/fragcache/fragcache/internal/testkit"
+)
 
 // TestHostileReplies has a server announce more than it sends, or send
 // long texts, and checks that the client's memory follows the bytes that
@@ -49,7 +40,7 @@ func TestHostileReplies(t *testing.T) {
 			})
 			c := &Client{Addr: l.Addr().String(), Timeout: 10 * time.Second, MaxValueSize: 1<<31 - 1}
 			var err error
-			alloc := allocatedBy(func() { _, _, err = c.Get(t.Context(), "k") })
+			alloc := testkit.Allocated(func() { _, _, err = c.Get(t.Context(), "k") })
 			require.ErrorIs(t, err, tc.want)
 			assert.Less(t, len(err.Error()), 400, "the error quotes at most a little of the reply")
 			assert.Less(t, alloc, uint64(1<<20), "bytes allocated")
@@ -71,7 +62,7 @@ func FuzzReplies(f *testing.F) {
 		for _, wantValue := range []bool{true, false} {
 			var r reply
 			var err error
-			alloc := allocatedBy(func() { r, err = c.readReply(bytes.NewReader(data), wantValue) })
+			alloc := testkit.Allocated(func() { r, err = c.readReply(bytes.NewReader(data), wantValue) })
 			if bound := uint64(128<<10 + 64*len(data)); alloc > bound {
 				t.Fatalf("%d bytes of reply allocated %d bytes (bound %d)", len(data), alloc, bound)
 			}
