@@ -72,7 +72,7 @@ func executeBound(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template,
 	for k, v := range data {
 		c[k] = v
 	}
-	c[ContextKey] = &binding{ctx: ctx, fc: fc, page: true}
+	c[ContextKey] = newPageBinding(ctx, fc)
 	if _, ok := c[ContextVar]; ok {
 		c[ContextVar] = &ctxValue{ctx}
 	}

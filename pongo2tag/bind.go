@@ -49,7 +49,26 @@ type binding struct {
 	// page marks Execute's binding: ctx is the render's, and ContextVar,
 	// which Execute sets to the same ctx when data has one, is not read.
 	page bool
+	// vary is, on Execute's binding, the stack the render's blocks keep
+	// their vary_on values on while fragment.Render runs (see
+	// cacheNode.varyOn); varyBuf is its first backing array, so that a page
+	// allocates nothing for them. Bind's and With's bindings may be shared
+	// by renders on many goroutines and leave it nil.
+	vary    []any
+	varyBuf [4]any
 }
+
+// newPageBinding returns Execute's binding for one render.
+func newPageBinding(ctx context.Context, fc *fragment.Cache) *binding {
+	b := &binding{ctx: ctx, fc: fc, page: true}
+	b.vary = b.varyBuf[:0]
+	return b
+}
+
+// popVary drops the vary_on values a block pushed above n once
+// fragment.Render has returned. (They stay referenced until the page ends
+// or later blocks overwrite them: the binding lives one render.)
+func (b *binding) popVary(n int) { b.vary = b.vary[:n] }
 
 // String keeps a template that prints the binding from dumping its fields.
 func (b *binding) String() string { return "fragcache" }
@@ -128,10 +147,10 @@ func renderContext(ctx *pongo2.ExecutionContext, bctx context.Context) context.C
 
 // bound finds the cache bound to a render and the context its backend
 // calls use (renderContext; Execute's binding is the render's own, so its
-// context needs no second lookup). A value passed through
-// `{% include … with _fc=_fc %}` arrives wrapped in a
-// *pongo2.Value.
-func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool) {
+// context needs no second lookup), and Execute's binding when it is that.
+// A value passed through `{% include … with _fc=_fc %}` arrives wrapped in
+// a *pongo2.Value.
+func bound(ctx *pongo2.ExecutionContext) (rctx context.Context, fc *fragment.Cache, page *binding, ok bool) {
 	v := ctx.Public[ContextKey]
 	if pv, ok := v.(*pongo2.Value); ok {
 		v = pv.Interface()
@@ -140,14 +159,14 @@ func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool
 	case *binding:
 		if b != nil && b.fc != nil {
 			if b.page {
-				return b.ctx, b.fc, true
+				return b.ctx, b.fc, b, true
 			}
-			return renderContext(ctx, b.ctx), b.fc, true
+			return renderContext(ctx, b.ctx), b.fc, nil, true
 		}
 	case *fragment.Cache:
 		if b != nil {
-			return renderContext(ctx, context.Background()), b, true
+			return renderContext(ctx, context.Background()), b, nil, true
 		}
 	}
-	return nil, nil, false
+	return nil, nil, nil, false
 }

@@ -322,7 +322,7 @@ func bodyDigest(doc *pongo2.Parser, first *pongo2.Token) string {
 
 // Execute renders the block through the bound fragment.Cache.
 func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	rctx, fc, ok := bound(ctx)
+	rctx, fc, page, ok := bound(ctx)
 	if !ok {
 		return n.notBound(ctx)
 	}
@@ -342,16 +342,27 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		}
 	}
 	if len(n.args) > 2 {
-		vs := varyOns.get()
-		defer varyOns.put(vs)
+		// The values are in use until fc.Render returns: on the stack of
+		// Execute's binding (this render's goroutine alone uses it, and the
+		// blocks in the body push above them), else in a pooled slice.
+		var vs *[]any
+		if page != nil {
+			vs = &page.vary
+			defer page.popVary(len(page.vary))
+		} else {
+			p := varyOns.get()
+			defer varyOns.put(p)
+			vs = &p.v
+		}
+		start := len(*vs)
 		for i := 2; i < len(n.args); i++ {
 			v, err := n.args[i].eval(ctx)
 			if err != nil {
 				return err
 			}
-			vs.v = append(vs.v, v)
+			*vs = append(*vs, v)
 		}
-		call.VaryOn = vs.v
+		call.VaryOn = (*vs)[start:len(*vs):len(*vs)]
 	}
 	// fragment.Render keeps no body after it returns, so the closure
 	// stays on the stack.
