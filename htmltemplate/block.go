@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"io"
 	"reflect"
-	"sync"
 	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
@@ -173,36 +172,34 @@ func (b *block) callBound() template.HTML {
 	for _, a := range b.native {
 		dyn = append(dyn, a.eval(bd.data))
 	}
-	return b.call(bd.ctx, anyDot(bd.data), nil, dyn)
+	return b.call(bd, anyDot(bd.data), nil, dyn)
 }
 
 // callNative is the function of a block that evaluates its arguments on
 // the dot it is passed (see set.finalize).
 func (b *block) callNative(v reflect.Value, root any) template.HTML {
-	var data any
-	if b.rootArgs {
-		data = b.set.execs.current().data
-	}
+	bd := b.set.execs.current()
 	var buf [4]any
 	dyn := buf[:0]
 	for _, a := range b.native {
 		if a.onRoot {
-			dyn = append(dyn, a.eval(data))
+			dyn = append(dyn, a.eval(bd.data))
 		} else {
 			dyn = append(dyn, a.evalValue(v))
 		}
 	}
-	return b.callArgs(valueDot(v), root, dyn)
+	return b.call(bd, valueDot(v), root, dyn)
 }
 
 // callArgs is call for a block passed its dot, $ and arguments.
 func (b *block) callArgs(d blockDot, root any, dyn []any) template.HTML {
-	return b.call(b.set.execs.current().ctx, d, root, dyn)
+	return b.call(b.set.execs.current(), d, root, dyn)
 }
 
-// call is render for the block's function: it panics with render's error.
-func (b *block) call(ctx context.Context, d blockDot, root any, dyn []any) template.HTML {
-	html, err := b.render(ctx, d, root, dyn)
+// call is render for the block's function, in the execution bd records:
+// it panics with render's error.
+func (b *block) call(bd binding, d blockDot, root any, dyn []any) template.HTML {
+	html, err := b.render(bd.ctx, bd.vary, d, root, dyn)
 	if err != nil {
 		panic(err)
 	}
@@ -212,7 +209,11 @@ func (b *block) call(ctx context.Context, d blockDot, root any, dyn []any) templ
 // render runs the block through the fragment cache and returns the
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
-func (b *block) render(ctx context.Context, d blockDot, root any, dyn []any) (template.HTML, error) {
+//
+// The vary_on values are in use until Fragment returns: they go on the
+// execution's stack vs (the blocks in the body push theirs above them),
+// or in a slice of their own without one.
+func (b *block) render(ctx context.Context, vs *varyStack, d blockDot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -222,26 +223,30 @@ func (b *block) render(ctx context.Context, d blockDot, root any, dyn []any) (te
 				ErrSameLine, b.lineMate)}
 		}
 	}
-	x := executionPool.Get().(*execution)
-	defer x.release()
-	x.b, x.ctx, x.dot, x.root = b, ctx, d, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
 	case len(b.vary) > 0:
-		v := x.vary[:0]
-		for _, r := range b.vary {
-			v = append(v, r.get(dyn))
+		if vs == nil {
+			vs = new(varyStack)
 		}
-		x.vary, call.VaryOn = v, v
+		start := len(vs.v)
+		defer vs.pop(start)
+		for _, r := range b.vary {
+			vs.v = append(vs.v, r.get(dyn))
+		}
+		call.VaryOn = vs.v[start:len(vs.v):len(vs.v)]
 	}
+	// Fragment keeps no body after it returns: the closure stays on the
+	// stack.
+	body := func(w io.Writer) error { return b.execute(ctx, w, d, root) }
 	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		frag, err = fc.Fragment(ctx, call, x.body)
+		frag, err = fc.Fragment(ctx, call, body)
 	} else {
 		var buf bytes.Buffer
-		err = x.body(&buf)
+		err = body(&buf)
 		frag = buf.Bytes()
 	}
 	if err != nil {
@@ -251,32 +256,6 @@ func (b *block) render(ctx context.Context, d blockDot, root any, dyn []any) (te
 	// says so; an uncached render's buffer is this call's own), so the
 	// string shares them: a hit copies the fragment once, into the page.
 	return template.HTML(unsafe.String(unsafe.SliceData(frag), len(frag))), nil
-}
-
-// execution is what one call of a block hands fragment.Cache.Fragment,
-// pooled so that a hit allocates neither the body's closure nor the
-// vary_on slice (Fragment keeps neither after it returns).
-type execution struct {
-	b    *block
-	ctx  context.Context
-	dot  blockDot
-	root any
-	body func(io.Writer) error // x.render, bound once
-	vary []any
-}
-
-var executionPool = sync.Pool{New: func() any {
-	x := new(execution)
-	x.body = x.render
-	return x
-}}
-
-func (x *execution) render(w io.Writer) error { return x.b.execute(x.ctx, w, x.dot, x.root) }
-
-func (x *execution) release() {
-	clear(x.vary) // do not keep the values alive
-	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, blockDot{}, nil, x.vary[:0]
-	executionPool.Put(x)
 }
 
 // execute renders the body for the value of the dot and $ at the block,

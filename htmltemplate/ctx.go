@@ -25,8 +25,43 @@ type binding struct {
 	ctx  context.Context
 	data any // as given to Execute, or to the body's Execute for a body
 	root any // $ at the block, for a body that uses it
+	// vary is the stack the blocks keep their vary_on values on while
+	// fragment.Cache.Fragment runs (block.render): one per outermost
+	// execution on the goroutine, shared by the executions of the bodies
+	// nested in it, whose blocks push above their parent's values.
+	vary *varyStack
 	ok   bool
 }
+
+// varyStack is a binding's stack of vary_on values.
+type varyStack struct {
+	v   []any
+	buf [8]any // v's first array: most pages need no other
+}
+
+// pop drops the values pushed above n.
+func (s *varyStack) pop(n int) {
+	clear(s.v[n:]) // do not keep the values alive
+	s.v = s.v[:n]
+}
+
+// reset empties s for another execution; a stack a deep page grew is
+// dropped for its first array.
+func (s *varyStack) reset() {
+	clear(s.v)
+	clear(s.buf[:])
+	if cap(s.v) > 4*len(s.buf) {
+		s.v = s.buf[:0]
+	}
+	s.v = s.v[:0]
+}
+
+// varyStacks holds the stacks of outermost executions that ended.
+var varyStacks = sync.Pool{New: func() any {
+	s := new(varyStack)
+	s.v = s.buf[:0]
+	return s
+}}
 
 // executions maps goroutine ids to the binding of the execution running
 // on that goroutine, in shards so that blocks running on different cores
@@ -58,7 +93,11 @@ func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev b
 		sh.m = make(map[int64]binding)
 	}
 	prev = sh.m[id]
-	sh.m[id] = binding{ctx: ctx, data: data, root: root, ok: true}
+	vary := prev.vary
+	if !prev.ok {
+		vary = varyStacks.Get().(*varyStack)
+	}
+	sh.m[id] = binding{ctx: ctx, data: data, root: root, vary: vary, ok: true}
 	sh.mu.Unlock()
 	return id, prev
 }
@@ -66,12 +105,17 @@ func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev b
 func (e *executions) unbind(id int64, prev binding) {
 	sh := e.shard(id)
 	sh.mu.Lock()
+	done := sh.m[id].vary
 	if prev.ok {
 		sh.m[id] = prev
 	} else {
 		delete(sh.m, id)
 	}
 	sh.mu.Unlock()
+	if !prev.ok && done != nil {
+		done.reset()
+		varyStacks.Put(done)
+	}
 }
 
 // current returns the binding of the execution running on the calling
