@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/flosch/pongo2/v6"
+	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
 )
@@ -51,16 +52,21 @@ type binding struct {
 	page bool
 	// vary is, on Execute's binding, the stack the render's blocks keep
 	// their vary_on values on while fragment.Render runs (see
-	// cacheNode.varyOn); varyBuf is its first backing array, so that a page
-	// allocates nothing for them. Bind's and With's bindings may be shared
-	// by renders on many goroutines and leave it nil.
+	// cacheNode.Execute); varyBuf is its first backing array, so that a
+	// page allocates nothing for them. Only blocks running on owner, the
+	// render's goroutine, use it: a template function may pass the
+	// binding (`_fc`, or the whole context) to renders on goroutines of
+	// its own, whose blocks take a pooled slice as Bind's and With's do.
+	// Bind's and With's bindings may be shared by renders on many
+	// goroutines and leave it nil.
 	vary    []any
 	varyBuf [4]any
+	owner   int64
 }
 
 // newPageBinding returns Execute's binding for one render.
 func newPageBinding(ctx context.Context, fc *fragment.Cache) *binding {
-	b := &binding{ctx: ctx, fc: fc, page: true}
+	b := &binding{ctx: ctx, fc: fc, page: true, owner: goid.Get()}
 	b.vary = b.varyBuf[:0]
 	return b
 }

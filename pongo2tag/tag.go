@@ -10,6 +10,7 @@ import (
 	"reflect"
 
 	"github.com/flosch/pongo2/v6"
+	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
 )
@@ -343,10 +344,10 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 	}
 	if len(n.args) > 2 {
 		// The values are in use until fc.Render returns: on the stack of
-		// Execute's binding (this render's goroutine alone uses it, and the
+		// Execute's binding when this is the render's goroutine (the
 		// blocks in the body push above them), else in a pooled slice.
 		var vs *[]any
-		if page != nil {
+		if page != nil && page.owner == goid.Get() {
 			vs = &page.vary
 			defer page.popVary(len(page.vary))
 		} else {

@@ -3,7 +3,12 @@ package pongo2tag
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/flosch/pongo2/v6"
@@ -81,5 +86,76 @@ func TestVaryOnStackStaysSmall(t *testing.T) {
 		require.Equal(t, strings.Repeat(".", 100), b.String())
 		assert.Empty(t, page.vary, "values left on the stack")
 		assert.Equal(t, len(page.varyBuf), cap(page.vary), "the stack outgrew its first array")
+	}
+}
+
+// A template function may render other templates on goroutines of its own
+// while the page waits, passing the page's binding on as the package doc
+// says (`_fc`), or the page's whole context (a function taking
+// *pongo2.ExecutionContext). The blocks those renders reach key by their
+// own vary_on values: the stack of Execute's binding belongs to the page's
+// goroutine, and the others do not share it.
+func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
+	const workers, rounds = 4, 25
+	set := newSet(t)
+	widget := fromString(t, set, `{% cache 300, "w", i, user %}<{{ i }}{{ user }}>{% endcache %}`)
+	// fanOut renders the widget for i in [0, workers×rounds) on workers
+	// goroutines at once, each with data made by ctxFor, and returns the
+	// widgets in order.
+	fanOut := func(ctxFor func(i int) pongo2.Context) (*pongo2.Value, error) {
+		out := make([]string, workers*rounds)
+		errs := make([]error, workers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				<-start
+				for r := range rounds {
+					i := w*rounds + r
+					if out[i], errs[w] = widget.Execute(ctxFor(i)); errs[w] != nil {
+						return
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return pongo2.AsSafeValue(strings.Join(out, "")), errors.Join(errs...)
+	}
+	for _, tc := range []struct {
+		name string
+		call string // how the page calls the function
+		fn   any
+	}{
+		{"binding passed on", "fan(_fc, user)", func(fc any, user string) (*pongo2.Value, error) {
+			return fanOut(func(i int) pongo2.Context { return pongo2.Context{ContextKey: fc, "i": i, "user": user} })
+		}},
+		{"page context", "fanCtx()", func(ctx *pongo2.ExecutionContext) (*pongo2.Value, error) {
+			return fanOut(func(i int) pongo2.Context {
+				data := maps.Clone(ctx.Public)
+				data["i"] = i
+				return data
+			})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc, simple := newCache(fragment.Options{})
+			name := strings.Fields(strings.NewReplacer("(", " ").Replace(tc.call))[0]
+			page := fromString(t, set, `{% cache 300, "page", user %}[{{ `+tc.call+` }}]{% endcache %}`)
+			var b bytes.Buffer
+			err := Execute(t.Context(), fc, page, pongo2.Context{"user": "ann", name: tc.fn}, &b)
+			require.NoError(t, err)
+			var want strings.Builder
+			for i := range workers * rounds {
+				fmt.Fprintf(&want, "<%dann>", i)
+			}
+			require.Equal(t, "["+want.String()+"]", b.String())
+			for i := range workers * rounds {
+				has, err := fc.Store().Has(t.Context(), fc.Key("w", strconv.Itoa(i), "ann"))
+				require.NoError(t, err)
+				assert.True(t, has, "widget %d not stored under its key", i)
+			}
+			assert.Equal(t, workers*rounds+1, simple.Len(), "fragments stored")
+		})
 	}
 }
