@@ -159,3 +159,38 @@ func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 		})
 	}
 }
+
+// pongo2 recovers no panic, but a template function may: one that renders
+// a template whose block panics, in its body or while evaluating its
+// vary_on values, and carries on leaves the page's stack as it found it,
+// even in the middle of another block's vary_on values (the panicking
+// block's values went above them).
+func TestVaryOnAfterRecoveredPanic(t *testing.T) {
+	for _, tc := range []struct{ name, risky string }{
+		{"in the body", `{% cache 300, "risky", v, v %}{{ boom() }}{% endcache %}`},
+		{"in a vary_on value", `{% cache 300, "risky", v, v, boom() %}-{% endcache %}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set := newSet(t)
+			risky := fromString(t, set, tc.risky)
+			try := func(fc any) (out string) {
+				defer func() {
+					if recover() != nil {
+						out = "t"
+					}
+				}()
+				_, _ = risky.Execute(pongo2.Context{ContextKey: fc, "v": "junk", "boom": func() string { panic("boom") }})
+				return "no panic"
+			}
+			fc, simple := newCache(fragment.Options{})
+			page := fromString(t, set, `{% cache 300, "x", a, try(_fc), b %}x{% endcache %}`)
+			var b bytes.Buffer
+			require.NoError(t, Execute(t.Context(), fc, page, pongo2.Context{"a": "A", "b": "B", "try": try}, &b))
+			require.Equal(t, "x", b.String())
+			has, err := fc.Store().Has(t.Context(), fc.Key("x", "A", "t", "B"))
+			require.NoError(t, err)
+			assert.True(t, has, "the page's block is not stored under its own values")
+			assert.Equal(t, 1, simple.Len(), "fragments stored")
+		})
+	}
+}
