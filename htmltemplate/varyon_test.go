@@ -3,8 +3,12 @@ package htmltemplate
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"html/template"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -78,4 +82,51 @@ func TestVaryOnStackStaysSmall(t *testing.T) {
 	}
 	assert.Equal(t, []int{0, 0, 0}, depth, "values left on the stack")
 	assert.Equal(t, []int{room[0], room[0], room[0]}, room, "the stack grew with the page")
+}
+
+// A template function may execute templates of the set on goroutines of
+// its own while a block of the page has its values on the page's stack.
+// Each goroutine's executions keep their own stack: the blocks key by
+// their own values, and nothing races.
+func TestVaryOnOfExecutionsOnOtherGoroutines(t *testing.T) {
+	const workers, rounds = 4, 25
+	fc, simple := newCache(fragment.Options{})
+	var tpl *Template
+	fan := func(a string) (template.HTML, error) {
+		out := make([]string, workers*rounds)
+		errs := make([]error, workers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				<-start
+				for r := range rounds {
+					i := w*rounds + r
+					var b bytes.Buffer
+					if errs[w] = tpl.ExecuteTemplateContext(t.Context(), &b, "w", map[string]string{"I": strconv.Itoa(i), "A": a}); errs[w] != nil {
+						return
+					}
+					out[i] = b.String()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return template.HTML(strings.Join(out, "")), errors.Join(errs...)
+	}
+	tpl = parseT(t, fc, "page", `{{ define "w" }}{{ cache 300 "w" .I .A }}({{ .I }}{{ .A }}){{ endcache }}{{ end }}`+
+		`{{ cache 300 "page" .A .B }}[{{ fan .A }}]{{ endcache }}`, template.FuncMap{"fan": fan})
+	var b bytes.Buffer
+	require.NoError(t, tpl.ExecuteContext(t.Context(), &b, &varyOnData{A: "A", B: "B"}))
+	var want strings.Builder
+	for i := range workers * rounds {
+		fmt.Fprintf(&want, "(%dA)", i)
+	}
+	require.Equal(t, "["+want.String()+"]", b.String())
+	for i := range workers * rounds {
+		has, err := fc.Store().Has(t.Context(), fc.Key("w", strconv.Itoa(i), "A"))
+		require.NoError(t, err)
+		assert.True(t, has, "widget %d not stored under its key", i)
+	}
+	assert.Equal(t, workers*rounds+1, simple.Len(), "fragments stored")
 }
