@@ -64,6 +64,8 @@ type Call struct {
 	// (an undefined variable) — keys the block by its position,
 	// keys.FragmentName(Site.Path, Site.Line), rather than by "None".
 	Name any
-	// VaryOn are the evaluated vary_on arguments.
+	// VaryOn are the evaluated vary_on arguments. Render and Fragment read
+	// them only while they run and keep no reference after they return, so
+	// an engine may reuse the slice for its next block.
 	VaryOn []any
 }

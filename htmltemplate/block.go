@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // block is one hoisted cache block: what its opening tag said, fixed at
@@ -212,8 +213,8 @@ func (b *block) call(bd binding, d blockDot, root any, dyn []any) template.HTML 
 //
 // The vary_on values are in use until Fragment returns: they go on the
 // execution's stack vs (the blocks in the body push theirs above them),
-// or in a slice of their own without one.
-func (b *block) render(ctx context.Context, vs *varyStack, d blockDot, root any, dyn []any) (template.HTML, error) {
+// or on one of their own without one.
+func (b *block) render(ctx context.Context, vs *varystack.Stack, d blockDot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -228,14 +229,15 @@ func (b *block) render(ctx context.Context, vs *varyStack, d blockDot, root any,
 		call.VaryOn = b.constVary
 	case len(b.vary) > 0:
 		if vs == nil {
-			vs = new(varyStack)
+			vs = varystack.Get()
+			defer vs.Put()
 		}
-		start := len(vs.v)
-		defer vs.pop(start)
+		start := vs.Len()
+		defer vs.Pop(start)
 		for _, r := range b.vary {
-			vs.v = append(vs.v, r.get(dyn))
+			vs.Push(r.get(dyn))
 		}
-		call.VaryOn = vs.v[start:len(vs.v):len(vs.v)]
+		call.VaryOn = vs.Since(start)
 	}
 	// Fragment keeps no body after it returns: the closure stays on the
 	// stack.

@@ -7,6 +7,8 @@ import (
 	"unsafe"
 
 	"github.com/petermattis/goid"
+
+	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // html/template gives template functions no per-execution state: not the
@@ -26,42 +28,12 @@ type binding struct {
 	data any // as given to Execute, or to the body's Execute for a body
 	root any // $ at the block, for a body that uses it
 	// vary is the stack the blocks keep their vary_on values on while
-	// fragment.Cache.Fragment runs (block.render): one per outermost
-	// execution on the goroutine, shared by the executions of the bodies
-	// nested in it, whose blocks push above their parent's values.
-	vary *varyStack
+	// fragment.Cache.Fragment runs (package internal/varystack): one per
+	// outermost execution on the goroutine, shared by the executions of the
+	// bodies nested in it, whose blocks push above their parent's values.
+	vary *varystack.Stack
 	ok   bool
 }
-
-// varyStack is a binding's stack of vary_on values.
-type varyStack struct {
-	v   []any
-	buf [8]any // v's first array: most pages need no other
-}
-
-// pop drops the values pushed above n.
-func (s *varyStack) pop(n int) {
-	clear(s.v[n:]) // do not keep the values alive
-	s.v = s.v[:n]
-}
-
-// reset empties s for another execution; a stack a deep page grew is
-// dropped for its first array.
-func (s *varyStack) reset() {
-	clear(s.v)
-	clear(s.buf[:])
-	if cap(s.v) > 4*len(s.buf) {
-		s.v = s.buf[:0]
-	}
-	s.v = s.v[:0]
-}
-
-// varyStacks holds the stacks of outermost executions that ended.
-var varyStacks = sync.Pool{New: func() any {
-	s := new(varyStack)
-	s.v = s.buf[:0]
-	return s
-}}
 
 // executions maps goroutine ids to the binding of the execution running
 // on that goroutine, in shards so that blocks running on different cores
@@ -95,7 +67,7 @@ func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev b
 	prev = sh.m[id]
 	vary := prev.vary
 	if !prev.ok {
-		vary = varyStacks.Get().(*varyStack)
+		vary = varystack.Get()
 	}
 	sh.m[id] = binding{ctx: ctx, data: data, root: root, vary: vary, ok: true}
 	sh.mu.Unlock()
@@ -113,8 +85,7 @@ func (e *executions) unbind(id int64, prev binding) {
 	}
 	sh.mu.Unlock()
 	if !prev.ok && done != nil {
-		done.reset()
-		varyStacks.Put(done)
+		done.Put()
 	}
 }
 

@@ -72,7 +72,9 @@ func executeBound(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template,
 	for k, v := range data {
 		c[k] = v
 	}
-	c[ContextKey] = newPageBinding(ctx, fc)
+	b := newPageBinding(ctx, fc)
+	defer b.release()
+	c[ContextKey] = b
 	if _, ok := c[ContextVar]; ok {
 		c[ContextVar] = &ctxValue{ctx}
 	}

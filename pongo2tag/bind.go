@@ -8,6 +8,7 @@ import (
 	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // ContextKey is the pongo2 context key a cache block reads its
@@ -51,30 +52,30 @@ type binding struct {
 	// which Execute sets to the same ctx when data has one, is not read.
 	page bool
 	// vary is, on Execute's binding, the stack the render's blocks keep
-	// their vary_on values on while fragment.Render runs (see
-	// cacheNode.Execute); varyBuf is its first backing array, so that a
-	// page allocates nothing for them. Only blocks running on owner, the
-	// render's goroutine, use it: a template function may pass the
-	// binding (`_fc`, or the whole context) to renders on goroutines of
-	// its own, whose blocks take a pooled slice as Bind's and With's do.
+	// their vary_on values on (package internal/varystack), taken by the
+	// first block that has some and given back when the render ends. Only
+	// blocks running on owner, the render's goroutine, use it: a template
+	// function may pass the binding on (`_fc`, or the whole context) to
+	// renders on goroutines of its own, which may outlive the render, and
+	// their blocks take a stack of their own as Bind's and With's do.
 	// Bind's and With's bindings may be shared by renders on many
 	// goroutines and leave it nil.
-	vary    []any
-	varyBuf [4]any
-	owner   int64
+	vary  *varystack.Stack
+	owner int64
 }
 
 // newPageBinding returns Execute's binding for one render.
 func newPageBinding(ctx context.Context, fc *fragment.Cache) *binding {
-	b := &binding{ctx: ctx, fc: fc, page: true, owner: goid.Get()}
-	b.vary = b.varyBuf[:0]
-	return b
+	return &binding{ctx: ctx, fc: fc, page: true, owner: goid.Get()}
 }
 
-// popVary drops the vary_on values a block pushed above n once
-// fragment.Render has returned. (They stay referenced until the page ends
-// or later blocks overwrite them: the binding lives one render.)
-func (b *binding) popVary(n int) { b.vary = b.vary[:n] }
+// release gives back the stack of Execute's binding once its render ended.
+func (b *binding) release() {
+	if b.vary != nil {
+		b.vary.Put()
+		b.vary = nil
+	}
+}
 
 // String keeps a template that prints the binding from dumping its fields.
 func (b *binding) String() string { return "fragcache" }

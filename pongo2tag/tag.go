@@ -13,6 +13,7 @@ import (
 	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // ErrSameLine is the error (inside the *pongo2.Error's OrigError) of two
@@ -345,25 +346,27 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 	if len(n.args) > 2 {
 		// The values are in use until fc.Render returns: on the stack of
 		// Execute's binding when this is the render's goroutine (the
-		// blocks in the body push above them), else in a pooled slice.
-		var vs *[]any
+		// blocks in the body push above them), else on one of their own.
+		var st *varystack.Stack
 		if page != nil && page.owner == goid.Get() {
-			vs = &page.vary
-			defer page.popVary(len(page.vary))
+			if page.vary == nil {
+				page.vary = varystack.Get()
+			}
+			st = page.vary
 		} else {
-			p := varyOns.get()
-			defer varyOns.put(p)
-			vs = &p.v
+			st = varystack.Get()
+			defer st.Put()
 		}
-		start := len(*vs)
+		start := st.Len()
+		defer st.Pop(start)
 		for i := 2; i < len(n.args); i++ {
 			v, err := n.args[i].eval(ctx)
 			if err != nil {
 				return err
 			}
-			*vs = append(*vs, v)
+			st.Push(v)
 		}
-		call.VaryOn = (*vs)[start:len(*vs):len(*vs)]
+		call.VaryOn = st.Since(start)
 	}
 	// fragment.Render keeps no body after it returns, so the closure
 	// stays on the stack.
