@@ -7,10 +7,10 @@ import (
 	"html/template"
 	"io"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // block is one hoisted cache block: what its opening tag said, fixed at
@@ -173,34 +173,36 @@ func (b *block) callBound() template.HTML {
 	for _, a := range b.native {
 		dyn = append(dyn, a.eval(bd.data))
 	}
-	return b.call(bd, anyDot(bd.data), nil, dyn)
+	return b.call(bd.ctx, anyDot(bd.data), nil, dyn)
 }
 
 // callNative is the function of a block that evaluates its arguments on
 // the dot it is passed (see set.finalize).
 func (b *block) callNative(v reflect.Value, root any) template.HTML {
-	bd := b.set.execs.current()
+	var data any
+	if b.rootArgs {
+		data = b.set.execs.current().data
+	}
 	var buf [4]any
 	dyn := buf[:0]
 	for _, a := range b.native {
 		if a.onRoot {
-			dyn = append(dyn, a.eval(bd.data))
+			dyn = append(dyn, a.eval(data))
 		} else {
 			dyn = append(dyn, a.evalValue(v))
 		}
 	}
-	return b.call(bd, valueDot(v), root, dyn)
+	return b.callArgs(valueDot(v), root, dyn)
 }
 
 // callArgs is call for a block passed its dot, $ and arguments.
 func (b *block) callArgs(d blockDot, root any, dyn []any) template.HTML {
-	return b.call(b.set.execs.current(), d, root, dyn)
+	return b.call(b.set.execs.current().ctx, d, root, dyn)
 }
 
-// call is render for the block's function, in the execution bd records:
-// it panics with render's error.
-func (b *block) call(bd binding, d blockDot, root any, dyn []any) template.HTML {
-	html, err := b.render(bd.ctx, bd.vary, d, root, dyn)
+// call is render for the block's function: it panics with render's error.
+func (b *block) call(ctx context.Context, d blockDot, root any, dyn []any) template.HTML {
+	html, err := b.render(ctx, d, root, dyn)
 	if err != nil {
 		panic(err)
 	}
@@ -210,11 +212,7 @@ func (b *block) call(bd binding, d blockDot, root any, dyn []any) template.HTML 
 // render runs the block through the fragment cache and returns the
 // fragment as template.HTML: html/template escaped the body itself, in
 // element content, and the context check made sure the block is there.
-//
-// The vary_on values are in use until Fragment returns: they go on the
-// execution's stack vs (the blocks in the body push theirs above them),
-// or on one of their own without one.
-func (b *block) render(ctx context.Context, vs *varystack.Stack, d blockDot, root any, dyn []any) (template.HTML, error) {
+func (b *block) render(ctx context.Context, d blockDot, root any, dyn []any) (template.HTML, error) {
 	call := fragment.Call{Site: b.site, Timeout: b.timeout.get(dyn)}
 	if b.hasName {
 		call.Name = b.name.get(dyn)
@@ -224,31 +222,26 @@ func (b *block) render(ctx context.Context, vs *varystack.Stack, d blockDot, roo
 				ErrSameLine, b.lineMate)}
 		}
 	}
+	x := executionPool.Get().(*execution)
+	defer x.release()
+	x.b, x.ctx, x.dot, x.root = b, ctx, d, root
 	switch {
 	case b.constVary != nil:
 		call.VaryOn = b.constVary
 	case len(b.vary) > 0:
-		if vs == nil {
-			vs = varystack.Get()
-			defer vs.Put()
-		}
-		start := vs.Len()
-		defer vs.Pop(start)
+		v := x.vary[:0]
 		for _, r := range b.vary {
-			vs.Push(r.get(dyn))
+			v = append(v, r.get(dyn))
 		}
-		call.VaryOn = vs.Since(start)
+		x.vary, call.VaryOn = v, v
 	}
-	// Fragment keeps no body after it returns: the closure stays on the
-	// stack.
-	body := func(w io.Writer) error { return b.execute(ctx, w, d, root) }
 	var frag []byte
 	var err error
 	if fc := b.set.fc; fc != nil {
-		frag, err = fc.Fragment(ctx, call, body)
+		frag, err = fc.Fragment(ctx, call, x.body)
 	} else {
 		var buf bytes.Buffer
-		err = body(&buf)
+		err = x.body(&buf)
 		frag = buf.Bytes()
 	}
 	if err != nil {
@@ -258,6 +251,32 @@ func (b *block) render(ctx context.Context, vs *varystack.Stack, d blockDot, roo
 	// says so; an uncached render's buffer is this call's own), so the
 	// string shares them: a hit copies the fragment once, into the page.
 	return template.HTML(unsafe.String(unsafe.SliceData(frag), len(frag))), nil
+}
+
+// execution is what one call of a block hands fragment.Cache.Fragment,
+// pooled so that a hit allocates neither the body's closure nor the
+// vary_on slice (Fragment keeps neither after it returns).
+type execution struct {
+	b    *block
+	ctx  context.Context
+	dot  blockDot
+	root any
+	body func(io.Writer) error // x.render, bound once
+	vary []any
+}
+
+var executionPool = sync.Pool{New: func() any {
+	x := new(execution)
+	x.body = x.render
+	return x
+}}
+
+func (x *execution) render(w io.Writer) error { return x.b.execute(x.ctx, w, x.dot, x.root) }
+
+func (x *execution) release() {
+	clear(x.vary) // do not keep the values alive
+	x.b, x.ctx, x.dot, x.root, x.vary = nil, nil, blockDot{}, nil, x.vary[:0]
+	executionPool.Put(x)
 }
 
 // execute renders the body for the value of the dot and $ at the block,

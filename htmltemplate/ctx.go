@@ -7,8 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/petermattis/goid"
-
-	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // html/template gives template functions no per-execution state: not the
@@ -27,11 +25,6 @@ type binding struct {
 	ctx  context.Context
 	data any // as given to Execute, or to the body's Execute for a body
 	root any // $ at the block, for a body that uses it
-	// vary is the stack the blocks keep their vary_on values on while
-	// fragment.Cache.Fragment runs (package internal/varystack): one per
-	// outermost execution on the goroutine, shared by the executions of the
-	// bodies nested in it, whose blocks push above their parent's values.
-	vary *varystack.Stack
 	ok   bool
 }
 
@@ -65,11 +58,7 @@ func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev b
 		sh.m = make(map[int64]binding)
 	}
 	prev = sh.m[id]
-	vary := prev.vary
-	if !prev.ok {
-		vary = varystack.Get()
-	}
-	sh.m[id] = binding{ctx: ctx, data: data, root: root, vary: vary, ok: true}
+	sh.m[id] = binding{ctx: ctx, data: data, root: root, ok: true}
 	sh.mu.Unlock()
 	return id, prev
 }
@@ -77,16 +66,12 @@ func (e *executions) bind(ctx context.Context, data, root any) (id int64, prev b
 func (e *executions) unbind(id int64, prev binding) {
 	sh := e.shard(id)
 	sh.mu.Lock()
-	done := sh.m[id].vary
 	if prev.ok {
 		sh.m[id] = prev
 	} else {
 		delete(sh.m, id)
 	}
 	sh.mu.Unlock()
-	if !prev.ok && done != nil {
-		done.Put()
-	}
 }
 
 // current returns the binding of the execution running on the calling

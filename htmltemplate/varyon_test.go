@@ -2,7 +2,6 @@ package htmltemplate
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -24,8 +23,8 @@ type varyOnData struct {
 
 // Blocks nested in a block's body key by their own vary_on values, taken
 // in each of the ways a block's function gets them (on the execution's
-// data, on the dot, as arguments): all of an execution's blocks keep them
-// on one stack, which the nested ones outgrow here.
+// data, on the dot, as arguments), while their parent's values are still
+// in use.
 func TestVaryOnOfNestedBlocks(t *testing.T) {
 	const src = `{{ $d := .D }}{{ cache 300 "outer" .A .B .C }}[` +
 		`{{ range .Items }}{{ cache 300 "inner" . $.A $.B $.C $.D $.A $.B $.C $.D }}({{ . }}{{ $.A }}{{ $.B }}{{ $.C }}{{ $.D }}){{ endcache }}{{ end }}` +
@@ -60,31 +59,8 @@ func TestVaryOnOfNestedBlocks(t *testing.T) {
 	assert.EqualValues(t, 2, fc.Stats().Hits)
 }
 
-// The blocks of a long page take their place on the stack of its
-// execution in turn and leave it when done, rather than piling values up.
-func TestVaryOnStackEmptiesAfterEachBlock(t *testing.T) {
-	fc, _ := newCache(fragment.Options{})
-	var tpl *Template
-	var depth []int
-	probe := func() string {
-		vs := tpl.set.execs.current().vary
-		depth = append(depth, vs.Len())
-		return ""
-	}
-	tpl = parseT(t, fc, "page", `{{ range .Items }}{{ cache 300 "x" . $.A }}.{{ endcache }}{{ end }}{{ probe }}`,
-		template.FuncMap{"probe": probe})
-	for _, n := range []int{10, 1000, 1000} { // misses, then hits
-		data := &varyOnData{A: "A", Items: strings.Split(strings.Repeat("a", n), "")}
-		var b bytes.Buffer
-		require.NoError(t, tpl.ExecuteContext(context.Background(), &b, data))
-		require.Equal(t, strings.Repeat(".", n), b.String())
-	}
-	assert.Equal(t, []int{0, 0, 0}, depth, "values left on the stack")
-}
-
 // A template function may execute templates of the set on goroutines of
-// its own while a block of the page has its values on the page's stack.
-// Each goroutine's executions keep their own stack: the blocks key by
+// its own while a block of the page is being rendered: the blocks key by
 // their own values, and nothing races.
 func TestVaryOnOfExecutionsOnOtherGoroutines(t *testing.T) {
 	const workers, rounds = 4, 25

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/internal/loadername"
-	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // ContextVar is the Jet variable the cache blocks take their
@@ -276,6 +275,14 @@ func (t *Tags) Bind(set *jet.Set) error {
 	return nil
 }
 
+// varyList holds the vary_on values of one call, reused across calls
+// (pooled): Render reads call.VaryOn only to build the key and keeps no
+// reference after it returns. A block nested in another's body gets its
+// own, since the outer one is not back in the pool yet.
+type varyList struct{ values []any }
+
+var varyPool = sync.Pool{New: func() any { return new(varyList) }}
+
 // renderBlock runs the Jet block named block with the Runtime's output sent
 // to w. Jet reports template errors by panicking with an error;
 // renderBlock turns those into its result so Render can hand them to every
@@ -321,13 +328,13 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 				ErrSameLine, s.lineMate)})
 		}
 	}
-	var vary *varystack.Stack // Render keeps no reference to call.VaryOn
+	var vary *varyList
 	if n > 3 {
-		vary = varystack.Get()
+		vary = varyPool.Get().(*varyList)
 		for i := 3; i < n; i++ {
-			vary.Push(s.value(a.Get(i), fragment.ErrKeyValue))
+			vary.values = append(vary.values, s.value(a.Get(i), fragment.ErrKeyValue))
 		}
-		call.VaryOn = vary.Since(0)
+		call.VaryOn = vary.values
 	}
 	rt, block := a.Runtime(), s.block
 	// Render does not keep body, so this closure stays on the stack: a
@@ -335,7 +342,11 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 	body := func(w io.Writer) error { return renderBlock(rt, block, w) }
 	err := t.fc.Render(contextOf(rt), call, rt.Writer, body)
 	if vary != nil {
-		vary.Put()
+		clear(vary.values) // drop the references so the pool keeps no values alive
+		vary.values = vary.values[:0]
+		if cap(vary.values) <= 16 { // a rare long vary_on list is not worth keeping pooled
+			varyPool.Put(vary)
+		}
 	}
 	if err != nil {
 		panic(err)

@@ -72,9 +72,7 @@ func executeBound(ctx context.Context, fc *fragment.Cache, tpl *pongo2.Template,
 	for k, v := range data {
 		c[k] = v
 	}
-	b := newPageBinding(ctx, fc)
-	defer b.release()
-	c[ContextKey] = b
+	c[ContextKey] = &binding{ctx: ctx, fc: fc, page: true}
 	if _, ok := c[ContextVar]; ok {
 		c[ContextVar] = &ctxValue{ctx}
 	}

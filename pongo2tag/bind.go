@@ -5,10 +5,8 @@ import (
 	"errors"
 
 	"github.com/flosch/pongo2/v6"
-	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // ContextKey is the pongo2 context key a cache block reads its
@@ -51,30 +49,6 @@ type binding struct {
 	// page marks Execute's binding: ctx is the render's, and ContextVar,
 	// which Execute sets to the same ctx when data has one, is not read.
 	page bool
-	// vary is, on Execute's binding, the stack the render's blocks keep
-	// their vary_on values on (package internal/varystack), taken by the
-	// first block that has some and given back when the render ends. Only
-	// blocks running on owner, the render's goroutine, use it: a template
-	// function may pass the binding on (`_fc`, or the whole context) to
-	// renders on goroutines of its own, which may outlive the render, and
-	// their blocks take a stack of their own as Bind's and With's do.
-	// Bind's and With's bindings may be shared by renders on many
-	// goroutines and leave it nil.
-	vary  *varystack.Stack
-	owner int64
-}
-
-// newPageBinding returns Execute's binding for one render.
-func newPageBinding(ctx context.Context, fc *fragment.Cache) *binding {
-	return &binding{ctx: ctx, fc: fc, page: true, owner: goid.Get()}
-}
-
-// release gives back the stack of Execute's binding once its render ended.
-func (b *binding) release() {
-	if b.vary != nil {
-		b.vary.Put()
-		b.vary = nil
-	}
 }
 
 // String keeps a template that prints the binding from dumping its fields.
@@ -154,10 +128,10 @@ func renderContext(ctx *pongo2.ExecutionContext, bctx context.Context) context.C
 
 // bound finds the cache bound to a render and the context its backend
 // calls use (renderContext; Execute's binding is the render's own, so its
-// context needs no second lookup), and Execute's binding when it is that.
-// A value passed through `{% include … with _fc=_fc %}` arrives wrapped in
-// a *pongo2.Value.
-func bound(ctx *pongo2.ExecutionContext) (rctx context.Context, fc *fragment.Cache, page *binding, ok bool) {
+// context needs no second lookup). A value passed through
+// `{% include … with _fc=_fc %}` arrives wrapped in a
+// *pongo2.Value.
+func bound(ctx *pongo2.ExecutionContext) (context.Context, *fragment.Cache, bool) {
 	v := ctx.Public[ContextKey]
 	if pv, ok := v.(*pongo2.Value); ok {
 		v = pv.Interface()
@@ -166,14 +140,14 @@ func bound(ctx *pongo2.ExecutionContext) (rctx context.Context, fc *fragment.Cac
 	case *binding:
 		if b != nil && b.fc != nil {
 			if b.page {
-				return b.ctx, b.fc, b, true
+				return b.ctx, b.fc, true
 			}
-			return renderContext(ctx, b.ctx), b.fc, nil, true
+			return renderContext(ctx, b.ctx), b.fc, true
 		}
 	case *fragment.Cache:
 		if b != nil {
-			return renderContext(ctx, context.Background()), b, nil, true
+			return renderContext(ctx, context.Background()), b, true
 		}
 	}
-	return nil, nil, nil, false
+	return nil, nil, false
 }

@@ -10,10 +10,8 @@ import (
 	"reflect"
 
 	"github.com/flosch/pongo2/v6"
-	"github.com/petermattis/goid"
 
 	"github.com/fragcache/fragcache/fragment"
-	"github.com/fragcache/fragcache/internal/varystack"
 )
 
 // ErrSameLine is the error (inside the *pongo2.Error's OrigError) of two
@@ -324,7 +322,7 @@ func bodyDigest(doc *pongo2.Parser, first *pongo2.Token) string {
 
 // Execute renders the block through the bound fragment.Cache.
 func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWriter) *pongo2.Error {
-	rctx, fc, page, ok := bound(ctx)
+	rctx, fc, ok := bound(ctx)
 	if !ok {
 		return n.notBound(ctx)
 	}
@@ -344,29 +342,16 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		}
 	}
 	if len(n.args) > 2 {
-		// The values are in use until fc.Render returns: on the stack of
-		// Execute's binding when this is the render's goroutine (the
-		// blocks in the body push above them), else on one of their own.
-		var st *varystack.Stack
-		if page != nil && page.owner == goid.Get() {
-			if page.vary == nil {
-				page.vary = varystack.Get()
-			}
-			st = page.vary
-		} else {
-			st = varystack.Get()
-			defer st.Put()
-		}
-		start := st.Len()
-		defer st.Pop(start)
+		vs := varyOns.get()
+		defer varyOns.put(vs)
 		for i := 2; i < len(n.args); i++ {
 			v, err := n.args[i].eval(ctx)
 			if err != nil {
 				return err
 			}
-			st.Push(v)
+			vs.v = append(vs.v, v)
 		}
-		call.VaryOn = st.Since(start)
+		call.VaryOn = vs.v
 	}
 	// fragment.Render keeps no body after it returns, so the closure
 	// stays on the stack.

@@ -19,8 +19,9 @@ import (
 )
 
 // Blocks nested in a block's body key by their own vary_on values, however
-// many each has: on Execute's binding the values of nested blocks sit
-// above their parent's on one stack, which they outgrow here.
+// many each has, while their parent's values are still in use (a block
+// takes its values' slice from a pool, and puts it back only after
+// fragment.Render returns).
 func TestVaryOnOfNestedBlocks(t *testing.T) {
 	const src = `{% cache 300, "outer", a, b, c %}[` +
 		`{% for it in items %}{% cache 300, "inner", it, a, b, c, d %}<{{ it }}{{ a }}{{ b }}{{ c }}{{ d }}>{% endcache %}{% endfor %}` +
@@ -71,29 +72,13 @@ func TestVaryOnOfNestedBlocks(t *testing.T) {
 	}
 }
 
-// The blocks of a long page take their place on the stack of Execute's
-// binding in turn and leave it when done, rather than piling values up.
-func TestVaryOnStackEmptiesAfterEachBlock(t *testing.T) {
-	fc := simpleFC()
-	tpl := fromString(t, newSet(t), `{% for it in items %}{% cache 300, "x", it, user %}.{% endcache %}{% endfor %}`)
-	items := strings.Split(strings.Repeat("a", 100), "")
-	page := newPageBinding(context.Background(), fc) // what Execute binds
-	var b bytes.Buffer
-	for range 2 { // misses, then hits
-		b.Reset()
-		require.NoError(t, tpl.ExecuteWriterUnbuffered(pongo2.Context{"items": items, "user": "ann", ContextKey: page}, &b))
-		require.Equal(t, strings.Repeat(".", 100), b.String())
-		require.NotNil(t, page.vary)
-		assert.Zero(t, page.vary.Len(), "values left on the stack")
-	}
-}
-
 // A template function may render other templates on goroutines of its own
 // while the page waits, passing the page's binding on as the package doc
 // says (`_fc`), or the page's whole context (a function taking
 // *pongo2.ExecutionContext). The blocks those renders reach key by their
-// own vary_on values: the stack of Execute's binding belongs to the page's
-// goroutine, and the others do not share it.
+// own vary_on values, and nothing races (a per-render store of vary_on
+// values, tried on Execute's binding, had to be kept to the page's
+// goroutine).
 func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 	const workers, rounds = 4, 25
 	set := newSet(t)
@@ -161,9 +146,8 @@ func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 
 // pongo2 recovers no panic, but a template function may: one that renders
 // a template whose block panics, in its body or while evaluating its
-// vary_on values, and carries on leaves the page's stack as it found it,
-// even in the middle of another block's vary_on values (the panicking
-// block's values went above them).
+// vary_on values, and carries on leaves the page's block keyed by its own
+// values, even when it runs in the middle of that block's vary_on values.
 func TestVaryOnAfterRecoveredPanic(t *testing.T) {
 	for _, tc := range []struct{ name, risky string }{
 		{"in the body", `{% cache 300, "risky", v, v %}{{ boom() }}{% endcache %}`},
