@@ -56,6 +56,33 @@ func BenchmarkRenderHit(b *testing.B) {
 	}
 }
 
+// BenchmarkRenderHitParallel is BenchmarkRenderHit/named on every P at
+// once, as a server's requests render one block: with perfect scaling its
+// ns/op is BenchmarkRenderHit's divided by GOMAXPROCS. What keeps it from
+// that is the cache lines a hit writes, which move between cores.
+func BenchmarkRenderHitParallel(b *testing.B) {
+	site := &fragment.Site{Path: "bench.html", Line: 3, Col: 1}
+	ctx := context.Background()
+	fc := fragment.New(backends.New(backends.NewSimple(0), backends.CacheOptions{}), fragment.Options{})
+	body := func(w io.Writer) error { _, err := w.Write(benchBody); return err }
+	call := fragment.Call{Site: site, Timeout: 300, Name: "sidebar"}
+	if err := fc.Render(ctx, call, io.Discard, body); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := fc.Render(ctx, call, io.Discard, body); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	if s := fc.Stats(); s.Renders != 1 {
+		b.Fatalf("body rendered %d times, want 1", s.Renders)
+	}
+}
+
 // BenchmarkRenderMiss measures a block whose key is new every time: lookup,
 // render into a buffer, store, write.
 func BenchmarkRenderMiss(b *testing.B) {
