@@ -76,9 +76,8 @@ func TestVaryOnOfNestedBlocks(t *testing.T) {
 // while the page waits, passing the page's binding on as the package doc
 // says (`_fc`), or the page's whole context (a function taking
 // *pongo2.ExecutionContext). The blocks those renders reach key by their
-// own vary_on values, and nothing races (a per-render store of vary_on
-// values, tried on Execute's binding, had to be kept to the page's
-// goroutine).
+// own vary_on values, and nothing races, though they all share the page's
+// binding: nothing a block keeps while it runs may live in it.
 func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 	const workers, rounds = 4, 25
 	set := newSet(t)
