@@ -2,18 +2,17 @@ package htmltemplate
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"html/template"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 type varyOnData struct {
@@ -43,11 +42,7 @@ func TestVaryOnOfNestedBlocks(t *testing.T) {
 		fc.Key("inner", "2", "A", "B", "C", "D", "A", "B", "C", "D"),
 		fc.Key("after", "D"),
 	}
-	for _, k := range keys {
-		has, err := fc.Store().Has(t.Context(), k)
-		require.NoError(t, err)
-		assert.True(t, has, "no fragment under %q", k)
-	}
+	testkit.AssertStored(t, fc.Store(), keys...)
 	assert.Equal(t, len(keys), simple.Len(), "fragments stored")
 
 	// Under the same keys the second execution hits every block, whatever
@@ -67,26 +62,12 @@ func TestVaryOnOfExecutionsOnOtherGoroutines(t *testing.T) {
 	fc, simple := newCache(fragment.Options{})
 	var tpl *Template
 	fan := func(a string) (template.HTML, error) {
-		out := make([]string, workers*rounds)
-		errs := make([]error, workers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				<-start
-				for r := range rounds {
-					i := w*rounds + r
-					var b bytes.Buffer
-					if errs[w] = tpl.ExecuteTemplateContext(t.Context(), &b, "w", map[string]string{"I": strconv.Itoa(i), "A": a}); errs[w] != nil {
-						return
-					}
-					out[i] = b.String()
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		return template.HTML(strings.Join(out, "")), errors.Join(errs...)
+		out, err := testkit.FanOut(workers, rounds, func(i int) (string, error) {
+			var b bytes.Buffer
+			err := tpl.ExecuteTemplateContext(t.Context(), &b, "w", map[string]string{"I": strconv.Itoa(i), "A": a})
+			return b.String(), err
+		})
+		return template.HTML(out), err
 	}
 	tpl = parseT(t, fc, "page", `{{ define "w" }}{{ cache 300 "w" .I .A }}({{ .I }}{{ .A }}){{ endcache }}{{ end }}`+
 		`{{ cache 300 "page" .A .B }}[{{ fan .A }}]{{ endcache }}`, template.FuncMap{"fan": fan})
@@ -98,9 +79,7 @@ func TestVaryOnOfExecutionsOnOtherGoroutines(t *testing.T) {
 	}
 	require.Equal(t, "["+want.String()+"]", b.String())
 	for i := range workers * rounds {
-		has, err := fc.Store().Has(t.Context(), fc.Key("w", strconv.Itoa(i), "A"))
-		require.NoError(t, err)
-		assert.True(t, has, "widget %d not stored under its key", i)
+		testkit.AssertStored(t, fc.Store(), fc.Key("w", strconv.Itoa(i), "A"))
 	}
 	assert.Equal(t, workers*rounds+1, simple.Len(), "fragments stored")
 }

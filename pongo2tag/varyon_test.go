@@ -3,12 +3,10 @@ package pongo2tag
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/flosch/pongo2/v6"
@@ -16,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/testkit"
 )
 
 // Blocks nested in a block's body key by their own vary_on values, however
@@ -54,11 +53,7 @@ func TestVaryOnOfNestedBlocks(t *testing.T) {
 				fc.Key("inner", "2", "A", "B", "C", "D"),
 				fc.Key("after", "D"),
 			}
-			for _, k := range keys {
-				has, err := fc.Store().Has(t.Context(), k)
-				require.NoError(t, err)
-				assert.True(t, has, "no fragment under %q", k)
-			}
+			testkit.AssertStored(t, fc.Store(), keys...)
 			assert.Equal(t, len(keys), simple.Len(), "fragments stored")
 
 			// Under the same keys the second render hits every block,
@@ -83,27 +78,10 @@ func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 	set := newSet(t)
 	widget := fromString(t, set, `{% cache 300, "w", i, user %}<{{ i }}{{ user }}>{% endcache %}`)
 	// fanOut renders the widget for i in [0, workers×rounds) on workers
-	// goroutines at once, each with data made by ctxFor, and returns the
-	// widgets in order.
+	// goroutines at once, each with data made by ctxFor.
 	fanOut := func(ctxFor func(i int) pongo2.Context) (*pongo2.Value, error) {
-		out := make([]string, workers*rounds)
-		errs := make([]error, workers)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Go(func() {
-				<-start
-				for r := range rounds {
-					i := w*rounds + r
-					if out[i], errs[w] = widget.Execute(ctxFor(i)); errs[w] != nil {
-						return
-					}
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
-		return pongo2.AsSafeValue(strings.Join(out, "")), errors.Join(errs...)
+		out, err := testkit.FanOut(workers, rounds, func(i int) (string, error) { return widget.Execute(ctxFor(i)) })
+		return pongo2.AsSafeValue(out), err
 	}
 	for _, tc := range []struct {
 		name string
@@ -134,9 +112,7 @@ func TestVaryOnOfRendersOnOtherGoroutines(t *testing.T) {
 			}
 			require.Equal(t, "["+want.String()+"]", b.String())
 			for i := range workers * rounds {
-				has, err := fc.Store().Has(t.Context(), fc.Key("w", strconv.Itoa(i), "ann"))
-				require.NoError(t, err)
-				assert.True(t, has, "widget %d not stored under its key", i)
+				testkit.AssertStored(t, fc.Store(), fc.Key("w", strconv.Itoa(i), "ann"))
 			}
 			assert.Equal(t, workers*rounds+1, simple.Len(), "fragments stored")
 		})
@@ -169,9 +145,7 @@ func TestVaryOnAfterRecoveredPanic(t *testing.T) {
 			var b bytes.Buffer
 			require.NoError(t, Execute(t.Context(), fc, page, pongo2.Context{"a": "A", "b": "B", "try": try}, &b))
 			require.Equal(t, "x", b.String())
-			has, err := fc.Store().Has(t.Context(), fc.Key("x", "A", "t", "B"))
-			require.NoError(t, err)
-			assert.True(t, has, "the page's block is not stored under its own values")
+			testkit.AssertStored(t, fc.Store(), fc.Key("x", "A", "t", "B")) // the page's block, under its own values
 			assert.Equal(t, 1, simple.Len(), "fragments stored")
 		})
 	}
