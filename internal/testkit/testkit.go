@@ -2,9 +2,10 @@
 // a table of real caches to run a test over (SimpleCache and a real Redis
 // from internal/testservers), a backend that records the TTL of every write,
 // one that cannot be reached, one that records the context of each call
-// (CtxSpy), a bounded poll, a fan-out of renders over goroutines (FanOut), heap measures (Retained, Allocated, and the
-// decode bound DecodeBudget), and a decoder for JSON log output. It is
-// imported by tests only.
+// (CtxSpy), a bounded poll, a fan-out of renders over goroutines (FanOut)
+// and a check that keys are stored (AssertStored), heap measures (Retained,
+// Allocated, and the decode bound DecodeBudget), and a decoder for JSON log
+// output. It is imported by tests only.
 package testkit
 
 import (
