@@ -16,6 +16,7 @@ import (
 
 	"github.com/fragcache/fragcache/fragment"
 	"github.com/fragcache/fragcache/internal/loadername"
+	"github.com/fragcache/fragcache/internal/varyon"
 )
 
 // ContextVar is the Jet variable the cache blocks take their
@@ -275,14 +276,6 @@ func (t *Tags) Bind(set *jet.Set) error {
 	return nil
 }
 
-// varyList holds the vary_on values of one call, reused across calls
-// (pooled): Render reads call.VaryOn only to build the key and keeps no
-// reference after it returns. A block nested in another's body gets its
-// own, since the outer one is not back in the pool yet.
-type varyList struct{ values []any }
-
-var varyPool = sync.Pool{New: func() any { return new(varyList) }}
-
 // renderBlock runs the Jet block named block with the Runtime's output sent
 // to w. Jet reports template errors by panicking with an error;
 // renderBlock turns those into its result so Render can hand them to every
@@ -328,13 +321,13 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 				ErrSameLine, s.lineMate)})
 		}
 	}
-	var vary *varyList
+	var vary *varyon.List
 	if n > 3 {
-		vary = varyPool.Get().(*varyList)
+		vary = varyon.Get()
 		for i := 3; i < n; i++ {
-			vary.values = append(vary.values, s.value(a.Get(i), fragment.ErrKeyValue))
+			vary.Values = append(vary.Values, s.value(a.Get(i), fragment.ErrKeyValue))
 		}
-		call.VaryOn = vary.values
+		call.VaryOn = vary.Values
 	}
 	rt, block := a.Runtime(), s.block
 	// Render does not keep body, so this closure stays on the stack: a
@@ -342,11 +335,7 @@ func (t *Tags) execute(a jet.Arguments) reflect.Value {
 	body := func(w io.Writer) error { return renderBlock(rt, block, w) }
 	err := t.fc.Render(contextOf(rt), call, rt.Writer, body)
 	if vary != nil {
-		clear(vary.values) // drop the references so the pool keeps no values alive
-		vary.values = vary.values[:0]
-		if cap(vary.values) <= 16 { // a rare long vary_on list is not worth keeping pooled
-			varyPool.Put(vary)
-		}
+		vary.Put()
 	}
 	if err != nil {
 		panic(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/flosch/pongo2/v6"
 
 	"github.com/fragcache/fragcache/fragment"
+	"github.com/fragcache/fragcache/internal/varyon"
 )
 
 // ErrSameLine is the error (inside the *pongo2.Error's OrigError) of two
@@ -342,16 +343,16 @@ func (n *cacheNode) Execute(ctx *pongo2.ExecutionContext, w pongo2.TemplateWrite
 		}
 	}
 	if len(n.args) > 2 {
-		vs := varyOns.get()
-		defer varyOns.put(vs)
+		vs := varyon.Get()
+		defer vs.Put()
 		for i := 2; i < len(n.args); i++ {
 			v, err := n.args[i].eval(ctx)
 			if err != nil {
 				return err
 			}
-			vs.v = append(vs.v, v)
+			vs.Values = append(vs.Values, v)
 		}
-		call.VaryOn = vs.v
+		call.VaryOn = vs.Values
 	}
 	// fragment.Render keeps no body after it returns, so the closure
 	// stays on the stack.
