@@ -651,8 +651,8 @@ func (c *Cache) set(ctx context.Context, key string, raw []byte, mode timeoutMod
 // context that keeps ctx's values but not its cancellation, bounded by
 // StoreTimeout, and waits for it only as long as ctx lives: a render that
 // outlived its request's deadline is still stored, and a slow store does
-// not hold the request past its deadline. The error is the backend's, in strict mode, when the
-// store finished while the request waited.
+// not hold the request past its deadline. The error is the backend's, in
+// strict mode, when the store finished while the request waited.
 func (c *Cache) storeDetached(ctx context.Context, site *Site, key string, raw []byte, mode timeoutMode, ttl time.Duration) error {
 	if c.inProcess {
 		// An in-process store returns at once: it needs neither a

@@ -559,10 +559,9 @@ func nodeError(tr *parse.Tree, n parse.Node, sentinel error, format string, args
 // when its templates are final (html/template parses nothing more after
 // one). Their dynamic arguments must be the dot or field chains of it
 // (native.go evaluates those) or of $ where $ is the execution's data, and
-// text/template's own dot must reach the
-// block: a block whose dot is not $ is passed the reflect.Value
-// text/template holds (block.fn), and its call drops the arguments. Where
-// the dot is $, the block is passed an interface{} copy, which loses
+// text/template's own dot must reach the block: a block whose dot is not
+// $ is passed the reflect.Value text/template holds (block.fn), and its
+// call drops the arguments. Where the dot is $, the block is passed an interface{} copy, which loses
 // whether the dot was addressable (that decides whether text/template
 // sees pointer methods) or an interface (its errors name it); but when
 // the block's template is executed only by Execute, ExecuteTemplate, as a

@@ -354,9 +354,9 @@ func (t *Template) DefinedTemplates() string {
 // templates, bound to the same fragment cache, as template.Template.Clone
 // does; like it, Clone fails once the template has been executed (here
 // also after an execution that failed before html/template escaped
-// anything, such as one of an undefined name). The
-// clone's blocks render the clone's bodies, so templates redefined in the
-// clone are the ones its blocks call.
+// anything, such as one of an undefined name). The clone's blocks render
+// the clone's bodies, so templates redefined in the clone are the ones its
+// blocks call.
 func (t *Template) Clone() (*Template, error) {
 	s := t.set
 	s.mu.Lock()

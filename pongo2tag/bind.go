@@ -17,10 +17,11 @@ import (
 // A template passes it on through {% include … only %} with
 // `with _fc=_fc`.
 //
-// The name is short because pongo2 matches every key of a render's context
-// against a regular expression before each render, at about 12 ns per
-// character on a 2-CPU VM: "_fragcache", the name until 2026-12, cost
-// 180 ns per page, 5 % of an all-hit page of ten blocks.
+// The name is short because pongo2 copies every key of a render's context
+// and matches it against a regular expression before each render: about
+// 95 ns per key plus 8 ns per character on a 2-CPU VM (BENCHMARKS.md).
+// "_fragcache", the name until 2026-12, cost about 175 ns per page, 56 ns
+// more than "_fc".
 const ContextKey = "_fc"
 
 // formerContextKey is ContextKey's former name, which a template written

@@ -1,8 +1,7 @@
 // Package benchreport holds what the repository's two benchmark reports
 // share: the median-and-range formatting of their tables and the CPU clock
 // they can measure with. The reports are internal/enginebench (the template
-// engines) and the bench module (SimpleCache against its peers); before this
-// package each kept its own copy of both.
+// engines) and the bench module (SimpleCache against its peers).
 //
 // It is internal because it is not part of fragcache's API. The bench module
 // is a module of its own, but its import path lies under
